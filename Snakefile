@@ -1,0 +1,24 @@
+"""Measure representational convergence between neural networks (Huh et al., ICML 2024).
+
+datasets -> per-layer embeddings (Zarr) -> pairwise alignment (xarray) -> figures.
+"""
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/embed.smk"
+include: "rules/align.smk"
+include: "rules/plots.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

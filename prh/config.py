@@ -1,0 +1,104 @@
+"""Config validation: the JSON schema first (types, unknown keys, ranges; defaults filled in), then the
+checks a schema cannot express (unique names, source-specific keys, k against dataset sizes).
+
+Every problem found is reported in one ``ConfigError`` that names the key path and, for a model or a
+dataset entry, its name, before any job runs.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from pathlib import Path
+
+import yaml
+from jsonschema import Draft202012Validator, validators
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
+SOURCE_MODALITY = {"timm": "vision", "efficientnet_lite": "vision", "huggingface": "language"}
+HF_LOCATIONS = ("id", "path", "package")
+
+
+class ConfigError(ValueError):
+    """The config is invalid; the message lists every problem with its key path."""
+
+
+def _with_defaults(validator_class):
+    """A validator that fills in ``default`` values of properties that are absent (jsonschema FAQ recipe)."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, subschema in properties.items():
+                if "default" in subschema and key not in instance:
+                    instance[key] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _where(config: dict, path) -> str:
+    """``models[2] (model 'vit')`` style location of a key path."""
+    text, parts = "", list(path)
+    for i, part in enumerate(parts):
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int) and i == 1 and parts[0] in ("models", "datasets"):
+            entry = config[parts[0]][part]
+            if isinstance(entry, dict) and "name" in entry:
+                text += f" ({parts[0][:-1]} '{entry['name']}')"
+    return text or "(top level)"
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def validate_config(config: dict, schema: dict | None = None) -> dict:
+    """Check ``config``, fill in defaults (in place) and return it; raise ``ConfigError`` otherwise."""
+    schema = load_schema() if schema is None else schema
+    validator = _with_defaults(Draft202012Validator)(schema)
+    problems = [
+        f"{_where(config, e.absolute_path)}: {e.message}"
+        for e in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    ]
+    if not problems:
+        problems = _semantic_problems(config)
+    if problems:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
+    return config
+
+
+def _semantic_problems(config: dict) -> list[str]:
+    problems = []
+    for section in ("models", "datasets"):
+        counts = Counter(entry["name"] for entry in config[section])
+        for name, n in counts.items():
+            if n > 1:
+                problems.append(f"{section}: the name '{name}' is used by {n} entries; names must be unique")
+    for i, model in enumerate(config["models"]):
+        where = f"models[{i}] (model '{model['name']}')"
+        expected = SOURCE_MODALITY[model["source"]]
+        if model["modality"] != expected:
+            problems.append(f"{where}.modality: source '{model['source']}' gives {expected} models, "
+                            f"not {model['modality']}")  # fmt: skip
+        if model["source"] == "huggingface":
+            given = [key for key in HF_LOCATIONS if key in model]
+            if len(given) != 1:
+                problems.append(f"{where}: a huggingface model needs exactly one of id, path, package "
+                                f"(given: {', '.join(given) or 'none'})")  # fmt: skip
+        elif "id" not in model:
+            problems.append(f"{where}.id: source '{model['source']}' needs the model's id")
+        if model["source"] != "huggingface" and ("path" in model or "package" in model):
+            problems.append(f"{where}: path and package apply to huggingface models only")
+    smallest = min(config["datasets"], key=lambda d: d["size"])
+    for name, params in config["alignment"]["metrics"].items():
+        k = params.get("k")
+        if k is not None and k > smallest["size"] - 1:
+            problems.append(f"alignment.metrics.{name}.k: k = {k} needs at least k + 1 samples, but dataset "
+                            f"'{smallest['name']}' has {smallest['size']}")  # fmt: skip
+    return problems
+
+
+def model_specs(config: dict) -> dict[str, dict]:
+    """Validated model entries by name, in config order."""
+    return {m["name"]: m for m in config["models"]}

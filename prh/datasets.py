@@ -1,0 +1,266 @@
+"""Dataset stage: the generated "shapes world" and readers for image–caption datasets.
+
+The shapes world is a tiny instance of the paper's Figure 1: a latent scene Z (objects with a shape,
+colour, size, position and rotation on a background) is rendered to an image X and described by a
+caption Y. Both modalities are projections of the same Z, so a vision model and a language model can
+only align through what they recover of Z.
+
+Every scene ``i`` is drawn from its own random stream ``SeedSequence([seed, i])``: the first scenes of a
+dataset do not depend on its size, and the same seed gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import zarr
+from PIL import Image, ImageDraw
+
+GENERATOR = "shapes-world/1"
+IMAGE_SIZE = 224
+SUPERSAMPLE = 4  # draw at 4x and box-filter down: anti-aliased edges, deterministic
+CHUNK_SCENES = 64
+
+SHAPES = ("circle", "square", "triangle", "star", "pentagon", "hexagon", "diamond", "cross")
+COLOURS = {
+    "red": (214, 39, 40),
+    "orange": (245, 133, 24),
+    "yellow": (237, 201, 39),
+    "green": (44, 160, 44),
+    "blue": (31, 84, 200),
+    "purple": (128, 52, 168),
+    "pink": (240, 110, 170),
+    "brown": (128, 78, 36),
+    "black": (24, 24, 24),
+    "cyan": (23, 190, 207),
+}
+SIZES = {"small": (13.0, 19.0), "medium": (23.0, 31.0), "large": (36.0, 46.0)}  # radius in pixels
+BACKGROUND_COLOURS = {
+    "white": (248, 248, 246),
+    "light gray": (206, 206, 206),
+    "beige": (232, 222, 196),
+    "pale blue": (206, 226, 242),
+}
+TEXTURES = ("plain", "striped", "checkered", "dotted")
+NUMBER_WORDS = {1: "a", 2: "two", 3: "three", 4: "four"}
+PLURALS = {"cross": "crosses"}
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    shape: str
+    colour: str
+    size: str
+    x: float  # centre, pixels from the left edge
+    y: float  # centre, pixels from the top edge
+    radius: float
+    rotation: float  # degrees, counter-clockwise
+
+
+@dataclass(frozen=True)
+class Scene:
+    background: str
+    texture: str
+    objects: tuple[SceneObject, ...]
+
+
+def sample_scene(seed: int, index: int) -> Scene:
+    """Draw latent scene ``index`` of the world with ``seed``: 1–4 non-overlapping objects."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
+    background = str(rng.choice(list(BACKGROUND_COLOURS)))
+    texture = str(rng.choice(TEXTURES))
+    n_objects = int(rng.integers(1, 5))
+    objects: list[SceneObject] = []
+    for _ in range(n_objects):
+        shape = str(rng.choice(SHAPES))
+        colour = str(rng.choice(list(COLOURS)))
+        size = str(rng.choice(list(SIZES)))
+        radius = float(rng.uniform(*SIZES[size]))
+        rotation = float(rng.uniform(0.0, 360.0))
+        for _attempt in range(50):  # rejection sampling: fully inside, no overlap
+            x, y = rng.uniform(radius + 2, IMAGE_SIZE - radius - 2, size=2)
+            if all(math.hypot(x - o.x, y - o.y) > radius + o.radius + 4 for o in objects):
+                objects.append(SceneObject(shape, colour, size, float(x), float(y), radius, rotation))
+                break
+    return Scene(background, texture, tuple(objects))
+
+
+def _shape_polygon(obj: SceneObject, scale: float) -> list[tuple[float, float]]:
+    """Vertices of ``obj`` in supersampled pixel coordinates (circle excluded)."""
+    star = [1.0 if i % 2 == 0 else 0.45 for i in range(10)]
+    profiles = {  # (radii of the vertices, angle offset in degrees)
+        "square": ([1.0] * 4, 45.0),
+        "triangle": ([1.0] * 3, 90.0),
+        "pentagon": ([1.0] * 5, 90.0),
+        "hexagon": ([1.0] * 6, 0.0),
+        "star": (star, 90.0),
+        "diamond": ([1.0, 0.6, 1.0, 0.6], 90.0),
+    }
+    cx, cy, r = obj.x * scale, obj.y * scale, obj.radius * scale
+    if obj.shape == "cross":
+        w = 0.33
+        local = [(w, 1), (w, w), (1, w), (1, -w), (w, -w), (w, -1),
+                 (-w, -1), (-w, -w), (-1, -w), (-1, w), (-w, w), (-w, 1)]  # fmt: skip
+    else:
+        radii, offset = profiles[obj.shape]
+        n = len(radii)
+        local = [
+            (rad * math.cos(math.radians(offset + 360.0 * i / n)),
+             rad * math.sin(math.radians(offset + 360.0 * i / n)))
+            for i, rad in enumerate(radii)
+        ]  # fmt: skip
+    theta = math.radians(obj.rotation)
+    cos, sin = math.cos(theta), math.sin(theta)
+    # y grows downwards in image coordinates, so a counter-clockwise turn flips the sign of sin.
+    return [(cx + r * (u * cos - v * sin), cy - r * (u * sin + v * cos)) for u, v in local]
+
+
+def _draw_background(draw: ImageDraw.ImageDraw, scene: Scene, side: int, scale: int) -> None:
+    base = np.array(BACKGROUND_COLOURS[scene.background])
+    shade = tuple(int(c) for c in np.clip(base - 28, 0, 255))
+    draw.rectangle([0, 0, side, side], fill=tuple(int(c) for c in base))
+    step = 14 * scale
+    if scene.texture == "striped":
+        for y0 in range(0, side, 2 * step):
+            draw.rectangle([0, y0, side, y0 + step - 1], fill=shade)
+    elif scene.texture == "checkered":
+        for i, y0 in enumerate(range(0, side, step)):
+            for j, x0 in enumerate(range(0, side, step)):
+                if (i + j) % 2:
+                    draw.rectangle([x0, y0, x0 + step - 1, y0 + step - 1], fill=shade)
+    elif scene.texture == "dotted":
+        dot = 2 * scale
+        for y0 in range(step // 2, side, step):
+            for x0 in range(step // 2, side, step):
+                draw.ellipse([x0 - dot, y0 - dot, x0 + dot, y0 + dot], fill=shade)
+
+
+def render_scene(scene: Scene) -> np.ndarray:
+    """Render ``scene`` to an RGB uint8 array (224, 224, 3), anti-aliased by supersampling."""
+    side = IMAGE_SIZE * SUPERSAMPLE
+    image = Image.new("RGB", (side, side))
+    draw = ImageDraw.Draw(image)
+    _draw_background(draw, scene, side, SUPERSAMPLE)
+    for obj in scene.objects:
+        fill = COLOURS[obj.colour]
+        if obj.shape == "circle":
+            cx, cy, r = (v * SUPERSAMPLE for v in (obj.x, obj.y, obj.radius))
+            draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
+        else:
+            draw.polygon(_shape_polygon(obj, SUPERSAMPLE), fill=fill)
+    return np.asarray(image.reduce(SUPERSAMPLE), dtype=np.uint8)
+
+
+def _group_phrase(count: int, size: str, colour: str, shape: str) -> str:
+    noun = shape if count == 1 else PLURALS.get(shape, shape + "s")
+    return f"{NUMBER_WORDS[count]} {size} {colour} {noun}"
+
+
+def _relation(a: tuple[float, float], b: tuple[float, float]) -> str:
+    """Where point ``a`` lies relative to point ``b`` along the dominant axis (y grows downwards)."""
+    dx, dy = a[0] - b[0], a[1] - b[1]
+    if abs(dy) >= abs(dx):
+        return "above" if dy < 0 else "below"
+    return "to the left of" if dx < 0 else "to the right of"
+
+
+def caption_scene(scene: Scene) -> str:
+    """Describe ``scene`` in English, e.g. "Two small red circles above a large blue square on a ...".
+
+    Identical objects (same size, colour and shape) are counted together; the group holding the largest
+    object is the anchor and every other group is placed relative to it by the centroids.
+    """
+    groups: dict[tuple[str, str, str], list[SceneObject]] = {}
+    for obj in sorted(scene.objects, key=lambda o: -o.radius):
+        groups.setdefault((obj.size, obj.colour, obj.shape), []).append(obj)
+    phrases, centres = [], []
+    for (size, colour, shape), members in groups.items():
+        phrases.append(_group_phrase(len(members), size, colour, shape))
+        centres.append((np.mean([o.x for o in members]), np.mean([o.y for o in members])))
+    clauses = [phrases[0]]
+    if len(phrases) > 1:
+        pronoun = "it" if len(next(iter(groups.values()))) == 1 else "them"
+        clauses = [f"{phrases[1]} {_relation(centres[1], centres[0])} {phrases[0]}"]
+        clauses += [f"{p} {_relation(c, centres[0])} {pronoun}" for p, c in zip(phrases[2:], centres[2:])]
+    text = clauses[0] if len(clauses) == 1 else ", ".join(clauses[:-1]) + " and " + clauses[-1]
+    separator = "," if len(clauses) > 1 else ""
+    text += f"{separator} on a {scene.texture} {scene.background} background."
+    return text[0].upper() + text[1:]
+
+
+def generate_shapes_world(out_dir: str | Path, size: int, seed: int) -> dict:
+    """Render ``size`` scenes into ``out_dir``: ``images.zarr`` (N, 224, 224, 3) uint8,
+    ``captions.parquet`` (caption and latent attributes per scene) and ``dataset.json``.
+
+    Images are written chunk by chunk, so memory stays at one chunk. Returns the dataset record.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images_path = out_dir / "images.zarr"
+    tmp_path = out_dir / "images.zarr.partial"
+    shutil.rmtree(tmp_path, ignore_errors=True)
+    images = zarr.create_array(
+        store=str(tmp_path),
+        shape=(size, IMAGE_SIZE, IMAGE_SIZE, 3),
+        chunks=(CHUNK_SCENES, IMAGE_SIZE, IMAGE_SIZE, 3),
+        dtype="uint8",
+        dimension_names=("sample", "height", "width", "channel"),
+        fill_value=0,
+    )
+    digest = hashlib.sha256()
+    rows = []
+    for start in range(0, size, CHUNK_SCENES):
+        stop = min(start + CHUNK_SCENES, size)
+        scenes = [sample_scene(seed, i) for i in range(start, stop)]
+        block = np.stack([render_scene(s) for s in scenes])
+        images[start:stop] = block
+        digest.update(block.tobytes())
+        for i, scene in zip(range(start, stop), scenes):
+            caption = caption_scene(scene)
+            digest.update(caption.encode() + b"\n")
+            rows.append(
+                {
+                    "sample": i,
+                    "caption": caption,
+                    "background": scene.background,
+                    "texture": scene.texture,
+                    "n_objects": len(scene.objects),
+                    "objects": [asdict(o) for o in scene.objects],
+                }
+            )
+    record = {
+        "kind": "shapes",
+        "generator": GENERATOR,
+        "size": size,
+        "seed": seed,
+        "image_size": IMAGE_SIZE,
+        "fingerprint": "sha256:" + digest.hexdigest(),
+    }
+    images.attrs.update(record)
+    shutil.rmtree(images_path, ignore_errors=True)
+    tmp_path.rename(images_path)
+    pl.DataFrame(rows).write_parquet(out_dir / "captions.parquet", statistics=False)
+    (out_dir / "dataset.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def open_images(dataset_dir: str | Path) -> zarr.Array:
+    """The dataset's image array (N, H, W, 3) uint8, opened lazily."""
+    return zarr.open_array(str(Path(dataset_dir) / "images.zarr"), mode="r")
+
+
+def read_captions(dataset_dir: str | Path) -> list[str]:
+    """The dataset's captions, in sample order."""
+    return pl.read_parquet(Path(dataset_dir) / "captions.parquet", columns=["caption"])["caption"].to_list()
+
+
+def read_record(dataset_dir: str | Path) -> dict:
+    """The dataset's record: kind, size, seed and fingerprint."""
+    return json.loads((Path(dataset_dir) / "dataset.json").read_text())

@@ -1,0 +1,111 @@
+"""Feature stores: one Zarr store per (dataset, model) holding the pooled output of every layer.
+
+Layout, opened with ``xr.open_zarr(path)``::
+
+    features (layer, sample, dim)   float32 or float16, chunked (1, chunk, dim)
+    width    (layer,)               the true width of each layer; entries beyond it are zero
+    attrs                           layer_names and provenance (model, dataset fingerprint, versions)
+
+Layers of one model can differ in width (CNN blocks); they share one array, zero-padded to the widest
+layer. Padding is stored as zeros, which compress to almost nothing, and readers slice it away with
+``width`` (``read_layers``), so no metric ever sees it.
+
+Writes stream: ``FeatureWriter`` buffers one chunk of samples, appends it, and only renames the store to
+its final path once the last sample is in, so a partial store is never mistaken for a complete one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+STORAGE_DTYPES = ("float32", "float16")
+
+
+class FeatureWriter:
+    """Stream per-layer batches ``[(B, D_l), ...]`` into a features store at ``path``."""
+
+    def __init__(self, path: str | Path, n_samples: int, *, dtype: str = "float32", chunk: int = 256,
+                 attrs: dict | None = None):  # fmt: skip
+        if dtype not in STORAGE_DTYPES:
+            raise ValueError(f"storage dtype '{dtype}' is not one of {STORAGE_DTYPES}")
+        self.path = Path(path)
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.n_samples, self.dtype, self.chunk = n_samples, np.dtype(dtype), chunk
+        self.attrs = dict(attrs or {})
+        self.widths: list[int] | None = None
+        self._buffer: list[list[np.ndarray]] = []
+        self._buffered = 0
+        self._written = 0
+
+    def __enter__(self) -> FeatureWriter:
+        shutil.rmtree(self.partial, ignore_errors=True)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            shutil.rmtree(self.partial, ignore_errors=True)
+
+    def write(self, layers: list[np.ndarray]) -> None:
+        """Add one batch: a list with one (B, D_l) array per layer, samples in dataset order."""
+        widths = [int(a.shape[1]) for a in layers]
+        if self.widths is None:
+            self.widths = widths
+        elif widths != self.widths:
+            raise ValueError(f"layer widths changed between batches: {self.widths} then {widths}")
+        self._buffer.append(layers)
+        self._buffered += layers[0].shape[0]
+        while self._buffered >= self.chunk:
+            self._flush(self.chunk)
+
+    def _flush(self, n: int) -> None:
+        stacked = [np.concatenate([batch[i] for batch in self._buffer]) for i in range(len(self.widths))]
+        head, tail = [a[:n] for a in stacked], [a[n:] for a in stacked]
+        self._buffer = [tail] if len(tail[0]) else []
+        self._buffered -= n
+        block = np.zeros((len(self.widths), n, max(self.widths)), dtype=self.dtype)
+        for i, a in enumerate(head):
+            block[i, :, : a.shape[1]] = a
+        ds = xr.Dataset(
+            {"features": (("layer", "sample", "dim"), block)},
+            coords={"layer": np.arange(len(self.widths)), "sample": np.arange(self._written, self._written + n)},
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "consolidated metadata is not in the v3 spec"
+            if self._written == 0:
+                ds = ds.assign_coords(width=("layer", np.asarray(self.widths, dtype=np.int64)))
+                ds.attrs = self.attrs
+                chunks = (1, self.chunk, block.shape[2])
+                ds.to_zarr(self.partial, mode="w", zarr_format=3, encoding={"features": {"chunks": chunks}})
+            else:
+                ds.to_zarr(self.partial, append_dim="sample")
+        self._written += n
+
+    def close(self) -> None:
+        if self._buffered:
+            self._flush(self._buffered)
+        if self._written != self.n_samples:
+            raise ValueError(f"{self.path}: wrote {self._written} samples, expected {self.n_samples}")
+        shutil.rmtree(self.path, ignore_errors=True)
+        self.partial.rename(self.path)
+
+
+def open_features(path: str | Path) -> xr.Dataset:
+    """Open a features store lazily."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return xr.open_zarr(path, consolidated=None)
+
+
+def read_layers(path: str | Path, dtype=np.float64) -> list[np.ndarray]:
+    """Every layer of a store as a list of (N, D_l) arrays, padding removed, cast to ``dtype``."""
+    ds = open_features(path)
+    widths = ds["width"].values
+    data = ds["features"].values
+    return [np.ascontiguousarray(data[i, :, :w], dtype=dtype) for i, w in enumerate(widths)]

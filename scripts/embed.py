@@ -1,0 +1,14 @@
+from pathlib import Path
+
+from prh.embed import embed_dataset
+from prh.workflow import logged
+
+with logged(snakemake.log[0]):
+    embed_dataset(
+        snakemake.params.spec,
+        Path(snakemake.input.record).parent,
+        snakemake.output[0],
+        dataset_name=snakemake.wildcards.dataset,
+        chunk=snakemake.params.chunk,
+        threads=snakemake.threads,
+    )
