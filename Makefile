@@ -17,11 +17,10 @@ setup: $(STAMP)
 pipeline: $(STAMP)
 	$(VENV)/bin/snakemake --profile profiles/local --cores all
 
-test: $(STAMP)
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/snakefmt --check Snakefile rules
+test: lint
 	$(VENV)/bin/python -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/snakefmt --check Snakefile rules

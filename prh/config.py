@@ -79,13 +79,16 @@ def _semantic_problems(config: dict) -> list[str]:
         where = f"models[{i}] (model '{model['name']}')"
         expected = SOURCE_MODALITY[model["source"]]
         if model["modality"] != expected:
-            problems.append(f"{where}.modality: source '{model['source']}' gives {expected} models, "
-                            f"not {model['modality']}")  # fmt: skip
+            problems.append(
+                f"{where}.modality: source '{model['source']}' gives {expected} models, not {model['modality']}"
+            )
         if model["source"] == "huggingface":
             given = [key for key in HF_LOCATIONS if key in model]
             if len(given) != 1:
-                problems.append(f"{where}: a huggingface model needs exactly one of id, path, package "
-                                f"(given: {', '.join(given) or 'none'})")  # fmt: skip
+                problems.append(
+                    f"{where}: a huggingface model needs exactly one of id, path, package "
+                    f"(given: {', '.join(given) or 'none'})"
+                )
         elif "id" not in model:
             problems.append(f"{where}.id: source '{model['source']}' needs the model's id")
         if model["source"] != "huggingface" and ("path" in model or "package" in model):
@@ -94,8 +97,10 @@ def _semantic_problems(config: dict) -> list[str]:
     for name, params in config["alignment"]["metrics"].items():
         k = params.get("k")
         if k is not None and k > smallest["size"] - 1:
-            problems.append(f"alignment.metrics.{name}.k: k = {k} needs at least k + 1 samples, but dataset "
-                            f"'{smallest['name']}' has {smallest['size']}")  # fmt: skip
+            problems.append(
+                f"alignment.metrics.{name}.k: k = {k} needs at least k + 1 samples, but dataset "
+                f"'{smallest['name']}' has {smallest['size']}"
+            )
     return problems
 
 

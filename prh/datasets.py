@@ -106,16 +106,27 @@ def _shape_polygon(obj: SceneObject, scale: float) -> list[tuple[float, float]]:
     cx, cy, r = obj.x * scale, obj.y * scale, obj.radius * scale
     if obj.shape == "cross":
         w = 0.33
-        local = [(w, 1), (w, w), (1, w), (1, -w), (w, -w), (w, -1),
-                 (-w, -1), (-w, -w), (-1, -w), (-1, w), (-w, w), (-w, 1)]  # fmt: skip
+        local = [
+            (w, 1),
+            (w, w),
+            (1, w),
+            (1, -w),
+            (w, -w),
+            (w, -1),
+            (-w, -1),
+            (-w, -w),
+            (-1, -w),
+            (-1, w),
+            (-w, w),
+            (-w, 1),
+        ]
     else:
         radii, offset = profiles[obj.shape]
         n = len(radii)
         local = [
-            (rad * math.cos(math.radians(offset + 360.0 * i / n)),
-             rad * math.sin(math.radians(offset + 360.0 * i / n)))
+            (rad * math.cos(math.radians(offset + 360.0 * i / n)), rad * math.sin(math.radians(offset + 360.0 * i / n)))
             for i, rad in enumerate(radii)
-        ]  # fmt: skip
+        ]
     theta = math.radians(obj.rotation)
     cos, sin = math.cos(theta), math.sin(theta)
     # y grows downwards in image coordinates, so a counter-clockwise turn flips the sign of sin.
@@ -175,7 +186,8 @@ def caption_scene(scene: Scene) -> str:
     """Describe ``scene`` in English, e.g. "Two small red circles above a large blue square on a ...".
 
     Identical objects (same size, colour and shape) are counted together; the group holding the largest
-    object is the anchor and every other group is placed relative to it by the centroids.
+    object is the anchor and every other group is placed relative to it ("... above the square") by the
+    centroids, along the axis where they differ most.
     """
     groups: dict[tuple[str, str, str], list[SceneObject]] = {}
     for obj in sorted(scene.objects, key=lambda o: -o.radius):
@@ -186,9 +198,10 @@ def caption_scene(scene: Scene) -> str:
         centres.append((np.mean([o.x for o in members]), np.mean([o.y for o in members])))
     clauses = [phrases[0]]
     if len(phrases) > 1:
-        pronoun = "it" if len(next(iter(groups.values()))) == 1 else "them"
+        (_, _, shape), members = next(iter(groups.items()))
+        anchor = f"the {shape}" if len(members) == 1 else f"the {PLURALS.get(shape, shape + 's')}"
         clauses = [f"{phrases[1]} {_relation(centres[1], centres[0])} {phrases[0]}"]
-        clauses += [f"{p} {_relation(c, centres[0])} {pronoun}" for p, c in zip(phrases[2:], centres[2:])]
+        clauses += [f"{p} {_relation(c, centres[0])} {anchor}" for p, c in zip(phrases[2:], centres[2:])]
     text = clauses[0] if len(clauses) == 1 else ", ".join(clauses[:-1]) + " and " + clauses[-1]
     separator = "," if len(clauses) > 1 else ""
     text += f"{separator} on a {scene.texture} {scene.background} background."

@@ -19,8 +19,15 @@ def load_inputs(dataset_dir: str | Path, modality: str):
     return open_images(dataset_dir) if modality == "vision" else read_captions(dataset_dir)
 
 
-def embed_dataset(spec: dict, dataset_dir: str | Path, out_path: str | Path, *, dataset_name: str,
-                  chunk: int = 256, threads: int | None = None) -> Path:  # fmt: skip
+def embed_dataset(
+    spec: dict,
+    dataset_dir: str | Path,
+    out_path: str | Path,
+    *,
+    dataset_name: str,
+    chunk: int = 256,
+    threads: int | None = None,
+) -> Path:
     """Embed ``dataset_dir`` with the model ``spec`` into ``out_path`` (see ``prh.features``).
 
     Batches stream to the store, so memory holds one model, one batch and one chunk of features.
@@ -29,7 +36,7 @@ def embed_dataset(spec: dict, dataset_dir: str | Path, out_path: str | Path, *, 
         torch.set_num_threads(threads)
     record = read_record(dataset_dir)
     inputs = load_inputs(dataset_dir, spec["modality"])
-    n = len(inputs)
+    n = inputs.shape[0] if hasattr(inputs, "shape") else len(inputs)
     if n != record["size"]:
         raise ValueError(f"dataset '{dataset_name}': {n} inputs but its record says {record['size']}")
     backbone = load_backbone(spec)
@@ -50,7 +57,8 @@ def embed_dataset(spec: dict, dataset_dir: str | Path, out_path: str | Path, *, 
             for start in tqdm(range(0, n, batch_size), desc=f"{spec['name']} on {dataset_name}", unit="batch"):
                 layers = backbone.embed(inputs[start : start + batch_size])
                 if len(layers) != len(backbone.layer_names):
-                    raise RuntimeError(f"model '{spec['name']}' returned {len(layers)} layers, "
-                                       f"expected {len(backbone.layer_names)}")  # fmt: skip
+                    raise RuntimeError(
+                        f"model '{spec['name']}' returned {len(layers)} layers, expected {len(backbone.layer_names)}"
+                    )
                 writer.write([np.asarray(t.float().cpu().numpy()) for t in layers])
     return Path(out_path)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+import zarr
 
 STORAGE_DTYPES = ("float32", "float16")
 
@@ -29,8 +30,9 @@ STORAGE_DTYPES = ("float32", "float16")
 class FeatureWriter:
     """Stream per-layer batches ``[(B, D_l), ...]`` into a features store at ``path``."""
 
-    def __init__(self, path: str | Path, n_samples: int, *, dtype: str = "float32", chunk: int = 256,
-                 attrs: dict | None = None):  # fmt: skip
+    def __init__(
+        self, path: str | Path, n_samples: int, *, dtype: str = "float32", chunk: int = 256, attrs: dict | None = None
+    ):
         if dtype not in STORAGE_DTYPES:
             raise ValueError(f"storage dtype '{dtype}' is not one of {STORAGE_DTYPES}")
         self.path = Path(path)
@@ -80,7 +82,6 @@ class FeatureWriter:
             warnings.simplefilter("ignore", UserWarning)  # "consolidated metadata is not in the v3 spec"
             if self._written == 0:
                 ds = ds.assign_coords(width=("layer", np.asarray(self.widths, dtype=np.int64)))
-                ds.attrs = self.attrs
                 chunks = (1, self.chunk, block.shape[2])
                 ds.to_zarr(self.partial, mode="w", zarr_format=3, encoding={"features": {"chunks": chunks}})
             else:
@@ -92,6 +93,8 @@ class FeatureWriter:
             self._flush(self._buffered)
         if self._written != self.n_samples:
             raise ValueError(f"{self.path}: wrote {self._written} samples, expected {self.n_samples}")
+        # Attributes last: xarray's appends reset them, and a store with its attrs is a finished one.
+        zarr.open_group(str(self.partial), mode="r+").attrs.update(self.attrs)
         shutil.rmtree(self.path, ignore_errors=True)
         self.partial.rename(self.path)
 

@@ -132,9 +132,16 @@ def _distribution_version(name: str) -> str:
         return "unknown"
 
 
-def _vision_backbone(spec: dict, module: nn.Module, layers: list[tuple[str, nn.Module]],
-                     pre: ImagePreprocessing, pooling: str, forward: Callable, provenance: dict,
-                     extra_final: str | None = None) -> Backbone:  # fmt: skip
+def _vision_backbone(
+    spec: dict,
+    module: nn.Module,
+    layers: list[tuple[str, nn.Module]],
+    pre: ImagePreprocessing,
+    pooling: str,
+    forward: Callable,
+    provenance: dict,
+    extra_final: str | None = None,
+) -> Backbone:
     """Hook ``layers``; ``extra_final`` names the pooled output of ``forward`` itself as a last layer."""
     recorder = LayerRecorder([m for _, m in layers], pooling)
 

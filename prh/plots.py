@@ -29,8 +29,17 @@ def plot_best_alignment(ds: xr.Dataset, path: str | Path) -> None:
     labels = [f"{m} ({v})" for m, v in zip(ds["model_x"].values, ds["modality_x"].values)]
     n = len(labels)
     fig, ax = plt.subplots(figsize=(1.2 * n + 3, 1.0 * n + 2))
-    sns.heatmap(ds["best"].values, annot=True, fmt=".3f", cmap="viridis", square=True, ax=ax,
-                xticklabels=labels, yticklabels=labels, cbar_kws={"label": f"best {metric}"})  # fmt: skip
+    sns.heatmap(
+        ds["best"].values,
+        annot=True,
+        fmt=".3f",
+        cmap="viridis",
+        square=True,
+        ax=ax,
+        xticklabels=labels,
+        yticklabels=labels,
+        cbar_kws={"label": f"best {metric}"},
+    )
     ax.set_title(f"{metric} ({json.loads(ds.attrs['params'])}): best over layer pairs")
     _save(fig, path)
 
@@ -42,8 +51,9 @@ def plot_layer_matrix(pair: xr.Dataset, metric: str, path: str | Path, rows: str
     scores = pair[metric].values if rows == "x" else pair[metric].values.T
     names = {side: json.loads(pair.attrs[f"layer_names_{side}"]) for side in ("x", "y")}
     fig, ax = plt.subplots(figsize=(0.35 * scores.shape[1] + 3, 0.3 * scores.shape[0] + 2))
-    sns.heatmap(scores, cmap="magma", ax=ax, xticklabels=names[cols], yticklabels=names[rows],
-                cbar_kws={"label": metric})  # fmt: skip
+    sns.heatmap(
+        scores, cmap="magma", ax=ax, xticklabels=names[cols], yticklabels=names[rows], cbar_kws={"label": metric}
+    )
     i, j = np.unravel_index(np.nanargmax(scores), scores.shape)
     ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor="cyan", linewidth=2))
     ax.set_xlabel(f"{pair.attrs[f'model_{cols}']} layer")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 import traceback
 from pathlib import Path
 
@@ -15,8 +14,7 @@ def logged(log_path: str | Path):
     an exception is written there with its traceback before it propagates."""
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w", buffering=1) as log:
-        logging.basicConfig(stream=log, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                            force=True)  # fmt: skip
+        logging.basicConfig(stream=log, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             try:
                 yield logging.getLogger("prh")

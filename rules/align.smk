@@ -6,15 +6,15 @@ rule align_pair:
         code=library("metrics.py", "alignment.py"),
     output:
         "results/alignment/{dataset}/pairs/{model_x}/{model_y}.nc",
-    params:
-        metrics=config["alignment"]["metrics"],
-        quantile=config["alignment"]["quantile"],
-    resources:
-        mem_mb=2000,
     log:
         "logs/align/{dataset}/{model_x}/{model_y}.log",
     conda:
         "../envs/prh.yaml"
+    resources:
+        mem_mb=2000,
+    params:
+        metrics=config["alignment"]["metrics"],
+        quantile=config["alignment"]["quantile"],
     script:
         "../scripts/align_pair.py"
 
@@ -26,11 +26,13 @@ rule aggregate_alignment:
         code=library("alignment.py"),
     output:
         "results/alignment/{dataset}/{metric}.nc",
-    params:
-        models=[{"name": m["name"], "modality": m["modality"]} for m in config["models"]],
     log:
         "logs/align/{dataset}/aggregate_{metric}.log",
     conda:
         "../envs/prh.yaml"
+    params:
+        models=[
+            {"name": m["name"], "modality": m["modality"]} for m in config["models"]
+        ],
     script:
         "../scripts/aggregate_alignment.py"

@@ -32,18 +32,29 @@ def model_pairs():
 
 
 def cross_modal_pairs():
-    return [(x, y) for x, y in model_pairs() if MODELS[x]["modality"] != MODELS[y]["modality"]]
+    return [
+        (x, y)
+        for x, y in model_pairs()
+        if MODELS[x]["modality"] != MODELS[y]["modality"]
+    ]
 
 
 def dataset_inputs(wildcards):
     """What a model reads from a dataset: images for vision, captions for language."""
     folder = f"data/{wildcards.dataset}"
-    main = "images.zarr" if MODELS[wildcards.model]["modality"] == "vision" else "captions.parquet"
+    main = (
+        "images.zarr"
+        if MODELS[wildcards.model]["modality"] == "vision"
+        else "captions.parquet"
+    )
     return {"data": f"{folder}/{main}", "record": f"{folder}/dataset.json"}
 
 
 def pair_files(wildcards):
-    return [f"results/alignment/{wildcards.dataset}/pairs/{x}/{y}.nc" for x, y in model_pairs()]
+    return [
+        f"results/alignment/{wildcards.dataset}/pairs/{x}/{y}.nc"
+        for x, y in model_pairs()
+    ]
 
 
 def all_outputs():

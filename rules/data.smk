@@ -6,11 +6,11 @@ rule shapes_world:
         images=directory("data/{dataset}/images.zarr"),
         captions="data/{dataset}/captions.parquet",
         record="data/{dataset}/dataset.json",
-    params:
-        spec=lambda wildcards: DATASETS[wildcards.dataset],
     log:
         "logs/data/{dataset}.log",
     conda:
         "../envs/prh.yaml"
+    params:
+        spec=lambda wildcards: DATASETS[wildcards.dataset],
     script:
         "../scripts/make_shapes_world.py"

@@ -5,15 +5,15 @@ rule embed:
         code=library("models.py", "embed.py", "features.py"),
     output:
         directory("results/features/{dataset}/{model}.zarr"),
-    params:
-        spec=lambda wildcards: MODELS[wildcards.model],
-        chunk=config["embedding"]["chunk"],
-    threads: config["embedding"]["threads"]
-    resources:
-        mem_mb=6000,
     log:
         "logs/embed/{dataset}/{model}.log",
     conda:
         "../envs/prh.yaml"
+    threads: config["embedding"]["threads"]
+    resources:
+        mem_mb=6000,
+    params:
+        spec=lambda wildcards: MODELS[wildcards.model],
+        chunk=config["embedding"]["chunk"],
     script:
         "../scripts/embed.py"

