@@ -49,10 +49,11 @@ class FeatureWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            shutil.rmtree(self.partial, ignore_errors=True)
+        try:
+            if exc_type is None:
+                self.close()
+        finally:
+            shutil.rmtree(self.partial, ignore_errors=True)  # gone after the rename; else discarded
 
     def write(self, layers: list[np.ndarray]) -> None:
         """Add one batch: a list with one (B, D_l) array per layer, samples in dataset order."""
