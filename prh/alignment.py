@@ -14,8 +14,20 @@ import numpy as np
 import xarray as xr
 
 from prh.features import open_features, read_layers
-from prh.metrics import get_metric, layer_scores, prepare_stack
+from prh.metrics import (
+    LayerStates,
+    best_of,
+    bootstrap_values,
+    get_metric,
+    layer_scores,
+    permutation_null,
+    prepare_stack,
+    resolve_params,
+)
 from prh.provenance import as_attrs, package_versions
+
+DIRECTIONS = ("forward", "reverse")
+SUMMARY = ("best", "best_layer_x", "best_layer_y", "null_mean", "null_std", "ci_low", "ci_high")
 
 
 def _store_record(path: str | Path) -> dict:
@@ -29,9 +41,28 @@ def _store_record(path: str | Path) -> dict:
     }
 
 
-def align_pair(x_path: str | Path, y_path: str | Path, metrics: dict[str, dict], quantile: float) -> xr.Dataset:
+def align_pair(
+    x_path: str | Path,
+    y_path: str | Path,
+    metrics: dict[str, dict],
+    quantile: float = 0.95,
+    quantile_mode: str = "global",
+    concat_layers: bool = False,
+    permutations: int = 0,
+    resamples: int = 0,
+    level: float = 0.95,
+    null_seed: int = 0,
+    bootstrap_seed: int = 0,
+) -> xr.Dataset:
     """Score every layer of the store ``x_path`` against every layer of ``y_path`` with each metric in
-    ``metrics`` (name -> parameters), after the paper's preprocessing (``prepare_stack``)."""
+    ``metrics`` (name -> parameters), after the paper's preprocessing (``prepare_stack``).
+
+    Per metric and direction (``forward``: X against Y; ``reverse``: Y against X, which differs only for an
+    asymmetric metric such as cycle_knn) the Dataset holds the (layer_x, layer_y) scores, the best score and
+    its layers, a permutation null of the best score (``permutations`` shuffles of Y's samples, the max over
+    layer pairs taken each time) with the chance-corrected ``calibrated = (best - null_mean) /
+    (1 - null_mean)``, and a ``level`` bootstrap percentile interval (``resamples``) at the best layer pair.
+    """
     rx, ry = _store_record(x_path), _store_record(y_path)
     if rx["dataset_fingerprint"] != ry["dataset_fingerprint"] or rx["n_samples"] != ry["n_samples"]:
         raise ValueError(
@@ -39,26 +70,68 @@ def align_pair(x_path: str | Path, y_path: str | Path, metrics: dict[str, dict],
             f"({rx['n_samples']} samples, {rx['dataset_fingerprint']} vs "
             f"{ry['n_samples']} samples, {ry['dataset_fingerprint']}); rerun the embedding of the older one"
         )
-    Xs = prepare_stack(read_layers(x_path), quantile)
-    Ys = prepare_stack(read_layers(y_path), quantile)
-    data = {}
-    for name, params in metrics.items():
-        full_params = get_metric(name).defaults | params
-        scores = layer_scores(name, Xs, Ys, **full_params)
-        data[name] = xr.DataArray(scores, dims=("layer_x", "layer_y"), attrs=as_attrs({"params": full_params}))
+    metrics = {name: resolve_params(name, params) for name, params in metrics.items()}
+    Xs = prepare_stack(read_layers(x_path), quantile, quantile_mode, concat_layers)
+    Ys = prepare_stack(read_layers(y_path), quantile, quantile_mode, concat_layers)
+    states = {"forward": (LayerStates(Xs), LayerStates(Ys)), "reverse": (LayerStates(Ys), LayerStates(Xs))}
+    stacks = {"forward": (Xs, Ys), "reverse": (Ys, Xs)}
+    names = list(metrics)
+    lx, ly = len(Xs), len(Ys)
+    score = np.full((len(names), 2, lx, ly), np.nan)
+    summary = {v: np.full((len(names), 2), np.nan) for v in SUMMARY}
+    for d, direction in enumerate(DIRECTIONS):
+        own = {n: p for n, p in metrics.items() if d == 0 or not get_metric(n).symmetric}
+        sx, sy = states[direction]
+        nulls = permutation_null(own, sx, sy, permutations, null_seed) if permutations else {}
+        for name, params in own.items():
+            m = names.index(name)
+            scores = layer_scores(name, sx, sy, **params)
+            score[m, d] = scores if d == 0 else scores.T
+            best, bx, by = best_of(scores)
+            summary["best"][m, d], summary["best_layer_x"][m, d], summary["best_layer_y"][m, d] = (
+                (best, bx, by) if d == 0 else (best, by, bx)
+            )
+            if permutations:
+                summary["null_mean"][m, d] = nulls[name].mean()
+                summary["null_std"][m, d] = nulls[name].std(ddof=1) if permutations > 1 else 0.0
+            if resamples:
+                X, Y = stacks[direction][0][bx], stacks[direction][1][by]
+                values = bootstrap_values(name, X, Y, resamples, bootstrap_seed, **params)
+                summary["ci_low"][m, d], summary["ci_high"][m, d] = np.quantile(
+                    values, [(1 - level) / 2, (1 + level) / 2]
+                )
+    for m, name in enumerate(names):  # a symmetric metric reads the same both ways
+        if get_metric(name).symmetric:
+            score[m, 1] = score[m, 0]
+            for v in SUMMARY:
+                summary[v][m, 1] = summary[v][m, 0]
+    summary["calibrated"] = (summary["best"] - summary["null_mean"]) / (1 - summary["null_mean"])
+    data = {"score": (("metric", "direction", "layer_x", "layer_y"), score)}
+    data |= {v: (("metric", "direction"), summary[v]) for v in SUMMARY + ("calibrated",)}
+    for v in ("best_layer_x", "best_layer_y"):
+        data[v] = (("metric", "direction"), summary[v].astype(np.int32))
+    suffix = ["concat"] if concat_layers else []
     provenance = {
         "model_x": rx["model"],
         "model_y": ry["model"],
         "modality_x": rx["modality"],
         "modality_y": ry["modality"],
-        "layer_names_x": rx["layer_names"],
-        "layer_names_y": ry["layer_names"],
+        "layer_names_x": rx["layer_names"] + suffix,
+        "layer_names_y": ry["layer_names"] + suffix,
         "dataset_fingerprint": rx["dataset_fingerprint"],
         "n_samples": rx["n_samples"],
+        "metric_params": metrics,
         "quantile": quantile,
-        "versions": package_versions(("numpy", "xarray", "zarr")),
+        "quantile_mode": quantile_mode,
+        "concat_layers": concat_layers,
+        "permutations": permutations,
+        "resamples": resamples,
+        "level": level,
+        "null_seed": null_seed,
+        "bootstrap_seed": bootstrap_seed,
+        "versions": package_versions(("numpy", "scipy", "xarray", "zarr")),
     }
-    coords = {"layer_x": np.arange(len(Xs)), "layer_y": np.arange(len(Ys))}
+    coords = {"metric": names, "direction": list(DIRECTIONS), "layer_x": np.arange(lx), "layer_y": np.arange(ly)}
     return xr.Dataset(data, coords=coords, attrs=as_attrs(provenance))
 
 
@@ -68,54 +141,62 @@ def write_netcdf(ds: xr.Dataset, path: str | Path) -> None:
     ds.to_netcdf(path, engine="scipy")
 
 
-def aggregate(pair_paths: Sequence[str | Path], models: Sequence[dict], metric: str) -> xr.Dataset:
-    """Combine pair files into one Dataset over ``models`` (config entries, in config order):
+def aggregate(pair_paths: Sequence[str | Path], models: Sequence[dict]) -> xr.Dataset:
+    """Combine pair files into one Dataset over ``models`` (config entries, in config order) and metrics:
 
-    * ``score`` (model_x, model_y, layer_x, layer_y), NaN-padded past each model's last layer and on the
-      diagonal (a model is not paired with itself);
-    * ``best`` (model_x, model_y): the best score over layer pairs, the paper's cross-modal summary (App. C.2);
-    * ``best_layer_x``, ``best_layer_y``: where it is reached (-1 where there is no score).
+    * ``score`` (metric, model_x, model_y, layer_x, layer_y): NaN-padded past each model's last layer and on
+      the diagonal (a model is not paired with itself); entry (x, y) scores x's layers against y's;
+    * per (metric, model_x, model_y): ``best`` (the best over layer pairs, the paper's summary, App. C.2),
+      ``best_layer_x``/``best_layer_y`` (-1 where there is no score), ``null_mean``, ``null_std``,
+      ``calibrated``, ``ci_low``, ``ci_high``.
+
+    Select with ``ds.sel(metric="cknna", model_x=..., model_y=...)``.
     """
     names = [m["name"] for m in models]
     index = {name: i for i, name in enumerate(names)}
     pairs = [xr.open_dataset(p, engine="scipy").load() for p in pair_paths]
-    n_layers = {}
+    pairs = [p for p in pairs if p.attrs["model_x"] in index and p.attrs["model_y"] in index]
+    if not pairs:
+        raise ValueError("no pair files to aggregate: the config needs at least two models")
+    metrics = list(pairs[0]["metric"].values)
     layer_names = {}
     for pair in pairs:
         for side in ("x", "y"):
-            model = pair.attrs[f"model_{side}"]
-            n_layers[model] = pair.sizes[f"layer_{side}"]
-            layer_names[model] = json.loads(pair.attrs[f"layer_names_{side}"])
-    missing = [n for n in names if n not in n_layers]
-    if len(names) > 1 and missing:
+            layer_names[pair.attrs[f"model_{side}"]] = json.loads(pair.attrs[f"layer_names_{side}"])
+    missing = [n for n in names if n not in layer_names]
+    if missing:
         raise ValueError(f"no pair file holds model(s) {missing}")
-    max_layers = max(n_layers.values(), default=0)
-    score = np.full((len(names), len(names), max_layers, max_layers), np.nan)
+    n_models, n_metrics = len(names), len(metrics)
+    max_layers = max(len(v) for v in layer_names.values())
+    score = np.full((n_metrics, n_models, n_models, max_layers, max_layers), np.nan)
+    summary = {v: np.full((n_metrics, n_models, n_models), np.nan) for v in SUMMARY + ("calibrated",)}
     for pair in pairs:
-        mx, my = pair.attrs["model_x"], pair.attrs["model_y"]
-        if mx not in index or my not in index:
-            continue
-        values = pair[metric].values
-        i, j = index[mx], index[my]
-        score[i, j, : values.shape[0], : values.shape[1]] = values
-        score[j, i, : values.shape[1], : values.shape[0]] = values.T
-    flat = score.reshape(len(names), len(names), -1)
-    argbest = np.where(np.isnan(flat), -np.inf, flat).argmax(axis=-1)
-    best = np.take_along_axis(flat, argbest[..., None], axis=-1)[..., 0]  # NaN where nothing was scored
-    has_score = ~np.isnan(best)
-    best_x = np.where(has_score, argbest // max(max_layers, 1), -1).astype(np.int32)
-    best_y = np.where(has_score, argbest % max(max_layers, 1), -1).astype(np.int32)
+        if list(pair["metric"].values) != metrics:
+            raise ValueError(f"pair files disagree on metrics: {metrics} vs {list(pair['metric'].values)}")
+        i, j = index[pair.attrs["model_x"]], index[pair.attrs["model_y"]]
+        lx, ly = pair.sizes["layer_x"], pair.sizes["layer_y"]
+        forward, reverse = pair.sel(direction="forward"), pair.sel(direction="reverse")
+        score[:, i, j, :lx, :ly] = forward["score"].values
+        score[:, j, i, :ly, :lx] = np.swapaxes(reverse["score"].values, 1, 2)
+        for v in summary:
+            summary[v][:, i, j] = forward[v].values
+            summary[v][:, j, i] = reverse[v].values
+        # seen from (y, x), the layers swap roles
+        summary["best_layer_x"][:, j, i] = reverse["best_layer_y"].values
+        summary["best_layer_y"][:, j, i] = reverse["best_layer_x"].values
+    dims = ("metric", "model_x", "model_y")
+    data = {"score": (dims + ("layer_x", "layer_y"), score)}
+    for v, values in summary.items():
+        if v.startswith("best_layer"):
+            values = np.where(np.isnan(values), -1, values).astype(np.int32)
+        data[v] = (dims, values)
+    data["n_layers"] = (("model",), np.array([len(layer_names[n]) for n in names], dtype=np.int32))
     modality = [m["modality"] for m in models]
-    params = json.loads(pairs[0][metric].attrs["params"]) if pairs else get_metric(metric).defaults
+    first = pairs[0].attrs
     ds = xr.Dataset(
-        {
-            "score": (("model_x", "model_y", "layer_x", "layer_y"), score),
-            "best": (("model_x", "model_y"), best),
-            "best_layer_x": (("model_x", "model_y"), best_x),
-            "best_layer_y": (("model_x", "model_y"), best_y),
-            "n_layers": (("model",), np.array([n_layers.get(n, 0) for n in names], dtype=np.int32)),
-        },
+        data,
         coords={
+            "metric": metrics,
             "model_x": names,
             "model_y": names,
             "model": names,
@@ -124,17 +205,39 @@ def aggregate(pair_paths: Sequence[str | Path], models: Sequence[dict], metric: 
             "layer_x": np.arange(max_layers),
             "layer_y": np.arange(max_layers),
         },
-        attrs=as_attrs(
-            {
-                "metric": metric,
-                "params": params,
-                "layer_names": {n: layer_names.get(n, []) for n in names},
-                "dataset_fingerprint": pairs[0].attrs["dataset_fingerprint"] if pairs else "",
-                "quantile": float(pairs[0].attrs["quantile"]) if pairs else float("nan"),
-                "versions": package_versions(("numpy", "xarray")),
-            }
-        ),
+        attrs={
+            **{
+                k: first[k]
+                for k in ("metric_params", "quantile", "quantile_mode", "concat_layers", "dataset_fingerprint")
+            },
+            **{k: first[k] for k in ("permutations", "resamples", "level", "null_seed", "bootstrap_seed")},
+            **as_attrs({"layer_names": layer_names, "versions": package_versions(("numpy", "xarray"))}),
+        },
     )
     ds["best_layer_x"].attrs["missing"] = -1
     ds["best_layer_y"].attrs["missing"] = -1
     return ds
+
+
+def cknna_versus_k(
+    store_paths: Sequence[str | Path], models: Sequence[dict], ks: Sequence[int], quantile: float, quantile_mode: str
+) -> xr.Dataset:
+    """Best CKNNA (paper variant) over layer pairs of every (vision, language) model pair for each k in
+    ``ks`` (App. A, Fig. 10: small k emphasises local alignment; k near N approaches a CKA-like global
+    score). ``store_paths`` follow ``models``. Returns ``cknna`` (k, vision, language)."""
+    stacks = {
+        m["name"]: prepare_stack(read_layers(path), quantile, quantile_mode) for m, path in zip(models, store_paths)
+    }
+    vision = [m["name"] for m in models if m["modality"] == "vision"]
+    language = [m["name"] for m in models if m["modality"] == "language"]
+    scores = np.full((len(ks), len(vision), len(language)), np.nan)
+    for a, k in enumerate(ks):
+        states = {name: LayerStates(layers) for name, layers in stacks.items()}  # fresh: one k in memory
+        for i, v in enumerate(vision):
+            for j, lang in enumerate(language):
+                scores[a, i, j] = np.nanmax(layer_scores("cknna", states[v], states[lang], k=int(k)))
+    return xr.Dataset(
+        {"cknna": (("k", "vision", "language"), scores)},
+        coords={"k": np.asarray(ks, dtype=np.int32), "vision": vision, "language": language},
+        attrs=as_attrs({"quantile": quantile, "quantile_mode": quantile_mode, "variant": "paper"}),
+    )

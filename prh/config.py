@@ -101,6 +101,11 @@ def _semantic_problems(config: dict) -> list[str]:
                 f"alignment.metrics.{name}.k: k = {k} needs at least k + 1 samples, but dataset "
                 f"'{smallest['name']}' has {smallest['size']}"
             )
+        if name == "unbiased_cka" and smallest["size"] < 4:
+            problems.append(f"alignment.metrics.unbiased_cka: needs at least 4 samples, '{smallest['name']}' has fewer")
+        dims = params.get("dims")
+        if dims is not None and dims > smallest["size"]:
+            problems.append(f"alignment.metrics.{name}.dims: {dims} directions need at least as many samples")
     return problems
 
 

@@ -1,8 +1,10 @@
-"""Figures: best-layer alignment across all models, and the layer × layer matrix of one model pair."""
+"""Figures: best-layer alignment across models, layer × layer matrices, agreement between metrics
+(Fig. 12), cross-modal alignment per metric (Fig. 13–14) and CKNNA against k (Fig. 10)."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import matplotlib
@@ -12,51 +14,145 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 import xarray as xr  # noqa: E402
+from scipy.stats import spearmanr  # noqa: E402
 
-# Fixed metadata keep PNG bytes identical from run to run.
+# No software/date metadata: PNG bytes stay identical from run to run.
 PNG_METADATA = {"Software": None}
 
 
 def _save(fig, path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150, bbox_inches="tight", metadata=PNG_METADATA)
+    fig.savefig(path, dpi=120, bbox_inches="tight", metadata=PNG_METADATA)
     plt.close(fig)
 
 
-def plot_best_alignment(ds: xr.Dataset, path: str | Path) -> None:
-    """Heatmap of the best score over layer pairs for every model pair (diagonal left blank)."""
-    metric = ds.attrs["metric"]
-    labels = [f"{m} ({v})" for m, v in zip(ds["model_x"].values, ds["modality_x"].values)]
-    n = len(labels)
-    fig, ax = plt.subplots(figsize=(1.2 * n + 3, 1.0 * n + 2))
-    sns.heatmap(
-        ds["best"].values,
-        annot=True,
-        fmt=".3f",
-        cmap="viridis",
-        square=True,
-        ax=ax,
-        xticklabels=labels,
-        yticklabels=labels,
-        cbar_kws={"label": f"best {metric}"},
-    )
-    ax.set_title(f"{metric} ({json.loads(ds.attrs['params'])}): best over layer pairs")
+def _grid(n: int, width: float, height: float):
+    cols = min(n, 4)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, list(axes.flat[:n])
+
+
+def _note(path: str | Path, text: str) -> None:
+    """A figure that says why there is nothing to plot (e.g. a config with a single metric)."""
+    fig, ax = plt.subplots(figsize=(6, 1.5))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
     _save(fig, path)
 
 
-def plot_layer_matrix(pair: xr.Dataset, metric: str, path: str | Path, rows: str = "x") -> None:
-    """The (layer, layer) score matrix of one pair; ``rows`` picks which model ("x" or "y") is on the rows.
-    The best cell is outlined."""
+def _params(ds: xr.Dataset) -> dict:
+    return json.loads(ds.attrs["metric_params"])
+
+
+def plot_best_alignment(ds: xr.Dataset, path: str | Path) -> None:
+    """One heatmap per metric: the best score over layer pairs for every model pair (diagonal blank)."""
+    labels = [f"{m} ({v})" for m, v in zip(ds["model_x"].values, ds["modality_x"].values)]
+    n = len(labels)
+    metrics = list(ds["metric"].values)
+    fig, axes = _grid(len(metrics), 0.9 * n + 2.5, 0.8 * n + 1.5)
+    for ax, metric in zip(axes, metrics):
+        best = ds["best"].sel(metric=metric).values
+        sns.heatmap(best, annot=n <= 8, fmt=".2f", cmap="viridis", square=True, ax=ax, cbar=False,
+                    xticklabels=labels, yticklabels=labels)  # fmt: skip
+        ax.set_title(f"{metric} {_params(ds)[metric] or ''}", fontsize=9)
+        ax.tick_params(labelsize=7)
+    fig.suptitle("Best alignment over layer pairs (rows: model x, columns: model y)")
+    _save(fig, path)
+
+
+def plot_layer_matrices(pair: xr.Dataset, path: str | Path, rows: str = "x") -> None:
+    """The (layer, layer) score matrix of one pair, one panel per metric; ``rows`` picks which model ("x" or
+    "y") is on the rows. The best cell is outlined."""
     cols = "y" if rows == "x" else "x"
-    scores = pair[metric].values if rows == "x" else pair[metric].values.T
     names = {side: json.loads(pair.attrs[f"layer_names_{side}"]) for side in ("x", "y")}
-    fig, ax = plt.subplots(figsize=(0.35 * scores.shape[1] + 3, 0.3 * scores.shape[0] + 2))
-    sns.heatmap(
-        scores, cmap="magma", ax=ax, xticklabels=names[cols], yticklabels=names[rows], cbar_kws={"label": metric}
-    )
-    i, j = np.unravel_index(np.nanargmax(scores), scores.shape)
-    ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor="cyan", linewidth=2))
-    ax.set_xlabel(f"{pair.attrs[f'model_{cols}']} layer")
-    ax.set_ylabel(f"{pair.attrs[f'model_{rows}']} layer")
-    ax.set_title(f"{metric}: best {scores[i, j]:.3f} at ({names[rows][i]}, {names[cols][j]})")
+    metrics = list(pair["metric"].values)
+    fig, axes = _grid(len(metrics), 0.25 * len(names[cols]) + 3, 0.22 * len(names[rows]) + 1.5)
+    for ax, metric in zip(axes, metrics):
+        direction = "forward" if rows == "x" else "reverse"
+        scores = pair["score"].sel(metric=metric, direction=direction).values
+        scores = scores if rows == "x" else scores.T
+        sns.heatmap(scores, cmap="magma", ax=ax, xticklabels=names[cols], yticklabels=names[rows])
+        i, j = np.unravel_index(np.nanargmax(scores), scores.shape)
+        ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor="cyan", linewidth=2))
+        ax.set_title(f"{metric}: best {scores[i, j]:.3f}", fontsize=9)
+        ax.tick_params(labelsize=6)
+    fig.supxlabel(f"{pair.attrs[f'model_{cols}']} layer")
+    fig.supylabel(f"{pair.attrs[f'model_{rows}']} layer")
+    _save(fig, path)
+
+
+def metric_agreement(ds: xr.Dataset) -> np.ndarray:
+    """Spearman rank correlation between metrics of the best scores over all model pairs (Fig. 12).
+    Each unordered pair counts once (its x-against-y direction)."""
+    i, j = np.triu_indices(ds.sizes["model_x"], k=1)
+    best = ds["best"].values[:, i, j]  # (metric, pair)
+    if best.shape[1] < 3:
+        raise ValueError("rank correlations between metrics need at least 3 model pairs")
+    rho = spearmanr(best, axis=1).statistic
+    return np.atleast_2d(rho)
+
+
+def plot_metric_agreement(ds: xr.Dataset, path: str | Path) -> None:
+    metrics = list(ds["metric"].values)
+    if len(metrics) < 2 or ds.sizes["model_x"] < 3:
+        _note(path, "Metric agreement needs at least two metrics and three models.")
+        return
+    rho = metric_agreement(ds)
+    n_pairs = ds.sizes["model_x"] * (ds.sizes["model_x"] - 1) // 2
+    fig, ax = plt.subplots(figsize=(0.8 * len(metrics) + 3, 0.7 * len(metrics) + 2))
+    sns.heatmap(rho, annot=True, fmt=".2f", vmin=-1, vmax=1, cmap="RdBu_r", square=True, ax=ax,
+                xticklabels=metrics, yticklabels=metrics, cbar_kws={"label": "Spearman ρ"})  # fmt: skip
+    ax.set_title(f"Rank agreement of metrics over {n_pairs} model pairs")
+    _save(fig, path)
+
+
+def plot_cross_modal_metrics(ds: xr.Dataset, path: str | Path) -> None:
+    """One panel per metric: the best score of each vision model against each language model, with the
+    bootstrap interval as error bars and the permutation-null mean as a dashed line (Fig. 13–14)."""
+    vision = [m for m, v in zip(ds["model_x"].values, ds["modality_x"].values) if v == "vision"]
+    language = [m for m, v in zip(ds["model_x"].values, ds["modality_x"].values) if v == "language"]
+    if not vision or not language:
+        _note(path, "Cross-modal alignment needs at least one vision and one language model.")
+        return
+    metrics = list(ds["metric"].values)
+    fig, axes = _grid(len(metrics), 0.6 * len(vision) + 2.5, 3.0)
+    x = np.arange(len(vision))
+    width = 0.8 / len(language)
+    for ax, metric in zip(axes, metrics):
+        sub = ds.sel(metric=metric)
+        for j, lang in enumerate(language):
+            sel = sub.sel(model_x=vision, model_y=lang)
+            best, low, high = sel["best"].values, sel["ci_low"].values, sel["ci_high"].values
+            errors = np.vstack([best - low, high - best]) if np.isfinite(low).all() else None
+            offset = x + (j - (len(language) - 1) / 2) * width
+            ax.bar(offset, best, width, yerr=errors, capsize=2, label=lang)
+            ax.hlines(sel["null_mean"].values, offset - width / 2, offset + width / 2, colors="k", linestyles="--")
+        ax.set_xticks(x, vision, rotation=45, ha="right", fontsize=7)
+        ax.set_title(metric, fontsize=9)
+    axes[0].legend(title="language model", fontsize=7)
+    fig.suptitle("Vision–language alignment per metric (bars: best over layers; dashes: permutation null)")
+    _save(fig, path)
+
+
+def plot_cknna_versus_k(ds: xr.Dataset, path: str | Path) -> None:
+    """Left: best CKNNA (mean over language models) of each vision model for each k. Right: the same,
+    centred on the first vision model and divided by the standard deviation over vision models, as Fig. 10."""
+    vision = list(ds["vision"].values)
+    mean = ds["cknna"].mean("language").values  # (k, vision)
+    fig, (raw, normalised) = plt.subplots(1, 2, figsize=(11, 4))
+    palette = sns.color_palette("viridis", len(ds["k"]))
+    x = np.arange(len(vision))
+    for a, (k, colour) in enumerate(zip(ds["k"].values, palette)):
+        raw.plot(x, mean[a], marker="o", color=colour, label=f"k={k}")
+        spread = mean[a].std()
+        if spread > 0:
+            normalised.plot(x, (mean[a] - mean[a][0]) / spread, marker="o", color=colour, label=f"k={k}")
+    for ax, title in ((raw, "best CKNNA"), (normalised, "centred on the first model, / sd")):
+        ax.set_xticks(x, vision, rotation=30, ha="right", fontsize=8)
+        ax.set_title(title)
+    raw.legend(fontsize=7)
+    fig.suptitle("Cross-modal CKNNA against neighbourhood size k (mean over language models)")
     _save(fig, path)

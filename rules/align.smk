@@ -1,9 +1,13 @@
+ALIGNMENT = config["alignment"]
+
+
 rule align_pair:
-    """Every layer of one model against every layer of another, for each configured metric."""
+    """Every layer of one model against every layer of another, for each configured metric, with the
+    permutation null and the bootstrap interval of the best score."""
     input:
         x="results/features/{dataset}/{model_x}.zarr",
         y="results/features/{dataset}/{model_y}.zarr",
-        code=library("metrics.py", "alignment.py"),
+        code=library("metrics/definitions.py", "metrics/layerwise.py", "alignment.py"),
     output:
         "results/alignment/{dataset}/pairs/{model_x}/{model_y}.nc",
     log:
@@ -11,23 +15,31 @@ rule align_pair:
     conda:
         "../envs/prh.yaml"
     resources:
-        mem_mb=2000,
+        mem_mb=4000,
     params:
-        metrics=config["alignment"]["metrics"],
-        quantile=config["alignment"]["quantile"],
+        metrics=ALIGNMENT["metrics"],
+        quantile=ALIGNMENT["quantile"],
+        quantile_mode=ALIGNMENT["quantile_mode"],
+        concat_layers=ALIGNMENT["concat_layers"],
+        permutations=ALIGNMENT["null_distribution"]["permutations"],
+        null_seed=ALIGNMENT["null_distribution"]["seed"],
+        resamples=ALIGNMENT["bootstrap"]["resamples"],
+        level=ALIGNMENT["bootstrap"]["level"],
+        bootstrap_seed=ALIGNMENT["bootstrap"]["seed"],
     script:
         "../scripts/align_pair.py"
 
 
 rule aggregate_alignment:
-    """One Dataset per metric over all model pairs: (model_x, model_y, layer_x, layer_y) plus best scores."""
+    """One Dataset over all model pairs and metrics: (metric, model_x, model_y, layer_x, layer_y) plus
+    best scores, null statistics and intervals."""
     input:
         pairs=pair_files,
         code=library("alignment.py"),
     output:
-        "results/alignment/{dataset}/{metric}.nc",
+        "results/alignment/{dataset}/alignment.nc",
     log:
-        "logs/align/{dataset}/aggregate_{metric}.log",
+        "logs/align/{dataset}/aggregate.log",
     conda:
         "../envs/prh.yaml"
     params:
@@ -36,3 +48,29 @@ rule aggregate_alignment:
         ],
     script:
         "../scripts/aggregate_alignment.py"
+
+
+rule cknna_versus_k:
+    """Best CKNNA over layer pairs of every vision-language pair, for each neighbourhood size k (Fig. 10)."""
+    input:
+        stores=lambda wildcards: [
+            f"results/features/{wildcards.dataset}/{m}.zarr" for m in MODELS
+        ],
+        code=library("alignment.py"),
+    output:
+        "results/alignment/{dataset}/cknna_versus_k.nc",
+    log:
+        "logs/align/{dataset}/cknna_versus_k.log",
+    conda:
+        "../envs/prh.yaml"
+    resources:
+        mem_mb=6000,
+    params:
+        ks=lambda wildcards: cknna_ks(wildcards.dataset),
+        models=[
+            {"name": m["name"], "modality": m["modality"]} for m in config["models"]
+        ],
+        quantile=ALIGNMENT["quantile"],
+        quantile_mode=ALIGNMENT["quantile_mode"],
+    script:
+        "../scripts/cknna_versus_k.py"

@@ -10,7 +10,6 @@ validate_config(config, load_schema(REPO / "schemas" / "config.schema.yaml"))
 
 DATASETS = {d["name"]: d for d in config["datasets"]}
 MODELS = {m["name"]: m for m in config["models"]}
-METRICS = list(config["alignment"]["metrics"])
 
 
 wildcard_constraints:
@@ -18,7 +17,6 @@ wildcard_constraints:
     model="[^/]+",
     model_x="[^/]+",
     model_y="[^/]+",
-    metric="|".join(METRICS),
 
 
 def library(*modules):
@@ -57,15 +55,26 @@ def pair_files(wildcards):
     ]
 
 
+def cknna_ks(dataset):
+    """Neighbourhood sizes for the CKNNA-versus-k figure: the configured ones below N - 1, then N - 1."""
+    n = DATASETS[dataset]["size"]
+    return sorted({k for k in config["figures"]["cknna_k"] if k < n - 1} | {n - 1})
+
+
 def all_outputs():
     outputs = []
     for dataset in DATASETS:
+        figures = f"results/figures/{dataset}"
         outputs += [f"results/features/{dataset}/{model}.zarr" for model in MODELS]
-        for metric in METRICS:
-            outputs.append(f"results/alignment/{dataset}/{metric}.nc")
-            outputs.append(f"results/figures/{dataset}/{metric}/best_alignment.png")
+        outputs += [
+            f"results/alignment/{dataset}/alignment.nc",
+            f"{figures}/best_alignment.png",
+            f"{figures}/metric_agreement.png",
+        ]
+        if cross_modal_pairs():
+            outputs += [f"{figures}/layers/{x}/{y}.png" for x, y in cross_modal_pairs()]
             outputs += [
-                f"results/figures/{dataset}/{metric}/layers/{x}/{y}.png"
-                for x, y in cross_modal_pairs()
+                f"{figures}/cross_modal_metrics.png",
+                f"{figures}/cknna_versus_k.png",
             ]
     return outputs

@@ -1,35 +1,82 @@
-rule plot_best_alignment:
+rule plot_alignment_summary:
+    """Best-layer alignment of every model pair, agreement between metrics, cross-modal scores per metric."""
     input:
-        "results/alignment/{dataset}/{metric}.nc",
+        "results/alignment/{dataset}/alignment.nc",
     output:
-        report(
-            "results/figures/{dataset}/{metric}/best_alignment.png",
+        best=report(
+            "results/figures/{dataset}/best_alignment.png",
             caption="../report/best_alignment.rst",
             category="Alignment",
             subcategory="{dataset}",
-            labels={"figure": "best over layers", "metric": "{metric}"},
+            labels={"figure": "best over layer pairs"},
+        ),
+        agreement=report(
+            "results/figures/{dataset}/metric_agreement.png",
+            caption="../report/metric_agreement.rst",
+            category="Alignment",
+            subcategory="{dataset}",
+            labels={"figure": "metric agreement (Fig. 12)"},
         ),
     log:
-        "logs/plots/{dataset}/{metric}/best_alignment.log",
+        "logs/plots/{dataset}/alignment_summary.log",
     conda:
         "../envs/prh.yaml"
     script:
-        "../scripts/plot_best_alignment.py"
+        "../scripts/plot_alignment_summary.py"
 
 
-rule plot_layer_matrix:
+rule plot_cross_modal_metrics:
+    input:
+        "results/alignment/{dataset}/alignment.nc",
+    output:
+        report(
+            "results/figures/{dataset}/cross_modal_metrics.png",
+            caption="../report/cross_modal_metrics.rst",
+            category="Alignment",
+            subcategory="{dataset}",
+            labels={"figure": "cross-modal alignment per metric (Fig. 13-14)"},
+        ),
+    log:
+        "logs/plots/{dataset}/cross_modal_metrics.log",
+    conda:
+        "../envs/prh.yaml"
+    script:
+        "../scripts/plot_cross_modal_metrics.py"
+
+
+rule plot_cknna_versus_k:
+    input:
+        "results/alignment/{dataset}/cknna_versus_k.nc",
+    output:
+        report(
+            "results/figures/{dataset}/cknna_versus_k.png",
+            caption="../report/cknna_versus_k.rst",
+            category="Alignment",
+            subcategory="{dataset}",
+            labels={"figure": "CKNNA versus k (Fig. 10)"},
+        ),
+    log:
+        "logs/plots/{dataset}/cknna_versus_k.log",
+    conda:
+        "../envs/prh.yaml"
+    script:
+        "../scripts/plot_cknna_versus_k.py"
+
+
+rule plot_layer_matrices:
+    """Layer x layer scores of one vision-language pair, one panel per metric."""
     input:
         "results/alignment/{dataset}/pairs/{model_x}/{model_y}.nc",
     output:
         report(
-            "results/figures/{dataset}/{metric}/layers/{model_x}/{model_y}.png",
+            "results/figures/{dataset}/layers/{model_x}/{model_y}.png",
             caption="../report/layer_matrix.rst",
-            category="Layer × layer",
+            category="Layer x layer",
             subcategory="{dataset}",
-            labels={"pair": "{model_x} vs {model_y}", "metric": "{metric}"},
+            labels={"pair": "{model_x} vs {model_y}"},
         ),
     log:
-        "logs/plots/{dataset}/{metric}/layers/{model_x}/{model_y}.log",
+        "logs/plots/{dataset}/layers/{model_x}/{model_y}.log",
     conda:
         "../envs/prh.yaml"
     params:
@@ -38,4 +85,4 @@ rule plot_layer_matrix:
             "x" if MODELS[wildcards.model_x]["modality"] == "vision" else "y"
         ),
     script:
-        "../scripts/plot_layer_matrix.py"
+        "../scripts/plot_layer_matrices.py"

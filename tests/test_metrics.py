@@ -1,11 +1,32 @@
-"""Mutual kNN (App. A, eq. 9–11): hand-worked values, a brute-force set implementation, and properties."""
+"""The eight metrics of App. B: hand-worked values, independent brute-force implementations, properties,
+and the batched all-layer-pairs engine against the reference definitions."""
 
 from __future__ import annotations
+
+import itertools
+from functools import cache
 
 import numpy as np
 import pytest
 
-from prh.metrics import clamp_quantile, knn_indices, layer_scores, mutual_knn, prepare_stack
+from prh.metrics import (
+    METRICS,
+    LayerStates,
+    bootstrap_values,
+    cka,
+    cknna,
+    clamp_quantile,
+    cycle_knn,
+    edit_distance_knn,
+    knn_indices,
+    layer_scores,
+    lcs_knn,
+    mutual_knn,
+    permutation_null,
+    prepare_stack,
+    svcca,
+    unbiased_cka,
+)
 
 
 def _unit(degrees):
@@ -13,67 +34,256 @@ def _unit(degrees):
     return np.stack([np.cos(r), np.sin(r)], axis=1)
 
 
-def brute_force_mutual_knn(X, Y, k):
-    """Independent implementation: Python sets of neighbours, similarities by explicit cosine."""
-
-    def neighbours(F, i):
-        sims = []
-        for j in range(len(F)):
-            if j != i:
-                cos = F[i] @ F[j] / (np.linalg.norm(F[i]) * np.linalg.norm(F[j]))
-                sims.append((-cos, j))
-        return {j for _, j in sorted(sims)[:k]}
-
-    return float(np.mean([len(neighbours(X, i) & neighbours(Y, i)) / k for i in range(len(X))]))
+# X: samples at 0°, 10°, 90°, 100°; Y: the same angles assigned as 0°, 90°, 10°, 100°.
+# Ordered k=2 neighbour lists, X: [1,2] [0,2] [3,1] [2,1]; Y: [2,1] [3,2] [0,1] [1,2].
+HAND_X, HAND_Y = _unit([0, 10, 90, 100]), _unit([0, 90, 10, 100])
 
 
-def test_hand_worked_example():
-    # X: samples at 0°, 10°, 90°, 100°; Y: the same angles assigned as 0°, 90°, 10°, 100°.
-    # k=2 neighbour sets, X: {1,2} {0,2} {3,1} {2,1}; Y: {2,1} {3,2} {0,1} {1,2}
-    # intersections 2, 1, 1, 2 -> (2+1+1+2) / (4*2) = 0.75. With k=1 no neighbour is shared: 0.
-    X, Y = _unit([0, 10, 90, 100]), _unit([0, 90, 10, 100])
-    assert mutual_knn(X, Y, k=2) == pytest.approx(0.75, abs=1e-12)
-    assert mutual_knn(X, Y, k=1) == 0.0
-    assert [set(row) for row in knn_indices(X, 2)] == [{1, 2}, {0, 2}, {3, 1}, {2, 1}]
+def test_hand_worked_knn_metrics():
+    assert [list(r) for r in knn_indices(HAND_X, 2)] == [[1, 2], [0, 2], [3, 1], [2, 1]]
+    assert [list(r) for r in knn_indices(HAND_Y, 2)] == [[2, 1], [3, 2], [0, 1], [1, 2]]
+    # intersections 2, 1, 1, 2 -> 6 / (4 * 2); with k = 1 no neighbour is shared
+    assert mutual_knn(HAND_X, HAND_Y, k=2) == 0.75 and mutual_knn(HAND_X, HAND_Y, k=1) == 0.0
+    # every sample is an X-neighbour of one of its Y-neighbours (e.g. 0 -> Y 1 -> X {0, 2}); none with k = 1
+    assert cycle_knn(HAND_X, HAND_Y, k=2) == 1.0 and cycle_knn(HAND_X, HAND_Y, k=1) == 0.0
+    # LCS of each pair of lists is 1 -> 1 / 2; edit distances 2, 1, 1, 2 -> 1 - 1.5 / 2
+    assert lcs_knn(HAND_X, HAND_Y, k=2) == 0.5
+    assert edit_distance_knn(HAND_X, HAND_Y, k=2) == 0.25
+
+
+def test_hand_worked_kernel_metrics():
+    x = np.array([[1.0], [2.0], [3.0], [4.0]])
+    y = np.array([[1.0], [-1.0], [1.0], [-1.0]])
+    # 1-D linear CKA is the squared correlation: centred x = (-1.5, -.5, .5, 1.5), x'y = -2 -> 4 / (5 * 4)
+    assert cka(x, y) == pytest.approx(0.2, abs=1e-12)
+    assert cka(x, 3 * x + 1) == pytest.approx(1.0, abs=1e-12)
+    rotation = np.array([[np.cos(0.3), -np.sin(0.3)], [np.sin(0.3), np.cos(0.3)]])
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    assert svcca(X, X @ rotation, dims=2) == pytest.approx(1.0, abs=1e-12)
+
+
+# --- independent brute-force implementations ----------------------------------------------------------
+
+
+def brute_neighbours(F, i, k):
+    sims = sorted((-(F[i] @ F[j]) / (np.linalg.norm(F[i]) * np.linalg.norm(F[j])), j) for j in range(len(F)) if j != i)
+    return [j for _, j in sims[:k]]
+
+
+def brute_mutual_knn(X, Y, k):
+    return float(
+        np.mean([len(set(brute_neighbours(X, i, k)) & set(brute_neighbours(Y, i, k))) / k for i in range(len(X))])
+    )
+
+
+def brute_cycle_knn(X, Y, k):
+    return float(
+        np.mean([any(i in brute_neighbours(X, j, k) for j in brute_neighbours(Y, i, k)) for i in range(len(X))])
+    )
+
+
+def brute_lcs(a, b):
+    """By enumeration: the longest subsequence of ``a`` that is also a subsequence of ``b``."""
+
+    def is_subsequence(s, t):
+        it = iter(t)
+        return all(c in it for c in s)
+
+    return max(r for r in range(len(a) + 1) for s in itertools.combinations(a, r) if is_subsequence(s, b))
+
+
+def brute_edit(a, b):
+    @cache
+    def dist(i, j):
+        if i == 0 or j == 0:
+            return i + j
+        return min(dist(i - 1, j) + 1, dist(i, j - 1) + 1, dist(i - 1, j - 1) + (a[i - 1] != b[j - 1]))
+
+    return dist(len(a), len(b))
+
+
+def brute_ordinal(X, Y, k, fn):
+    return float(
+        np.mean([fn(tuple(brute_neighbours(X, i, k)), tuple(brute_neighbours(Y, i, k))) for i in range(len(X))])
+    )
+
+
+def brute_cka(X, Y):
+    n = len(X)
+    H = np.eye(n) - np.ones((n, n)) / n
+    K, L = X @ X.T, Y @ Y.T
+    return np.trace(K @ H @ L @ H) / np.sqrt(np.trace(K @ H @ K @ H) * np.trace(L @ H @ L @ H))
+
+
+def brute_hsic_u_statistic(K, L):
+    """HSIC_1 as the U-statistic over distinct index quadruples (Song et al. 2012, Theorem 2)."""
+    n, total = len(K), 0.0
+    for i, j, q, r in itertools.permutations(range(n), 4):
+        total += K[i, j] * L[i, j] + K[i, j] * L[q, r] - 2 * K[i, j] * L[i, q]
+    return total / (n * (n - 1) * (n - 2) * (n - 3))
+
+
+def brute_cknna(X, Y, k):
+    n = len(X)
+    K, L = X @ X.T, Y @ Y.T
+
+    def align(A, B, nx, ny):
+        total = 0.0
+        for i in range(n):
+            for j in range(n):
+                if i != j and j in nx[i] and j in ny[i]:
+                    total += (A[i, j] - A[i].mean()) * (B[i, j] - B[i].mean())
+        return total
+
+    nx = [set(brute_neighbours(X, i, k)) for i in range(n)]
+    ny = [set(brute_neighbours(Y, i, k)) for i in range(n)]
+    return align(K, L, nx, ny) / np.sqrt(align(K, K, nx, nx) * align(L, L, ny, ny))
+
+
+def brute_svcca(X, Y, dims):
+    """Canonical correlations from the covariance matrices of the reduced representations."""
+
+    def reduce(F):
+        F = (F - F.mean(0)) / (F.std(0) + 1e-8)
+        U, _, _ = np.linalg.svd(F, full_matrices=False)
+        return U[:, :dims]
+
+    A, B = reduce(X), reduce(Y)
+    Saa, Sbb, Sab = A.T @ A, B.T @ B, A.T @ B
+    eig = np.linalg.eigvals(np.linalg.solve(Saa, Sab) @ np.linalg.solve(Sbb, Sab.T))
+    return float(np.sqrt(np.clip(np.sort(eig.real)[::-1][:dims], 0, 1)).mean())
+
+
+def _related(seed, n=40):
+    rng = np.random.default_rng(seed)
+    Z = rng.normal(size=(n, 4))
+    X = Z @ rng.normal(size=(4, 12)) + 0.5 * rng.normal(size=(n, 12))
+    Y = np.tanh(Z @ rng.normal(size=(4, 7))) + 0.5 * rng.normal(size=(n, 7))
+    return X, Y
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("k", [1, 3, 8])
+def test_knn_metrics_match_brute_force(seed, k):
+    X, Y = _related(seed)
+    assert mutual_knn(X, Y, k) == pytest.approx(brute_mutual_knn(X, Y, k), abs=1e-12)
+    assert cycle_knn(X, Y, k) == pytest.approx(brute_cycle_knn(X, Y, k), abs=1e-12)
+    if k <= 3:  # the enumeration LCS is exponential in k
+        assert lcs_knn(X, Y, k) == pytest.approx(brute_ordinal(X, Y, k, brute_lcs) / k, abs=1e-12)
+    assert edit_distance_knn(X, Y, k) == pytest.approx(1 - brute_ordinal(X, Y, k, brute_edit) / k, abs=1e-12)
+    assert cknna(X, Y, k) == pytest.approx(brute_cknna(X, Y, k), abs=1e-10)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("k", [1, 5, 10])
-def test_matches_brute_force(seed, k):
-    rng = np.random.default_rng(seed)
-    Z = rng.normal(size=(60, 4))
-    X = Z @ rng.normal(size=(4, 12)) + 0.5 * rng.normal(size=(60, 12))
-    Y = np.tanh(Z @ rng.normal(size=(4, 7))) + 0.5 * rng.normal(size=(60, 7))
-    assert mutual_knn(X, Y, k=k) == pytest.approx(brute_force_mutual_knn(X, Y, k), abs=1e-12)
+def test_kernel_metrics_match_brute_force(seed):
+    X, Y = _related(seed)
+    assert cka(X, Y) == pytest.approx(brute_cka(X, Y), abs=1e-12)
+    assert svcca(X, Y, dims=5) == pytest.approx(brute_svcca(X, Y, 5), abs=1e-8)
+    Xs, Ys = X[:9], Y[:9]  # the U-statistic enumerates n^4 quadruples
+    K, L = Xs @ Xs.T, Ys @ Ys.T
+    expected = brute_hsic_u_statistic(K, L) / np.sqrt(brute_hsic_u_statistic(K, K) * brute_hsic_u_statistic(L, L))
+    assert unbiased_cka(Xs, Ys) == pytest.approx(expected, abs=1e-10)
 
 
-def test_identical_representations_score_one():
-    X = np.random.default_rng(0).normal(size=(200, 16))
-    assert mutual_knn(X, X, k=10) == 1.0
-    assert mutual_knn(X, 3.0 * X, k=10) == 1.0  # cosine neighbourhoods ignore scale
+# --- properties --------------------------------------------------------------------------------------
+
+ALL = {
+    "mutual_knn": {"k": 5},
+    "cycle_knn": {"k": 5},
+    "lcs_knn": {"k": 5},
+    "edit_distance_knn": {"k": 5},
+    "cka": {},
+    "unbiased_cka": {},
+    "cknna": {"k": 5},
+    "svcca": {"dims": 5},
+}
 
 
-def test_permuted_samples_score_chance():
-    # Shuffling which Y goes with which X leaves only chance overlap: expected k / (N - 1).
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_every_metric_of_x_with_itself_is_one(name):
+    X = np.random.default_rng(3).normal(size=(60, 8))  # generic data: every neighbourhood is reciprocated
+    assert METRICS[name].pairwise(X, X, **ALL[name]) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_cka_invariances():
+    X, Y = _related(4)
+    Q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(12, 12)))
+    assert cka(X @ Q * 7.5, Y) == pytest.approx(cka(X, Y), abs=1e-12)
+    assert unbiased_cka(X @ Q * 0.2, Y) == pytest.approx(unbiased_cka(X, Y), abs=1e-12)
+    assert cka(X, Y, kernel_kind="rbf", sigma=2.0) == pytest.approx(
+        cka(X @ Q, Y, kernel_kind="rbf", sigma=2.0), abs=1e-12
+    )
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_symmetry(name):
+    X, Y = _related(5)
+    metric = METRICS[name]
+    forward, backward = metric.pairwise(X, Y, **ALL[name]), metric.pairwise(Y, X, **ALL[name])
+    if metric.symmetric:
+        assert forward == pytest.approx(backward, abs=1e-12)
+    else:
+        assert name == "cycle_knn" and forward != backward
+
+
+@pytest.mark.parametrize("name", ["mutual_knn", "lcs_knn", "edit_distance_knn", "cknna"])
+def test_knn_metrics_against_permuted_samples_are_near_chance(name):
     rng = np.random.default_rng(0)
-    n, k = 600, 10
-    X = rng.normal(size=(n, 32))
-    Y = X[rng.permutation(n)]
-    score = mutual_knn(X, Y, k=k)
-    assert score == pytest.approx(k / (n - 1), abs=0.006)  # sd of the mean is about 0.002 here
-    assert mutual_knn(X, X, k=k) - score > 0.95
+    X = rng.normal(size=(500, 16))
+    shuffled = X[rng.permutation(500)]
+    score = METRICS[name].pairwise(X, shuffled, k=10)
+    assert abs(score) < 0.05 and METRICS[name].pairwise(X, X, k=10) == pytest.approx(1.0)
 
 
-def test_layer_scores_equals_pairwise_loop():
-    rng = np.random.default_rng(7)
-    Z = rng.normal(size=(80, 5))
-    Xs = [Z @ rng.normal(size=(5, d)) + s * rng.normal(size=(80, d)) for d, s in [(8, 0.1), (16, 1.0), (4, 3.0)]]
-    Ys = [np.sin(Z @ rng.normal(size=(5, d))) + 0.3 * rng.normal(size=(80, d)) for d in (6, 9)]
-    scores = layer_scores("mutual_knn", Xs, Ys, k=7)
+# --- the batched engine ------------------------------------------------------------------------------
+
+
+def _stacks(seed=7, n=80):
+    rng = np.random.default_rng(seed)
+    Z = rng.normal(size=(n, 5))
+    Xs = [Z @ rng.normal(size=(5, d)) + s * rng.normal(size=(n, d)) for d, s in [(8, 0.1), (16, 1.0), (6, 3.0)]]
+    Ys = [np.sin(Z @ rng.normal(size=(5, d))) + 0.3 * rng.normal(size=(n, d)) for d in (6, 9)]
+    return prepare_stack(Xs), prepare_stack(Ys)
+
+
+@pytest.mark.parametrize("name", sorted(ALL) + ["cknna-authors", "cka-rbf"])
+def test_layer_scores_equal_the_reference_loop(name):
+    Xs, Ys = _stacks()
+    metric, params = name.split("-")[0], dict(ALL[name.split("-")[0]])
+    params |= {"variant": "authors"} if name == "cknna-authors" else {}
+    params |= {"kernel": "rbf", "sigma": 0.8} if name == "cka-rbf" else {}
+    scores = layer_scores(metric, Xs, Ys, **params)
+    reference = np.array([[METRICS[metric].pairwise(X, Y, **params) for Y in Ys] for X in Xs])
     assert scores.shape == (3, 2)
-    expected = np.array([[mutual_knn(X, Y, k=7) for Y in Ys] for X in Xs])
-    np.testing.assert_array_equal(scores, expected)
-    assert scores[0].mean() > scores[2].mean()  # the noisiest layer aligns least
+    np.testing.assert_allclose(scores, reference, atol=1e-10, rtol=0)
+
+
+def test_permuted_states_equal_recomputed_states():
+    Xs, Ys = _stacks()
+    perm = np.random.default_rng(1).permutation(80)
+    view, fresh = LayerStates(Ys).permuted(perm), LayerStates([y[perm] for y in Ys])
+    for name, params in ALL.items():
+        np.testing.assert_allclose(
+            layer_scores(name, Xs, view, **params), layer_scores(name, Xs, fresh, **params), atol=1e-12, rtol=0
+        )
+
+
+def test_null_and_bootstrap():
+    Xs, Ys = _stacks()
+    sx, sy = LayerStates(Xs), LayerStates(Ys)
+    null = permutation_null({"mutual_knn": {"k": 5}, "cka": {}}, sx, sy, permutations=15, seed=0)
+    again = permutation_null({"mutual_knn": {"k": 5}, "cka": {}}, sx, sy, permutations=15, seed=0)
+    np.testing.assert_array_equal(null["mutual_knn"], again["mutual_knn"])  # seeded
+    chance = 5 / 79
+    assert chance < null["mutual_knn"].mean() < 4 * chance  # the max over 6 layer pairs sits above chance
+    assert null["mutual_knn"].max() < layer_scores("mutual_knn", sx, sy, k=5).max()
+    values = bootstrap_values("mutual_knn", Xs[0], Ys[0], resamples=200, seed=0, k=5)
+    point = mutual_knn(Xs[0], Ys[0], k=5)
+    low, high = np.quantile(values, [0.025, 0.975])
+    assert low < point < high and high - low < 0.3
+    cka_values = bootstrap_values("cka", Xs[0], Ys[0], resamples=50, seed=0)
+    idx = np.random.default_rng(0).integers(0, 80, size=(50, 80))[0]
+    assert cka_values[0] == pytest.approx(cka(Xs[0][idx], Ys[0][idx]), abs=1e-12)  # the Gram shortcut is exact
 
 
 def test_layer_scores_accepts_a_3d_array_and_rejects_bad_input():
@@ -90,12 +300,12 @@ def test_layer_scores_accepts_a_3d_array_and_rejects_bad_input():
 
 
 def test_ties_are_broken_towards_the_lower_index():
-    X = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]])  # samples 1, 2, 3 coincide
+    X = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]])  # samples 1-4 coincide
     assert knn_indices(X, 2)[0].tolist() == [1, 2]
-    assert knn_indices(X, 2)[3].tolist() == [1, 2]
+    assert knn_indices(X, 2)[4].tolist() == [1, 2]
 
 
-def test_quantile_clamp_is_global_over_the_stack():
+def test_quantile_clamp():
     a = np.arange(1, 101, dtype=float).reshape(10, 10)
     b = -np.arange(1, 51, dtype=float).reshape(10, 5)
     threshold = np.quantile(np.abs(np.concatenate([a.ravel(), b.ravel()])), 0.9)
@@ -103,5 +313,8 @@ def test_quantile_clamp_is_global_over_the_stack():
     assert ca.max() == threshold and cb.min() == -50.0 and threshold > 50
     np.testing.assert_array_equal(ca, np.minimum(a, threshold))
     np.testing.assert_array_equal(clamp_quantile([a], q=1.0)[0], a)
-    prepared = prepare_stack([a, b], q=0.9)
-    np.testing.assert_allclose(np.linalg.norm(prepared[1], axis=1), 1.0)
+    pa, pb = clamp_quantile([a, b], q=0.9, mode="per_layer")
+    assert pa.max() == np.quantile(a, 0.9) and pb.min() == -np.quantile(-b, 0.9)
+    prepared = prepare_stack([a, b], q=0.9, concat=True)
+    assert len(prepared) == 3 and prepared[2].shape == (10, 15)
+    np.testing.assert_allclose(np.linalg.norm(prepared[2], axis=1), 1.0)

@@ -1,8 +1,8 @@
 import xarray as xr
 
-from prh.plots import plot_best_alignment
+from prh.plots import plot_cknna_versus_k
 from prh.workflow import logged
 
 with logged(snakemake.log[0]):
     with xr.open_dataset(snakemake.input[0], engine="scipy") as ds:
-        plot_best_alignment(ds.load(), snakemake.output[0])
+        plot_cknna_versus_k(ds.load(), snakemake.output[0])

@@ -1,8 +1,8 @@
 import xarray as xr
 
-from prh.plots import plot_layer_matrix
+from prh.plots import plot_layer_matrices
 from prh.workflow import logged
 
 with logged(snakemake.log[0]):
     with xr.open_dataset(snakemake.input[0], engine="scipy") as pair:
-        plot_layer_matrix(pair.load(), snakemake.wildcards.metric, snakemake.output[0], snakemake.params.rows)
+        plot_layer_matrices(pair.load(), snakemake.output[0], snakemake.params.rows)

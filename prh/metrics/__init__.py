@@ -1,0 +1,54 @@
+"""Alignment metrics (paper, App. A–B): reference definitions on (N, D) arrays, and ``layer_scores`` for
+every layer pair of two layer stacks at once. See ``definitions`` and ``layerwise``."""
+
+from prh.metrics.definitions import (
+    cka,
+    cknna,
+    clamp_quantile,
+    cycle_knn,
+    edit_distance_knn,
+    hsic,
+    hsic_unbiased,
+    knn_indices,
+    l2_normalize,
+    lcs_knn,
+    mutual_knn,
+    prepare_stack,
+    svcca,
+    unbiased_cka,
+)
+from prh.metrics.layerwise import (
+    METRICS,
+    LayerStates,
+    best_of,
+    bootstrap_values,
+    get_metric,
+    layer_scores,
+    permutation_null,
+    resolve_params,
+)
+
+__all__ = [
+    "METRICS",
+    "LayerStates",
+    "best_of",
+    "bootstrap_values",
+    "cka",
+    "cknna",
+    "clamp_quantile",
+    "cycle_knn",
+    "edit_distance_knn",
+    "get_metric",
+    "hsic",
+    "hsic_unbiased",
+    "knn_indices",
+    "l2_normalize",
+    "layer_scores",
+    "lcs_knn",
+    "mutual_knn",
+    "permutation_null",
+    "prepare_stack",
+    "resolve_params",
+    "svcca",
+    "unbiased_cka",
+]

@@ -1,0 +1,337 @@
+"""Kernel-alignment metrics (paper, Appendix A and B), as small pure functions: arrays in, numbers out.
+
+Representations are (N, D) arrays whose row ``i`` in ``X`` and row ``i`` in ``Y`` describe the same
+sample (an image and its caption). A *layer stack* is a sequence of such arrays, one per layer, all with
+the same N (widths may differ), or one (L, N, D) array.
+
+Conventions shared by every metric:
+
+* neighbourhoods use cosine similarity (the inner-product kernel after l2 normalisation, App. C.2) and
+  exclude the sample itself (eq. 9–10); ties in similarity go to the lower sample index, so every score
+  is deterministic;
+* kernels are the inner product of the features as given (the pipeline l2-normalises them first,
+  ``prepare_stack``); ``cka`` also offers an RBF kernel.
+
+The functions below are the reference definitions, written to be read next to the paper. The batched
+versions that score all layer pairs at once live in ``prh.layerwise`` and are tested against these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+LayerStack = Sequence[np.ndarray] | np.ndarray
+
+
+# --- preprocessing -----------------------------------------------------------------------------------
+
+
+def l2_normalize(X: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Scale every row of ``X`` to unit l2 norm (rows of zeros stay zero)."""
+    X = np.asarray(X, dtype=np.float64)
+    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), eps)
+
+
+def clamp_quantile(layers: LayerStack, q: float = 0.95, mode: str = "global") -> list[np.ndarray]:
+    """Clip elements to ``[-t, t]`` with ``t`` the ``q``-quantile of ``|x|`` (App. C.2: "we truncate the
+    elements in the features that are above the 95-th percentile", against emergent outliers).
+
+    ``mode="global"`` (default) takes one ``t`` over all elements of all layers of the model's stack, as the
+    authors' code clamps the whole (N, L, D) tensor; ``mode="per_layer"`` takes one ``t`` per layer.
+    ``q = 1`` leaves the stack unchanged. The quantile is numpy's linear interpolation; the authors' code by
+    default uses the mean over samples of per-sample quantiles, which is close but not identical.
+    """
+    layers = [np.asarray(a, dtype=np.float64) for a in layers]
+    if q >= 1.0:
+        return layers
+    if mode == "global":
+        threshold = np.quantile(np.abs(np.concatenate([a.ravel() for a in layers])), q)
+        return [np.clip(a, -threshold, threshold) for a in layers]
+    if mode == "per_layer":
+        return [np.clip(a, -(t := np.quantile(np.abs(a), q)), t) for a in layers]
+    raise ValueError(f"quantile mode '{mode}' is not one of global, per_layer")
+
+
+def prepare_stack(layers: LayerStack, q: float = 0.95, mode: str = "global", concat: bool = False) -> list[np.ndarray]:
+    """The paper's preprocessing of one model's layer stack: quantile clamp, then l2-normalise each sample.
+
+    ``concat=True`` appends the paper's extra candidate "all layers concatenated" (App. C.2): the
+    normalised layers side by side, normalised again, as one more layer at the end.
+    """
+    prepared = [l2_normalize(a) for a in clamp_quantile(layers, q, mode)]
+    if concat:
+        prepared.append(l2_normalize(np.concatenate(prepared, axis=1)))
+    return prepared
+
+
+# --- neighbourhoods ----------------------------------------------------------------------------------
+
+
+def cosine_similarity(X: np.ndarray) -> np.ndarray:
+    """The (N, N) cosine-similarity matrix of the rows of ``X``."""
+    X = l2_normalize(X)
+    return X @ X.T
+
+
+def knn_indices(X: np.ndarray, k: int) -> np.ndarray:
+    """Indices (N, k) of each sample's k nearest neighbours by cosine similarity, itself excluded (eq. 9),
+    most similar first; ties go to the lower index (the order of a stable sort)."""
+    n = len(X)
+    if not 1 <= k <= n - 1:
+        raise ValueError(f"k = {k} must be between 1 and N - 1 = {n - 1}")
+    similarity = cosine_similarity(X)
+    np.fill_diagonal(similarity, -np.inf)
+    return top_k(similarity, k)
+
+
+def top_k(similarity: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of the k largest entries of each row, largest first, ties to the lower index:
+    the first k columns of a stable descending argsort, found by partial sorting."""
+    n = similarity.shape[1]
+    if k >= n - 1:
+        return np.argsort(-similarity, axis=1, kind="stable")[:, :k]
+    candidates = np.argpartition(-similarity, k, axis=1)[:, : k + 1]
+    values = np.take_along_axis(similarity, candidates, axis=1)
+    order = np.lexsort((candidates, -values), axis=1)
+    candidates = np.take_along_axis(candidates, order, axis=1)
+    values = np.take_along_axis(values, order, axis=1)
+    result = candidates[:, :k].copy()
+    # A tie across the k-th place may leave out an equal value with a lower index: redo those rows fully.
+    tied = values[:, k - 1] == values[:, k]
+    if tied.any():
+        result[tied] = np.argsort(-similarity[tied], axis=1, kind="stable")[:, :k]
+    return result
+
+
+def neighbour_mask(knn: np.ndarray) -> np.ndarray:
+    """Boolean (N, N) matrix with ``mask[i, j]`` true when ``j`` is among the neighbours of ``i``."""
+    n = knn.shape[0]
+    mask = np.zeros((n, n), dtype=bool)
+    np.put_along_axis(mask, knn, True, axis=1)
+    return mask
+
+
+# --- nearest-neighbour metrics -----------------------------------------------------------------------
+
+
+def mutual_knn_terms(X: np.ndarray, Y: np.ndarray, k: int = 10) -> np.ndarray:
+    """Per-sample terms of ``mutual_knn``: ``|S(x_i) ∩ S(y_i)| / k`` (eq. 11)."""
+    _check_paired(X, Y)
+    knn_x, knn_y = knn_indices(X, k), knn_indices(Y, k)
+    return np.take_along_axis(neighbour_mask(knn_y), knn_x, axis=1).sum(axis=1) / k
+
+
+def mutual_knn(X: np.ndarray, Y: np.ndarray, k: int = 10) -> float:
+    """Mutual k-nearest-neighbour alignment m_NN (App. A, eq. 9–11): the mean over samples of
+    ``|S(x_i) ∩ S(y_i)| / k``, with S the k-NN sets within X and within Y. 1 for identical
+    neighbourhoods; about k / (N - 1) for unrelated ones."""
+    return float(mutual_knn_terms(X, Y, k).mean())
+
+
+def cycle_knn_terms(X: np.ndarray, Y: np.ndarray, k: int = 10) -> np.ndarray:
+    """Per-sample terms of ``cycle_knn``: 1 when the cycle from sample i closes, else 0."""
+    _check_paired(X, Y)
+    knn_x, knn_y = knn_indices(X, k), knn_indices(Y, k)
+    # mask_x[j, i]: i is among the X-neighbours of j; look it up for every Y-neighbour j of i.
+    return neighbour_mask(knn_x).T[np.arange(len(X))[:, None], knn_y].any(axis=1).astype(float)
+
+
+def cycle_knn(X: np.ndarray, Y: np.ndarray, k: int = 10) -> float:
+    """Cycle k-NN (App. B, Table 11): the fraction of samples i for which going to the k nearest
+    neighbours of i **in Y**, then to their k nearest neighbours **in X**, returns to i.
+
+    Direction: Y then X, as the authors' ``knn_A[knn_B]`` with A = X, B = Y. Asymmetric:
+    ``cycle_knn(X, Y) != cycle_knn(Y, X)`` in general. With Y = X it is 1 only when every sample is a
+    neighbour of one of its own neighbours (true in most data, not guaranteed).
+    """
+    return float(cycle_knn_terms(X, Y, k).mean())
+
+
+def longest_common_subsequence(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the longest common subsequence of two sequences (dynamic programming)."""
+    previous = [0] * (len(b) + 1)
+    for x in a:
+        current = [0]
+        for j, y in enumerate(b):
+            current.append(previous[j] + 1 if x == y else max(previous[j + 1], current[j]))
+        previous = current
+    return previous[-1]
+
+
+def edit_distance(a: Sequence[int], b: Sequence[int]) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions, each cost 1)."""
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, start=1):
+        current = [i]
+        for j, y in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
+
+
+def lcs_knn_terms(X: np.ndarray, Y: np.ndarray, k: int = 10) -> np.ndarray:
+    _check_paired(X, Y)
+    knn_x, knn_y = knn_indices(X, k), knn_indices(Y, k)
+    return np.array([longest_common_subsequence(a, b) for a, b in zip(knn_x, knn_y)]) / k
+
+
+def lcs_knn(X: np.ndarray, Y: np.ndarray, k: int = 10) -> float:
+    """Longest common subsequence of the two ordered k-NN lists of each sample, divided by k, averaged
+    (App. B, Table 11). Ordinal: the order of the neighbours matters. 1 = identical lists."""
+    return float(lcs_knn_terms(X, Y, k).mean())
+
+
+def edit_distance_knn_terms(X: np.ndarray, Y: np.ndarray, k: int = 10) -> np.ndarray:
+    _check_paired(X, Y)
+    knn_x, knn_y = knn_indices(X, k), knn_indices(Y, k)
+    return 1.0 - np.array([edit_distance(a, b) for a, b in zip(knn_x, knn_y)]) / k
+
+
+def edit_distance_knn(X: np.ndarray, Y: np.ndarray, k: int = 10) -> float:
+    """One minus the edit distance between the two ordered k-NN lists of each sample divided by k, averaged
+    (App. B, Table 11). 1 = identical lists, 0 = no element in place."""
+    return float(edit_distance_knn_terms(X, Y, k).mean())
+
+
+# --- kernel metrics ----------------------------------------------------------------------------------
+
+
+def kernel(X: np.ndarray, kind: str = "linear", sigma: float = 1.0) -> np.ndarray:
+    """Gram matrix: ``linear`` = <x_i, x_j>; ``rbf`` = exp(-|x_i - x_j|^2 / (2 sigma^2))."""
+    X = np.asarray(X, dtype=np.float64)
+    gram = X @ X.T
+    if kind == "linear":
+        return gram
+    if kind == "rbf":
+        sq = np.diag(gram)
+        return np.exp(-np.maximum(sq[:, None] + sq[None, :] - 2 * gram, 0.0) / (2 * sigma**2))
+    raise ValueError(f"kernel '{kind}' is not one of linear, rbf")
+
+
+def hsic(K: np.ndarray, L: np.ndarray) -> float:
+    """Biased HSIC estimator (eq. 13): tr(H K H L) / (n - 1)^2, H the centring matrix."""
+    n = len(K)
+    H = np.eye(n) - 1.0 / n
+    return float(np.trace(H @ K @ H @ L) / (n - 1) ** 2)
+
+
+def cka(X: np.ndarray, Y: np.ndarray, kernel_kind: str = "linear", sigma: float = 1.0) -> float:
+    """Centred kernel alignment (Kornblith et al. 2019; eq. 14): HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))."""
+    _check_paired(X, Y)
+    K, L = kernel(X, kernel_kind, sigma), kernel(Y, kernel_kind, sigma)
+    return _ratio(hsic(K, L), hsic(K, K), hsic(L, L))
+
+
+def hsic_unbiased(K: np.ndarray, L: np.ndarray) -> float:
+    """Unbiased HSIC estimator of Song et al. (2012), eq. 5: with K~, L~ the kernels with zeroed diagonals,
+    [tr(K~ L~) + 1'K~1 1'L~1 / ((n-1)(n-2)) - 2 1'K~L~1 / (n-2)] / (n (n-3))."""
+    n = len(K)
+    if n < 4:
+        raise ValueError(f"the unbiased HSIC needs at least 4 samples, got {n}")
+    Kt, Lt = K.copy(), L.copy()
+    np.fill_diagonal(Kt, 0.0)
+    np.fill_diagonal(Lt, 0.0)
+    value = np.trace(Kt @ Lt) + Kt.sum() * Lt.sum() / ((n - 1) * (n - 2)) - 2.0 * (Kt @ Lt).sum() / (n - 2)
+    return float(value / (n * (n - 3)))
+
+
+def hsic_unbiased_fast(K: np.ndarray, L: np.ndarray) -> float:
+    """``hsic_unbiased`` for symmetric K and L in O(n^2): tr(K~L~) = <K~, L~> and 1'K~L~1 = (K~1)·(L~1)."""
+    n = len(K)
+    Kt, Lt = K - np.diag(np.diag(K)), L - np.diag(np.diag(L))
+    value = (Kt * Lt).sum() + Kt.sum() * Lt.sum() / ((n - 1) * (n - 2)) - 2.0 * Kt.sum(1) @ Lt.sum(1) / (n - 2)
+    return float(value / (n * (n - 3)))
+
+
+def unbiased_cka(X: np.ndarray, Y: np.ndarray) -> float:
+    """CKA with the unbiased HSIC estimator (Song et al. 2012) in place of the biased one (linear kernel)."""
+    _check_paired(X, Y)
+    K, L = kernel(X), kernel(Y)
+    return _ratio(hsic_unbiased(K, L), hsic_unbiased(K, K), hsic_unbiased(L, L))
+
+
+def row_centred_kernel(X: np.ndarray) -> np.ndarray:
+    """K̄_ij = <x_i, x_j> - E_l[<x_i, x_l>] (eq. 12): each row minus its mean over all l."""
+    K = kernel(X)
+    return K - K.mean(axis=1, keepdims=True)
+
+
+def cknna_row_terms(X: np.ndarray, Y: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-sample sums over j of eq. 16 for (K, L), (K, K) and (L, L): CKNNA is the ratio of their totals."""
+    _check_paired(X, Y)
+    Kb, Lb = row_centred_kernel(X), row_centred_kernel(Y)
+    mask_x, mask_y = neighbour_mask(knn_indices(X, k)), neighbour_mask(knn_indices(Y, k))
+    alpha = mask_x & mask_y  # eq. 17; neighbour sets already exclude i = j
+    return (alpha * Kb * Lb).sum(1), (mask_x * Kb * Kb).sum(1), (mask_y * Lb * Lb).sum(1)
+
+
+def cknna(X: np.ndarray, Y: np.ndarray, k: int = 10, variant: str = "paper") -> float:
+    """Centred Kernel Nearest-Neighbour Alignment (App. A, eq. 16–18).
+
+    ``variant="paper"`` (default): Align_knn(K, L) = sum_ij alpha(i, j) K̄_ij L̄_ij with K̄ the row-centred
+    kernel of eq. 12 and alpha(i, j) = 1 when j is among the k nearest neighbours of i in both X and Y
+    (i != j); CKNNA = Align(K, L) / sqrt(Align(K, K) Align(L, L)), where Align(K, K) keeps X's own
+    neighbours.
+
+    ``variant="authors"``: what the authors' published code computes instead: the *unbiased HSIC* of the
+    neighbour-masked, uncentred kernels, HSIC_1(alpha∘K, alpha∘L) / sqrt(HSIC_1(m_X∘K, m_X∘K)
+    HSIC_1(m_Y∘L, m_Y∘L)). It centres through the estimator (over all n samples, masked entries counting as
+    zeros) rather than row-wise, and its trace term pairs alpha_ij with alpha_ji. The two agree in trend,
+    not in value. (The authors also add 1e-6 to the denominator; this does not.)
+    """
+    if variant == "paper":
+        kl, kk, ll = cknna_row_terms(X, Y, k)
+        return _ratio(kl.sum(), kk.sum(), ll.sum())
+    if variant == "authors":
+        _check_paired(X, Y)
+        K, L = kernel(X), kernel(Y)
+        mask_x, mask_y = neighbour_mask(knn_indices(X, k)), neighbour_mask(knn_indices(Y, k))
+        alpha = mask_x & mask_y
+        return _ratio(
+            hsic_unbiased(alpha * K, alpha * L),
+            hsic_unbiased(mask_x * K, mask_x * K),
+            hsic_unbiased(mask_y * L, mask_y * L),
+        )
+    raise ValueError(f"cknna variant '{variant}' is not one of paper, authors")
+
+
+# --- SVCCA -------------------------------------------------------------------------------------------
+
+
+def svd_directions(X: np.ndarray, dims: int) -> np.ndarray:
+    """Top ``dims`` left singular vectors (N, dims) of X with every feature centred and scaled to unit
+    variance (exact SVD, so deterministic up to signs, which no score depends on)."""
+    X = np.asarray(X, dtype=np.float64)
+    X = X - X.mean(axis=0)
+    X = X / (X.std(axis=0) + 1e-8)
+    if dims > min(X.shape):
+        raise ValueError(f"svcca dims = {dims} exceeds min(N, D) = {min(X.shape)}")
+    U, _, _ = np.linalg.svd(X, full_matrices=False)
+    return U[:, :dims]
+
+
+def svcca(X: np.ndarray, Y: np.ndarray, dims: int = 10) -> float:
+    """SVCCA (Raghu et al. 2017): reduce each representation to its top ``dims`` singular directions, then
+    average the ``dims`` canonical correlations between the two subspaces. The directions are orthonormal
+    and centred, so the canonical correlations are exactly the singular values of U_Xᵀ U_Y (no iterative
+    CCA, no noise: deterministic). The authors' code uses a randomised low-rank SVD and sklearn's CCA."""
+    _check_paired(X, Y)
+    Ux, Uy = svd_directions(X, dims), svd_directions(Y, dims)
+    return float(np.linalg.svd(Ux.T @ Uy, compute_uv=False).mean())
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+
+
+def _ratio(cross: float, self_x: float, self_y: float) -> float:
+    denominator = np.sqrt(self_x * self_y)
+    return float(cross / denominator) if denominator > 0 else float("nan")
+
+
+def _check_paired(X: np.ndarray, Y: np.ndarray) -> None:
+    if X.ndim != 2 or Y.ndim != 2:
+        raise ValueError(f"expected (N, D) arrays, got shapes {X.shape} and {Y.shape}")
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(f"X and Y must describe the same samples: {X.shape[0]} rows vs {Y.shape[0]}")

@@ -1,0 +1,10 @@
+import xarray as xr
+
+from prh.plots import plot_best_alignment, plot_metric_agreement
+from prh.workflow import logged
+
+with logged(snakemake.log[0]):
+    with xr.open_dataset(snakemake.input[0], engine="scipy") as ds:
+        ds = ds.load()
+    plot_best_alignment(ds, snakemake.output.best)
+    plot_metric_agreement(ds, snakemake.output.agreement)

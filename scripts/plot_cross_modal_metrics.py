@@ -1,0 +1,8 @@
+import xarray as xr
+
+from prh.plots import plot_cross_modal_metrics
+from prh.workflow import logged
+
+with logged(snakemake.log[0]):
+    with xr.open_dataset(snakemake.input[0], engine="scipy") as ds:
+        plot_cross_modal_metrics(ds.load(), snakemake.output[0])
