@@ -45,7 +45,13 @@ TINY_CONFIG = {
         },
     ],
     "embedding": {"chunk": 24, "threads": 1},
-    "alignment": {"quantile": 0.95, "metrics": {"mutual_knn": {"k": 5}}},
+    "alignment": {
+        "quantile": 0.95,
+        "null_distribution": {"permutations": 5, "seed": 0},
+        "bootstrap": {"resamples": 20, "seed": 0},
+        "metrics": {"mutual_knn": {"k": 5}, "cycle_knn": {"k": 5}, "unbiased_cka": {}, "cknna": {"k": 5}},
+    },
+    "figures": {"cknna_k": [5, 20]},
 }
 
 

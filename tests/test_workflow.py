@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from conftest import planned_jobs, snakemake, tiny_config, write_config
-from test_metrics import brute_force_mutual_knn
+from test_metrics import brute_cycle_knn, brute_mutual_knn
 
 from prh.features import open_features
 
@@ -67,34 +67,53 @@ def _prepared(run, model, q=0.95):
 
 
 def test_alignment_dataset_matches_brute_force(run):
-    ds = xr.open_dataset(run / "results/alignment/tiny/mutual_knn.nc", engine="scipy").load()
-    assert ds["score"].dims == ("model_x", "model_y", "layer_x", "layer_y")
+    ds = xr.open_dataset(run / "results/alignment/tiny/alignment.nc", engine="scipy").load()
+    assert ds["score"].dims == ("metric", "model_x", "model_y", "layer_x", "layer_y")
+    assert list(ds["metric"].values) == ["mutual_knn", "cycle_knn", "unbiased_cka", "cknna"]
     assert list(ds["model_x"].values) == ["vit-test", "resnet-test", "minilm"]
     assert ds.sizes["layer_x"] == 7
     vision = _prepared(run, "vit-test")
     language = _prepared(run, "minilm")
-    block = ds["score"].sel(model_x="vit-test", model_y="minilm").values
-    expected = np.array([[brute_force_mutual_knn(X, Y, 5) for Y in language] for X in vision])
+    knn = ds.sel(metric="mutual_knn")
+    block = knn["score"].sel(model_x="vit-test", model_y="minilm").values
+    expected = np.array([[brute_mutual_knn(X, Y, 5) for Y in language] for X in vision])
     np.testing.assert_allclose(block[:6, :7], expected, atol=1e-12)
     assert np.isnan(block[6]).all()  # vit-test has 6 layers: row 7 is padding
-    transposed = ds["score"].sel(model_x="minilm", model_y="vit-test").values[:7, :6]
+    transposed = knn["score"].sel(model_x="minilm", model_y="vit-test").values[:7, :6]
     np.testing.assert_array_equal(transposed, block[:6, :7].T)
-    i, j = np.unravel_index(expected.argmax(), expected.shape)
-    assert ds["best"].sel(model_x="vit-test", model_y="minilm") == expected.max()
-    assert (
-        ds["best_layer_x"].sel(model_x="vit-test", model_y="minilm"),
-        ds["best_layer_y"].sel(model_x="vit-test", model_y="minilm"),
-    ) == (i, j)
-    assert np.isnan(ds["best"].values.diagonal()).all()
-    assert (ds["best_layer_x"].values.diagonal() == -1).all()
+    i, j = np.unravel_index(block[:6, :7].argmax(), (6, 7))
+    pair = knn.sel(model_x="vit-test", model_y="minilm")
+    assert pair["best"] == block[i, j] and (pair["best_layer_x"], pair["best_layer_y"]) == (i, j)
+    assert np.isnan(knn["best"].values.diagonal()).all() and (knn["best_layer_x"].values.diagonal() == -1).all()
+    # cycle-kNN is asymmetric: (x, y) and (y, x) are computed separately, each matching the definition
+    cycle = ds["score"].sel(metric="cycle_knn")
+    forward = cycle.sel(model_x="vit-test", model_y="minilm").values[2, 3]
+    reverse = cycle.sel(model_x="minilm", model_y="vit-test").values[3, 2]
+    assert forward == pytest.approx(brute_cycle_knn(vision[2], language[3], 5), abs=1e-12)
+    assert reverse == pytest.approx(brute_cycle_knn(language[3], vision[2], 5), abs=1e-12)
+    # null statistics and intervals sit beside every best score
+    for metric in ds["metric"].values:
+        s = ds.sel(metric=metric, model_x="vit-test", model_y="minilm")
+        assert np.isfinite([s["null_mean"], s["null_std"], s["ci_low"], s["ci_high"]]).all()
+        assert s["ci_low"] <= s["ci_high"] and s["null_std"] >= 0
+        assert s["calibrated"] == pytest.approx((s["best"] - s["null_mean"]) / (1 - s["null_mean"]))
+    chance = 5 / 63
+    assert chance <= float(knn["null_mean"].sel(model_x="vit-test", model_y="minilm")) < 3 * chance
 
 
-def test_figures_exist(run):
-    figures = run / "results/figures/tiny/mutual_knn"
-    assert (figures / "best_alignment.png").stat().st_size > 10_000
+def test_figures_and_report(run):
+    figures = run / "results/figures/tiny"
+    for name in ("best_alignment", "metric_agreement", "cross_modal_metrics", "cknna_versus_k"):
+        assert (figures / f"{name}.png").stat().st_size > 10_000, name
     for x, y in PAIRS[:2]:  # the two cross-modal pairs
         assert (figures / f"layers/{x}/{y}.png").stat().st_size > 10_000
     assert not (figures / "layers/resnet-test").exists()  # vision-vision pairs get no layer figure
+    ks = xr.open_dataset(run / "results/alignment/tiny/cknna_versus_k.nc", engine="scipy")
+    assert ks["k"].values.tolist() == [5, 20, 63]
+    snakemake(run, "--report", str(run / "report.html"))
+    html = (run / "report.html").read_text(errors="ignore")
+    for name in ("metric_agreement.png", "cross_modal_metrics.png", "cknna_versus_k.png", "best_alignment.png"):
+        assert name in html, name
 
 
 def test_complete_run_has_nothing_to_do(run):
@@ -103,24 +122,20 @@ def test_complete_run_has_nothing_to_do(run):
 
 
 def test_adding_a_model_plans_only_its_jobs(run):
-    new = {
-        "name": "effnet-test",
-        "modality": "vision",
-        "source": "timm",
-        "id": "test_efficientnet",
-        "pretrained": False,
-        "batch_size": 16,
-    }
-    jobs = _with_config(run, lambda c: c["models"].append(new))
+    new = {"name": "effnet-test", "modality": "vision", "source": "timm", "id": "test_efficientnet"}
+    jobs = _with_config(run, lambda c: c["models"].append(new | {"pretrained": False, "batch_size": 16}))
     assert jobs == sorted(
         [
             ("embed", "results/features/tiny/effnet-test.zarr"),
             ("align_pair", "results/alignment/tiny/pairs/effnet-test/minilm.nc"),
             ("align_pair", "results/alignment/tiny/pairs/effnet-test/resnet-test.nc"),
             ("align_pair", "results/alignment/tiny/pairs/effnet-test/vit-test.nc"),
-            ("aggregate_alignment", "results/alignment/tiny/mutual_knn.nc"),
-            ("plot_best_alignment", "results/figures/tiny/mutual_knn/best_alignment.png"),
-            ("plot_layer_matrix", "results/figures/tiny/mutual_knn/layers/effnet-test/minilm.png"),
+            ("aggregate_alignment", "results/alignment/tiny/alignment.nc"),
+            ("cknna_versus_k", "results/alignment/tiny/cknna_versus_k.nc"),
+            ("plot_alignment_summary", "results/figures/tiny/best_alignment.png"),
+            ("plot_cross_modal_metrics", "results/figures/tiny/cross_modal_metrics.png"),
+            ("plot_cknna_versus_k", "results/figures/tiny/cknna_versus_k.png"),
+            ("plot_layer_matrices", "results/figures/tiny/layers/effnet-test/minilm.png"),
             ("all", ""),
         ]
     )
@@ -130,27 +145,16 @@ def test_changing_the_dataset_size_reruns_everything_downstream(run):
     jobs = _with_config(run, lambda c: c["datasets"][0].update(size=48))
     rules = sorted(rule for rule, _ in jobs)
     assert rules == sorted(
-        [
-            "shapes_world",
-            "embed",
-            "embed",
-            "embed",
-            "align_pair",
-            "align_pair",
-            "align_pair",
-            "aggregate_alignment",
-            "plot_best_alignment",
-            "plot_layer_matrix",
-            "plot_layer_matrix",
-            "all",
-        ]
+        ["shapes_world", "embed", "embed", "embed", "align_pair", "align_pair", "align_pair", "aggregate_alignment"]
+        + ["cknna_versus_k", "plot_alignment_summary", "plot_cross_modal_metrics", "plot_cknna_versus_k"]
+        + ["plot_layer_matrices", "plot_layer_matrices", "all"]
     )
 
 
 def test_changing_k_reruns_alignment_but_not_embeddings(run):
     jobs = _with_config(run, lambda c: c["alignment"]["metrics"]["mutual_knn"].update(k=3))
     rules = sorted(rule for rule, _ in jobs)
-    assert "embed" not in rules and "shapes_world" not in rules
+    assert "embed" not in rules and "shapes_world" not in rules and "cknna_versus_k" not in rules
     assert rules.count("align_pair") == 3 and "aggregate_alignment" in rules
 
 

@@ -285,8 +285,7 @@ def _gram_bootstrap(unbiased: bool) -> Callable:
             Kb, Lb = K[np.ix_(idx, idx)], L[np.ix_(idx, idx)]
             if unbiased:
                 values.append(
-                    d.hsic_unbiased_fast(Kb, Lb)
-                    / np.sqrt(d.hsic_unbiased_fast(Kb, Kb) * d.hsic_unbiased_fast(Lb, Lb))
+                    d.hsic_unbiased_fast(Kb, Lb) / np.sqrt(d.hsic_unbiased_fast(Kb, Kb) * d.hsic_unbiased_fast(Lb, Lb))
                 )
             else:
                 Kb = Kb - Kb.mean(0) - Kb.mean(1)[:, None] + Kb.mean()
