@@ -9,7 +9,7 @@ Prints, per metric, both wall times, their ratio and the largest absolute differ
 matrices, all measured in this one run. With ``--pairs P`` the reference is timed on P random layer pairs
 and its time scaled to all Lx * Ly pairs (the difference is then over those P pairs).
 
-    python benchmarks/metrics_bench.py [--pairs 40] [--metrics mutual_knn cka]
+    python benchmarks/metrics_bench.py [--pairs 40] [--metrics mutual_knn cka] [--device cuda]
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--metrics", nargs="+", default=list(METRICS), choices=list(METRICS))
     parser.add_argument("--pairs", type=int, default=0, help="time the reference on this many pairs (0: all)")
+    parser.add_argument("--device", default="cpu", help="where layer_scores runs its products (cpu, cuda, auto)")
     args = parser.parse_args()
     Xs, Ys = make_stacks()
     lx, ly = len(Xs), len(Ys)
@@ -61,7 +62,7 @@ def main() -> None:
         metric = METRICS[name]
         params = metric.defaults | PARAMS.get(name, {})
         start = time.perf_counter()
-        batched = layer_scores(name, Xs, Ys, **params)
+        batched = layer_scores(name, Xs, Ys, device=args.device, **params)
         batched_s = time.perf_counter() - start
         start = time.perf_counter()
         reference = {(i, j): metric.pairwise(Xs[i], Ys[j], **params) for i, j in pairs}

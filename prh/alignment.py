@@ -53,6 +53,7 @@ def align_pair(
     level: float = 0.95,
     null_seed: int = 0,
     bootstrap_seed: int = 0,
+    device: str = "cpu",
 ) -> xr.Dataset:
     """Score every layer of the store ``x_path`` against every layer of ``y_path`` with each metric in
     ``metrics`` (name -> parameters), after the paper's preprocessing (``prepare_stack``).
@@ -62,6 +63,7 @@ def align_pair(
     its layers, a permutation null of the best score (``permutations`` shuffles of Y's samples, the max over
     layer pairs taken each time) with the chance-corrected ``calibrated = (best - null_mean) /
     (1 - null_mean)``, and a ``level`` bootstrap percentile interval (``resamples``) at the best layer pair.
+    ``device``: where the matrix products run (``auto`` picks a GPU when one is present).
     """
     rx, ry = _store_record(x_path), _store_record(y_path)
     if rx["dataset_fingerprint"] != ry["dataset_fingerprint"] or rx["n_samples"] != ry["n_samples"]:
@@ -73,7 +75,8 @@ def align_pair(
     metrics = {name: resolve_params(name, params) for name, params in metrics.items()}
     Xs = prepare_stack(read_layers(x_path), quantile, quantile_mode, concat_layers)
     Ys = prepare_stack(read_layers(y_path), quantile, quantile_mode, concat_layers)
-    states = {"forward": (LayerStates(Xs), LayerStates(Ys)), "reverse": (LayerStates(Ys), LayerStates(Xs))}
+    sx, sy = LayerStates(Xs, device), LayerStates(Ys, device)
+    states = {"forward": (sx, sy), "reverse": (sy, sx)}
     stacks = {"forward": (Xs, Ys), "reverse": (Ys, Xs)}
     names = list(metrics)
     lx, ly = len(Xs), len(Ys)
@@ -129,6 +132,7 @@ def align_pair(
         "level": level,
         "null_seed": null_seed,
         "bootstrap_seed": bootstrap_seed,
+        "device": sx.device,
         "versions": package_versions(("numpy", "scipy", "xarray", "zarr")),
     }
     coords = {"metric": names, "direction": list(DIRECTIONS), "layer_x": np.arange(lx), "layer_y": np.arange(ly)}

@@ -7,7 +7,12 @@ rule align_pair:
     input:
         x="results/features/{dataset}/{model_x}.zarr",
         y="results/features/{dataset}/{model_y}.zarr",
-        code=library("metrics/definitions.py", "metrics/layerwise.py", "alignment.py"),
+        code=library(
+            "metrics/definitions.py",
+            "metrics/layerwise.py",
+            "metrics/backend.py",
+            "alignment.py",
+        ),
     output:
         "results/alignment/{dataset}/pairs/{model_x}/{model_y}.nc",
     log:
@@ -26,6 +31,7 @@ rule align_pair:
         resamples=ALIGNMENT["bootstrap"]["resamples"],
         level=ALIGNMENT["bootstrap"]["level"],
         bootstrap_seed=ALIGNMENT["bootstrap"]["seed"],
+        device=ALIGNMENT["device"],
     script:
         "../scripts/align_pair.py"
 

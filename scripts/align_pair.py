@@ -15,6 +15,7 @@ with logged(snakemake.log[0]) as log:
         resamples=p.resamples,
         level=p.level,
         bootstrap_seed=p.bootstrap_seed,
+        device=p.device,
     )
     write_netcdf(pair, snakemake.output[0])
     log.info("%s", pair)

@@ -318,3 +318,15 @@ def test_quantile_clamp():
     prepared = prepare_stack([a, b], q=0.9, concat=True)
     assert len(prepared) == 3 and prepared[2].shape == (10, 15)
     np.testing.assert_allclose(np.linalg.norm(prepared[2], axis=1), 1.0)
+
+
+@pytest.mark.parametrize("name", sorted(ALL) + ["cknna-authors", "cka-rbf"])
+def test_torch_path_equals_numpy_path(name):
+    """The device path (here torch on the CPU; a GPU where present) matches numpy to rounding."""
+    Xs, Ys = _stacks()
+    metric, params = name.split("-")[0], dict(ALL[name.split("-")[0]])
+    params |= {"variant": "authors"} if name == "cknna-authors" else {}
+    params |= {"kernel": "rbf", "sigma": 0.8} if name == "cka-rbf" else {}
+    numpy_scores = layer_scores(metric, Xs, Ys, device="cpu", **params)
+    torch_scores = layer_scores(metric, Xs, Ys, device="torch-cpu", **params)
+    np.testing.assert_allclose(torch_scores, numpy_scores, atol=1e-10, rtol=0)

@@ -16,13 +16,17 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import sparse
 
+from prh.metrics import backend
 from prh.metrics import definitions as d
 
 
 class LayerStates:
     """Per-layer work for one model's prepared layer stack, computed lazily and cached."""
 
-    def __init__(self, layers, _parent: LayerStates | None = None, _perm: np.ndarray | None = None):
+    def __init__(
+        self, layers, device: str = "cpu", _parent: LayerStates | None = None, _perm: np.ndarray | None = None
+    ):
+        self.device = backend.resolve_device(device) if _parent is None else _parent.device
         self._parent, self._perm = _parent, _perm
         self._inverse = None if _perm is None else np.argsort(_perm)
         self._cache: dict = {}
@@ -48,6 +52,17 @@ class LayerStates:
         """The states of the same layers with samples reordered: sample i of the view is ``perm[i]``."""
         return LayerStates(None, _parent=self, _perm=np.asarray(perm))
 
+    def _knn(self, a: np.ndarray, k: int) -> np.ndarray:
+        """``definitions.knn_indices`` with the similarity matrix computed on this stack's device."""
+        if not 1 <= k <= self.n - 1:
+            raise ValueError(f"k = {k} must be between 1 and N - 1 = {self.n - 1}")
+        similarity = backend.gram(d.l2_normalize(a), self.device)
+        np.fill_diagonal(similarity, -np.inf)
+        return d.top_k(similarity, k)
+
+    def _kernel(self, a: np.ndarray, kind: str = "linear", sigma: float = 1.0) -> np.ndarray:
+        return d.kernel(a, kind, sigma, gram=backend.gram(a, self.device))
+
     def _memo(self, key, compute: Callable, derive: Callable):
         if key not in self._cache:
             self._cache[key] = compute() if self._parent is None else derive(self._parent._memo_get(key))
@@ -70,7 +85,7 @@ class LayerStates:
         """(L, N, k) neighbour lists."""
         return self._memo(
             ("knn", k),
-            lambda: np.stack([d.knn_indices(a, k) for a in self.layers]),
+            lambda: np.stack([self._knn(a, k) for a in self.layers]),
             lambda parent: self._inverse[parent[:, self._perm]],
         )
 
@@ -86,7 +101,7 @@ class LayerStates:
         """(L, N, N) Gram matrices K."""
         return self._memo(
             ("grams", kernel, sigma),
-            lambda: np.stack([d.kernel(a, kernel, sigma) for a in self.layers]),
+            lambda: np.stack([self._kernel(a, kernel, sigma) for a in self.layers]),
             self._square,
         )
 
@@ -131,7 +146,8 @@ class LayerStates:
         def compute():
             rows = []
             for a, mask in zip(self.layers, self.masks(k)):
-                rows.append(sparse.csr_matrix((d.row_centred_kernel(a) * mask).reshape(1, -1)))
+                gram = self._kernel(a)
+                rows.append(sparse.csr_matrix(((gram - gram.mean(axis=1, keepdims=True)) * mask).reshape(1, -1)))
             return sparse.vstack(rows, format="csr")
 
         def derive(parent):
@@ -144,7 +160,7 @@ class LayerStates:
         """Per layer, the uncentred linear kernel kept at each sample's k neighbours, sparse (N, N)."""
         return self._memo(
             ("masked_kernels", k),
-            lambda: [sparse.csr_matrix(d.kernel(a) * m) for a, m in zip(self.layers, self.masks(k))],
+            lambda: [sparse.csr_matrix(self._kernel(a) * m) for a, m in zip(self.layers, self.masks(k))],
             lambda parent: [m[self._perm][:, self._perm] for m in parent],
         )
 
@@ -200,7 +216,8 @@ def _cka(sx: LayerStates, sy: LayerStates, kernel: str = "linear", sigma: float 
     which keeps a permuted Y to one re-indexing of its Grams."""
     gx = sx.centred_grams(kernel, sigma).reshape(len(sx), -1)
     gy = sy.grams(kernel, sigma).reshape(len(sy), -1)
-    return (gx @ gy.T) / np.outer(sx.centred_norms(kernel, sigma), sy.centred_norms(kernel, sigma))
+    cross = backend.products(gx, gy, sx.device)
+    return cross / np.outer(sx.centred_norms(kernel, sigma), sy.centred_norms(kernel, sigma))
 
 
 def _unbiased_hsic_matrix(sx: LayerStates, sy: LayerStates) -> np.ndarray:
@@ -209,7 +226,7 @@ def _unbiased_hsic_matrix(sx: LayerStates, sy: LayerStates) -> np.ndarray:
     n = sx.n
     dx, rx, tx = sx.gram_sums()
     dy, ry, ty = sy.gram_sums()
-    trace = sx.grams().reshape(len(sx), -1) @ sy.grams().reshape(len(sy), -1).T - dx @ dy.T
+    trace = backend.products(sx.grams().reshape(len(sx), -1), sy.grams().reshape(len(sy), -1), sx.device) - dx @ dy.T
     sums = np.outer(tx - dx.sum(axis=1), ty - dy.sum(axis=1))
     rows = (rx - dx) @ (ry - dy).T
     return (trace + sums / ((n - 1) * (n - 2)) - 2.0 * rows / (n - 2)) / (n * (n - 3))
@@ -370,15 +387,16 @@ def resolve_params(name: str, params: dict) -> dict:
     return metric.defaults | params
 
 
-def layer_scores(metric: str, Xs, Ys, **params) -> np.ndarray:
+def layer_scores(metric: str, Xs, Ys, *, device: str = "cpu", **params) -> np.ndarray:
     """Score every layer of ``Xs`` against every layer of ``Ys`` -> (Lx, Ly).
 
     ``Xs``, ``Ys``: layer stacks ((L, N, D) arrays or lists of (N, D_l) arrays) or ``LayerStates``. Each
-    layer's neighbours, Gram matrix or SVD is computed once, then all pairs are scored in batch.
+    layer's neighbours, Gram matrix or SVD is computed once, then all pairs are scored in batch. ``device``
+    (for stacks given as arrays): where the matrix products run, see ``prh.metrics.backend``.
     """
     params = resolve_params(metric, params)
-    sx = Xs if isinstance(Xs, LayerStates) else LayerStates(list(Xs))
-    sy = Ys if isinstance(Ys, LayerStates) else LayerStates(list(Ys))
+    sx = Xs if isinstance(Xs, LayerStates) else LayerStates(list(Xs), device)
+    sy = Ys if isinstance(Ys, LayerStates) else LayerStates(list(Ys), device)
     if sx.n != sy.n:
         raise ValueError(f"X and Y must describe the same samples: {sx.n} rows vs {sy.n}")
     return get_metric(metric).layerwise(sx, sy, **params)
