@@ -48,6 +48,7 @@ def align_pair(
     quantile: float = 0.95,
     quantile_mode: str = "global",
     concat_layers: bool = False,
+    normalize: bool = True,
     permutations: int = 0,
     resamples: int = 0,
     level: float = 0.95,
@@ -73,8 +74,8 @@ def align_pair(
             f"{ry['n_samples']} samples, {ry['dataset_fingerprint']}); rerun the embedding of the older one"
         )
     metrics = {name: resolve_params(name, params) for name, params in metrics.items()}
-    Xs = prepare_stack(read_layers(x_path), quantile, quantile_mode, concat_layers)
-    Ys = prepare_stack(read_layers(y_path), quantile, quantile_mode, concat_layers)
+    Xs = prepare_stack(read_layers(x_path), quantile, quantile_mode, concat_layers, normalize)
+    Ys = prepare_stack(read_layers(y_path), quantile, quantile_mode, concat_layers, normalize)
     sx, sy = LayerStates(Xs, device), LayerStates(Ys, device)
     states = {"forward": (sx, sy), "reverse": (sy, sx)}
     stacks = {"forward": (Xs, Ys), "reverse": (Ys, Xs)}
@@ -127,6 +128,7 @@ def align_pair(
         "quantile": quantile,
         "quantile_mode": quantile_mode,
         "concat_layers": concat_layers,
+        "normalize": normalize,
         "permutations": permutations,
         "resamples": resamples,
         "level": level,
@@ -212,7 +214,14 @@ def aggregate(pair_paths: Sequence[str | Path], models: Sequence[dict]) -> xr.Da
         attrs={
             **{
                 k: first[k]
-                for k in ("metric_params", "quantile", "quantile_mode", "concat_layers", "dataset_fingerprint")
+                for k in (
+                    "metric_params",
+                    "quantile",
+                    "quantile_mode",
+                    "concat_layers",
+                    "normalize",
+                    "dataset_fingerprint",
+                )
             },
             **{k: first[k] for k in ("permutations", "resamples", "level", "null_seed", "bootstrap_seed")},
             **as_attrs({"layer_names": layer_names, "versions": package_versions(("numpy", "xarray"))}),

@@ -107,8 +107,3 @@ def _semantic_problems(config: dict) -> list[str]:
         if dims is not None and dims > smallest["size"]:
             problems.append(f"alignment.metrics.{name}.dims: {dims} directions need at least as many samples")
     return problems
-
-
-def model_specs(config: dict) -> dict[str, dict]:
-    """Validated model entries by name, in config order."""
-    return {m["name"]: m for m in config["models"]}

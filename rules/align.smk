@@ -26,6 +26,7 @@ rule align_pair:
         quantile=ALIGNMENT["quantile"],
         quantile_mode=ALIGNMENT["quantile_mode"],
         concat_layers=ALIGNMENT["concat_layers"],
+        normalize=ALIGNMENT["normalize"],
         permutations=ALIGNMENT["null_distribution"]["permutations"],
         null_seed=ALIGNMENT["null_distribution"]["seed"],
         resamples=ALIGNMENT["bootstrap"]["resamples"],

@@ -10,6 +10,7 @@ with logged(snakemake.log[0]) as log:
         quantile=p.quantile,
         quantile_mode=p.quantile_mode,
         concat_layers=p.concat_layers,
+        normalize=p.normalize,
         permutations=p.permutations,
         null_seed=p.null_seed,
         resamples=p.resamples,

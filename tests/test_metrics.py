@@ -246,12 +246,19 @@ def _stacks(seed=7, n=80):
     return prepare_stack(Xs), prepare_stack(Ys)
 
 
-@pytest.mark.parametrize("name", sorted(ALL) + ["cknna-authors", "cka-rbf"])
+VARIANTS = {"cknna-authors": {"variant": "authors"}, "cka-rbf": {"kernel": "rbf", "sigma": 0.8}}
+
+
+def _case(name):
+    """A metric name, optionally with a variant suffix, and its parameters."""
+    metric = name.split("-")[0]
+    return metric, ALL[metric] | VARIANTS.get(name, {})
+
+
+@pytest.mark.parametrize("name", sorted(ALL) + list(VARIANTS))
 def test_layer_scores_equal_the_reference_loop(name):
     Xs, Ys = _stacks()
-    metric, params = name.split("-")[0], dict(ALL[name.split("-")[0]])
-    params |= {"variant": "authors"} if name == "cknna-authors" else {}
-    params |= {"kernel": "rbf", "sigma": 0.8} if name == "cka-rbf" else {}
+    metric, params = _case(name)
     scores = layer_scores(metric, Xs, Ys, **params)
     reference = np.array([[METRICS[metric].pairwise(X, Y, **params) for Y in Ys] for X in Xs])
     assert scores.shape == (3, 2)
@@ -315,18 +322,18 @@ def test_quantile_clamp():
     np.testing.assert_array_equal(clamp_quantile([a], q=1.0)[0], a)
     pa, pb = clamp_quantile([a, b], q=0.9, mode="per_layer")
     assert pa.max() == np.quantile(a, 0.9) and pb.min() == -np.quantile(-b, 0.9)
+    raw = prepare_stack([a, b], q=0.9, normalize=False)
+    np.testing.assert_array_equal(raw[0], ca)
     prepared = prepare_stack([a, b], q=0.9, concat=True)
     assert len(prepared) == 3 and prepared[2].shape == (10, 15)
     np.testing.assert_allclose(np.linalg.norm(prepared[2], axis=1), 1.0)
 
 
-@pytest.mark.parametrize("name", sorted(ALL) + ["cknna-authors", "cka-rbf"])
+@pytest.mark.parametrize("name", sorted(ALL) + list(VARIANTS))
 def test_torch_path_equals_numpy_path(name):
     """The device path (here torch on the CPU; a GPU where present) matches numpy to rounding."""
     Xs, Ys = _stacks()
-    metric, params = name.split("-")[0], dict(ALL[name.split("-")[0]])
-    params |= {"variant": "authors"} if name == "cknna-authors" else {}
-    params |= {"kernel": "rbf", "sigma": 0.8} if name == "cka-rbf" else {}
+    metric, params = _case(name)
     numpy_scores = layer_scores(metric, Xs, Ys, device="cpu", **params)
     torch_scores = layer_scores(metric, Xs, Ys, device="torch-cpu", **params)
     np.testing.assert_allclose(torch_scores, numpy_scores, atol=1e-10, rtol=0)

@@ -54,15 +54,19 @@ def clamp_quantile(layers: LayerStack, q: float = 0.95, mode: str = "global") ->
     raise ValueError(f"quantile mode '{mode}' is not one of global, per_layer")
 
 
-def prepare_stack(layers: LayerStack, q: float = 0.95, mode: str = "global", concat: bool = False) -> list[np.ndarray]:
-    """The paper's preprocessing of one model's layer stack: quantile clamp, then l2-normalise each sample.
+def prepare_stack(
+    layers: LayerStack, q: float = 0.95, mode: str = "global", concat: bool = False, normalize: bool = True
+) -> list[np.ndarray]:
+    """The paper's preprocessing of one model's layer stack: quantile clamp, then l2-normalise each sample
+    (``normalize=False`` skips the normalisation; neighbourhoods are cosine-based either way).
 
     ``concat=True`` appends the paper's extra candidate "all layers concatenated" (App. C.2): the
     normalised layers side by side, normalised again, as one more layer at the end.
     """
-    prepared = [l2_normalize(a) for a in clamp_quantile(layers, q, mode)]
+    scale = l2_normalize if normalize else (lambda a: a)
+    prepared = [scale(a) for a in clamp_quantile(layers, q, mode)]
     if concat:
-        prepared.append(l2_normalize(np.concatenate(prepared, axis=1)))
+        prepared.append(scale(np.concatenate(prepared, axis=1)))
     return prepared
 
 
