@@ -15,6 +15,7 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/embed.smk"
 include: "rules/align.smk"
+include: "rules/lm_score.smk"
 include: "rules/plots.smk"
 
 

@@ -27,6 +27,7 @@ def embed_dataset(
     dataset_name: str,
     chunk: int = 256,
     threads: int | None = None,
+    device: str = "auto",
 ) -> Path:
     """Embed ``dataset_dir`` with the model ``spec`` into ``out_path`` (see ``prh.features``).
 
@@ -39,7 +40,7 @@ def embed_dataset(
     n = inputs.shape[0] if hasattr(inputs, "shape") else len(inputs)
     if n != record["size"]:
         raise ValueError(f"dataset '{dataset_name}': {n} inputs but its record says {record['size']}")
-    backbone = load_backbone(spec)
+    backbone = load_backbone(spec, device)
     attrs = {
         "model": spec["name"],
         "modality": spec["modality"],

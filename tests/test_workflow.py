@@ -172,3 +172,29 @@ def test_from_scratch_rerun_is_bit_identical(run, tmp_path):
     for folder in ("data", "results/features", "results/alignment"):
         assert _digests(run / folder) == _digests(tmp_path / folder), folder
     shutil.rmtree(tmp_path / "results")
+
+
+def test_language_model_scores(tmp_path, local_llama):
+    """Bits-per-byte through the workflow: the causal LM gets its score, the encoder is marked not applicable."""
+    import polars as pl
+    from transformers import AutoModelForCausalLM
+
+    from prh.lm_score import bits_per_byte
+    from prh.models import load_tokenizer
+
+    config = tiny_config()
+    llama = {"name": "tiny-llama", "modality": "language", "source": "huggingface", "path": str(local_llama)}
+    config["models"] = [config["models"][2], llama]
+    config["lm_score"] = {"max_bytes": 3000, "context": 64}
+    write_config(tmp_path, config)
+    snakemake(tmp_path, "results/lm_scores.parquet")
+    table = pl.read_parquet(tmp_path / "results/lm_scores.parquet")
+    assert table["model"].to_list() == ["minilm", "tiny-llama"]
+    assert table["applicable"].to_list() == [False, True] and table["bits_per_byte"][0] is None
+    corpus = (tmp_path / "data/corpora/pydoc.txt").read_text(encoding="utf-8")
+    assert len(corpus.encode("utf-8")) <= 3000 and table["bytes"].to_list() == [len(corpus.encode("utf-8"))] * 2
+    model = AutoModelForCausalLM.from_pretrained(local_llama).eval()
+    tokenizer = load_tokenizer(llama | {"trust_remote_code": False})
+    expected = bits_per_byte(model, tokenizer, corpus, context=64)["bits_per_byte"]
+    assert table["bits_per_byte"][1] == pytest.approx(expected, rel=1e-6)
+    assert table["bits_per_byte"][1] > 1.0  # a random model is a poor language model

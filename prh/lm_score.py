@@ -1,0 +1,117 @@
+"""Language-model score: bits-per-byte of a causal LM on a text corpus (paper, Fig. 3: 1 - bits-per-byte).
+
+bits-per-byte = (cross-entropy summed over every token of the corpus, in bits) / (UTF-8 bytes of the corpus).
+The corpus is tokenised once, prefixed with the BOS token (EOS where there is none) so that the first token
+is predicted too, and cut into consecutive windows of ``context`` tokens: each token is scored exactly once,
+conditioned on the tokens before it in its window (lm-eval-harness's rolling log-likelihood without overlap).
+
+Encoders and static embeddings have no next-token distribution: they are reported as not applicable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+
+
+def corpus_pydoc(max_bytes: int) -> str:
+    """An English corpus that always exists offline: Python's own ``pydoc_data`` help topics, in key order,
+    cut to at most ``max_bytes`` UTF-8 bytes (at a character boundary)."""
+    from pydoc_data.topics import topics
+
+    text = "\n\n".join(topics[key] for key in sorted(topics))
+    return text.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore")
+
+
+def text_fingerprint(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _windows(ids: list[int], start: int, context: int) -> Iterator[tuple[list[int], list[int]]]:
+    """(inputs, targets) of consecutive windows: inputs[j] is the token before targets[j]."""
+    shifted = [start] + ids
+    for s in range(0, len(ids), context):
+        yield shifted[s : s + context], ids[s : s + context]
+
+
+def bits_per_byte(model, tokenizer, text: str, context: int = 512, batch_size: int = 8) -> dict:
+    """Score ``text`` with a causal LM (a ``*ForCausalLM`` transformers model). Returns the summed
+    cross-entropy in nats and bits, the token and byte counts, and ``bits_per_byte``."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    if start is None:
+        raise ValueError("the tokenizer has neither a BOS nor an EOS token to start the corpus with")
+    device = next(model.parameters()).device
+    windows = list(_windows(ids, start, context))
+    nats = 0.0
+    with torch.inference_mode():
+        for b in range(0, len(windows), batch_size):
+            chunk = windows[b : b + batch_size]
+            width = max(len(inputs) for inputs, _ in chunk)
+            inputs = torch.zeros((len(chunk), width), dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            targets = torch.full((len(chunk), width), -100, dtype=torch.long)  # -100: not scored (padding)
+            for row, (x, y) in enumerate(chunk):
+                inputs[row, : len(x)], mask[row, : len(x)], targets[row, : len(y)] = (
+                    torch.tensor(x),
+                    1,
+                    torch.tensor(y),
+                )
+            logits = model(input_ids=inputs.to(device), attention_mask=mask.to(device)).logits.float()
+            nats += F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), targets.to(device).reshape(-1), reduction="sum"
+            ).item()
+    n_bytes = len(text.encode("utf-8"))
+    bits = nats / math.log(2)
+    return {"nats": nats, "bits": bits, "tokens": len(ids), "bytes": n_bytes, "bits_per_byte": bits / n_bytes}
+
+
+def is_causal_lm(spec: dict) -> bool:
+    """Whether a huggingface model entry is a causal LM (its config names a *ForCausalLM architecture)."""
+    if spec["source"] != "huggingface":
+        return False
+    from transformers import AutoConfig
+
+    from prh.models import resolve_hf_location
+
+    location, kwargs, _ = resolve_hf_location(spec)
+    config = AutoConfig.from_pretrained(location, trust_remote_code=spec["trust_remote_code"], **kwargs)
+    return any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in (config.architectures or []))
+
+
+def score_model(spec: dict, corpus: str, corpus_name: str, context: int, batch_size: int, device: str = "auto"):
+    """One row of the language-model score table for a model entry (polars DataFrame)."""
+    import polars as pl
+
+    from prh.models import COMPUTE_DTYPES, _seeded, load_tokenizer, pick_device, resolve_hf_location
+
+    row = {
+        "model": spec["name"],
+        "corpus": corpus_name,
+        "corpus_fingerprint": text_fingerprint(corpus),
+        "context": context,
+        "applicable": False,
+        "bits_per_byte": None,
+        "tokens": None,
+        "bytes": len(corpus.encode("utf-8")),
+    }
+    if is_causal_lm(spec):
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        location, kwargs, _ = resolve_hf_location(spec)
+        kwargs["trust_remote_code"] = spec["trust_remote_code"]
+        dtype = COMPUTE_DTYPES[spec["compute_dtype"]]
+        _seeded(spec["seed"])
+        if spec["pretrained"]:
+            model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **kwargs)
+        else:
+            model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(location, **kwargs), dtype=dtype)
+        model.to(pick_device(device)).eval()
+        result = bits_per_byte(model, load_tokenizer(spec), corpus, context=context, batch_size=batch_size)
+        row |= {"applicable": True, "bits_per_byte": result["bits_per_byte"], "tokens": result["tokens"]}
+    schema = {"bits_per_byte": pl.Float64, "tokens": pl.Int64}
+    return pl.DataFrame([row], schema_overrides=schema)

@@ -1,0 +1,52 @@
+LM_SCORE = config["lm_score"]
+
+
+rule lm_corpus:
+    """The text corpus language models are scored on."""
+    output:
+        "data/corpora/{corpus}.txt",
+    log:
+        "logs/lm_score/corpus_{corpus}.log",
+    conda:
+        "../envs/prh.yaml"
+    params:
+        max_bytes=LM_SCORE["max_bytes"],
+    script:
+        "../scripts/lm_corpus.py"
+
+
+rule lm_score:
+    """Bits-per-byte of one language model on the corpus (not applicable for encoders)."""
+    input:
+        corpus=f"data/corpora/{LM_SCORE['corpus']}.txt",
+        code=library("lm_score.py"),
+    output:
+        "results/lm_scores/{model}.parquet",
+    log:
+        "logs/lm_score/{model}.log",
+    conda:
+        "../envs/prh.yaml"
+    threads: config["embedding"]["threads"]
+    resources:
+        mem_mb=6000,
+    params:
+        spec=lambda wildcards: MODELS[wildcards.model],
+        corpus=LM_SCORE["corpus"],
+        context=LM_SCORE["context"],
+        batch_size=LM_SCORE["batch_size"],
+        device=config["embedding"]["device"],
+    script:
+        "../scripts/lm_score.py"
+
+
+rule aggregate_lm_scores:
+    input:
+        [f"results/lm_scores/{m}.parquet" for m in LANGUAGE_MODELS],
+    output:
+        "results/lm_scores.parquet",
+    log:
+        "logs/lm_score/aggregate.log",
+    conda:
+        "../envs/prh.yaml"
+    script:
+        "../scripts/aggregate_lm_scores.py"
