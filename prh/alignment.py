@@ -236,11 +236,13 @@ def cknna_versus_k(
     store_paths: Sequence[str | Path], models: Sequence[dict], ks: Sequence[int], quantile: float, quantile_mode: str
 ) -> xr.Dataset:
     """Best CKNNA (paper variant) over layer pairs of every (vision, language) model pair for each k in
-    ``ks`` (App. A, Fig. 10: small k emphasises local alignment; k near N approaches a CKA-like global
-    score). ``store_paths`` follow ``models``. Returns ``cknna`` (k, vision, language)."""
+    ``ks`` below N - 1, and for N - 1 (App. A, Fig. 10: small k emphasises local alignment; k near N approaches
+    a CKA-like global score). ``store_paths`` follow ``models``. Returns ``cknna`` (k, vision, language)."""
     stacks = {
         m["name"]: prepare_stack(read_layers(path), quantile, quantile_mode) for m, path in zip(models, store_paths)
     }
+    n = next(iter(stacks.values()))[0].shape[0]
+    ks = sorted({int(k) for k in ks if k < n - 1} | {n - 1})  # N - 1: every neighbour, the CKA-like end
     vision = [m["name"] for m in models if m["modality"] == "vision"]
     language = [m["name"] for m in models if m["modality"] == "language"]
     scores = np.full((len(ks), len(vision), len(language)), np.nan)

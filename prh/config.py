@@ -93,7 +93,16 @@ def _semantic_problems(config: dict) -> list[str]:
             problems.append(f"{where}.id: source '{model['source']}' needs the model's id")
         if model["source"] != "huggingface" and any(key in model for key in ("path", "package", "gguf_file")):
             problems.append(f"{where}: path, package and gguf_file apply to huggingface models only")
-    smallest = min(config["datasets"], key=lambda d: d["size"])
+    for i, dataset in enumerate(config["datasets"]):
+        where = f"datasets[{i}] (dataset '{dataset['name']}')"
+        if dataset["kind"] == "shapes" and any(key in dataset for key in ("id", "path", "revision")):
+            problems.append(f"{where}: id, revision and path apply to hub datasets, not the generated shapes world")
+        if dataset["kind"] == "hf_image_text" and not (dataset.get("id") or dataset.get("path")):
+            problems.append(f"{where}: a hub dataset needs an id (with a revision) or a path")
+    sized = [d for d in config["datasets"] if "size" in d]  # hub datasets without size: N known after import
+    if not sized:
+        return problems
+    smallest = min(sized, key=lambda d: d["size"])
     for name, params in config["alignment"]["metrics"].items():
         k = params.get("k")
         if k is not None and k > smallest["size"] - 1:

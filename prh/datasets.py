@@ -208,60 +208,118 @@ def caption_scene(scene: Scene) -> str:
     return text[0].upper() + text[1:]
 
 
-def generate_shapes_world(out_dir: str | Path, size: int, seed: int) -> dict:
-    """Render ``size`` scenes into ``out_dir``: ``images.zarr`` (N, 224, 224, 3) uint8,
-    ``captions.parquet`` (caption and latent attributes per scene) and ``dataset.json``.
+def write_dataset(out_dir: str | Path, size: int, image_size: int, chunks, record: dict) -> dict:
+    """Write an image–caption dataset into ``out_dir``: ``images.zarr`` (N, S, S, 3) uint8 chunked along
+    samples, ``captions.parquet`` (one row per sample: ``caption`` plus any attributes) and ``dataset.json``
+    (``record`` plus the fingerprint: sha256 over image bytes and captions, in order).
 
-    Images are written chunk by chunk, so memory stays at one chunk. Returns the dataset record.
-    """
+    ``chunks`` yields ``(images (n, S, S, 3) uint8, rows)`` in sample order, one chunk at a time, so memory
+    holds one chunk. The image store is renamed into place only when complete."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    images_path = out_dir / "images.zarr"
-    tmp_path = out_dir / "images.zarr.partial"
+    images_path, tmp_path = out_dir / "images.zarr", out_dir / "images.zarr.partial"
     shutil.rmtree(tmp_path, ignore_errors=True)
     images = zarr.create_array(
         store=str(tmp_path),
-        shape=(size, IMAGE_SIZE, IMAGE_SIZE, 3),
-        chunks=(CHUNK_SCENES, IMAGE_SIZE, IMAGE_SIZE, 3),
+        shape=(size, image_size, image_size, 3),
+        chunks=(CHUNK_SCENES, image_size, image_size, 3),
         dtype="uint8",
         dimension_names=("sample", "height", "width", "channel"),
         fill_value=0,
     )
-    digest = hashlib.sha256()
-    rows = []
-    for start in range(0, size, CHUNK_SCENES):
-        stop = min(start + CHUNK_SCENES, size)
-        scenes = [sample_scene(seed, i) for i in range(start, stop)]
-        block = np.stack([render_scene(s) for s in scenes])
-        images[start:stop] = block
+    digest, rows, start = hashlib.sha256(), [], 0
+    for block, block_rows in chunks:
+        images[start : start + len(block)] = block
         digest.update(block.tobytes())
-        for i, scene in zip(range(start, stop), scenes):
-            caption = caption_scene(scene)
-            digest.update(caption.encode() + b"\n")
-            rows.append(
-                {
-                    "sample": i,
-                    "caption": caption,
-                    "background": scene.background,
-                    "texture": scene.texture,
-                    "n_objects": len(scene.objects),
-                    "objects": [asdict(o) for o in scene.objects],
-                }
-            )
-    record = {
-        "kind": "shapes",
-        "generator": GENERATOR,
-        "size": size,
-        "seed": seed,
-        "image_size": IMAGE_SIZE,
-        "fingerprint": "sha256:" + digest.hexdigest(),
-    }
+        for row in block_rows:
+            digest.update(row["caption"].encode() + b"\n")
+        rows += [{"sample": start + i} | row for i, row in enumerate(block_rows)]
+        start += len(block)
+    if start != size:
+        raise ValueError(f"{out_dir}: {start} samples written, expected {size}")
+    record = record | {"size": size, "image_size": image_size, "fingerprint": "sha256:" + digest.hexdigest()}
     images.attrs.update(record)
     shutil.rmtree(images_path, ignore_errors=True)
     tmp_path.rename(images_path)
     pl.DataFrame(rows).write_parquet(out_dir / "captions.parquet", statistics=False)
     (out_dir / "dataset.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
+
+
+def generate_shapes_world(out_dir: str | Path, size: int, seed: int) -> dict:
+    """Render ``size`` scenes into ``out_dir`` (see ``write_dataset``), with the latent attributes of each
+    scene beside its caption. Returns the dataset record."""
+
+    def chunks():
+        for start in range(0, size, CHUNK_SCENES):
+            scenes = [sample_scene(seed, i) for i in range(start, min(start + CHUNK_SCENES, size))]
+            rows = [
+                {
+                    "caption": caption_scene(scene),
+                    "background": scene.background,
+                    "texture": scene.texture,
+                    "n_objects": len(scene.objects),
+                    "objects": [asdict(o) for o in scene.objects],
+                }
+                for scene in scenes
+            ]
+            yield np.stack([render_scene(scene) for scene in scenes]), rows
+
+    return write_dataset(out_dir, size, IMAGE_SIZE, chunks(), {"kind": "shapes", "generator": GENERATOR, "seed": seed})
+
+
+def square_image(image: Image.Image, size: int) -> np.ndarray:
+    """RGB, short side resized to ``size`` (bicubic, anti-aliased), centre-cropped to size × size."""
+    image = image.convert("RGB")
+    scale = size / min(image.size)
+    width, height = max(size, round(image.width * scale)), max(size, round(image.height * scale))
+    image = image.resize((width, height), Image.Resampling.BICUBIC)
+    left, top = (width - size) // 2, (height - size) // 2
+    return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
+
+
+def import_hf_dataset(out_dir: str | Path, spec: dict) -> dict:
+    """Import an image–caption dataset from the Hugging Face hub (``id`` at ``revision``) or from a folder
+    written by ``Dataset.save_to_disk`` (``path``): images are squared to ``image_size``, the caption is
+    ``text[caption_index]`` when the text column holds a list (WIT-1024 as the authors publish it:
+    ``minhuh/prh``, revision ``wit_1024``), and ``size`` takes a seeded subset."""
+    try:
+        import datasets
+    except ModuleNotFoundError as err:
+        raise ModuleNotFoundError("importing a hub dataset needs the `datasets` package") from err
+    where = spec.get("path") or f"{spec['id']}@{spec['revision']}"
+    try:
+        if spec.get("path"):
+            table = datasets.load_from_disk(spec["path"])
+        else:
+            table = datasets.load_dataset(spec["id"], revision=spec["revision"], split=spec["split"])
+    except Exception as err:
+        raise RuntimeError(
+            f"dataset '{spec['name']}': cannot load {where} ({err.__class__.__name__}: {err}). With internet it "
+            f"downloads from the hub; offline, save it once with `datasets.load_dataset(...).save_to_disk(folder)` "
+            f"and set `path: folder`."
+        ) from err
+    if isinstance(table, datasets.DatasetDict):
+        table = table[spec["split"]]
+    size = spec.get("size") or len(table)
+    if size > len(table):
+        raise ValueError(f"dataset '{spec['name']}': size {size} exceeds the {len(table)} samples of {where}")
+    if size < len(table):
+        indices = np.sort(np.random.default_rng(spec["seed"]).choice(len(table), size, replace=False))
+        table = table.select(indices.tolist())
+    image_column, text_column, image_size = spec["image_column"], spec["text_column"], spec["image_size"]
+
+    def caption(value) -> str:
+        return str(value[spec["caption_index"]] if isinstance(value, (list, tuple)) else value)
+
+    def chunks():
+        for start in range(0, size, CHUNK_SCENES):
+            batch = table[start : min(start + CHUNK_SCENES, size)]
+            block = np.stack([square_image(image, image_size) for image in batch[image_column]])
+            yield block, [{"caption": caption(text)} for text in batch[text_column]]
+
+    record = {"kind": spec["kind"], "source": where, "split": spec["split"], "seed": spec["seed"]}
+    return write_dataset(out_dir, size, image_size, chunks(), record | {"caption_index": spec["caption_index"]})
 
 
 def open_images(dataset_dir: str | Path) -> zarr.Array:
@@ -277,3 +335,10 @@ def read_captions(dataset_dir: str | Path) -> list[str]:
 def read_record(dataset_dir: str | Path) -> dict:
     """The dataset's record: kind, size, seed and fingerprint."""
     return json.loads((Path(dataset_dir) / "dataset.json").read_text())
+
+
+def build_dataset(out_dir: str | Path, spec: dict) -> dict:
+    """The dataset stage for one validated config entry: generate the shapes world or import a hub dataset."""
+    if spec["kind"] == "shapes":
+        return generate_shapes_world(out_dir, spec["size"], spec["seed"])
+    return import_hf_dataset(out_dir, spec)

@@ -156,3 +156,29 @@ def plot_cknna_versus_k(ds: xr.Dataset, path: str | Path) -> None:
     raw.legend(fontsize=7)
     fig.suptitle("Cross-modal CKNNA against neighbourhood size k (mean over language models)")
     _save(fig, path)
+
+
+def plot_alignment_versus_lm_score(ds: xr.Dataset, scores, path: str | Path, metric: str = "mutual_knn") -> None:
+    """Fig. 3: cross-modal alignment (best over layer pairs) of each language model with each vision model
+    against the language model's 1 - bits-per-byte; one line per vision model. Only causal LMs have a
+    bits-per-byte; the others are left out."""
+    metric = metric if metric in ds["metric"].values else str(ds["metric"].values[0])
+    causal = scores.filter(scores["applicable"]).sort("bits_per_byte", descending=True)
+    names = list(ds["model_x"].values)
+    vision = [m for m, v in zip(names, ds["modality_x"].values) if v == "vision"]
+    language = [m for m in causal["model"].to_list() if m in names]
+    if not vision or not language:
+        _note(path, "Figure 3 needs at least one vision model and one causal language model (with bits-per-byte).")
+        return
+    x = 1.0 - causal.filter(causal["model"].is_in(language))["bits_per_byte"].to_numpy()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for v in vision:
+        y = [float(ds["best"].sel(metric=metric, model_x=v, model_y=lang)) for lang in language]
+        ax.plot(x, y, marker="o", label=v)
+    for xi, lang in zip(x, language):
+        ax.annotate(lang, (xi, ax.get_ylim()[0]), fontsize=7, rotation=90, va="bottom", ha="right")
+    ax.set_xlabel("language model score: 1 − bits-per-byte")
+    ax.set_ylabel(f"alignment to vision model ({metric}, best over layers)")
+    ax.legend(title="vision model", fontsize=7)
+    ax.set_title("Language and vision models align (Fig. 3)")
+    _save(fig, path)

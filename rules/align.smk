@@ -73,7 +73,7 @@ rule cknna_versus_k:
     resources:
         mem_mb=6000,
     params:
-        ks=lambda wildcards: cknna_ks(wildcards.dataset),
+        ks=config["figures"]["cknna_k"],
         models=[
             {"name": m["name"], "modality": m["modality"]} for m in config["models"]
         ],

@@ -56,12 +56,6 @@ def pair_files(wildcards):
     ]
 
 
-def cknna_ks(dataset):
-    """Neighbourhood sizes for the CKNNA-versus-k figure: the configured ones below N - 1, then N - 1."""
-    n = DATASETS[dataset]["size"]
-    return sorted({k for k in config["figures"]["cknna_k"] if k < n - 1} | {n - 1})
-
-
 def all_outputs():
     outputs = []
     for dataset in DATASETS:
@@ -80,4 +74,9 @@ def all_outputs():
             ]
     if LANGUAGE_MODELS:
         outputs.append("results/lm_scores.parquet")
+        if cross_modal_pairs():
+            outputs += [
+                f"results/figures/{dataset}/alignment_versus_lm_score.png"
+                for dataset in DATASETS
+            ]
     return outputs

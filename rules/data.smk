@@ -1,5 +1,5 @@
-rule shapes_world:
-    """Generate the shapes world: images, captions and latent attributes, from a seed."""
+rule dataset:
+    """Generate the shapes world, or import a hub dataset: images, captions (and attributes), fingerprint."""
     input:
         code=library("datasets.py"),
     output:
@@ -13,4 +13,4 @@ rule shapes_world:
     params:
         spec=lambda wildcards: DATASETS[wildcards.dataset],
     script:
-        "../scripts/make_shapes_world.py"
+        "../scripts/make_dataset.py"

@@ -86,3 +86,23 @@ rule plot_layer_matrices:
         ),
     script:
         "../scripts/plot_layer_matrices.py"
+
+
+rule plot_alignment_versus_lm_score:
+    input:
+        alignment="results/alignment/{dataset}/alignment.nc",
+        scores="results/lm_scores.parquet",
+    output:
+        report(
+            "results/figures/{dataset}/alignment_versus_lm_score.png",
+            caption="../report/alignment_versus_lm_score.rst",
+            category="Alignment",
+            subcategory="{dataset}",
+            labels={"figure": "alignment against language-model score (Fig. 3)"},
+        ),
+    log:
+        "logs/plots/{dataset}/alignment_versus_lm_score.log",
+    conda:
+        "../envs/prh.yaml"
+    script:
+        "../scripts/plot_alignment_versus_lm_score.py"

@@ -79,3 +79,70 @@ def test_rendering_draws_the_objects_where_the_scene_says():
     # anti-aliased: edge pixels take intermediate values, not only the palette
     scene = Scene("white", "plain", (SceneObject("triangle", "black", "large", 112, 112, 40, 17),))
     assert len(np.unique(render_scene(scene).reshape(-1, 3), axis=0)) > 10
+
+
+def _wit_fixture(folder):
+    """A tiny dataset in the layout of the authors' WIT-1024 (image column; text column of caption lists),
+    saved with ``save_to_disk`` as a user without network would."""
+    import datasets
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    images = [
+        Image.fromarray(rng.integers(0, 255, size=(h, w, 3), dtype=np.uint8))
+        for h, w in [(40, 60), (64, 32), (50, 50), (33, 70), (80, 45), (45, 45), (60, 90), (30, 30)]
+    ]
+    texts = [[f"caption {i}", f"reference description {i}"] for i in range(len(images))]
+    features = datasets.Features({"image": datasets.Image(), "text": datasets.Sequence(datasets.Value("string"))})
+    datasets.Dataset.from_dict({"image": images, "text": texts}, features=features).save_to_disk(str(folder))
+    return images
+
+
+def test_wit_loader_on_a_local_fixture(tmp_path):
+    from prh.config import validate_config
+    from prh.datasets import build_dataset, square_image
+
+    images = _wit_fixture(tmp_path / "wit")
+    config = {
+        "datasets": [{"name": "wit", "kind": "wit", "path": str(tmp_path / "wit"), "size": 5, "seed": 1}],
+        "models": [{"name": "m", "modality": "language", "source": "wordllama"}],
+        "alignment": {"metrics": {"mutual_knn": {"k": 2}}},
+    }
+    spec = validate_config(config)["datasets"][0] | {"caption_index": 1, "image_size": 32}
+    assert spec["id"] == "minhuh/prh" and spec["revision"] == "wit_1024" and spec["text_column"] == "text"
+    record = build_dataset(tmp_path / "out", spec)
+    chosen = np.sort(np.random.default_rng(1).choice(8, 5, replace=False))
+    assert read_captions(tmp_path / "out") == [f"reference description {i}" for i in chosen]
+    stored = open_images(tmp_path / "out")
+    assert stored.shape == (5, 32, 32, 3) and record["size"] == 5
+    for row, i in enumerate(chosen):
+        np.testing.assert_array_equal(stored[row], square_image(images[i], 32))
+    assert build_dataset(tmp_path / "again", spec)["fingerprint"] == record["fingerprint"]
+
+
+def test_square_image_by_hand():
+    from PIL import Image
+
+    from prh.datasets import square_image
+
+    wide = np.zeros((10, 30, 3), dtype=np.uint8)
+    wide[:, 10:20] = 255  # a white band in the middle third
+    out = square_image(Image.fromarray(wide), 10)
+    assert out.shape == (10, 10, 3) and out.min() >= 250  # the centre crop keeps only the band
+
+
+def test_unreachable_hub_dataset_names_the_dataset_and_the_fix():
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from prh.datasets import build_dataset\n"
+        "build_dataset('/tmp/never', {'name': 'wit', 'kind': 'wit', 'id': 'minhuh/prh', 'revision': 'wit_1024',"
+        " 'split': 'train', 'seed': 0, 'image_column': 'image', 'text_column': 'text', 'caption_index': 0,"
+        " 'image_size': 32})\n"
+    )
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode != 0
+    assert "dataset 'wit': cannot load minhuh/prh@wit_1024" in result.stderr and "save_to_disk" in result.stderr

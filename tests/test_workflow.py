@@ -136,6 +136,7 @@ def test_adding_a_model_plans_only_its_jobs(run):
             ("plot_cross_modal_metrics", "results/figures/tiny/cross_modal_metrics.png"),
             ("plot_cknna_versus_k", "results/figures/tiny/cknna_versus_k.png"),
             ("plot_layer_matrices", "results/figures/tiny/layers/effnet-test/minilm.png"),
+            ("plot_alignment_versus_lm_score", "results/figures/tiny/alignment_versus_lm_score.png"),
             ("all", ""),
         ]
     )
@@ -145,16 +146,16 @@ def test_changing_the_dataset_size_reruns_everything_downstream(run):
     jobs = _with_config(run, lambda c: c["datasets"][0].update(size=48))
     rules = sorted(rule for rule, _ in jobs)
     assert rules == sorted(
-        ["shapes_world", "embed", "embed", "embed", "align_pair", "align_pair", "align_pair", "aggregate_alignment"]
+        ["dataset", "embed", "embed", "embed", "align_pair", "align_pair", "align_pair", "aggregate_alignment"]
         + ["cknna_versus_k", "plot_alignment_summary", "plot_cross_modal_metrics", "plot_cknna_versus_k"]
-        + ["plot_layer_matrices", "plot_layer_matrices", "all"]
+        + ["plot_layer_matrices", "plot_layer_matrices", "plot_alignment_versus_lm_score", "all"]
     )
 
 
 def test_changing_k_reruns_alignment_but_not_embeddings(run):
     jobs = _with_config(run, lambda c: c["alignment"]["metrics"]["mutual_knn"].update(k=3))
     rules = sorted(rule for rule, _ in jobs)
-    assert "embed" not in rules and "shapes_world" not in rules and "cknna_versus_k" not in rules
+    assert "embed" not in rules and "dataset" not in rules and "cknna_versus_k" not in rules
     assert rules.count("align_pair") == 3 and "aggregate_alignment" in rules
 
 

@@ -1,9 +1,9 @@
 from pathlib import Path
 
-from prh.datasets import generate_shapes_world
+from prh.datasets import build_dataset
 from prh.workflow import logged
 
 with logged(snakemake.log[0]) as log:
     spec = snakemake.params.spec
-    record = generate_shapes_world(Path(snakemake.output.record).parent, spec["size"], spec["seed"])
+    record = build_dataset(Path(snakemake.output.record).parent, spec)
     log.info("dataset %s: %s", spec["name"], record)

@@ -1,0 +1,36 @@
+"""The presets: valid configs, and the paper preset plans the whole paper run without network."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+import yaml
+from conftest import REPO, snakemake
+
+from prh.config import validate_config
+
+PAPER_VISION = 17  # ViT augreg in21k T/S/B/L, MAE B/L/H, DINOv2 S/B/L/g, CLIP laion2b B/L/H and their in12k fine-tunes
+
+
+@pytest.mark.parametrize("preset", ["paper", "laptop"])
+def test_presets_are_valid(preset):
+    config = validate_config(yaml.safe_load((REPO / "configs" / f"{preset}.yaml").read_text()))
+    assert config["datasets"][0]["kind"] == "wit" and config["alignment"]["metrics"]["mutual_knn"]["k"] == 10
+
+
+def test_paper_preset_plans_every_model_and_pair(tmp_path):
+    config = yaml.safe_load((REPO / "configs" / "paper.yaml").read_text())
+    vision = [m for m in config["models"] if m["modality"] == "vision"]
+    language = [m for m in config["models"] if m["modality"] == "language"]
+    assert len(vision) == PAPER_VISION and len(language) >= 12
+    assert all(m["source"] == "timm" and m["pretrained"] for m in vision)
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    out = snakemake(tmp_path, "--configfile", str(REPO / "configs" / "paper.yaml"), "--dry-run").stdout
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats:")[1], re.M))
+    n = len(vision) + len(language)
+    assert int(counts["embed"]) == n
+    assert int(counts["align_pair"]) == n * (n - 1) // 2
+    assert int(counts["lm_score"]) == len(language)
+    assert int(counts["plot_layer_matrices"]) == len(vision) * len(language)
