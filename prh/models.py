@@ -286,11 +286,13 @@ def load_huggingface(spec: dict, device: str = "cpu") -> Backbone:
     tokenizer = load_tokenizer(spec)
     dtype = COMPUTE_DTYPES[spec["compute_dtype"]]
     _seeded(spec["seed"])
-    if spec["pretrained"]:
-        model = AutoModel.from_pretrained(location, dtype=dtype, **kwargs)
+    if spec["pretrained"] and spec.get("device_map"):  # split over every visible device (accelerate)
+        model = AutoModel.from_pretrained(location, dtype=dtype, device_map=spec["device_map"], **kwargs).eval()
+        device = str(model.get_input_embeddings().weight.device)  # inputs go where the first layer is
+    elif spec["pretrained"]:
+        model = AutoModel.from_pretrained(location, dtype=dtype, **kwargs).to(device).eval()
     else:
-        model = AutoModel.from_config(AutoConfig.from_pretrained(location, **kwargs), dtype=dtype)
-    model.to(device).eval()
+        model = AutoModel.from_config(AutoConfig.from_pretrained(location, **kwargs), dtype=dtype).to(device).eval()
     pooling = "mean" if spec["pooling"] == "auto" else spec["pooling"]
     if pooling not in ("mean", "last"):
         raise ValueError(f"pooling '{pooling}' is not one of mean, last for a language model")
