@@ -75,14 +75,14 @@ def stage(spec: dict, dataset: Path, out: Path) -> float:
 
 
 def peak_memory_mb(spec: dict, samples: int, workdir: Path) -> float:
-    """Peak RSS (MB) of a fresh process that generates ``samples`` scenes and embeds them."""
+    """Peak RSS (MB) of a fresh process that only embeds ``samples`` scenes (generated beforehand)."""
+    if not (workdir / f"data{samples}").exists():
+        generate_shapes_world(workdir / f"data{samples}", samples, 0)
     code = (
         "import json, resource, sys\n"
         "from pathlib import Path\n"
-        "from prh.datasets import generate_shapes_world\n"
         "from prh.embed import embed_dataset\n"
         "spec, n, work = json.loads(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])\n"
-        "generate_shapes_world(work / f'data{n}', n, 0)\n"
         "embed_dataset(spec, work / f'data{n}', work / f'{spec[\"name\"]}{n}.zarr', dataset_name='b', device='cpu')\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
     )

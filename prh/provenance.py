@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import platform
@@ -21,12 +20,6 @@ def package_versions(names=TRACKED_PACKAGES) -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "absent"
     return versions
-
-
-def fingerprint(obj) -> str:
-    """A stable sha256 of a JSON-serialisable object (keys sorted)."""
-    payload = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
-    return "sha256:" + hashlib.sha256(payload).hexdigest()
 
 
 def as_attrs(record: dict) -> dict:
