@@ -11,6 +11,7 @@ rule lm_corpus:
         "../envs/prh.yaml"
     params:
         max_bytes=LM_SCORE["max_bytes"],
+        path=LM_SCORE.get("corpus_path"),
     script:
         "../scripts/lm_corpus.py"
 

@@ -208,3 +208,15 @@ def test_efficientnet_lite1_and_unreachable_models():
         RuntimeError, match="model 'hub-model' \\(huggingface 'org/does-not-exist'\\) could not be loaded"
     ):
         load_backbone(offline)
+
+
+def test_openwebtext_corpus_from_a_local_copy(tmp_path):
+    import datasets
+
+    from prh.lm_score import load_corpus
+
+    documents = ["First document, with ünïcödé.", "Second one.", "Third, never reached."]
+    datasets.Dataset.from_dict({"text": documents}).save_to_disk(str(tmp_path / "owt"))
+    corpus = load_corpus("openwebtext", max_bytes=40, path=str(tmp_path / "owt"))
+    assert corpus == "First document, with ünïcödé.\n\nSecon"  # 33 + 2 + 5 bytes
+    assert len(corpus.encode("utf-8")) <= 40 and "Third" not in corpus
