@@ -123,7 +123,7 @@ def score_model(spec: dict, corpus: str, corpus_name: str, context: int, batch_s
     """One row of the language-model score table for a model entry (polars DataFrame)."""
     import polars as pl
 
-    from prh.models import COMPUTE_DTYPES, _seeded, load_tokenizer, pick_device, resolve_hf_location
+    from prh.models import load_hf_model, load_tokenizer, pick_device
 
     row = {
         "model": spec["name"],
@@ -136,17 +136,9 @@ def score_model(spec: dict, corpus: str, corpus_name: str, context: int, batch_s
         "bytes": len(corpus.encode("utf-8")),
     }
     if is_causal_lm(spec):
-        from transformers import AutoConfig, AutoModelForCausalLM
+        from transformers import AutoModelForCausalLM
 
-        location, kwargs, _ = resolve_hf_location(spec)
-        kwargs["trust_remote_code"] = spec["trust_remote_code"]
-        dtype = COMPUTE_DTYPES[spec["compute_dtype"]]
-        _seeded(spec["seed"])
-        if spec["pretrained"]:
-            model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **kwargs)
-        else:
-            model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(location, **kwargs), dtype=dtype)
-        model.to(pick_device(device)).eval()
+        model, _ = load_hf_model(spec, AutoModelForCausalLM, pick_device(device))
         result = bits_per_byte(model, load_tokenizer(spec), corpus, context=context, batch_size=batch_size)
         row |= {"applicable": True, "bits_per_byte": result["bits_per_byte"], "tokens": result["tokens"]}
     schema = {"bits_per_byte": pl.Float64, "tokens": pl.Int64}

