@@ -99,6 +99,11 @@ def _semantic_problems(config: dict) -> list[str]:
             problems.append(f"{where}: id, revision and path apply to hub datasets, not the generated shapes world")
         if dataset["kind"] == "hf_image_text" and not (dataset.get("id") or dataset.get("path")):
             problems.append(f"{where}: a hub dataset needs an id (with a revision) or a path")
+        hub_keys = ("id", "revision", "path")
+        if dataset["kind"] == "places365" and any(key in dataset for key in hub_keys):
+            problems.append(f"{where}: {', '.join(hub_keys)} apply to hub datasets; places365 reads files from root")
+        if dataset["kind"] != "places365" and any(key in dataset for key in ("root", "small", "download")):
+            problems.append(f"{where}: root, small and download apply to places365 only")
     sized = [d for d in config["datasets"] if "size" in d]  # hub datasets without size: N known after import
     if not sized:
         return problems

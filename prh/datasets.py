@@ -1,4 +1,8 @@
-"""Dataset stage: the generated "shapes world" and readers for image–caption datasets.
+"""Dataset stage: the generated "shapes world", importers of hub datasets, and readers.
+
+Every dataset is stored the same way: ``images.zarr`` (N, S, S, 3) uint8, ``samples.parquet`` (one row per
+sample: its ``caption`` when the dataset has captions, and any labels or latent attributes) and
+``dataset.json`` (what it is, and a fingerprint of its contents).
 
 The shapes world is a tiny instance of the paper's Figure 1: a latent scene Z (objects with a shape,
 colour, size, position and rotation on a background) is rendered to an image X and described by a
@@ -209,9 +213,9 @@ def caption_scene(scene: Scene) -> str:
 
 
 def write_dataset(out_dir: str | Path, size: int, image_size: int, chunks, record: dict) -> dict:
-    """Write an image–caption dataset into ``out_dir``: ``images.zarr`` (N, S, S, 3) uint8 chunked along
-    samples, ``captions.parquet`` (one row per sample: ``caption`` plus any attributes) and ``dataset.json``
-    (``record`` plus the fingerprint: sha256 over image bytes and captions, in order).
+    """Write a dataset into ``out_dir``: ``images.zarr`` (N, S, S, 3) uint8 chunked along samples,
+    ``samples.parquet`` (one row per sample: ``caption`` and/or labels and attributes) and ``dataset.json``
+    (``record`` plus the fingerprint: sha256 over image bytes and each row as canonical JSON, in order).
 
     ``chunks`` yields ``(images (n, S, S, 3) uint8, rows)`` in sample order, one chunk at a time, so memory
     holds one chunk. The image store is renamed into place only when complete."""
@@ -232,7 +236,7 @@ def write_dataset(out_dir: str | Path, size: int, image_size: int, chunks, recor
         images[start : start + len(block)] = block
         digest.update(block.tobytes())
         for row in block_rows:
-            digest.update(row["caption"].encode() + b"\n")
+            digest.update(json.dumps(row, sort_keys=True).encode() + b"\n")
         rows += [{"sample": start + i} | row for i, row in enumerate(block_rows)]
         start += len(block)
     if start != size:
@@ -241,7 +245,7 @@ def write_dataset(out_dir: str | Path, size: int, image_size: int, chunks, recor
     images.attrs.update(record)
     shutil.rmtree(images_path, ignore_errors=True)
     tmp_path.rename(images_path)
-    pl.DataFrame(rows).write_parquet(out_dir / "captions.parquet", statistics=False)
+    pl.DataFrame(rows).write_parquet(out_dir / "samples.parquet", statistics=False)
     (out_dir / "dataset.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
 
@@ -322,6 +326,67 @@ def import_hf_dataset(out_dir: str | Path, spec: dict) -> dict:
     return write_dataset(out_dir, size, image_size, chunks(), record | {"caption_index": spec["caption_index"]})
 
 
+PLACES365_URL = "http://data.csail.mit.edu/places/places365/"
+
+
+def has_captions(kind: str) -> bool:
+    """Whether datasets of ``kind`` pair each image with a caption (Places-365 has class labels only)."""
+    return kind != "places365"
+
+
+def import_places365(out_dir: str | Path, spec: dict) -> dict:
+    """Import a seeded subset of Places-365 (Zhou et al., 2017), the paper's vision–vision set (App. C.1:
+    1,000 validation images), from its official layout in ``root``: ``categories_places365.txt``,
+    ``places365_val.txt`` and ``val_256/`` (``small``) or ``val_large/``. When they are missing and
+    ``download`` is on, torchvision fetches them from the authors' server (md5-checked). Images are squared to
+    ``image_size``; ``samples.parquet`` holds each image's ``label``, ``class`` and ``file``."""
+    root, split = Path(spec["root"]), spec["split"]
+    categories = root / "categories_places365.txt"
+    listing = root / f"places365_{split}.txt"
+    images_dir = root / f"{split}_{'256' if spec['small'] else 'large'}"
+    if not (categories.is_file() and listing.is_file() and images_dir.is_dir()) and spec["download"]:
+        try:
+            from torchvision.datasets import Places365
+
+            Places365(str(root), split=split, small=spec["small"], download=True)
+        except Exception as err:  # no network, a refused connection, a bad checksum
+            spec = spec | {"download_error": f"{err.__class__.__name__}: {err}"}
+    if not (categories.is_file() and listing.is_file() and images_dir.is_dir()):
+        tried = f" Downloading failed: {spec['download_error']}." if "download_error" in spec else ""
+        raise RuntimeError(
+            f"dataset '{spec['name']}': Places-365 {split} is not in {root} (it needs {categories.name}, "
+            f"{listing.name} and {images_dir.name}/).{tried} With internet, `download: true` fetches it; "
+            f"offline, download filelist_places365-standard.tar and {images_dir.name}.tar from {PLACES365_URL} "
+            f"and unpack both into {root}."
+        )
+    names = {}
+    for line in categories.read_text().splitlines():
+        category, index = line.split()
+        names[int(index)] = category[3:]  # "/a/airfield" -> "airfield"
+    entries = [line.split() for line in listing.read_text().splitlines() if line.strip()]
+    size = spec.get("size") or len(entries)
+    if size > len(entries):
+        raise ValueError(f"dataset '{spec['name']}': size {size} exceeds the {len(entries)} images of {listing}")
+    chosen = np.sort(np.random.default_rng(spec["seed"]).choice(len(entries), size, replace=False))
+    entries = [entries[i] for i in chosen]
+
+    def chunks():
+        for start in range(0, size, CHUNK_SCENES):
+            block_entries = entries[start : start + CHUNK_SCENES]
+            block = []
+            for file, _ in block_entries:
+                try:
+                    with Image.open(images_dir / file) as image:
+                        block.append(square_image(image, spec["image_size"]))
+                except OSError as err:
+                    raise RuntimeError(f"dataset '{spec['name']}': cannot decode {images_dir / file}: {err}") from err
+            rows = [{"label": int(label), "class": names[int(label)], "file": file} for file, label in block_entries]
+            yield np.stack(block), rows
+
+    record = {"kind": "places365", "source": f"{PLACES365_URL}{images_dir.name}", "split": split, "seed": spec["seed"]}
+    return write_dataset(out_dir, size, spec["image_size"], chunks(), record)
+
+
 def open_images(dataset_dir: str | Path) -> zarr.Array:
     """The dataset's image array (N, H, W, 3) uint8, opened lazily."""
     return zarr.open_array(str(Path(dataset_dir) / "images.zarr"), mode="r")
@@ -329,7 +394,7 @@ def open_images(dataset_dir: str | Path) -> zarr.Array:
 
 def read_captions(dataset_dir: str | Path) -> list[str]:
     """The dataset's captions, in sample order."""
-    return pl.read_parquet(Path(dataset_dir) / "captions.parquet", columns=["caption"])["caption"].to_list()
+    return pl.read_parquet(Path(dataset_dir) / "samples.parquet", columns=["caption"])["caption"].to_list()
 
 
 def read_record(dataset_dir: str | Path) -> dict:
@@ -338,7 +403,9 @@ def read_record(dataset_dir: str | Path) -> dict:
 
 
 def build_dataset(out_dir: str | Path, spec: dict) -> dict:
-    """The dataset stage for one validated config entry: generate the shapes world or import a hub dataset."""
+    """The dataset stage for one validated config entry: generate the shapes world or import a dataset."""
     if spec["kind"] == "shapes":
         return generate_shapes_world(out_dir, spec["size"], spec["seed"])
+    if spec["kind"] == "places365":
+        return import_places365(out_dir, spec)
     return import_hf_dataset(out_dir, spec)

@@ -50,9 +50,7 @@ rule aggregate_alignment:
     conda:
         "../envs/prh.yaml"
     params:
-        models=[
-            {"name": m["name"], "modality": m["modality"]} for m in config["models"]
-        ],
+        models=dataset_models,
     script:
         "../scripts/aggregate_alignment.py"
 
@@ -61,7 +59,8 @@ rule cknna_versus_k:
     """Best CKNNA over layer pairs of every vision-language pair, for each neighbourhood size k (Fig. 10)."""
     input:
         stores=lambda wildcards: [
-            f"results/features/{wildcards.dataset}/{m}.zarr" for m in MODELS
+            f"results/features/{wildcards.dataset}/{m}.zarr"
+            for m in DATASET_MODELS[wildcards.dataset]
         ],
         code=library("alignment.py"),
     output:
@@ -74,9 +73,7 @@ rule cknna_versus_k:
         mem_mb=6000,
     params:
         ks=config["figures"]["cknna_k"],
-        models=[
-            {"name": m["name"], "modality": m["modality"]} for m in config["models"]
-        ],
+        models=dataset_models,
         quantile=ALIGNMENT["quantile"],
         quantile_mode=ALIGNMENT["quantile_mode"],
     script:

@@ -2,6 +2,7 @@ from itertools import combinations
 from pathlib import Path
 
 from prh.config import load_schema, validate_config
+from prh.datasets import has_captions
 
 REPO = Path(workflow.basedir)
 
@@ -11,6 +12,15 @@ validate_config(config, load_schema(REPO / "schemas" / "config.schema.yaml"))
 DATASETS = {d["name"]: d for d in config["datasets"]}
 MODELS = {m["name"]: m for m in config["models"]}
 LANGUAGE_MODELS = [name for name, m in MODELS.items() if m["modality"] == "language"]
+# Language models embed captions: a dataset without them (Places-365) is embedded by vision models only.
+DATASET_MODELS = {
+    dataset: [
+        name
+        for name, m in MODELS.items()
+        if m["modality"] == "vision" or has_captions(spec["kind"])
+    ]
+    for dataset, spec in DATASETS.items()
+}
 
 
 wildcard_constraints:
@@ -25,16 +35,24 @@ def library(*modules):
     return [str(REPO / "prh" / module) for module in modules]
 
 
-def model_pairs():
-    """Unordered model pairs, names sorted, so adding a model never renames an existing pair."""
-    return list(combinations(sorted(MODELS), 2))
+def model_pairs(dataset):
+    """Unordered pairs of the dataset's models, names sorted, so adding a model never renames a pair."""
+    return list(combinations(sorted(DATASET_MODELS[dataset]), 2))
 
 
-def cross_modal_pairs():
+def cross_modal_pairs(dataset):
     return [
         (x, y)
-        for x, y in model_pairs()
+        for x, y in model_pairs(dataset)
         if MODELS[x]["modality"] != MODELS[y]["modality"]
+    ]
+
+
+def dataset_models(wildcards):
+    """Name and modality of every model that embeds the dataset."""
+    return [
+        {"name": m, "modality": MODELS[m]["modality"]}
+        for m in DATASET_MODELS[wildcards.dataset]
     ]
 
 
@@ -44,7 +62,7 @@ def dataset_inputs(wildcards):
     main = (
         "images.zarr"
         if MODELS[wildcards.model]["modality"] == "vision"
-        else "captions.parquet"
+        else "samples.parquet"
     )
     return {"data": f"{folder}/{main}", "record": f"{folder}/dataset.json"}
 
@@ -52,31 +70,30 @@ def dataset_inputs(wildcards):
 def pair_files(wildcards):
     return [
         f"results/alignment/{wildcards.dataset}/pairs/{x}/{y}.nc"
-        for x, y in model_pairs()
+        for x, y in model_pairs(wildcards.dataset)
     ]
 
 
 def all_outputs():
     outputs = []
-    for dataset in DATASETS:
+    for dataset, models in DATASET_MODELS.items():
         figures = f"results/figures/{dataset}"
-        outputs += [f"results/features/{dataset}/{model}.zarr" for model in MODELS]
+        outputs += [f"results/features/{dataset}/{model}.zarr" for model in models]
+        if len(models) < 2:
+            continue
         outputs += [
             f"results/alignment/{dataset}/alignment.nc",
             f"{figures}/best_alignment.png",
             f"{figures}/metric_agreement.png",
         ]
-        if cross_modal_pairs():
-            outputs += [f"{figures}/layers/{x}/{y}.png" for x, y in cross_modal_pairs()]
+        pairs = cross_modal_pairs(dataset)
+        if pairs:
+            outputs += [f"{figures}/layers/{x}/{y}.png" for x, y in pairs]
             outputs += [
                 f"{figures}/cross_modal_metrics.png",
                 f"{figures}/cknna_versus_k.png",
+                f"{figures}/alignment_versus_lm_score.png",
             ]
     if LANGUAGE_MODELS:
         outputs.append("results/lm_scores.parquet")
-        if cross_modal_pairs():
-            outputs += [
-                f"results/figures/{dataset}/alignment_versus_lm_score.png"
-                for dataset in DATASETS
-            ]
     return outputs

@@ -1,10 +1,10 @@
 rule dataset:
-    """Generate the shapes world, or import a hub dataset: images, captions (and attributes), fingerprint."""
+    """Generate the shapes world, or import a dataset: images, per-sample captions/labels, fingerprint."""
     input:
         code=library("datasets.py"),
     output:
         images=directory("data/{dataset}/images.zarr"),
-        captions="data/{dataset}/captions.parquet",
+        samples="data/{dataset}/samples.parquet",
         record="data/{dataset}/dataset.json",
     log:
         "logs/data/{dataset}.log",

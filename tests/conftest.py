@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -144,3 +145,21 @@ def local_llama(tmp_path_factory):
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+PLACES_CLASSES = ["/a/airfield", "/b/bakery/shop", "/c/canyon", "/f/forest_path", "/h/harbor"]
+
+
+def places365_fixture(root: Path, n_images: int = 20) -> list[tuple[str, int]]:
+    """A few JPEGs in the official Places-365 validation layout (what the authors' tar files unpack to)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (root / "val_256").mkdir(parents=True)
+    (root / "categories_places365.txt").write_text("".join(f"{c} {i}\n" for i, c in enumerate(PLACES_CLASSES)))
+    entries = [(f"Places365_val_{i + 1:08d}.jpg", int(rng.integers(len(PLACES_CLASSES)))) for i in range(n_images)]
+    (root / "places365_val.txt").write_text("".join(f"{file} {label}\n" for file, label in entries))
+    for file, _ in entries:
+        pixels = rng.integers(0, 255, size=(int(rng.integers(40, 80)), int(rng.integers(40, 80)), 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(root / "val_256" / file, quality=90)
+    return entries

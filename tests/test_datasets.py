@@ -1,4 +1,5 @@
-"""The shapes world: deterministic, size-independent scenes, captions that describe the latent scene."""
+"""Datasets: the shapes world (deterministic, size-independent scenes, captions that describe the latent
+scene) and the importers of WIT-1024 and Places-365 on local fixtures."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from conftest import PLACES_CLASSES, places365_fixture
 
 from prh.datasets import (
     COLOURS,
@@ -46,7 +48,7 @@ def test_layout_and_scene_independence_from_size(tmp_path):
     assert images.chunks[0] < 70  # chunked along samples
     np.testing.assert_array_equal(open_images(tmp_path / "small")[:], images[:10])
     assert read_captions(tmp_path / "small") == read_captions(tmp_path / "large")[:10]
-    table = pl.read_parquet(tmp_path / "large" / "captions.parquet")
+    table = pl.read_parquet(tmp_path / "large" / "samples.parquet")
     assert table["n_objects"].to_list() == [len(o) for o in table["objects"].to_list()]
     assert set(table["n_objects"].to_list()) <= {1, 2, 3, 4}
 
@@ -146,3 +148,59 @@ def test_unreachable_hub_dataset_names_the_dataset_and_the_fix():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode != 0
     assert "dataset 'wit': cannot load minhuh/prh@wit_1024" in result.stderr and "save_to_disk" in result.stderr
+
+
+def test_places365_loader_on_a_local_fixture(tmp_path):
+    from PIL import Image
+
+    from prh.config import validate_config
+    from prh.datasets import build_dataset, has_captions, square_image
+
+    entries = places365_fixture(tmp_path / "places")
+    config = {
+        "datasets": [{"name": "places", "kind": "places365", "root": str(tmp_path / "places"), "size": 12, "seed": 4}],
+        "models": [{"name": "m", "modality": "vision", "source": "timm", "id": "test_vit"}],
+        "alignment": {"metrics": {"mutual_knn": {"k": 2}}},
+    }
+    spec = validate_config(config)["datasets"][0] | {"image_size": 32}
+    assert spec["split"] == "val" and spec["small"] and not has_captions(spec["kind"])
+    record = build_dataset(tmp_path / "out", spec)
+    chosen = np.sort(np.random.default_rng(4).choice(len(entries), 12, replace=False))
+    table = pl.read_parquet(tmp_path / "out" / "samples.parquet")
+    assert table["file"].to_list() == [entries[i][0] for i in chosen]
+    assert table["label"].to_list() == [entries[i][1] for i in chosen]
+    assert table["class"].to_list() == [PLACES_CLASSES[entries[i][1]][3:] for i in chosen]
+    assert "bakery/shop" in PLACES_CLASSES[1][3:] and "caption" not in table.columns
+    stored = open_images(tmp_path / "out")
+    assert stored.shape == (12, 32, 32, 3) and record["size"] == 12 and record["split"] == "val"
+    for row, i in enumerate(chosen):
+        with Image.open(tmp_path / "places" / "val_256" / entries[i][0]) as image:
+            np.testing.assert_array_equal(stored[row], square_image(image, 32))
+    assert build_dataset(tmp_path / "again", spec)["fingerprint"] == record["fingerprint"]
+
+
+def test_missing_places365_names_the_dataset_and_how_to_get_it(tmp_path):
+    import pytest
+
+    from prh.datasets import build_dataset
+
+    spec = {"name": "places", "kind": "places365", "root": str(tmp_path / "nowhere"), "split": "val", "small": True}
+    with pytest.raises(RuntimeError) as error:
+        build_dataset(tmp_path / "out", spec | {"download": False, "size": 4, "seed": 0, "image_size": 32})
+    message = str(error.value)
+    assert "dataset 'places'" in message and str(tmp_path / "nowhere") in message
+    assert "val_256.tar" in message and "data.csail.mit.edu" in message
+    assert not (tmp_path / "out" / "images.zarr").exists()
+
+
+def test_undecodable_places365_image_names_the_file(tmp_path):
+    import pytest
+
+    from prh.datasets import build_dataset
+
+    entries = places365_fixture(tmp_path / "places", n_images=4)
+    (tmp_path / "places" / "val_256" / entries[2][0]).write_bytes(b"not a jpeg")
+    spec = {"name": "places", "kind": "places365", "root": str(tmp_path / "places"), "split": "val", "small": True}
+    with pytest.raises(RuntimeError, match=f"cannot decode .*{entries[2][0]}"):
+        build_dataset(tmp_path / "out", spec | {"download": False, "size": 4, "seed": 0, "image_size": 32})
+    assert not (tmp_path / "out" / "images.zarr").exists()

@@ -29,8 +29,12 @@ def test_paper_preset_plans_every_model_and_pair(tmp_path):
     shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
     out = snakemake(tmp_path, "--configfile", str(REPO / "configs" / "paper.yaml"), "--dry-run").stdout
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats:")[1], re.M))
-    n = len(vision) + len(language)
-    assert int(counts["embed"]) == n
-    assert int(counts["align_pair"]) == n * (n - 1) // 2
+    n, v = len(vision) + len(language), len(vision)
+    # WIT-1024: every model and pair; Places-365 (no captions): the vision models and their pairs only.
+    assert int(counts["dataset"]) == 2
+    assert int(counts["embed"]) == n + v
+    assert int(counts["align_pair"]) == n * (n - 1) // 2 + v * (v - 1) // 2
+    assert int(counts["aggregate_alignment"]) == 2
+    assert int(counts["plot_alignment_versus_lm_score"]) == 1
     assert int(counts["lm_score"]) == len(language)
     assert int(counts["plot_layer_matrices"]) == len(vision) * len(language)

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import planned_jobs, snakemake, tiny_config, write_config
+from conftest import places365_fixture, planned_jobs, snakemake, tiny_config, write_config
 from test_metrics import brute_cycle_knn, brute_mutual_knn
 
 from prh.features import open_features
@@ -140,6 +140,43 @@ def test_adding_a_model_plans_only_its_jobs(run):
             ("all", ""),
         ]
     )
+
+
+def _places(root):
+    return {"name": "places", "kind": "places365", "root": str(root), "size": 16, "seed": 0, "download": False}
+
+
+def test_adding_an_image_only_dataset_plans_its_vision_jobs_only(run, tmp_path):
+    jobs = _with_config(run, lambda c: c["datasets"].append(_places(tmp_path)))
+    assert jobs == sorted(
+        [
+            ("dataset", "data/places/images.zarr"),
+            ("embed", "results/features/places/resnet-test.zarr"),
+            ("embed", "results/features/places/vit-test.zarr"),
+            ("align_pair", "results/alignment/places/pairs/resnet-test/vit-test.nc"),
+            ("aggregate_alignment", "results/alignment/places/alignment.nc"),
+            ("plot_alignment_summary", "results/figures/places/best_alignment.png"),
+            ("all", ""),
+        ]
+    )
+
+
+def test_image_only_dataset_end_to_end(tmp_path):
+    """Places-365 (images and labels, no captions): vision models embed it and are aligned with each other."""
+    places365_fixture(tmp_path / "places365", n_images=24)
+    config = tiny_config() | {"datasets": [_places(tmp_path / "places365")]}
+    write_config(tmp_path, config)
+    snakemake(tmp_path)
+    assert sorted(p.name for p in (tmp_path / "results/features/places").iterdir()) == [
+        "resnet-test.zarr",
+        "vit-test.zarr",
+    ]
+    alignment = xr.open_dataset(tmp_path / "results/alignment/places/alignment.nc")
+    assert list(alignment["model_x"].values) == ["vit-test", "resnet-test"]
+    best = alignment["best"].sel(metric="mutual_knn", model_x="resnet-test", model_y="vit-test").item()
+    assert 0 <= best <= 1 and np.isfinite(best)
+    assert (tmp_path / "results/figures/places/best_alignment.png").stat().st_size > 0
+    assert planned_jobs(tmp_path) == []
 
 
 def test_changing_the_dataset_size_reruns_everything_downstream(run):
