@@ -1,6 +1,7 @@
 """Measure representational convergence between neural networks (Huh et al., ICML 2024).
 
-datasets -> per-layer embeddings (Zarr) -> pairwise alignment (xarray) -> figures.
+datasets -> per-layer embeddings (Zarr) -> pairwise alignment (xarray) -> linear probes
+(competence) and language-model scores -> figures.
 """
 
 from snakemake.utils import min_version
@@ -16,6 +17,7 @@ include: "rules/data.smk"
 include: "rules/embed.smk"
 include: "rules/align.smk"
 include: "rules/lm_score.smk"
+include: "rules/probes.smk"
 include: "rules/plots.smk"
 
 

@@ -104,6 +104,7 @@ def _semantic_problems(config: dict) -> list[str]:
             problems.append(f"{where}: {', '.join(hub_keys)} apply to hub datasets; places365 reads files from root")
         if dataset["kind"] != "places365" and any(key in dataset for key in ("root", "small", "download")):
             problems.append(f"{where}: root, small and download apply to places365 only")
+    problems += _probe_problems(config)
     sized = [d for d in config["datasets"] if "size" in d]  # hub datasets without size: N known after import
     if not sized:
         return problems
@@ -120,4 +121,57 @@ def _semantic_problems(config: dict) -> list[str]:
         dims = params.get("dims")
         if dims is not None and dims > smallest["size"]:
             problems.append(f"alignment.metrics.{name}.dims: {dims} directions need at least as many samples")
+    return problems
+
+
+PROBE_KIND_KEYS = {
+    "vtab": (
+        "id",
+        "revision",
+        "path",
+        "image_column",
+        "label_column",
+        "image_size",
+        "max_train",
+        "max_val",
+        "max_test",
+    ),
+    "shapes": ("attribute", "bins", "size", "train", "val"),
+    "digits": ("size", "train", "val"),
+    "mnist": ("size", "train", "val"),
+}
+PROBE_DEFAULTED = ("bins", "image_column", "label_column", "image_size", "max_train", "max_val", "train", "val")
+
+
+def _probe_problems(config: dict) -> list[str]:
+    probes = config.get("probes")
+    if not probes:
+        return []
+    problems = []
+    counts = Counter(task["name"] for task in probes["tasks"])
+    problems += [f"probes.tasks: the name '{n}' is used by {c} entries" for n, c in counts.items() if c > 1]
+    for i, task in enumerate(probes["tasks"]):
+        where = f"probes.tasks[{i}] (task '{task['name']}')"
+        allowed = set(PROBE_KIND_KEYS[task["kind"]]) | {"name", "kind", "seed"}
+        foreign = [key for key in task if key not in allowed and key not in PROBE_DEFAULTED]
+        if foreign:
+            problems.append(f"{where}: {', '.join(foreign)} do not apply to kind '{task['kind']}'")
+        if task["kind"] != "vtab" and task["train"] + task["val"] >= 1:
+            problems.append(f"{where}: train + val = {task['train'] + task['val']:g} leaves no test split")
+        if task["kind"] == "vtab" and bool(task.get("path")) == bool(task.get("id")):
+            problems.append(f"{where}: a vtab task needs a hub id (with a revision) or a path, not both")
+        if task["kind"] == "vtab" and task.get("id") and not task.get("revision"):
+            problems.append(f"{where}.revision: pin the hub revision of {task['id']}")
+    names = [d["name"] for d in config["datasets"]]
+    alignment = probes["alignment"]
+    alignment.setdefault("dataset", names[0])
+    if alignment["dataset"] not in names:
+        problems.append(f"probes.alignment.dataset: '{alignment['dataset']}' is not a dataset ({', '.join(names)})")
+    if alignment["metric"] not in config["alignment"]["metrics"]:
+        problems.append(
+            f"probes.alignment.metric: '{alignment['metric']}' is not computed; alignment.metrics has "
+            f"{', '.join(config['alignment']['metrics'])}"
+        )
+    if sum(m["modality"] == "vision" for m in config["models"]) < 1:
+        problems.append("probes: there are no vision models to probe")
     return problems

@@ -75,9 +75,10 @@ class Scene:
     objects: tuple[SceneObject, ...]
 
 
-def sample_scene(seed: int, index: int) -> Scene:
-    """Draw latent scene ``index`` of the world with ``seed``: 1–4 non-overlapping objects."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
+def sample_scene(seed: int, index: int, stream: int | None = None) -> Scene:
+    """Draw latent scene ``index`` of the world with ``seed``: 1–4 non-overlapping objects. A ``stream``
+    number gives an independent world with the same seed (the probe tasks use one per attribute)."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, index] + ([] if stream is None else [stream])))
     background = str(rng.choice(list(BACKGROUND_COLOURS)))
     texture = str(rng.choice(TEXTURES))
     n_objects = int(rng.integers(1, 5))
@@ -282,11 +283,10 @@ def square_image(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
-def import_hf_dataset(out_dir: str | Path, spec: dict) -> dict:
-    """Import an image–caption dataset from the Hugging Face hub (``id`` at ``revision``) or from a folder
-    written by ``Dataset.save_to_disk`` (``path``): images are squared to ``image_size``, the caption is
-    ``text[caption_index]`` when the text column holds a list (WIT-1024 as the authors publish it:
-    ``minhuh/prh``, revision ``wit_1024``), and ``size`` takes a seeded subset."""
+def load_hf_table(spec: dict, split: str, what: str):
+    """One split of a Hugging Face dataset: from the hub (``id`` at ``revision``) or from a folder written by
+    ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk`` (``path``). Failing to load raises one error that
+    names ``what`` and says how to get the data offline."""
     try:
         import datasets
     except ModuleNotFoundError as err:
@@ -296,15 +296,25 @@ def import_hf_dataset(out_dir: str | Path, spec: dict) -> dict:
         if spec.get("path"):
             table = datasets.load_from_disk(spec["path"])
         else:
-            table = datasets.load_dataset(spec["id"], revision=spec["revision"], split=spec["split"])
+            table = datasets.load_dataset(spec["id"], revision=spec["revision"], split=split)
+        if isinstance(table, datasets.DatasetDict):
+            table = table[split]
     except Exception as err:
         raise RuntimeError(
-            f"dataset '{spec['name']}': cannot load {where} ({err.__class__.__name__}: {err}). With internet it "
-            f"downloads from the hub; offline, save it once with `datasets.load_dataset(...).save_to_disk(folder)` "
-            f"and set `path: folder`."
+            f"{what}: cannot load split '{split}' of {where} ({err.__class__.__name__}: {err}). With internet "
+            f"it downloads from the hub; offline, save it once with `datasets.load_dataset(...).save_to_disk("
+            f"folder)` and set `path: folder`."
         ) from err
-    if isinstance(table, datasets.DatasetDict):
-        table = table[spec["split"]]
+    return table
+
+
+def import_hf_dataset(out_dir: str | Path, spec: dict) -> dict:
+    """Import an image–caption dataset from the Hugging Face hub (``id`` at ``revision``) or from a folder
+    written by ``Dataset.save_to_disk`` (``path``): images are squared to ``image_size``, the caption is
+    ``text[caption_index]`` when the text column holds a list (WIT-1024 as the authors publish it:
+    ``minhuh/prh``, revision ``wit_1024``), and ``size`` takes a seeded subset."""
+    where = spec.get("path") or f"{spec['id']}@{spec['revision']}"
+    table = load_hf_table(spec, spec["split"], f"dataset '{spec['name']}'")
     size = spec.get("size") or len(table)
     if size > len(table):
         raise ValueError(f"dataset '{spec['name']}': size {size} exceeds the {len(table)} samples of {where}")

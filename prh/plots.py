@@ -186,3 +186,46 @@ def plot_alignment_versus_lm_score(ds: xr.Dataset, scores, path: str | Path, met
     ax.legend(title="vision model", fontsize=7)
     ax.set_title("Language and vision models align (Fig. 3)")
     _save(fig, path)
+
+
+def vision_alignment(ds: xr.Dataset, competence, metric: str, models) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The vision models that have both a competence and an alignment, their best-over-layers alignment
+    matrix for ``metric`` and their competences (Fig. 2)."""
+    known = set(ds["model_x"].values) & set(competence["model"].to_list())
+    names = [m for m in models if m in known]
+    alignment = ds["best"].sel(metric=metric, model_x=names, model_y=names).values
+    by_model = dict(zip(competence["model"].to_list(), competence["competence"].to_list()))
+    return names, alignment, np.array([by_model[m] for m in names])
+
+
+def plot_competence_alignment(binned, path: str | Path, metric: str, n_tasks: int) -> None:
+    """Fig. 2 (left): mean alignment of the model pairs inside each competence bin, with standard errors."""
+    if binned.is_empty():
+        _note(path, "No competence bin holds two models: nothing to average (Fig. 2 left).")
+        return
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    centres = 100 * (binned["low"].to_numpy() + binned["high"].to_numpy()) / 2
+    ax.errorbar(centres, binned["mean_alignment"].to_numpy(), yerr=np.nan_to_num(binned["stderr"].to_numpy()),
+                marker="o", capsize=4, color="tab:blue")  # fmt: skip
+    for x, y, n in zip(centres, binned["mean_alignment"].to_numpy(), binned["models"].to_list()):
+        ax.annotate(f"{n} models", (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    edges = sorted(set(100 * binned["low"].to_numpy()) | set(100 * binned["high"].to_numpy()))
+    ax.set_xticks(edges)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel(f"percentage of probe tasks solved (total = {n_tasks})")
+    ax.set_ylabel(f"intra-bin alignment ({metric})")
+    ax.set_title("Vision models converge as competence increases (Fig. 2 left)", fontsize=10)
+    _save(fig, path)
+
+
+def plot_model_umap(coords: np.ndarray, names, competence, path: str | Path, metric: str) -> None:
+    """Fig. 2 (right): the models in UMAP coordinates, coloured by competence."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    points = ax.scatter(coords[:, 0], coords[:, 1], c=competence, cmap="coolwarm_r", vmin=0, vmax=1, s=60)
+    for (x, y), name in zip(coords, names):
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    fig.colorbar(points, ax=ax, label="competence (fraction of tasks solved)")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"UMAP of models, distance = −log({metric}) (Fig. 2 right)", fontsize=10)
+    _save(fig, path)

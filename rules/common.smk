@@ -1,3 +1,4 @@
+import re
 from itertools import combinations
 from pathlib import Path
 
@@ -12,6 +13,8 @@ validate_config(config, load_schema(REPO / "schemas" / "config.schema.yaml"))
 DATASETS = {d["name"]: d for d in config["datasets"]}
 MODELS = {m["name"]: m for m in config["models"]}
 LANGUAGE_MODELS = [name for name, m in MODELS.items() if m["modality"] == "language"]
+VISION_MODELS = [name for name, m in MODELS.items() if m["modality"] == "vision"]
+PROBE_TASKS = {t["name"]: t for t in (config.get("probes") or {}).get("tasks", [])}
 # Language models embed captions: a dataset without them (Places-365) is embedded by vision models only.
 DATASET_MODELS = {
     dataset: [
@@ -24,7 +27,12 @@ DATASET_MODELS = {
 
 
 wildcard_constraints:
-    dataset="|".join(DATASETS),
+    # Features of a probe task live beside the datasets' ones: results/features/probes/{task}/{model}.zarr
+    dataset="|".join(
+        [re.escape(d) for d in DATASETS]
+        + [re.escape(f"probes/{t}") for t in PROBE_TASKS]
+    ),
+    task="|".join(re.escape(t) for t in PROBE_TASKS) or "(?!)",
     model="[^/]+",
     model_x="[^/]+",
     model_y="[^/]+",
@@ -53,6 +61,14 @@ def dataset_models(wildcards):
     return [
         {"name": m, "modality": MODELS[m]["modality"]}
         for m in DATASET_MODELS[wildcards.dataset]
+    ]
+
+
+def probe_files(wildcards):
+    return [
+        f"results/probes/{task}/{model}.parquet"
+        for task in PROBE_TASKS
+        for model in VISION_MODELS
     ]
 
 
@@ -96,4 +112,10 @@ def all_outputs():
             ]
     if LANGUAGE_MODELS:
         outputs.append("results/lm_scores.parquet")
+    if PROBE_TASKS:
+        figures = f"results/figures/{config['probes']['alignment']['dataset']}"
+        outputs += ["results/probes/competence.parquet"]
+        outputs += [f"{figures}/competence_alignment.png"]
+        if len(VISION_MODELS) >= 3:
+            outputs.append(f"{figures}/model_umap.png")
     return outputs

@@ -8,6 +8,8 @@ rule dataset:
         record="data/{dataset}/dataset.json",
     log:
         "logs/data/{dataset}.log",
+    wildcard_constraints:
+        dataset="|".join(re.escape(d) for d in DATASETS),
     conda:
         "../envs/prh.yaml"
     params:

@@ -15,8 +15,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 
-# 64 scenes, three small models that all run offline: two random-init timm test models and the packaged
-# MiniLM (real weights, 22M parameters, fast on 64 captions).
+# 64 scenes, four small models that all run offline: three random-init timm test models and the packaged
+# MiniLM (real weights, 22M parameters, fast on 64 captions); two small probe tasks.
 TINY_CONFIG = {
     "datasets": [{"name": "tiny", "kind": "shapes", "size": 64, "seed": 3}],
     "models": [
@@ -39,6 +39,15 @@ TINY_CONFIG = {
             "batch_size": 16,
         },
         {
+            "name": "convnext-test",
+            "modality": "vision",
+            "source": "timm",
+            "id": "test_convnext",
+            "pretrained": False,
+            "seed": 0,
+            "batch_size": 16,
+        },
+        {
             "name": "minilm",
             "modality": "language",
             "source": "huggingface",
@@ -52,6 +61,14 @@ TINY_CONFIG = {
         "null_distribution": {"permutations": 5, "seed": 0},
         "bootstrap": {"resamples": 20, "seed": 0},
         "metrics": {"mutual_knn": {"k": 5}, "cycle_knn": {"k": 5}, "unbiased_cka": {}, "cknna": {"k": 5}},
+    },
+    "probes": {
+        "C": [0.01, 1.0],
+        "alignment": {"bins": 2, "umap_neighbors": 2},
+        "tasks": [
+            {"name": "digits", "kind": "digits", "size": 100},
+            {"name": "shapes-count", "kind": "shapes", "attribute": "count", "size": 100},
+        ],
     },
     "figures": {"cknna_k": [5, 20]},
 }

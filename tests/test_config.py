@@ -33,8 +33,8 @@ BAD_CONFIGS = {
         r"alignment\.metrics\.mutual_knn\.k: k = 64 needs at least k \+ 1 samples, but dataset 'tiny' has 64",
     ),
     "unknown source": (
-        lambda c: c["models"][2].update(source="hub"),
-        r"models\[2\] \(model 'minilm'\)\.source: 'hub' is not one of",
+        lambda c: c["models"][3].update(source="hub"),
+        r"models\[3\] \(model 'minilm'\)\.source: 'hub' is not one of",
     ),
     "unknown modality": (
         lambda c: c["models"][0].update(modality="audio"),
@@ -49,8 +49,36 @@ BAD_CONFIGS = {
         r"models: the name 'vit-test' is used by 2 entries",
     ),
     "huggingface model without a location": (
-        lambda c: c["models"][2].pop("package"),
-        r"models\[2\] \(model 'minilm'\): a huggingface model needs exactly one of id, path, package",
+        lambda c: c["models"][3].pop("package"),
+        r"models\[3\] \(model 'minilm'\): a huggingface model needs exactly one of id, path, package",
+    ),
+    "probe task of an unknown kind": (
+        lambda c: c["probes"]["tasks"][0].update(kind="imagenet"),
+        r"probes\.tasks\[0\]\.kind: 'imagenet' is not one of",
+    ),
+    "shapes probe task without its attribute": (
+        lambda c: c["probes"]["tasks"][1].pop("attribute"),
+        r"probes\.tasks\[1\]: 'attribute' is a required property",
+    ),
+    "probe splits that leave no test set": (
+        lambda c: c["probes"]["tasks"][0].update(train=0.8, val=0.2),
+        r"probes\.tasks\[0\] \(task 'digits'\): train \+ val = 1 leaves no test split",
+    ),
+    "probe key of another kind": (
+        lambda c: c["probes"]["tasks"][0].update(attribute="count"),
+        r"probes\.tasks\[0\] \(task 'digits'\): attribute do not apply to kind 'digits'",
+    ),
+    "vtab task without a pinned revision": (
+        lambda c: c["probes"]["tasks"].append({"name": "dtd", "kind": "vtab", "id": "clip-benchmark/wds_vtab-dtd"}),
+        r"probes\.tasks\[2\] \(task 'dtd'\)\.revision: pin the hub revision",
+    ),
+    "Fig. 2 on a dataset that does not exist": (
+        lambda c: c["probes"]["alignment"].update(dataset="places"),
+        r"probes\.alignment\.dataset: 'places' is not a dataset \(tiny\)",
+    ),
+    "Fig. 2 with a metric that is not computed": (
+        lambda c: c["probes"]["alignment"].update(metric="cka"),
+        r"probes\.alignment\.metric: 'cka' is not computed",
     ),
     "unknown metric": (
         lambda c: c["alignment"]["metrics"].update(cosine={}),
@@ -68,15 +96,15 @@ def test_bad_config_names_the_problem(case):
 
 def test_defaults_are_filled_in():
     config = validate_config(tiny_config())
-    assert config["models"][2]["pooling"] == "auto" and config["models"][2]["dtype"] == "float32"
+    assert config["models"][3]["pooling"] == "auto" and config["models"][3]["dtype"] == "float32"
     assert config["models"][0]["max_length"] == 128 and config["datasets"][0]["seed"] == 3
 
 
 def test_workflow_stops_before_any_job(workdir):
-    write_config(workdir, _break(lambda c: c["models"][2].update(source="hub")))
+    write_config(workdir, _break(lambda c: c["models"][3].update(source="hub")))
     result = snakemake(workdir, check=False)
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert "models[2] (model 'minilm').source: 'hub' is not one of" in output
+    assert "models[3] (model 'minilm').source: 'hub' is not one of" in output
     assert "ConfigError" in output
     assert not (workdir / "data").exists() and not (workdir / "results").exists()

@@ -147,7 +147,10 @@ def test_unreachable_hub_dataset_names_the_dataset_and_the_fix():
     env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode != 0
-    assert "dataset 'wit': cannot load minhuh/prh@wit_1024" in result.stderr and "save_to_disk" in result.stderr
+    assert (
+        "dataset 'wit': cannot load split 'train' of minhuh/prh@wit_1024" in result.stderr
+        and "save_to_disk" in result.stderr
+    )
 
 
 def test_places365_loader_on_a_local_fixture(tmp_path):

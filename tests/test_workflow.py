@@ -16,8 +16,11 @@ from prh.features import open_features
 
 pytestmark = pytest.mark.workflow
 
-LAYERS = {"vit-test": 6, "resnet-test": 4, "minilm": 7}
-PAIRS = [("minilm", "resnet-test"), ("minilm", "vit-test"), ("resnet-test", "vit-test")]
+LAYERS = {"vit-test": 6, "resnet-test": 4, "convnext-test": 4, "minilm": 7}
+VISION = ["vit-test", "resnet-test", "convnext-test"]
+CROSS_MODAL = [("convnext-test", "minilm"), ("minilm", "resnet-test"), ("minilm", "vit-test")]
+VISION_PAIRS = [("convnext-test", "resnet-test"), ("convnext-test", "vit-test"), ("resnet-test", "vit-test")]
+TASKS = ["digits", "shapes-count"]
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +73,7 @@ def test_alignment_dataset_matches_brute_force(run):
     ds = xr.open_dataset(run / "results/alignment/tiny/alignment.nc", engine="scipy").load()
     assert ds["score"].dims == ("metric", "model_x", "model_y", "layer_x", "layer_y")
     assert list(ds["metric"].values) == ["mutual_knn", "cycle_knn", "unbiased_cka", "cknna"]
-    assert list(ds["model_x"].values) == ["vit-test", "resnet-test", "minilm"]
+    assert list(ds["model_x"].values) == ["vit-test", "resnet-test", "convnext-test", "minilm"]
     assert ds.sizes["layer_x"] == 7
     vision = _prepared(run, "vit-test")
     language = _prepared(run, "minilm")
@@ -105,7 +108,7 @@ def test_figures_and_report(run):
     figures = run / "results/figures/tiny"
     for name in ("best_alignment", "metric_agreement", "cross_modal_metrics", "cknna_versus_k"):
         assert (figures / f"{name}.png").stat().st_size > 10_000, name
-    for x, y in PAIRS[:2]:  # the two cross-modal pairs
+    for x, y in CROSS_MODAL:
         assert (figures / f"layers/{x}/{y}.png").stat().st_size > 10_000
     assert not (figures / "layers/resnet-test").exists()  # vision-vision pairs get no layer figure
     ks = xr.open_dataset(run / "results/alignment/tiny/cknna_versus_k.nc", engine="scipy")
@@ -114,6 +117,8 @@ def test_figures_and_report(run):
     html = (run / "report.html").read_text(errors="ignore")
     for name in ("metric_agreement.png", "cross_modal_metrics.png", "cknna_versus_k.png", "best_alignment.png"):
         assert name in html, name
+    for name in ("competence_alignment.png", "model_umap.png"):
+        assert (figures / name).stat().st_size > 10_000 and name in html, name
 
 
 def test_complete_run_has_nothing_to_do(run):
@@ -127,16 +132,79 @@ def test_adding_a_model_plans_only_its_jobs(run):
     assert jobs == sorted(
         [
             ("embed", "results/features/tiny/effnet-test.zarr"),
+            ("align_pair", "results/alignment/tiny/pairs/convnext-test/effnet-test.nc"),
             ("align_pair", "results/alignment/tiny/pairs/effnet-test/minilm.nc"),
             ("align_pair", "results/alignment/tiny/pairs/effnet-test/resnet-test.nc"),
             ("align_pair", "results/alignment/tiny/pairs/effnet-test/vit-test.nc"),
             ("aggregate_alignment", "results/alignment/tiny/alignment.nc"),
+            ("embed", "results/features/probes/digits/effnet-test.zarr"),
+            ("embed", "results/features/probes/shapes-count/effnet-test.zarr"),
+            ("probe", "results/probes/digits/effnet-test.parquet"),
+            ("probe", "results/probes/shapes-count/effnet-test.parquet"),
+            ("competence", "results/probes/accuracy.parquet"),
+            ("plot_competence_alignment", "results/figures/tiny/competence_alignment.png"),
+            ("plot_model_umap", "results/figures/tiny/model_umap.png"),
             ("cknna_versus_k", "results/alignment/tiny/cknna_versus_k.nc"),
             ("plot_alignment_summary", "results/figures/tiny/best_alignment.png"),
             ("plot_cross_modal_metrics", "results/figures/tiny/cross_modal_metrics.png"),
             ("plot_cknna_versus_k", "results/figures/tiny/cknna_versus_k.png"),
             ("plot_layer_matrices", "results/figures/tiny/layers/effnet-test/minilm.png"),
             ("plot_alignment_versus_lm_score", "results/figures/tiny/alignment_versus_lm_score.png"),
+            ("all", ""),
+        ]
+    )
+
+
+def test_probe_and_competence_tables(run):
+    """Every (task, vision model) probe, checked against an independent fit of the protocol with sklearn:
+    the last layer, standardised, C chosen on validation (smallest on ties), refit on train + val."""
+    import polars as pl
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from prh.features import read_layers
+
+    accuracy = pl.read_parquet(run / "results/probes/accuracy.parquet")
+    assert sorted(zip(accuracy["task"], accuracy["model"])) == sorted((t, m) for t in TASKS for m in VISION)
+    assert set(accuracy["layer_choice"]) == {"last"} and set(accuracy["n_train"]) == {60}
+    row = accuracy.filter((pl.col("task") == "digits") & (pl.col("model") == "resnet-test")).row(0, named=True)
+    samples = pl.read_parquet(run / "data/probes/digits/samples.parquet")
+    X = read_layers(run / "results/features/probes/digits/resnet-test.zarr")[-1]
+    y, split = samples["label"].to_numpy(), samples["split"].to_numpy()
+
+    def fit(mask, C):
+        scaler = StandardScaler().fit(X[mask])
+        return scaler, LogisticRegression(C=C, max_iter=1000, random_state=0).fit(scaler.transform(X[mask]), y[mask])
+
+    def score(fitted, mask):
+        return np.mean(fitted[1].predict(fitted[0].transform(X[mask])) == y[mask])
+
+    val_scores = {C: score(fit(split == "train", C), split == "val") for C in (0.01, 1.0)}
+    best_C = min(val_scores, key=lambda C: (-val_scores[C], C))
+    assert row["C"] == best_C and row["val_accuracy"] == pytest.approx(val_scores[best_C])
+    assert row["test_accuracy"] == pytest.approx(score(fit(split != "test", best_C), split == "test"))
+    assert row["layer"] == 3 and row["layer_name"] == "layer4" and row["model_id"] == "test_resnet"
+    assert row["task_fingerprint"] == json.loads((run / "data/probes/digits/dataset.json").read_text())["fingerprint"]
+    competence = pl.read_parquet(run / "results/probes/competence.parquet")
+    for model in VISION:
+        mine = accuracy.filter(pl.col("model") == model)
+        best = {t: accuracy.filter(pl.col("task") == t)["test_accuracy"].max() for t in TASKS}
+        n_solved = sum(a >= 0.8 * best[t] - 1e-12 for t, a in zip(mine["task"], mine["test_accuracy"]))
+        got = competence.filter(pl.col("model") == model).row(0, named=True)
+        assert got["tasks_solved"] == n_solved and got["competence"] == n_solved / 2 and got["tasks"] == 2
+
+
+def test_adding_a_probe_task_plans_only_its_jobs(run):
+    task = {"name": "mnist", "kind": "mnist", "size": 60}
+    jobs = _with_config(run, lambda c: c["probes"]["tasks"].append(task))
+    assert jobs == sorted(
+        [("probe_task", "data/probes/mnist/images.zarr")]
+        + [("embed", f"results/features/probes/mnist/{m}.zarr") for m in VISION]
+        + [("probe", f"results/probes/mnist/{m}.parquet") for m in VISION]
+        + [
+            ("competence", "results/probes/accuracy.parquet"),
+            ("plot_competence_alignment", "results/figures/tiny/competence_alignment.png"),
+            ("plot_model_umap", "results/figures/tiny/model_umap.png"),
             ("all", ""),
         ]
     )
@@ -151,8 +219,11 @@ def test_adding_an_image_only_dataset_plans_its_vision_jobs_only(run, tmp_path):
     assert jobs == sorted(
         [
             ("dataset", "data/places/images.zarr"),
+            ("embed", "results/features/places/convnext-test.zarr"),
             ("embed", "results/features/places/resnet-test.zarr"),
             ("embed", "results/features/places/vit-test.zarr"),
+            ("align_pair", "results/alignment/places/pairs/convnext-test/resnet-test.nc"),
+            ("align_pair", "results/alignment/places/pairs/convnext-test/vit-test.nc"),
             ("align_pair", "results/alignment/places/pairs/resnet-test/vit-test.nc"),
             ("aggregate_alignment", "results/alignment/places/alignment.nc"),
             ("plot_alignment_summary", "results/figures/places/best_alignment.png"),
@@ -165,6 +236,8 @@ def test_image_only_dataset_end_to_end(tmp_path):
     """Places-365 (images and labels, no captions): vision models embed it and are aligned with each other."""
     places365_fixture(tmp_path / "places365", n_images=24)
     config = tiny_config() | {"datasets": [_places(tmp_path / "places365")]}
+    config["models"] = [m for m in config["models"] if m["name"] != "convnext-test"]
+    del config["probes"]
     write_config(tmp_path, config)
     snakemake(tmp_path)
     assert sorted(p.name for p in (tmp_path / "results/features/places").iterdir()) == [
@@ -182,18 +255,21 @@ def test_image_only_dataset_end_to_end(tmp_path):
 def test_changing_the_dataset_size_reruns_everything_downstream(run):
     jobs = _with_config(run, lambda c: c["datasets"][0].update(size=48))
     rules = sorted(rule for rule, _ in jobs)
+    # The probe tasks do not depend on the alignment dataset: their probes stay; Fig. 2 is redrawn.
     assert rules == sorted(
-        ["dataset", "embed", "embed", "embed", "align_pair", "align_pair", "align_pair", "aggregate_alignment"]
-        + ["cknna_versus_k", "plot_alignment_summary", "plot_cross_modal_metrics", "plot_cknna_versus_k"]
-        + ["plot_layer_matrices", "plot_layer_matrices", "plot_alignment_versus_lm_score", "all"]
-    )
+        ["dataset"] + ["embed"] * 4 + ["align_pair"] * 6 + ["aggregate_alignment", "cknna_versus_k"]
+        + ["plot_alignment_summary", "plot_cross_modal_metrics", "plot_cknna_versus_k"]
+        + ["plot_layer_matrices"] * 3 + ["plot_alignment_versus_lm_score", "all"]
+        + ["plot_competence_alignment", "plot_model_umap"]
+    )  # fmt: skip
 
 
 def test_changing_k_reruns_alignment_but_not_embeddings(run):
     jobs = _with_config(run, lambda c: c["alignment"]["metrics"]["mutual_knn"].update(k=3))
     rules = sorted(rule for rule, _ in jobs)
     assert "embed" not in rules and "dataset" not in rules and "cknna_versus_k" not in rules
-    assert rules.count("align_pair") == 3 and "aggregate_alignment" in rules
+    assert rules.count("align_pair") == 6 and "aggregate_alignment" in rules
+    assert "probe" not in rules and "competence" not in rules
 
 
 def _digests(folder):
@@ -207,7 +283,7 @@ def _digests(folder):
 def test_from_scratch_rerun_is_bit_identical(run, tmp_path):
     write_config(tmp_path, tiny_config())
     snakemake(tmp_path)
-    for folder in ("data", "results/features", "results/alignment"):
+    for folder in ("data", "results/features", "results/alignment", "results/probes"):
         assert _digests(run / folder) == _digests(tmp_path / folder), folder
     shutil.rmtree(tmp_path / "results")
 
@@ -222,7 +298,8 @@ def test_language_model_scores(tmp_path, local_llama):
 
     config = tiny_config()
     llama = {"name": "tiny-llama", "modality": "language", "source": "huggingface", "path": str(local_llama)}
-    config["models"] = [config["models"][2], llama]
+    config["models"] = [config["models"][3], llama]
+    del config["probes"]
     config["lm_score"] = {"max_bytes": 3000, "context": 64}
     write_config(tmp_path, config)
     snakemake(tmp_path, "results/lm_scores.parquet")

@@ -1,0 +1,119 @@
+PROBES = config.get("probes") or {}
+
+
+rule probe_task:
+    """Build one labelled probe task: images, labels and train/val/test splits, fingerprint."""
+    input:
+        code=library("datasets.py", "probe_tasks.py"),
+    output:
+        images=directory("data/probes/{task}/images.zarr"),
+        samples="data/probes/{task}/samples.parquet",
+        record="data/probes/{task}/dataset.json",
+    log:
+        "logs/data/probes/{task}.log",
+    conda:
+        "../envs/prh.yaml"
+    params:
+        spec=lambda wildcards: PROBE_TASKS[wildcards.task],
+    script:
+        "../scripts/make_probe_task.py"
+
+
+rule probe:
+    """Linear probe of one vision model on one task: C (and optionally the layer) chosen on validation,
+    refit on train + validation, accuracy on test."""
+    input:
+        features="results/features/probes/{task}/{model}.zarr",
+        samples="data/probes/{task}/samples.parquet",
+        record="data/probes/{task}/dataset.json",
+        code=library("probes.py"),
+    output:
+        "results/probes/{task}/{model}.parquet",
+    log:
+        "logs/probes/{task}/{model}.log",
+    conda:
+        "../envs/prh.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    params:
+        layer=PROBES.get("layer"),
+        Cs=PROBES.get("C"),
+        max_iter=PROBES.get("max_iter"),
+        seed=PROBES.get("seed"),
+    script:
+        "../scripts/probe.py"
+
+
+rule competence:
+    """All probe accuracies in one table, which tasks each model solves, and its competence."""
+    input:
+        probes=probe_files,
+        code=library("probes.py"),
+    output:
+        accuracy="results/probes/accuracy.parquet",
+        competence="results/probes/competence.parquet",
+    log:
+        "logs/probes/competence.log",
+    conda:
+        "../envs/prh.yaml"
+    params:
+        solved_fraction=PROBES.get("solved_fraction"),
+    script:
+        "../scripts/competence.py"
+
+
+def fig2_inputs(wildcards):
+    return {
+        "competence": "results/probes/competence.parquet",
+        "alignment": f"results/alignment/{wildcards.dataset}/alignment.nc",
+    }
+
+
+rule plot_competence_alignment:
+    """Fig. 2 (left): vision models binned by competence, mean pairwise alignment within each bin."""
+    input:
+        unpack(fig2_inputs),
+    output:
+        report(
+            "results/figures/{dataset}/competence_alignment.png",
+            caption="../report/competence_alignment.rst",
+            category="Competence",
+            subcategory="{dataset}",
+            labels={"figure": "alignment within competence bins (Fig. 2 left)"},
+        ),
+    log:
+        "logs/plots/{dataset}/competence_alignment.log",
+    conda:
+        "../envs/prh.yaml"
+    params:
+        metric=PROBES.get("alignment", {}).get("metric"),
+        bins=PROBES.get("alignment", {}).get("bins"),
+        models=VISION_MODELS,
+    script:
+        "../scripts/plot_competence_alignment.py"
+
+
+rule plot_model_umap:
+    """Fig. 2 (right): UMAP of the vision models under the distance -log(alignment)."""
+    input:
+        unpack(fig2_inputs),
+    output:
+        report(
+            "results/figures/{dataset}/model_umap.png",
+            caption="../report/model_umap.rst",
+            category="Competence",
+            subcategory="{dataset}",
+            labels={"figure": "UMAP of models (Fig. 2 right)"},
+        ),
+    log:
+        "logs/plots/{dataset}/model_umap.log",
+    conda:
+        "../envs/prh.yaml"
+    params:
+        metric=PROBES.get("alignment", {}).get("metric"),
+        neighbors=PROBES.get("alignment", {}).get("umap_neighbors"),
+        seed=PROBES.get("alignment", {}).get("seed"),
+        models=VISION_MODELS,
+    script:
+        "../scripts/plot_model_umap.py"

