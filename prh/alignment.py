@@ -141,10 +141,16 @@ def align_pair(
     return xr.Dataset(data, coords=coords, attrs=as_attrs(provenance))
 
 
-def write_netcdf(ds: xr.Dataset, path: str | Path) -> None:
-    """Write ``ds`` as netCDF (scipy backend: no extra dependency, byte-stable output)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    ds.to_netcdf(path, engine="scipy")
+def write_netcdf(ds: xr.Dataset, path: str | Path, provenance: dict | None = None) -> None:
+    """Write ``ds`` as netCDF (scipy backend: no extra dependency, byte-stable output), atomically, with
+    ``provenance`` (``prh.provenance.run_provenance``) among its attributes."""
+    from prh.provenance import as_attrs
+    from prh.workflow import atomic_path
+
+    if provenance:
+        ds = ds.assign_attrs(as_attrs(provenance))
+    with atomic_path(path) as tmp:
+        ds.to_netcdf(tmp, engine="scipy")
 
 
 def aggregate(pair_paths: Sequence[str | Path], models: Sequence[dict]) -> xr.Dataset:

@@ -16,6 +16,7 @@ its final path once the last sample is in, so a partial store is never mistaken 
 
 from __future__ import annotations
 
+import json
 import shutil
 import warnings
 from pathlib import Path
@@ -100,16 +101,57 @@ class FeatureWriter:
         self.partial.rename(self.path)
 
 
+class FeatureStoreError(ValueError):
+    """A features store is missing, incomplete, corrupt, holds non-finite values, or does not match its
+    dataset; the message names the store (and the layer and sample where it applies)."""
+
+
 def open_features(path: str | Path) -> xr.Dataset:
-    """Open a features store lazily."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return xr.open_zarr(path, consolidated=None)
+    """Open a features store lazily. A store without the attributes written last (``model``) was never
+    finished and is refused."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            ds = xr.open_zarr(path, consolidated=None)
+    except Exception as err:
+        message = f"{path}: cannot be opened as a features store ({err.__class__.__name__}: {err})"
+        raise FeatureStoreError(message) from err
+    if "model" not in ds.attrs:
+        raise FeatureStoreError(f"{path}: incomplete features store (its final attributes are missing); rerun its job")
+    return ds
 
 
 def read_layers(path: str | Path, dtype=np.float64) -> list[np.ndarray]:
-    """Every layer of a store as a list of (N, D_l) arrays, padding removed, cast to ``dtype``."""
+    """Every layer of a store as a list of (N, D_l) arrays, padding removed, cast to ``dtype``. Raises
+    ``FeatureStoreError`` for a store that cannot be read or holds NaN/Inf (naming layer and sample)."""
     ds = open_features(path)
-    widths = ds["width"].values
-    data = ds["features"].values
-    return [np.ascontiguousarray(data[i, :, :w], dtype=dtype) for i, w in enumerate(widths)]
+    try:
+        widths = ds["width"].values
+        data = ds["features"].values
+    except Exception as err:
+        raise FeatureStoreError(
+            f"{path}: cannot be read ({err.__class__.__name__}: {err}); the store is corrupt or truncated: "
+            f"delete it and rerun the job that writes it"
+        ) from err
+    layers = [np.ascontiguousarray(data[i, :, :w], dtype=dtype) for i, w in enumerate(widths)]
+    for i, layer in enumerate(layers):
+        finite = np.isfinite(layer).all(axis=1)
+        if not finite.all():
+            names = json.loads(ds.attrs.get("layer_names", "[]")) or [str(j) for j in range(len(layers))]
+            raise FeatureStoreError(
+                f"{path}: layer {i} ({names[i]}) has NaN or Inf at sample {int(np.flatnonzero(~finite)[0])} "
+                f"({int((~finite).sum())} samples in all)"
+            )
+    return layers
+
+
+def check_store(path: str | Path, record: dict, dataset: str) -> xr.Dataset:
+    """Open a store and check it belongs to the dataset of ``record`` (its ``dataset.json``): same number
+    of samples, same fingerprint."""
+    ds = open_features(path)
+    n = ds.sizes["sample"]
+    if n != record["size"]:
+        raise FeatureStoreError(f"{path}: {n} samples, but dataset '{dataset}' has {record['size']}; rerun its job")
+    if ds.attrs.get("dataset_fingerprint") != record["fingerprint"]:
+        raise FeatureStoreError(f"{path}: computed on another version of dataset '{dataset}'; rerun its job")
+    return ds

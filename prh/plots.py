@@ -199,18 +199,21 @@ def vision_alignment(ds: xr.Dataset, competence, metric: str, models) -> tuple[l
 
 
 def plot_competence_alignment(binned, path: str | Path, metric: str, n_tasks: int) -> None:
-    """Fig. 2 (left): mean alignment of the model pairs inside each competence bin, with standard errors."""
-    if binned.is_empty():
-        _note(path, "No competence bin holds two models: nothing to average (Fig. 2 left).")
-        return
+    """Fig. 2 (left): mean alignment of the model pairs inside each competence bin, with standard errors;
+    bins that hold a single model (no pair) are marked on the axis."""
     fig, ax = plt.subplots(figsize=(5.5, 4))
     centres = 100 * (binned["low"].to_numpy() + binned["high"].to_numpy()) / 2
-    ax.errorbar(centres, binned["mean_alignment"].to_numpy(), yerr=np.nan_to_num(binned["stderr"].to_numpy()),
-                marker="o", capsize=4, color="tab:blue")  # fmt: skip
-    for x, y, n in zip(centres, binned["mean_alignment"].to_numpy(), binned["models"].to_list()):
+    paired = binned["pairs"].to_numpy() > 0
+    means, errors = binned["mean_alignment"].to_numpy(), np.nan_to_num(binned["stderr"].to_numpy())
+    ax.errorbar(centres[paired], means[paired], yerr=errors[paired], marker="o", capsize=4, color="tab:blue")
+    for x, y, n in zip(centres[paired], means[paired], binned["models"].to_numpy()[paired]):
         ax.annotate(f"{n} models", (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
-    edges = sorted(set(100 * binned["low"].to_numpy()) | set(100 * binned["high"].to_numpy()))
-    ax.set_xticks(edges)
+    for x in centres[~paired]:
+        ax.annotate("1 model\n(no pair)", (x, 0), xycoords=("data", "axes fraction"), xytext=(0, 4),
+                    textcoords="offset points", ha="center", fontsize=7, color="gray")  # fmt: skip
+    if not paired.any():
+        ax.text(0.5, 0.5, "no bin holds two models", transform=ax.transAxes, ha="center", color="gray")
+    ax.set_xticks(100 * np.linspace(0, 1, int(round(1 / (binned["high"][0] - binned["low"][0]))) + 1))
     ax.set_xlim(0, 100)
     ax.set_xlabel(f"percentage of probe tasks solved (total = {n_tasks})")
     ax.set_ylabel(f"intra-bin alignment ({metric})")

@@ -118,17 +118,18 @@ def competence_bins(competence_values, bins: int) -> np.ndarray:
 def binned_alignment(alignment: np.ndarray, competence_values, bins: int = 5) -> pl.DataFrame:
     """Fig. 2 (left): models binned by competence; per bin, the mean alignment over all pairs of models
     inside it and its standard error (sample standard deviation / sqrt(pairs)). ``alignment`` is a square
-    model × model matrix (made symmetric by averaging both directions). Bins with fewer than two models
-    have no pairs and are left out."""
+    model × model matrix (made symmetric by averaging both directions). A bin holding one model has no
+    pair (mean and error NaN); empty bins are left out."""
     alignment = np.asarray(alignment, dtype=np.float64)
     alignment = (alignment + alignment.T) / 2
     which = competence_bins(competence_values, bins)
     rows = []
     for b in range(bins):
         members = np.flatnonzero(which == b)
-        values = np.array([alignment[i, j] for i, j in combinations(members, 2)])
-        if len(values) == 0:
+        if len(members) == 0:
             continue
+        values = np.array([alignment[i, j] for i, j in combinations(members, 2)])
+        mean = float(values.mean()) if len(values) else float("nan")
         stderr = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
         rows.append(
             {
@@ -137,7 +138,7 @@ def binned_alignment(alignment: np.ndarray, competence_values, bins: int = 5) ->
                 "high": (b + 1) / bins,
                 "models": len(members),
                 "pairs": len(values),
-                "mean_alignment": float(values.mean()),
+                "mean_alignment": mean,
                 "stderr": stderr,
             }
         )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 import platform
+import subprocess
+from pathlib import Path
 
 import prh
 
@@ -31,3 +34,43 @@ def as_attrs(record: dict) -> dict:
         else:
             flat[key] = value
     return flat
+
+
+def config_hash(config: dict) -> str:
+    """sha256 of the validated config (defaults filled in), keys sorted."""
+    return "sha256:" + hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def git_state(folder: str | Path) -> dict:
+    """The commit checked out in ``folder`` and whether tracked files differ from it ("unknown" outside git)."""
+    try:
+        commit = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True)
+        status = subprocess.run(
+            ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+        )
+    except OSError:
+        return {"git_commit": "unknown", "git_dirty": None}
+    if commit.returncode != 0:
+        return {"git_commit": "unknown", "git_dirty": None}
+    return {"git_commit": commit.stdout.strip(), "git_dirty": bool(status.stdout.strip())}
+
+
+def run_provenance(config: dict, workflow_dir: str | Path) -> dict:
+    """What every artifact records about the run that made it: the config hash, the workflow's git commit
+    and package versions."""
+    return {"config_hash": config_hash(config), **git_state(workflow_dir), "versions": package_versions()}
+
+
+def script_provenance(smk) -> dict:
+    """``run_provenance`` from inside a Snakemake ``script:`` (its ``snakemake`` object)."""
+    return run_provenance(dict(smk.config), Path(smk.scriptdir).parent) | {"rule": smk.rule}
+
+
+def add_provenance(record_path: str | Path, provenance: dict) -> dict:
+    """Add ``provenance`` to a dataset's ``dataset.json`` (its fingerprint covers the contents only)."""
+    from prh.workflow import atomic_path
+
+    record = json.loads(Path(record_path).read_text()) | {"provenance": provenance}
+    with atomic_path(record_path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return record

@@ -7,11 +7,13 @@ rule align_pair:
     input:
         x="results/features/{dataset}/{model_x}.zarr",
         y="results/features/{dataset}/{model_y}.zarr",
+        record="data/{dataset}/dataset.json",
         code=library(
             "metrics/definitions.py",
             "metrics/layerwise.py",
             "metrics/backend.py",
             "alignment.py",
+            "features.py",
         ),
     output:
         "results/alignment/{dataset}/pairs/{model_x}/{model_y}.nc",

@@ -91,7 +91,7 @@ def pair_files(wildcards):
 
 
 def all_outputs():
-    outputs = []
+    outputs = ["results/config.yaml"]
     for dataset, models in DATASET_MODELS.items():
         figures = f"results/figures/{dataset}"
         outputs += [f"results/features/{dataset}/{model}.zarr" for model in models]

@@ -12,6 +12,7 @@ rule embed:
     threads: config["embedding"]["threads"]
     resources:
         mem_mb=6000,
+        gpu=config["embedding"]["gpus"],
     params:
         spec=lambda wildcards: MODELS[wildcards.model],
         chunk=config["embedding"]["chunk"],

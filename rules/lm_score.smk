@@ -30,6 +30,7 @@ rule lm_score:
     threads: config["embedding"]["threads"]
     resources:
         mem_mb=6000,
+        gpu=config["embedding"]["gpus"],
     params:
         spec=lambda wildcards: MODELS[wildcards.model],
         corpus=LM_SCORE["corpus"],

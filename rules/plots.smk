@@ -106,3 +106,20 @@ rule plot_alignment_versus_lm_score:
         "../envs/prh.yaml"
     script:
         "../scripts/plot_alignment_versus_lm_score.py"
+
+
+rule resolved_config:
+    """The config this run used, defaults filled in, for the report."""
+    output:
+        report(
+            "results/config.yaml",
+            caption="../report/config.rst",
+            category="Configuration",
+            labels={"file": "config (defaults filled in)"},
+        ),
+    log:
+        "logs/config.log",
+    params:
+        config=config,
+    script:
+        "../scripts/write_config.py"

@@ -1,8 +1,9 @@
 import polars as pl
 
-from prh.workflow import logged
+from prh.provenance import script_provenance
+from prh.workflow import logged, write_table
 
 with logged(snakemake.log[0]) as log:
     table = pl.concat([pl.read_parquet(path) for path in snakemake.input])
-    table.write_parquet(snakemake.output[0], statistics=False)
+    write_table(table, snakemake.output[0], script_provenance(snakemake))
     log.info("%s", table)

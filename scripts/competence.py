@@ -1,12 +1,14 @@
 import polars as pl
 
 from prh.probes import competence, solved
-from prh.workflow import logged
+from prh.provenance import script_provenance
+from prh.workflow import logged, write_table
 
 with logged(snakemake.log[0]) as log:
     fraction = snakemake.params.solved_fraction
     accuracy = pl.concat([pl.read_parquet(path) for path in snakemake.input.probes])
-    solved(accuracy, fraction).write_parquet(snakemake.output.accuracy, statistics=False)
+    provenance = script_provenance(snakemake)
+    write_table(solved(accuracy, fraction), snakemake.output.accuracy, provenance)
     table = competence(accuracy, fraction)
-    table.write_parquet(snakemake.output.competence, statistics=False)
+    write_table(table, snakemake.output.competence, provenance)
     log.info("%s", table)

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 from prh.embed import embed_dataset
+from prh.provenance import script_provenance
 from prh.workflow import logged
 
 with logged(snakemake.log[0]):
@@ -12,4 +13,5 @@ with logged(snakemake.log[0]):
         chunk=snakemake.params.chunk,
         threads=snakemake.threads,
         device=snakemake.params.device,
+        provenance=script_provenance(snakemake),
     )

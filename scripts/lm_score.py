@@ -3,12 +3,13 @@ from pathlib import Path
 import torch
 
 from prh.lm_score import score_model
-from prh.workflow import logged
+from prh.provenance import script_provenance
+from prh.workflow import logged, write_table
 
 with logged(snakemake.log[0]) as log:
     torch.set_num_threads(snakemake.threads)
     p = snakemake.params
     corpus = Path(snakemake.input.corpus).read_text(encoding="utf-8")
     table = score_model(p.spec, corpus, p.corpus, p.context, p.batch_size, p.device)
-    table.write_parquet(snakemake.output[0], statistics=False)
+    write_table(table, snakemake.output[0], script_provenance(snakemake))
     log.info("%s", table)

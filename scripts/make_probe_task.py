@@ -1,9 +1,11 @@
 from pathlib import Path
 
 from prh.probe_tasks import build_probe_task
+from prh.provenance import add_provenance, script_provenance
 from prh.workflow import logged
 
 with logged(snakemake.log[0]) as log:
     spec = snakemake.params.spec
     record = build_probe_task(Path(snakemake.output.record).parent, spec)
+    record = add_provenance(snakemake.output.record, script_provenance(snakemake))
     log.info("probe task %s: %s", spec["name"], record)

@@ -1,7 +1,8 @@
 from pathlib import Path
 
 from prh.probes import probe_store
-from prh.workflow import logged
+from prh.provenance import script_provenance
+from prh.workflow import logged, write_table
 
 with logged(snakemake.log[0]) as log:
     p = snakemake.params
@@ -14,5 +15,5 @@ with logged(snakemake.log[0]) as log:
         max_iter=p.max_iter,
         seed=p.seed,
     )
-    table.write_parquet(snakemake.output[0], statistics=False)
+    write_table(table, snakemake.output[0], script_provenance(snakemake))
     log.info("%s", table)

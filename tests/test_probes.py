@@ -115,7 +115,9 @@ def test_binned_alignment_by_hand():
     A[1, 2] = A[2, 1] = 0.3
     A[4, 5] = A[5, 4] = 0.2
     table = binned_alignment(A, competence_values, bins=5)
-    assert table["bin"].to_list() == [2, 4]  # the single-model bin has no pairs
+    assert table["bin"].to_list() == [0, 2, 4]  # empty bins 1 and 3 left out
+    single = table.filter(pl.col("bin") == 0).row(0, named=True)
+    assert single["models"] == 1 and single["pairs"] == 0 and np.isnan(single["mean_alignment"])
     top = table.filter(pl.col("bin") == 4).row(0, named=True)
     values = np.array([0.5, 0.4, 0.3])
     assert top["pairs"] == 3 and top["models"] == 3 and top["mean_alignment"] == pytest.approx(0.4)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import places365_fixture, planned_jobs, snakemake, tiny_config, write_config
+from conftest import (
+    REPRODUCIBLE,
+    digests,
+    places365_fixture,
+    planned_jobs,
+    snakemake,
+    tiny_config,
+    write_config,
+)
 from test_metrics import brute_cycle_knn, brute_mutual_knn
 
 from prh.features import open_features
@@ -24,11 +31,8 @@ TASKS = ["digits", "shapes-count"]
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("tiny-run")
-    write_config(workdir, tiny_config())
-    snakemake(workdir)
-    return workdir
+def run(tiny_run):
+    return tiny_run
 
 
 def _with_config(workdir, mutate):
@@ -150,6 +154,7 @@ def test_adding_a_model_plans_only_its_jobs(run):
             ("plot_cknna_versus_k", "results/figures/tiny/cknna_versus_k.png"),
             ("plot_layer_matrices", "results/figures/tiny/layers/effnet-test/minilm.png"),
             ("plot_alignment_versus_lm_score", "results/figures/tiny/alignment_versus_lm_score.png"),
+            ("resolved_config", "results/config.yaml"),
             ("all", ""),
         ]
     )
@@ -205,6 +210,7 @@ def test_adding_a_probe_task_plans_only_its_jobs(run):
             ("competence", "results/probes/accuracy.parquet"),
             ("plot_competence_alignment", "results/figures/tiny/competence_alignment.png"),
             ("plot_model_umap", "results/figures/tiny/model_umap.png"),
+            ("resolved_config", "results/config.yaml"),
             ("all", ""),
         ]
     )
@@ -227,6 +233,7 @@ def test_adding_an_image_only_dataset_plans_its_vision_jobs_only(run, tmp_path):
             ("align_pair", "results/alignment/places/pairs/resnet-test/vit-test.nc"),
             ("aggregate_alignment", "results/alignment/places/alignment.nc"),
             ("plot_alignment_summary", "results/figures/places/best_alignment.png"),
+            ("resolved_config", "results/config.yaml"),
             ("all", ""),
         ]
     )
@@ -260,7 +267,7 @@ def test_changing_the_dataset_size_reruns_everything_downstream(run):
         ["dataset"] + ["embed"] * 4 + ["align_pair"] * 6 + ["aggregate_alignment", "cknna_versus_k"]
         + ["plot_alignment_summary", "plot_cross_modal_metrics", "plot_cknna_versus_k"]
         + ["plot_layer_matrices"] * 3 + ["plot_alignment_versus_lm_score", "all"]
-        + ["plot_competence_alignment", "plot_model_umap"]
+        + ["plot_competence_alignment", "plot_model_umap", "resolved_config"]
     )  # fmt: skip
 
 
@@ -272,19 +279,11 @@ def test_changing_k_reruns_alignment_but_not_embeddings(run):
     assert "probe" not in rules and "competence" not in rules
 
 
-def _digests(folder):
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
-
-
 def test_from_scratch_rerun_is_bit_identical(run, tmp_path):
     write_config(tmp_path, tiny_config())
     snakemake(tmp_path)
-    for folder in ("data", "results/features", "results/alignment", "results/probes"):
-        assert _digests(run / folder) == _digests(tmp_path / folder), folder
+    for folder in REPRODUCIBLE:
+        assert digests(run / folder) == digests(tmp_path / folder), folder
     shutil.rmtree(tmp_path / "results")
 
 

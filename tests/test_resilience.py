@@ -1,0 +1,111 @@
+"""Killed runs resume: `kill -9` the workflow (Snakemake and its running jobs) while an embedding job writes
+its Zarr store, and again while alignment pairs run; the rerun completes, recomputes nothing that was
+complete before the kill, and ends with outputs identical to an uninterrupted run."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO, REPRODUCIBLE, digests, snakemake, tiny_config, write_config
+
+pytestmark = pytest.mark.workflow
+
+
+def _start(workdir: Path) -> subprocess.Popen:
+    """The workflow in its own process group, so one signal reaches Snakemake and every job it started."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2"]
+    log = open(workdir / "killed-run.log", "w")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _kill_when(proc: subprocess.Popen, ready, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, "the workflow finished before the moment to kill it"
+        assert time.monotonic() < deadline, "timed out waiting for the moment to kill"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _unfinished_outputs(workdir: Path) -> set[str]:
+    """Outputs of the jobs Snakemake had started but not seen finish (its `.snakemake/incomplete` markers,
+    file names = urlsafe base64 of the output path): a job killed just after writing its file is one."""
+    markers = workdir / ".snakemake" / "incomplete"
+    outputs = set()
+    for marker in markers.rglob("*"):
+        if marker.is_file() and marker.name != "migration_underway":
+            encoded = "".join(part.lstrip("@") for part in marker.relative_to(markers).parts)
+            outputs.add(base64.urlsafe_b64decode(encoded).decode())
+    return outputs
+
+
+def _finished_outputs(workdir: Path) -> dict[str, int]:
+    """Modification time of every file of a finished output: not a partial store, not the output of a job
+    Snakemake had not seen finish."""
+    unfinished = _unfinished_outputs(workdir)
+    files = {}
+    for folder in ("data", "results"):
+        for p in (workdir / folder).rglob("*"):
+            path = str(p.relative_to(workdir))
+            if p.is_file() and ".partial" not in path and not any(path.startswith(o) for o in unfinished):
+                files[path] = p.stat().st_mtime_ns
+    return files
+
+
+def _resume(workdir: Path) -> int:
+    """Rerun as a user would after a crash (stale lock removed, incomplete outputs redone); returns how
+    many jobs the resumed run executed."""
+    snakemake(workdir, "--unlock")
+    out = snakemake(workdir, "--rerun-incomplete")
+    done = re.findall(r"(\d+) of (\d+) steps \(100%\) done", out.stdout + out.stderr)
+    assert done, out.stderr[-2000:]
+    return int(done[-1][1])
+
+
+def _check_resumed(workdir: Path, before: dict[str, int], reference: Path) -> None:
+    after = _finished_outputs(workdir)
+    recomputed = [path for path, mtime in before.items() if after.get(path) != mtime]
+    assert recomputed == [], recomputed
+    assert not list((workdir / "results").rglob("*.partial"))
+    assert snakemake(workdir, "--dry-run").stdout.count("Nothing to be done") == 1
+    for path in REPRODUCIBLE:
+        assert digests(workdir / path) == digests(reference / path), path
+
+
+def test_killed_while_an_embedding_store_is_written(tmp_path, tiny_run):
+    write_config(tmp_path, tiny_config())
+    proc = _start(tmp_path)
+    features = tmp_path / "results" / "features"
+    _kill_when(proc, lambda: any(features.rglob("*.zarr.partial/zarr.json")))
+    partial = [p.parent for p in features.rglob("*.zarr.partial/zarr.json")]
+    assert partial
+    for store in partial:  # a partial store never sits at the final path
+        assert not store.with_name(store.name.removesuffix(".partial")).exists()
+    before = _finished_outputs(tmp_path)
+    total = len([line for line in snakemake(tmp_path, "--dry-run").stdout.splitlines() if line.startswith("rule ")])
+    executed = _resume(tmp_path)
+    print(f"embedding kill: {len(before)} finished files kept, the resumed run executed {executed} jobs")
+    assert 0 < executed <= total
+    _check_resumed(tmp_path, before, tiny_run)
+
+
+def test_killed_while_alignment_pairs_run(tmp_path, tiny_run):
+    write_config(tmp_path, tiny_config())
+    proc = _start(tmp_path)
+    pairs = tmp_path / "results" / "alignment" / "tiny" / "pairs"
+    _kill_when(proc, lambda: len(list(pairs.rglob("*.nc"))) >= 1)
+    n_pairs_done = len(list(pairs.rglob("*.nc")))
+    assert n_pairs_done < 6 and not (tmp_path / "results/alignment/tiny/alignment.nc").exists()
+    before = _finished_outputs(tmp_path)
+    executed = _resume(tmp_path)
+    print(f"alignment kill: {n_pairs_done} of 6 pairs finished before, the resumed run executed {executed} jobs")
+    _check_resumed(tmp_path, before, tiny_run)
