@@ -98,9 +98,8 @@ def write_embeddings(
         **(provenance or {}),
     }
     batch_size = spec["batch_size"]
-    device = (
-        next(backbone.module.parameters()).device.type if any(True for _ in backbone.module.parameters()) else "cpu"
-    )
+    parameters = backbone.module.parameters() if backbone.module is not None else iter(())  # wordllama: none
+    device = next(parameters, torch.empty(0)).device.type
     with FeatureWriter(out_path, n, dtype=spec["dtype"], chunk=chunk, attrs=as_attrs(attrs)) as writer:
         with torch.inference_mode():
             for start in tqdm(range(0, n, batch_size), desc=f"{spec['name']} on {dataset_name}", unit="batch"):

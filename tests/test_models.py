@@ -220,3 +220,19 @@ def test_openwebtext_corpus_from_a_local_copy(tmp_path):
     corpus = load_corpus("openwebtext", max_bytes=40, path=str(tmp_path / "owt"))
     assert corpus == "First document, with ünïcödé.\n\nSecon"  # 33 + 2 + 5 bytes
     assert len(corpus.encode("utf-8")) <= 40 and "Third" not in corpus
+
+
+def test_embedding_stage_with_a_static_model(tmp_path):
+    """wordllama has no torch module: the embedding stage still streams its one layer into a store."""
+    from prh.datasets import generate_shapes_world, read_captions
+    from prh.embed import embed_dataset
+    from prh.features import read_layers
+
+    generate_shapes_world(tmp_path / "data", 10, seed=0)
+    wordllama = spec(name="w", modality="language", source="wordllama")
+    embed_dataset(wordllama, tmp_path / "data", tmp_path / "w.zarr", dataset_name="d", chunk=4, device="cpu")
+    (stored,) = read_layers(tmp_path / "w.zarr")
+    with torch.inference_mode():
+        (direct,) = load_backbone(wordllama, "cpu").embed(read_captions(tmp_path / "data"))
+    assert stored.shape == (10, 256)
+    np.testing.assert_allclose(stored, direct.float().numpy(), rtol=1e-6)

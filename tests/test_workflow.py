@@ -123,6 +123,9 @@ def test_figures_and_report(run):
         assert name in html, name
     for name in ("competence_alignment.png", "model_umap.png"):
         assert (figures / name).stat().st_size > 10_000 and name in html, name
+    assert "config.yaml" in html  # the resolved config is a report item
+    resolved = (run / "results/config.yaml").read_text()
+    assert resolved.startswith("# config_hash: sha256:") and "metrics:" in resolved
 
 
 def test_complete_run_has_nothing_to_do(run):
