@@ -13,51 +13,65 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from prh.features import open_features, read_layers
+from prh.features import read_layers
 from prh.metrics import (
     LayerStates,
     best_of,
-    bootstrap_values,
+    bootstrap_states,
     get_metric,
     layer_scores,
     permutation_null,
     prepare_stack,
     resolve_params,
 )
+from prh.metrics.streaming import feature_space_cka
 from prh.provenance import as_attrs, package_versions
+from prh.states import check_dense_metrics, open_state, state_parts
 
 DIRECTIONS = ("forward", "reverse")
 SUMMARY = ("best", "best_layer_x", "best_layer_y", "null_mean", "null_std", "ci_low", "ci_high")
 
 
-def _store_record(path: str | Path) -> dict:
-    ds = open_features(path)
-    return {
-        "model": ds.attrs["model"],
-        "modality": ds.attrs["modality"],
-        "dataset_fingerprint": ds.attrs["dataset_fingerprint"],
-        "layer_names": json.loads(ds.attrs["layer_names"]),
-        "n_samples": ds.sizes["sample"],
-    }
+def _check_same_dataset(x_path, y_path, rx: dict, ry: dict) -> None:
+    if rx["dataset_fingerprint"] != ry["dataset_fingerprint"] or rx["n_samples"] != ry["n_samples"]:
+        raise ValueError(
+            f"{x_path} and {y_path} were not computed on the same dataset "
+            f"({rx['n_samples']} samples, {rx['dataset_fingerprint']} vs "
+            f"{ry['n_samples']} samples, {ry['dataset_fingerprint']}); rerun the older one's jobs"
+        )
+
+
+def _check_parts(path, attrs: dict, metrics: dict) -> None:
+    """The state store must hold what the metrics ask for (the same config made both)."""
+    have, want = attrs["parts"], state_parts(metrics)
+    short = [
+        part
+        for part in ("k", "dims")
+        if want[part] and (have[part] < want[part] if part == "k" else have[part] != want[part])
+    ]
+    short += [part for part in ("values",) if want[part] and not have[part]]
+    short += ["grams"] if want["grams"] and not have["grams"] and attrs["n_samples"] <= attrs["dense_limit"] else []
+    if short:
+        raise ValueError(
+            f"{path}: state store lacks {short} for metrics {sorted(metrics)}; rerun its alignment_state job"
+        )
 
 
 def align_pair(
-    x_path: str | Path,
-    y_path: str | Path,
+    x_state: str | Path,
+    y_state: str | Path,
     metrics: dict[str, dict],
-    quantile: float = 0.95,
-    quantile_mode: str = "global",
-    concat_layers: bool = False,
-    normalize: bool = True,
     permutations: int = 0,
     resamples: int = 0,
     level: float = 0.95,
     null_seed: int = 0,
     bootstrap_seed: int = 0,
     device: str = "cpu",
+    x_features: str | Path | None = None,
+    y_features: str | Path | None = None,
 ) -> xr.Dataset:
-    """Score every layer of the store ``x_path`` against every layer of ``y_path`` with each metric in
-    ``metrics`` (name -> parameters), after the paper's preprocessing (``prepare_stack``).
+    """Score every layer of one model against every layer of another with each metric in ``metrics``
+    (name -> parameters), from the two models' state stores (``prh.states``): only cross terms are computed.
 
     Per metric and direction (``forward``: X against Y; ``reverse``: Y against X, which differs only for an
     asymmetric metric such as cycle_knn) the Dataset holds the (layer_x, layer_y) scores, the best score and
@@ -65,22 +79,24 @@ def align_pair(
     layer pairs taken each time) with the chance-corrected ``calibrated = (best - null_mean) /
     (1 - null_mean)``, and a ``level`` bootstrap percentile interval (``resamples``) at the best layer pair.
     ``device``: where the matrix products run (``auto`` picks a GPU when one is present).
+
+    Above the states' ``dense_limit`` there are no Gram matrices: linear CKA and unbiased CKA are then
+    computed from feature-space statistics streamed from ``x_features`` and ``y_features``.
     """
-    rx, ry = _store_record(x_path), _store_record(y_path)
-    if rx["dataset_fingerprint"] != ry["dataset_fingerprint"] or rx["n_samples"] != ry["n_samples"]:
-        raise ValueError(
-            f"{x_path} and {y_path} were not computed on the same dataset "
-            f"({rx['n_samples']} samples, {rx['dataset_fingerprint']} vs "
-            f"{ry['n_samples']} samples, {ry['dataset_fingerprint']}); rerun the embedding of the older one"
-        )
+    sx, rx = open_state(x_state, device)
+    sy, ry = open_state(y_state, device)
+    _check_same_dataset(x_state, y_state, rx, ry)
     metrics = {name: resolve_params(name, params) for name, params in metrics.items()}
-    Xs = prepare_stack(read_layers(x_path), quantile, quantile_mode, concat_layers, normalize)
-    Ys = prepare_stack(read_layers(y_path), quantile, quantile_mode, concat_layers, normalize)
-    sx, sy = LayerStates(Xs, device), LayerStates(Ys, device)
+    for path, attrs in ((x_state, rx), (y_state, ry)):
+        _check_parts(path, attrs, metrics)
+    n = rx["n_samples"]
+    check_dense_metrics(metrics, n, rx["dense_limit"], permutations, resamples, where=f"{x_state}: ")
+    streamed = {}
+    if n > rx["dense_limit"] and {"cka", "unbiased_cka"} & set(metrics):
+        streamed = feature_space_cka(x_features, y_features, rx, ry)
     states = {"forward": (sx, sy), "reverse": (sy, sx)}
-    stacks = {"forward": (Xs, Ys), "reverse": (Ys, Xs)}
     names = list(metrics)
-    lx, ly = len(Xs), len(Ys)
+    lx, ly = len(sx), len(sy)
     score = np.full((len(names), 2, lx, ly), np.nan)
     summary = {v: np.full((len(names), 2), np.nan) for v in SUMMARY}
     for d, direction in enumerate(DIRECTIONS):
@@ -89,7 +105,7 @@ def align_pair(
         nulls = permutation_null(own, sx, sy, permutations, null_seed) if permutations else {}
         for name, params in own.items():
             m = names.index(name)
-            scores = layer_scores(name, sx, sy, **params)
+            scores = streamed[name] if name in streamed else layer_scores(name, sx, sy, **params)
             score[m, d] = scores if d == 0 else scores.T
             best, bx, by = best_of(scores)
             summary["best"][m, d], summary["best_layer_x"][m, d], summary["best_layer_y"][m, d] = (
@@ -99,8 +115,7 @@ def align_pair(
                 summary["null_mean"][m, d] = nulls[name].mean()
                 summary["null_std"][m, d] = nulls[name].std(ddof=1) if permutations > 1 else 0.0
             if resamples:
-                X, Y = stacks[direction][0][bx], stacks[direction][1][by]
-                values = bootstrap_values(name, X, Y, resamples, bootstrap_seed, **params)
+                values = bootstrap_states(name, sx, sy, bx, by, resamples, bootstrap_seed, **params)
                 summary["ci_low"][m, d], summary["ci_high"][m, d] = np.quantile(
                     values, [(1 - level) / 2, (1 + level) / 2]
                 )
@@ -114,21 +129,17 @@ def align_pair(
     data |= {v: (("metric", "direction"), summary[v]) for v in SUMMARY + ("calibrated",)}
     for v in ("best_layer_x", "best_layer_y"):
         data[v] = (("metric", "direction"), summary[v].astype(np.int32))
-    suffix = ["concat"] if concat_layers else []
     provenance = {
         "model_x": rx["model"],
         "model_y": ry["model"],
         "modality_x": rx["modality"],
         "modality_y": ry["modality"],
-        "layer_names_x": rx["layer_names"] + suffix,
-        "layer_names_y": ry["layer_names"] + suffix,
+        "layer_names_x": rx["layer_names"],
+        "layer_names_y": ry["layer_names"],
         "dataset_fingerprint": rx["dataset_fingerprint"],
-        "n_samples": rx["n_samples"],
+        "n_samples": n,
         "metric_params": metrics,
-        "quantile": quantile,
-        "quantile_mode": quantile_mode,
-        "concat_layers": concat_layers,
-        "normalize": normalize,
+        **{key: rx[key] for key in ("quantile", "quantile_mode", "concat_layers", "normalize")},
         "permutations": permutations,
         "resamples": resamples,
         "level": level,

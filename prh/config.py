@@ -105,6 +105,7 @@ def _semantic_problems(config: dict) -> list[str]:
         if dataset["kind"] != "places365" and any(key in dataset for key in ("root", "small", "download")):
             problems.append(f"{where}: root, small and download apply to places365 only")
     problems += _probe_problems(config)
+    problems += _dense_problems(config)
     sized = [d for d in config["datasets"] if "size" in d]  # hub datasets without size: N known after import
     if not sized:
         return problems
@@ -121,6 +122,49 @@ def _semantic_problems(config: dict) -> list[str]:
         dims = params.get("dims")
         if dims is not None and dims > smallest["size"]:
             problems.append(f"alignment.metrics.{name}.dims: {dims} directions need at least as many samples")
+    return problems
+
+
+def dense_requirements(metrics: dict[str, dict], permutations: int, resamples: int) -> list[str]:
+    """The metrics (and their nulls or intervals) in ``metrics`` that need dense N × N matrices."""
+    needs = []
+    for name, params in metrics.items():
+        if name == "cka" and params.get("kernel", "linear") != "linear":
+            needs.append(f"cka with kernel '{params['kernel']}'")
+        elif name == "cknna" and params.get("variant", "paper") == "authors":
+            needs.append("cknna with variant 'authors'")
+        elif name in ("cka", "unbiased_cka") and (permutations or resamples):
+            needs.append(f"{name} with a permutation null or bootstrap (they re-index the Gram matrix)")
+    return needs
+
+
+def dense_limit_message(where: str, n: int, limit: int, needs: list[str]) -> str:
+    return (
+        f"{where}N = {n} samples is above alignment.dense_limit = {limit}, and these need dense N x N matrices "
+        f"({n * n * 8 / 1e9:.1f} GB each in float64): {'; '.join(needs)}. Drop them, set their nulls and "
+        f"intervals to 0, or raise alignment.dense_limit"
+    )
+
+
+def _dense_problems(config: dict) -> list[str]:
+    """Datasets larger than ``alignment.dense_limit`` with a metric (or figure) that needs N × N matrices."""
+    alignment = config["alignment"]
+    limit = alignment["dense_limit"]
+    needs = dense_requirements(
+        alignment["metrics"], alignment["null_distribution"]["permutations"], alignment["bootstrap"]["resamples"]
+    )
+    problems = []
+    for dataset in config["datasets"]:
+        n = dataset.get("size", 0)
+        if n <= limit:
+            continue
+        if needs:
+            problems.append(dense_limit_message(f"datasets '{dataset['name']}': ", n, limit, needs))
+        if config.get("figures", {}).get("cknna_k"):
+            problems.append(
+                f"figures.cknna_k: CKNNA against k ranks all N = {n} samples of dataset '{dataset['name']}' "
+                f"(above alignment.dense_limit = {limit}); set figures.cknna_k: [] to skip that figure"
+            )
     return problems
 
 

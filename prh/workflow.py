@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import traceback
 from pathlib import Path
 
@@ -27,16 +28,26 @@ def logged(log_path: str | Path):
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
-    """Yield a temporary sibling of ``path`` to write to; it is renamed onto ``path`` when the block ends
-    without an error and removed otherwise."""
+    """Yield a temporary sibling of ``path`` to write to, a file or a folder (a Zarr store); it is renamed
+    onto ``path`` when the block ends without an error and removed otherwise."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
+    _remove(tmp)
     try:
         yield tmp
+        if tmp.is_dir():
+            _remove(path)
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def write_table(table, path: str | Path, provenance: dict | None = None) -> None:
@@ -47,3 +58,43 @@ def write_table(table, path: str | Path, provenance: dict | None = None) -> None
     metadata = {"prh_provenance": json.dumps(provenance, sort_keys=True)} if provenance else None
     with atomic_path(path) as tmp:
         table.write_parquet(tmp, statistics=False, metadata=metadata)
+
+
+def library_modules(script: str | Path, package: str = "prh") -> list[str]:
+    """Files of ``package`` that running ``script`` imports, directly or through other modules (each parent
+    package's ``__init__.py`` included), sorted: a rule lists them as inputs, so editing any of them reruns
+    exactly the rules whose scripts depend on it."""
+    import ast
+
+    root = Path(__file__).resolve().parent.parent  # the folder that holds the package
+
+    def files_of(module: str) -> list[Path]:
+        """The package __init__ files on the way to ``module`` and its own file, if it is in the package."""
+        parts = module.split(".")
+        if parts[0] != package:
+            return []
+        found = []
+        for i in range(1, len(parts) + 1):
+            base = root.joinpath(*parts[:i])
+            for candidate in (base / "__init__.py", base.with_suffix(".py")):
+                if candidate.is_file():
+                    found.append(candidate)
+        return found
+
+    seen: set[Path] = set()
+    pending = [Path(script).resolve()]
+    while pending:
+        tree = ast.parse(pending.pop().read_text())
+        for node in ast.walk(tree):  # function-level imports count too
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                modules = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            for module in modules:
+                for path in files_of(module):
+                    if path not in seen:
+                        seen.add(path)
+                        pending.append(path)
+    return sorted(str(p) for p in seen)

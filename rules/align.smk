@@ -1,24 +1,19 @@
 ALIGNMENT = config["alignment"]
 
 
-rule align_pair:
-    """Every layer of one model against every layer of another, for each configured metric, with the
-    permutation null and the bootstrap interval of the best score."""
+rule alignment_state:
+    """What every metric needs from one model alone, computed once: prepared layers' neighbour lists, the
+    kernel at the neighbours, Gram matrices and SVD directions, as each configured metric needs.
+    """
     input:
-        x="results/features/{dataset}/{model_x}.zarr",
-        y="results/features/{dataset}/{model_y}.zarr",
-        record="data/{dataset}/dataset.json",
-        code=library(
-            "metrics/definitions.py",
-            "metrics/layerwise.py",
-            "metrics/backend.py",
-            "alignment.py",
-            "features.py",
-        ),
+        features="results/features/{dataset}/{model}.zarr",
+        code=library_of("alignment_state.py"),
     output:
-        "results/alignment/{dataset}/pairs/{model_x}/{model_y}.nc",
+        directory("results/states/{dataset}/{model}.zarr"),
     log:
-        "logs/align/{dataset}/{model_x}/{model_y}.log",
+        "logs/states/{dataset}/{model}.log",
+    benchmark:
+        "logs/benchmarks/states/{dataset}/{model}.tsv"
     conda:
         "../envs/prh.yaml"
     resources:
@@ -29,6 +24,37 @@ rule align_pair:
         quantile_mode=ALIGNMENT["quantile_mode"],
         concat_layers=ALIGNMENT["concat_layers"],
         normalize=ALIGNMENT["normalize"],
+        dense_limit=ALIGNMENT["dense_limit"],
+        knn_method=ALIGNMENT["knn"]["method"],
+        block=ALIGNMENT["knn"]["block"],
+        device=ALIGNMENT["device"],
+    script:
+        "../scripts/alignment_state.py"
+
+
+rule align_pair:
+    """Every layer of one model against every layer of another from their two states: cross terms only,
+    for each configured metric, with the permutation null and the bootstrap interval of the best score.
+    """
+    input:
+        x="results/states/{dataset}/{model_x}.zarr",
+        y="results/states/{dataset}/{model_y}.zarr",
+        x_features="results/features/{dataset}/{model_x}.zarr",
+        y_features="results/features/{dataset}/{model_y}.zarr",
+        record="data/{dataset}/dataset.json",
+        code=library_of("align_pair.py"),
+    output:
+        "results/alignment/{dataset}/pairs/{model_x}/{model_y}.nc",
+    log:
+        "logs/align/{dataset}/{model_x}/{model_y}.log",
+    benchmark:
+        "logs/benchmarks/align/{dataset}/{model_x}/{model_y}.tsv"
+    conda:
+        "../envs/prh.yaml"
+    resources:
+        mem_mb=4000,
+    params:
+        metrics=ALIGNMENT["metrics"],
         permutations=ALIGNMENT["null_distribution"]["permutations"],
         null_seed=ALIGNMENT["null_distribution"]["seed"],
         resamples=ALIGNMENT["bootstrap"]["resamples"],
@@ -44,11 +70,13 @@ rule aggregate_alignment:
     best scores, null statistics and intervals."""
     input:
         pairs=pair_files,
-        code=library("alignment.py"),
+        code=library_of("aggregate_alignment.py"),
     output:
         "results/alignment/{dataset}/alignment.nc",
     log:
         "logs/align/{dataset}/aggregate.log",
+    benchmark:
+        "logs/benchmarks/align/{dataset}/aggregate.tsv"
     conda:
         "../envs/prh.yaml"
     params:
@@ -64,11 +92,13 @@ rule cknna_versus_k:
             f"results/features/{wildcards.dataset}/{m}.zarr"
             for m in DATASET_MODELS[wildcards.dataset]
         ],
-        code=library("alignment.py"),
+        code=library_of("cknna_versus_k.py"),
     output:
         "results/alignment/{dataset}/cknna_versus_k.nc",
     log:
         "logs/align/{dataset}/cknna_versus_k.log",
+    benchmark:
+        "logs/benchmarks/align/{dataset}/cknna_versus_k.tsv"
     conda:
         "../envs/prh.yaml"
     resources:

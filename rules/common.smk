@@ -4,6 +4,7 @@ from pathlib import Path
 
 from prh.config import load_schema, validate_config
 from prh.datasets import has_captions
+from prh.workflow import library_modules
 
 REPO = Path(workflow.basedir)
 
@@ -38,9 +39,9 @@ wildcard_constraints:
     model_y="[^/]+",
 
 
-def library(*modules):
-    """Library modules a rule depends on: editing one of them reruns the rule (mtime trigger)."""
-    return [str(REPO / "prh" / module) for module in modules]
+def library_of(script):
+    """The prh modules ``scripts/{script}`` imports, directly or not: editing one reruns the rule (mtime)."""
+    return library_modules(REPO / "scripts" / script)
 
 
 def model_pairs(dataset):

@@ -1,13 +1,15 @@
 rule dataset:
     """Generate the shapes world, or import a dataset: images, per-sample captions/labels, fingerprint."""
     input:
-        code=library("datasets.py"),
+        code=library_of("make_dataset.py"),
     output:
         images=directory("data/{dataset}/images.zarr"),
         samples="data/{dataset}/samples.parquet",
         record="data/{dataset}/dataset.json",
     log:
         "logs/data/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/data/{dataset}.tsv"
     wildcard_constraints:
         dataset="|".join(re.escape(d) for d in DATASETS),
     conda:

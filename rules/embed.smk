@@ -2,11 +2,13 @@ rule embed:
     """Run one model over one dataset; stream every layer's pooled features into a Zarr store."""
     input:
         unpack(dataset_inputs),
-        code=library("models.py", "embed.py", "features.py"),
+        code=library_of("embed.py"),
     output:
         directory("results/features/{dataset}/{model}.zarr"),
     log:
         "logs/embed/{dataset}/{model}.log",
+    benchmark:
+        "logs/benchmarks/embed/{dataset}/{model}.tsv"
     conda:
         "../envs/prh.yaml"
     threads: config["embedding"]["threads"]

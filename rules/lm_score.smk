@@ -3,10 +3,14 @@ LM_SCORE = config["lm_score"]
 
 rule lm_corpus:
     """The text corpus language models are scored on."""
+    input:
+        code=library_of("lm_corpus.py"),
     output:
         "data/corpora/{corpus}.txt",
     log:
         "logs/lm_score/corpus_{corpus}.log",
+    benchmark:
+        "logs/benchmarks/lm_score/corpus_{corpus}.tsv"
     conda:
         "../envs/prh.yaml"
     params:
@@ -20,11 +24,13 @@ rule lm_score:
     """Bits-per-byte of one language model on the corpus (not applicable for encoders)."""
     input:
         corpus=f"data/corpora/{LM_SCORE['corpus']}.txt",
-        code=library("lm_score.py"),
+        code=library_of("lm_score.py"),
     output:
         "results/lm_scores/{model}.parquet",
     log:
         "logs/lm_score/{model}.log",
+    benchmark:
+        "logs/benchmarks/lm_score/{model}.tsv"
     conda:
         "../envs/prh.yaml"
     threads: config["embedding"]["threads"]
@@ -43,11 +49,14 @@ rule lm_score:
 
 rule aggregate_lm_scores:
     input:
-        [f"results/lm_scores/{m}.parquet" for m in LANGUAGE_MODELS],
+        scores=[f"results/lm_scores/{m}.parquet" for m in LANGUAGE_MODELS],
+        code=library_of("aggregate_lm_scores.py"),
     output:
         "results/lm_scores.parquet",
     log:
         "logs/lm_score/aggregate.log",
+    benchmark:
+        "logs/benchmarks/lm_score/aggregate.tsv"
     conda:
         "../envs/prh.yaml"
     script:

@@ -2,6 +2,7 @@ rule plot_alignment_summary:
     """Best-layer alignment of every model pair, agreement between metrics, cross-modal scores per metric."""
     input:
         "results/alignment/{dataset}/alignment.nc",
+        code=library_of("plot_alignment_summary.py"),
     output:
         best=report(
             "results/figures/{dataset}/best_alignment.png",
@@ -19,6 +20,8 @@ rule plot_alignment_summary:
         ),
     log:
         "logs/plots/{dataset}/alignment_summary.log",
+    benchmark:
+        "logs/benchmarks/plots/{dataset}/alignment_summary.tsv"
     conda:
         "../envs/prh.yaml"
     script:
@@ -28,6 +31,7 @@ rule plot_alignment_summary:
 rule plot_cross_modal_metrics:
     input:
         "results/alignment/{dataset}/alignment.nc",
+        code=library_of("plot_cross_modal_metrics.py"),
     output:
         report(
             "results/figures/{dataset}/cross_modal_metrics.png",
@@ -38,6 +42,8 @@ rule plot_cross_modal_metrics:
         ),
     log:
         "logs/plots/{dataset}/cross_modal_metrics.log",
+    benchmark:
+        "logs/benchmarks/plots/{dataset}/cross_modal_metrics.tsv"
     conda:
         "../envs/prh.yaml"
     script:
@@ -47,6 +53,7 @@ rule plot_cross_modal_metrics:
 rule plot_cknna_versus_k:
     input:
         "results/alignment/{dataset}/cknna_versus_k.nc",
+        code=library_of("plot_cknna_versus_k.py"),
     output:
         report(
             "results/figures/{dataset}/cknna_versus_k.png",
@@ -57,6 +64,8 @@ rule plot_cknna_versus_k:
         ),
     log:
         "logs/plots/{dataset}/cknna_versus_k.log",
+    benchmark:
+        "logs/benchmarks/plots/{dataset}/cknna_versus_k.tsv"
     conda:
         "../envs/prh.yaml"
     script:
@@ -67,6 +76,7 @@ rule plot_layer_matrices:
     """Layer x layer scores of one vision-language pair, one panel per metric."""
     input:
         "results/alignment/{dataset}/pairs/{model_x}/{model_y}.nc",
+        code=library_of("plot_layer_matrices.py"),
     output:
         report(
             "results/figures/{dataset}/layers/{model_x}/{model_y}.png",
@@ -77,6 +87,8 @@ rule plot_layer_matrices:
         ),
     log:
         "logs/plots/{dataset}/layers/{model_x}/{model_y}.log",
+    benchmark:
+        "logs/benchmarks/plots/{dataset}/layers/{model_x}/{model_y}.tsv"
     conda:
         "../envs/prh.yaml"
     params:
@@ -92,6 +104,7 @@ rule plot_alignment_versus_lm_score:
     input:
         alignment="results/alignment/{dataset}/alignment.nc",
         scores="results/lm_scores.parquet",
+        code=library_of("plot_alignment_versus_lm_score.py"),
     output:
         report(
             "results/figures/{dataset}/alignment_versus_lm_score.png",
@@ -102,6 +115,8 @@ rule plot_alignment_versus_lm_score:
         ),
     log:
         "logs/plots/{dataset}/alignment_versus_lm_score.log",
+    benchmark:
+        "logs/benchmarks/plots/{dataset}/alignment_versus_lm_score.tsv"
     conda:
         "../envs/prh.yaml"
     script:
@@ -110,6 +125,8 @@ rule plot_alignment_versus_lm_score:
 
 rule resolved_config:
     """The config this run used, defaults filled in, for the report."""
+    input:
+        code=library_of("write_config.py"),
     output:
         report(
             "results/config.yaml",
@@ -119,6 +136,8 @@ rule resolved_config:
         ),
     log:
         "logs/config.log",
+    benchmark:
+        "logs/benchmarks/config.tsv"
     params:
         config=config,
     script:

@@ -4,13 +4,15 @@ PROBES = config.get("probes") or {}
 rule probe_task:
     """Build one labelled probe task: images, labels and train/val/test splits, fingerprint."""
     input:
-        code=library("datasets.py", "probe_tasks.py"),
+        code=library_of("make_probe_task.py"),
     output:
         images=directory("data/probes/{task}/images.zarr"),
         samples="data/probes/{task}/samples.parquet",
         record="data/probes/{task}/dataset.json",
     log:
         "logs/data/probes/{task}.log",
+    benchmark:
+        "logs/benchmarks/data/probes/{task}.tsv"
     conda:
         "../envs/prh.yaml"
     params:
@@ -26,11 +28,13 @@ rule probe:
         features="results/features/probes/{task}/{model}.zarr",
         samples="data/probes/{task}/samples.parquet",
         record="data/probes/{task}/dataset.json",
-        code=library("probes.py"),
+        code=library_of("probe.py"),
     output:
         "results/probes/{task}/{model}.parquet",
     log:
         "logs/probes/{task}/{model}.log",
+    benchmark:
+        "logs/benchmarks/probes/{task}/{model}.tsv"
     conda:
         "../envs/prh.yaml"
     threads: 1
@@ -49,12 +53,14 @@ rule competence:
     """All probe accuracies in one table, which tasks each model solves, and its competence."""
     input:
         probes=probe_files,
-        code=library("probes.py"),
+        code=library_of("competence.py"),
     output:
         accuracy="results/probes/accuracy.parquet",
         competence="results/probes/competence.parquet",
     log:
         "logs/probes/competence.log",
+    benchmark:
+        "logs/benchmarks/probes/competence.tsv"
     conda:
         "../envs/prh.yaml"
     params:
@@ -74,6 +80,7 @@ rule plot_competence_alignment:
     """Fig. 2 (left): vision models binned by competence, mean pairwise alignment within each bin."""
     input:
         unpack(fig2_inputs),
+        code=library_of("plot_competence_alignment.py"),
     output:
         report(
             "results/figures/{dataset}/competence_alignment.png",
@@ -84,6 +91,8 @@ rule plot_competence_alignment:
         ),
     log:
         "logs/plots/{dataset}/competence_alignment.log",
+    benchmark:
+        "logs/benchmarks/plots/{dataset}/competence_alignment.tsv"
     conda:
         "../envs/prh.yaml"
     params:
@@ -98,6 +107,7 @@ rule plot_model_umap:
     """Fig. 2 (right): UMAP of the vision models under the distance -log(alignment)."""
     input:
         unpack(fig2_inputs),
+        code=library_of("plot_model_umap.py"),
     output:
         report(
             "results/figures/{dataset}/model_umap.png",
@@ -108,6 +118,8 @@ rule plot_model_umap:
         ),
     log:
         "logs/plots/{dataset}/model_umap.log",
+    benchmark:
+        "logs/benchmarks/plots/{dataset}/model_umap.tsv"
     conda:
         "../envs/prh.yaml"
     params:

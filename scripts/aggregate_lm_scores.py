@@ -4,6 +4,6 @@ from prh.provenance import script_provenance
 from prh.workflow import logged, write_table
 
 with logged(snakemake.log[0]) as log:
-    table = pl.concat([pl.read_parquet(path) for path in snakemake.input])
+    table = pl.concat([pl.read_parquet(path) for path in snakemake.input.scores])
     write_table(table, snakemake.output[0], script_provenance(snakemake))
     log.info("%s", table)

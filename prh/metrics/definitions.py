@@ -205,8 +205,9 @@ def edit_distance_knn(X: np.ndarray, Y: np.ndarray, k: int = 10) -> float:
 def kernel(X: np.ndarray, kind: str = "linear", sigma: float = 1.0, gram: np.ndarray | None = None) -> np.ndarray:
     """Gram matrix: ``linear`` = <x_i, x_j>; ``rbf`` = exp(-|x_i - x_j|^2 / (2 sigma^2)). ``gram``: X Xᵀ if
     already computed (e.g. on a GPU)."""
-    X = np.asarray(X, dtype=np.float64)
-    gram = X @ X.T if gram is None else gram
+    if gram is None:
+        X = np.asarray(X, dtype=np.float64)
+        gram = X @ X.T
     if kind == "linear":
         return gram
     if kind == "rbf":

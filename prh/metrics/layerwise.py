@@ -16,12 +16,16 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import sparse
 
-from prh.metrics import backend
+from prh.metrics import backend, kernels
 from prh.metrics import definitions as d
 
 
 class LayerStates:
-    """Per-layer work for one model's prepared layer stack, computed lazily and cached."""
+    """Per-layer work for one model's prepared layer stack, computed lazily and cached.
+
+    Built from the layers (``LayerStates(layers)``), or from the arrays of a per-model state store
+    (``LayerStates.from_arrays``, see ``prh.states``): then the pair's scores need only the cross terms.
+    """
 
     def __init__(
         self, layers, device: str = "cpu", _parent: LayerStates | None = None, _perm: np.ndarray | None = None
@@ -33,15 +37,48 @@ class LayerStates:
         if _parent is not None:  # a permuted view: its layers are only materialised if asked for
             self._layers, self.n, self._count = None, _parent.n, len(_parent)
             return
+        if layers is None:  # filled by from_arrays
+            self._layers = None
+            return
         self._layers = [np.asarray(a, dtype=np.float64) for a in layers]
         self.n, self._count = self._layers[0].shape[0], len(self._layers)
         for a in self._layers:
             if a.ndim != 2 or a.shape[0] != self.n:
                 raise ValueError(f"every layer must be (N={self.n}, D); got {a.shape}")
 
+    @classmethod
+    def from_arrays(
+        cls,
+        n: int,
+        count: int,
+        *,
+        knn: np.ndarray | None = None,
+        knn_values: np.ndarray | None = None,
+        grams: np.ndarray | None = None,
+        svd: np.ndarray | None = None,
+        device: str = "cpu",
+        source: str = "state store",
+    ) -> LayerStates:
+        """States computed elsewhere: ``knn`` (L, N, k) neighbour lists, ``knn_values`` (L, N, k) the row-centred
+        kernel at them, ``grams`` (L, N, N) linear Grams, ``svd`` (L, N, dims) directions. What is absent
+        cannot be asked for (the error names ``source``)."""
+        states = cls(None, device)
+        states.n, states._count, states._source = n, count, source
+        if knn is not None:
+            states._cache[("knn", knn.shape[2])] = knn
+        if knn_values is not None:
+            states._cache[("knn_values", knn_values.shape[2])] = knn_values
+        if grams is not None:
+            states._cache[("grams", "linear", 1.0)] = grams
+        if svd is not None:
+            states._cache[("svd", svd.shape[2])] = svd
+        return states
+
     @property
     def layers(self) -> list[np.ndarray]:
         if self._layers is None:
+            if self._parent is None:
+                raise ValueError(f"{self._source} holds no layers: this state cannot be computed from it")
             self._layers = [a[self._perm] for a in self._parent.layers]
         return self._layers
 
@@ -60,9 +97,6 @@ class LayerStates:
         np.fill_diagonal(similarity, -np.inf)
         return d.top_k(similarity, k)
 
-    def _kernel(self, a: np.ndarray, kind: str = "linear", sigma: float = 1.0) -> np.ndarray:
-        return d.kernel(a, kind, sigma, gram=backend.gram(a, self.device))
-
     def _memo(self, key, compute: Callable, derive: Callable):
         if key not in self._cache:
             self._cache[key] = compute() if self._parent is None else derive(self._parent._memo_get(key))
@@ -71,6 +105,11 @@ class LayerStates:
     def _memo_get(self, key):
         method, *args = key
         return getattr(self, method)(*args)
+
+    def _longer(self, name: str, k: int):
+        """A cached (L, N, k') state with k' > k: its first k columns are the k-state (lists are sorted)."""
+        longer = [key[1] for key in self._cache if key[0] == name and key[1] > k]
+        return self._cache[(name, min(longer))][:, :, :k] if longer else None
 
     def _square(self, stacked: np.ndarray) -> np.ndarray:
         """Re-index (L, N, N) matrices by the permutation on both sample axes (one gather)."""
@@ -82,12 +121,26 @@ class LayerStates:
         return self._memo(key, compute, lambda parent: parent)
 
     def knn(self, k: int) -> np.ndarray:
-        """(L, N, k) neighbour lists."""
-        return self._memo(
-            ("knn", k),
-            lambda: np.stack([self._knn(a, k) for a in self.layers]),
-            lambda parent: self._inverse[parent[:, self._perm]],
-        )
+        """(L, N, k) neighbour lists, most similar first."""
+
+        def compute():
+            longer = self._longer("knn", k)
+            return longer if longer is not None else np.stack([self._knn(a, k) for a in self.layers])
+
+        return self._memo(("knn", k), compute, lambda parent: self._inverse[parent[:, self._perm]])
+
+    def knn_values(self, k: int) -> np.ndarray:
+        """(L, N, k) the row-centred kernel K̄ (eq. 12) at each sample's k neighbours, in list order."""
+
+        def compute():
+            longer = self._longer("knn_values", k)
+            if longer is not None:
+                return longer
+            grams = self.grams()
+            centred = grams - grams.mean(axis=2, keepdims=True)
+            return np.take_along_axis(centred, self.knn(k), axis=2)
+
+        return self._memo(("knn_values", k), compute, lambda parent: parent[:, self._perm])
 
     def masks(self, k: int) -> np.ndarray:
         """(L, N, N) boolean neighbour masks."""
@@ -98,12 +151,14 @@ class LayerStates:
         )
 
     def grams(self, kernel: str = "linear", sigma: float = 1.0) -> np.ndarray:
-        """(L, N, N) Gram matrices K."""
-        return self._memo(
-            ("grams", kernel, sigma),
-            lambda: np.stack([self._kernel(a, kernel, sigma) for a in self.layers]),
-            self._square,
-        )
+        """(L, N, N) Gram matrices K; other kernels derive from the linear Gram."""
+
+        def compute():
+            if kernel == "linear":
+                return np.stack([backend.gram(a, self.device) for a in self.layers])
+            return np.stack([d.kernel(None, kernel, sigma, gram=g) for g in self.grams()])
+
+        return self._memo(("grams", kernel, sigma), compute, self._square)
 
     def centred_grams(self, kernel: str = "linear", sigma: float = 1.0) -> np.ndarray:
         """(L, N, N) doubly centred Gram matrices H K H."""
@@ -140,27 +195,17 @@ class LayerStates:
         """(L,) HSIC_1(K, K) of each layer; permutation-invariant."""
         return self._invariant(("unbiased_self",), lambda: np.diagonal(_unbiased_hsic_matrix(self, self)).copy())
 
-    def knn_centred(self, k: int) -> sparse.csr_matrix:
-        """(L, N*N) sparse rows: the row-centred kernel K̄ (eq. 12) kept at each sample's k neighbours."""
-
-        def compute():
-            rows = []
-            for a, mask in zip(self.layers, self.masks(k)):
-                gram = self._kernel(a)
-                rows.append(sparse.csr_matrix(((gram - gram.mean(axis=1, keepdims=True)) * mask).reshape(1, -1)))
-            return sparse.vstack(rows, format="csr")
-
-        def derive(parent):
-            flat_perm = (self._perm[:, None] * self.n + self._perm[None, :]).ravel()
-            return parent[:, flat_perm]
-
-        return self._memo(("knn_centred", k), compute, derive)
+    def cknna_self(self, k: int) -> np.ndarray:
+        """(L, N) per-sample sums of K̄_ij² over the k neighbours j of i (CKNNA's Align(K, K), eq. 16)."""
+        return self._memo(
+            ("cknna_self", k), lambda: (self.knn_values(k) ** 2).sum(axis=2), lambda parent: parent[:, self._perm]
+        )
 
     def masked_kernels(self, k: int) -> list[sparse.csr_matrix]:
         """Per layer, the uncentred linear kernel kept at each sample's k neighbours, sparse (N, N)."""
         return self._memo(
             ("masked_kernels", k),
-            lambda: [sparse.csr_matrix(self._kernel(a) * m) for a, m in zip(self.layers, self.masks(k))],
+            lambda: [sparse.csr_matrix(g * m) for g, m in zip(self.grams(), self.masks(k))],
             lambda parent: [m[self._perm][:, self._perm] for m in parent],
         )
 
@@ -174,48 +219,32 @@ class LayerStates:
 
 
 # --- batched scores: (Lx, Ly) from two LayerStates ----------------------------------------------------
+# The neighbour metrics come from per-sample integer counts (Lx, Ly, N) (``kernels``): scores and bootstrap
+# resamples both derive from them, in the reference definitions' arithmetic.
 
 
-def _mutual_knn(sx: LayerStates, sy: LayerStates, k: int) -> np.ndarray:
-    knn_x, masks_y = sx.knn(k), sy.masks(k)
-    rows = np.arange(sx.n)[:, None]
-    hits = np.stack([masks_y[:, rows, knn].sum(axis=(1, 2)) for knn in knn_x])
-    return hits / (k * sx.n)
+class _Counts:
+    """A neighbour metric as per-sample counts: ``score`` = f(sum of counts), ``terms`` = per-sample terms."""
+
+    def __init__(self, counts: Callable, score: Callable, terms: Callable):
+        self.counts, self.score, self.terms = counts, score, terms
+
+    def layerwise(self, sx: LayerStates, sy: LayerStates, k: int) -> np.ndarray:
+        return self.score(self.counts(sx.knn(k), sy.knn(k), k).sum(axis=2), sx.n, k)
+
+    def bootstrap(self, sx, sy, bx, by, indices, k):
+        counts = self.counts(sx.knn(k)[bx : bx + 1], sy.knn(k)[by : by + 1], k)[0, 0]
+        return self.terms(counts, k)[indices].mean(axis=1)
 
 
-def _cycle_knn(sx: LayerStates, sy: LayerStates, k: int) -> np.ndarray:
-    masks_x, knn_y = sx.masks(k), sy.knn(k)
-    rows = np.arange(sx.n)[None, :, None]
-    # closes[l, i]: i is an X-neighbour of one of its Y-neighbours j, i.e. mask_x[j, i] for some j.
-    return np.stack([mask.T[rows, knn_y].any(axis=2).mean(axis=1) for mask in masks_x])
-
-
-def _ordinal_dp(sx: LayerStates, sy: LayerStates, k: int, lcs: bool) -> np.ndarray:
-    """LCS length (``lcs``) or edit distance of every sample's two ordered lists, all layer pairs at once:
-    the textbook dynamic programme over (i, j), each step vectorised over (layer_x, layer_y, sample).
-
-    Written without branches: LCS[i][j] = max(LCS[i-1][j], LCS[i][j-1], LCS[i-1][j-1] + same(i, j)) is the
-    usual recurrence because neighbouring LCS values differ by at most one; small integer types keep the
-    arrays in cache (values never exceed k)."""
-    knn_x, knn_y = sx.knn(k), sy.knn(k)
-    dtype = np.int8 if k < 127 else np.int32
-    # same[i, j, lx, ly, n]: the i-th X-neighbour equals the j-th Y-neighbour (contiguous per (i, j))
-    same = (np.moveaxis(knn_x, 2, 0)[:, None, :, None, :] == np.moveaxis(knn_y, 2, 0)[None, :, None, :, :]).astype(
-        dtype
-    )
-    shape = same.shape[2:]
-    previous = [np.full(shape, 0 if lcs else j, dtype=dtype) for j in range(k + 1)]
-    for i in range(k):
-        current = [np.full(shape, 0 if lcs else i + 1, dtype=dtype)]
-        for j in range(k):
-            if lcs:
-                value = np.maximum(np.maximum(previous[j + 1], current[j]), previous[j] + same[i, j])
-            else:
-                value = np.minimum(np.minimum(previous[j + 1], current[j]) + 1, previous[j] + 1 - same[i, j])
-            current.append(value)
-        previous = current
-    out = previous[k].mean(axis=2, dtype=np.float64)  # over samples
-    return out / k if lcs else 1.0 - out / k
+_MUTUAL = _Counts(kernels.mutual_knn_counts, lambda s, n, k: s / (k * n), lambda c, k: c / k)
+_CYCLE = _Counts(kernels.cycle_knn_counts, lambda s, n, k: s / n, lambda c, k: c.astype(float))
+_LCS = _Counts(lambda x, y, k: kernels.ordinal_counts(x, y, k, True), lambda s, n, k: s / n / k, lambda c, k: c / k)
+_EDIT = _Counts(
+    lambda x, y, k: kernels.ordinal_counts(x, y, k, False),
+    lambda s, n, k: 1.0 - s / n / k,
+    lambda c, k: 1.0 - c / k,
+)
 
 
 def _cka(sx: LayerStates, sy: LayerStates, kernel: str = "linear", sigma: float = 1.0) -> np.ndarray:
@@ -252,13 +281,16 @@ def _sparse_hsic_unbiased(A: sparse.csr_matrix, B: sparse.csr_matrix) -> float:
     return float(value / (n * (n - 3)))
 
 
+def _cknna_terms(sx: LayerStates, sy: LayerStates, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-sample sums of eq. 16 for (K, L) (Lx, Ly, N), (K, K) (Lx, N) and (L, L) (Ly, N)."""
+    cross = kernels.mutual_kernel_terms(sx.knn(k), sx.knn_values(k), sy.knn(k), sy.knn_values(k), k)
+    return cross, sx.cknna_self(k), sy.cknna_self(k)
+
+
 def _cknna(sx: LayerStates, sy: LayerStates, k: int, variant: str = "paper") -> np.ndarray:
     if variant == "paper":
-        mx, my = sx.knn_centred(k), sy.knn_centred(k)
-        cross = (mx @ my.T).toarray()
-        self_x = np.asarray(mx.multiply(mx).sum(axis=1)).ravel()
-        self_y = np.asarray(my.multiply(my).sum(axis=1)).ravel()
-        return cross / np.sqrt(np.outer(self_x, self_y))
+        cross, self_x, self_y = _cknna_terms(sx, sy, k)
+        return cross.sum(axis=2) / np.sqrt(np.outer(self_x.sum(axis=1), self_y.sum(axis=1)))
     if variant == "authors":
         kx, ky = sx.masked_kernels(k), sy.masked_kernels(k)
         masks_x = [sparse.csr_matrix(m) for m in sx.masks(k)]
@@ -275,56 +307,87 @@ def _cknna(sx: LayerStates, sy: LayerStates, k: int, variant: str = "paper") -> 
 
 
 def _svcca(sx: LayerStates, sy: LayerStates, dims: int) -> np.ndarray:
-    cross = np.einsum("anp,bnq->abpq", sx.svd(dims), sy.svd(dims))
+    """Canonical correlations are the singular values of U_xᵀ U_y: all layer pairs' products in one GEMM."""
+    ux, uy = sx.svd(dims), sy.svd(dims)
+    flat_x = np.moveaxis(ux, 1, 0).reshape(sx.n, -1)  # (N, Lx * dims)
+    flat_y = np.moveaxis(uy, 1, 0).reshape(sy.n, -1)
+    cross = (flat_x.T @ flat_y).reshape(len(sx), dims, len(sy), dims).transpose(0, 2, 1, 3)
     return np.linalg.svd(cross, compute_uv=False).mean(axis=-1)
 
 
-# --- bootstrap: the metric on resampled samples, at one layer pair ------------------------------------
+# --- bootstrap: the metric at one layer pair on resampled samples, from the same states ------------------
+# Each takes (sx, sy, bx, by, indices, **params), indices (R, N) rows of resampled sample indices, and
+# returns (R,) values. States (neighbourhoods, SVD directions) stay those of the full sample.
 
 
-def _terms_bootstrap(terms: Callable) -> Callable:
-    """Metrics that are a mean of per-sample terms: resample the terms (neighbourhoods from all samples)."""
+def _cknna_bootstrap(sx, sy, bx, by, indices, k, variant="paper"):
+    if variant == "paper":
+        cross, self_x, self_y = _cknna_terms(sx, sy, k)
+        kl, kk, ll = cross[bx, by], self_x[bx], self_y[by]
+        return kl[indices].sum(1) / np.sqrt(kk[indices].sum(1) * ll[indices].sum(1))
+    K, L = sx.grams()[bx], sy.grams()[by]
+    return np.array([_authors_cknna_of_grams(K[np.ix_(i, i)], L[np.ix_(i, i)], k) for i in indices])
 
-    def bootstrap(X, Y, indices, **params):
-        values = terms(X, Y, **params)
-        return values[indices].mean(axis=1)
 
-    return bootstrap
+def _authors_cknna_of_grams(K: np.ndarray, L: np.ndarray, k: int) -> float:
+    """``definitions.cknna(variant="authors")`` from Gram matrices: neighbours by the cosine of the Gram."""
+
+    def mask(G):
+        norms = np.sqrt(np.maximum(np.diag(G), np.finfo(float).tiny))
+        similarity = G / np.outer(norms, norms)
+        np.fill_diagonal(similarity, -np.inf)
+        return d.neighbour_mask(d.top_k(similarity, k))
+
+    mask_x, mask_y = mask(K), mask(L)
+    alpha = mask_x & mask_y
+    return d._ratio(
+        d.hsic_unbiased(alpha * K, alpha * L),
+        d.hsic_unbiased(mask_x * K, mask_x * K),
+        d.hsic_unbiased(mask_y * L, mask_y * L),
+    )
 
 
-def _cknna_bootstrap(X, Y, indices, k, variant="paper"):
-    if variant != "paper":
-        return _recompute_bootstrap(d.cknna)(X, Y, indices, k=k, variant=variant)
-    kl, kk, ll = d.cknna_row_terms(X, Y, k)
-    return kl[indices].sum(1) / np.sqrt(kk[indices].sum(1) * ll[indices].sum(1))
+def _weighted_gram_terms(K: np.ndarray, L: np.ndarray, weights: np.ndarray):
+    """For resamples given as sample counts ``weights`` (R, N) (the resampled Gram is K[idx][:, idx]):
+    sum_ab K_b L_b = wᵀ(K∘L)w, row sums (K_b 1)_a = (Kw)_idx_a, totals wᵀKw, all in O(R N²) products."""
+    KL = ((K * L) @ weights.T).T  # (R, N)
+    Kw, Lw = weights @ K, weights @ L  # K, L symmetric
+    return (KL * weights).sum(1), Kw, Lw
 
 
 def _gram_bootstrap(unbiased: bool) -> Callable:
-    """Kernel metrics on resampled samples: the resampled Gram is the full Gram re-indexed."""
+    """Kernel metrics on resampled samples, written with sample counts instead of re-indexed Grams."""
 
-    def bootstrap(X, Y, indices, kernel="linear", sigma=1.0):
-        K, L = d.kernel(X, kernel, sigma), d.kernel(Y, kernel, sigma)
-        values = []
-        for idx in indices:
-            Kb, Lb = K[np.ix_(idx, idx)], L[np.ix_(idx, idx)]
-            if unbiased:
-                values.append(
-                    d.hsic_unbiased_fast(Kb, Lb) / np.sqrt(d.hsic_unbiased_fast(Kb, Kb) * d.hsic_unbiased_fast(Lb, Lb))
-                )
-            else:
-                Kb = Kb - Kb.mean(0) - Kb.mean(1)[:, None] + Kb.mean()
-                Lb = Lb - Lb.mean(0) - Lb.mean(1)[:, None] + Lb.mean()
-                values.append((Kb * Lb).sum() / np.sqrt((Kb * Kb).sum() * (Lb * Lb).sum()))
-        return np.array(values)
+    def hsic(K, L, w):
+        n = float(K.shape[0])
+        both, Kw, Lw = _weighted_gram_terms(K, L, w)
+        if not unbiased:  # tr(H K_b H L_b) = <K_b, L_b> - 2/n (K_b 1)·(L_b 1) + (1'K_b 1)(1'L_b 1) / n²
+            return both - 2.0 / n * (w * Kw * Lw).sum(1) + (w * Kw).sum(1) * (w * Lw).sum(1) / n**2
+        dK, dL = np.diag(K), np.diag(L)  # resampled diagonals: only a = b is zeroed, not repeated samples
+        trace = both - w @ (dK * dL)
+        totals = ((w * Kw).sum(1) - w @ dK) * ((w * Lw).sum(1) - w @ dL)
+        rows = (w * (Kw - dK) * (Lw - dL)).sum(1)
+        return (trace + totals / ((n - 1) * (n - 2)) - 2.0 * rows / (n - 2)) / (n * (n - 3))
 
-    return bootstrap
-
-
-def _recompute_bootstrap(pairwise: Callable) -> Callable:
-    def bootstrap(X, Y, indices, **params):
-        return np.array([pairwise(X[idx], Y[idx], **params) for idx in indices])
+    def bootstrap(sx, sy, bx, by, indices, kernel="linear", sigma=1.0):
+        grams = {"kernel": kernel, "sigma": sigma} if not unbiased else {}
+        K, L = sx.grams(**grams)[bx], sy.grams(**grams)[by]
+        w = np.stack([np.bincount(i, minlength=sx.n) for i in indices]).astype(np.float64)
+        return hsic(K, L, w) / np.sqrt(hsic(K, K, w) * hsic(L, L, w))
 
     return bootstrap
+
+
+def _svcca_bootstrap(sx, sy, bx, by, indices, dims):
+    """SVCCA on resampled rows with the full sample's SVD directions held fixed (as the neighbour metrics
+    hold their neighbourhoods): canonical correlations of the resampled, re-centred direction sets."""
+    ux, uy = sx.svd(dims)[bx], sy.svd(dims)[by]
+    values = np.empty(len(indices))
+    for r, i in enumerate(indices):
+        qx = np.linalg.qr(ux[i] - ux[i].mean(axis=0))[0]
+        qy = np.linalg.qr(uy[i] - uy[i].mean(axis=0))[0]
+        values[r] = np.linalg.svd(qx.T @ qy, compute_uv=False).mean()
+    return values
 
 
 # --- registry ----------------------------------------------------------------------------------------
@@ -346,22 +409,10 @@ class Metric:
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in [
-        Metric("mutual_knn", d.mutual_knn, _mutual_knn, _terms_bootstrap(d.mutual_knn_terms), {"k": 10}),
-        Metric("cycle_knn", d.cycle_knn, _cycle_knn, _terms_bootstrap(d.cycle_knn_terms), {"k": 10}, symmetric=False),
-        Metric(
-            "lcs_knn",
-            d.lcs_knn,
-            lambda x, y, k: _ordinal_dp(x, y, k, True),
-            _terms_bootstrap(d.lcs_knn_terms),
-            {"k": 10},
-        ),
-        Metric(
-            "edit_distance_knn",
-            d.edit_distance_knn,
-            lambda x, y, k: _ordinal_dp(x, y, k, False),
-            _terms_bootstrap(d.edit_distance_knn_terms),
-            {"k": 10},
-        ),
+        Metric("mutual_knn", d.mutual_knn, _MUTUAL.layerwise, _MUTUAL.bootstrap, {"k": 10}),
+        Metric("cycle_knn", d.cycle_knn, _CYCLE.layerwise, _CYCLE.bootstrap, {"k": 10}, symmetric=False),
+        Metric("lcs_knn", d.lcs_knn, _LCS.layerwise, _LCS.bootstrap, {"k": 10}),
+        Metric("edit_distance_knn", d.edit_distance_knn, _EDIT.layerwise, _EDIT.bootstrap, {"k": 10}),
         Metric(
             "cka",
             lambda X, Y, kernel="linear", sigma=1.0: d.cka(X, Y, kernel, sigma),
@@ -374,7 +425,7 @@ METRICS: dict[str, Metric] = {
             "unbiased_cka", d.unbiased_cka, _unbiased_cka, _gram_bootstrap(unbiased=True), {}, uses_neighbours=False
         ),
         Metric("cknna", d.cknna, _cknna, _cknna_bootstrap, {"k": 10, "variant": "paper"}),
-        Metric("svcca", d.svcca, _svcca, _recompute_bootstrap(d.svcca), {"dims": 10}, uses_neighbours=False),
+        Metric("svcca", d.svcca, _svcca, _svcca_bootstrap, {"dims": 10}, uses_neighbours=False),
     ]
 }
 
@@ -420,22 +471,45 @@ def permutation_null(metrics: dict[str, dict], sx: LayerStates, sy: LayerStates,
 
     The max over layer pairs inflates chance scores, so the null takes the same max. Permutations are drawn
     from ``seed`` and shared by all metrics. Returns ``{metric: (permutations,) array}``.
+
+    A symmetric metric does not change when both sides' samples are relabelled alike, so shuffling Y by
+    ``perm`` scores the same as shuffling X by its inverse: the side with fewer layers is re-indexed.
     """
     rng = np.random.default_rng(seed)
     null = {name: np.empty(permutations) for name in metrics}
     for r in range(permutations):
-        shuffled = sy.permuted(rng.permutation(sy.n))
+        perm = rng.permutation(sy.n)
+        shuffled_y = sy.permuted(perm)
+        shuffled_x = sx.permuted(np.argsort(perm)) if len(sx) < len(sy) else None
         for name, params in metrics.items():
-            null[name][r] = np.nanmax(layer_scores(name, sx, shuffled, **params))
+            if shuffled_x is not None and get_metric(name).symmetric:
+                scores = layer_scores(name, shuffled_x, sy, **params)
+            else:
+                scores = layer_scores(name, sx, shuffled_y, **params)
+            null[name][r] = np.nanmax(scores)
     return null
 
 
-def bootstrap_values(metric: str, X: np.ndarray, Y: np.ndarray, resamples: int, seed: int, **params) -> np.ndarray:
-    """The metric of one layer pair on ``resamples`` bootstrap resamples of the samples (seeded).
+def bootstrap_indices(n: int, resamples: int, seed: int) -> np.ndarray:
+    """(resamples, n) sample indices drawn with replacement (seeded): the same for every pair of a run."""
+    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+
+
+def bootstrap_states(
+    metric: str, sx: LayerStates, sy: LayerStates, layer_x: int, layer_y: int, resamples: int, seed: int, **params
+) -> np.ndarray:
+    """The metric of layer pair (``layer_x``, ``layer_y``) on ``resamples`` bootstrap resamples (seeded).
 
     Metrics that are means of per-sample terms (the k-NN family, CKNNA's row sums) resample those terms,
-    neighbourhoods staying those of the full sample; kernel metrics re-index the full Gram matrix; SVCCA and
-    the authors' CKNNA are recomputed on the resampled rows."""
+    neighbourhoods staying those of the full sample; kernel metrics are the metric of the resampled Gram
+    K[idx][:, idx], computed from sample counts; SVCCA keeps the full sample's SVD directions and recomputes
+    the canonical correlations of their resampled rows; the authors' CKNNA is recomputed from the resampled
+    Grams."""
     params = resolve_params(metric, params)
-    indices = np.random.default_rng(seed).integers(0, len(X), size=(resamples, len(X)))
-    return get_metric(metric).bootstrap(X, Y, indices, **params)
+    indices = bootstrap_indices(sx.n, resamples, seed)
+    return get_metric(metric).bootstrap(sx, sy, layer_x, layer_y, indices, **params)
+
+
+def bootstrap_values(metric: str, X: np.ndarray, Y: np.ndarray, resamples: int, seed: int, **params) -> np.ndarray:
+    """``bootstrap_states`` of a single layer pair given as (N, D) arrays."""
+    return bootstrap_states(metric, LayerStates([X]), LayerStates([Y]), 0, 0, resamples, seed, **params)

@@ -1,0 +1,118 @@
+"""Compiled loops of the neighbour metrics: per-sample terms of every (layer_x, layer_y) pair from two
+stacks of neighbour lists.
+
+Inputs are (L, N, k) integer neighbour lists, most similar first (``LayerStates.knn``), so no N × N mask
+is built: each call costs O(Lx · Ly · N · k), O(k²) per sample for the ordinal metrics. Each returns
+(Lx, Ly, N) per-sample values, the form the bootstrap resamples; the neighbour-list metrics return integer
+counts (shared neighbours, closed cycles, LCS lengths, edit distances), so their sums are exact.
+numba compiles each loop once and caches the machine code beside this file, so later processes load it
+in milliseconds. Each loop is its reference definition in ``prh.metrics.definitions``; tests hold them equal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def mutual_knn_counts(knn_x: np.ndarray, knn_y: np.ndarray, k: int) -> np.ndarray:
+    """|S_x(i) ∩ S_y(i)| (eq. 11 without the 1 / k)."""
+    lx, n, ly = knn_x.shape[0], knn_x.shape[1], knn_y.shape[0]
+    out = np.zeros((lx, ly, n), np.int64)
+    stamp = np.full(n, -1, np.int64)  # stamp[j] == tag: j is an X-neighbour of the current (layer, sample)
+    for a in range(lx):
+        for i in range(n):
+            tag = a * n + i
+            for p in range(k):
+                stamp[knn_x[a, i, p]] = tag
+            for b in range(ly):
+                hits = 0
+                for q in range(k):
+                    if stamp[knn_y[b, i, q]] == tag:
+                        hits += 1
+                out[a, b, i] = hits
+    return out
+
+
+@njit(cache=True)
+def cycle_knn_counts(knn_x: np.ndarray, knn_y: np.ndarray, k: int) -> np.ndarray:
+    """1 when sample i is an X-neighbour of one of its own Y-neighbours (Y then X), else 0."""
+    lx, n, ly = knn_x.shape[0], knn_x.shape[1], knn_y.shape[0]
+    out = np.zeros((lx, ly, n), np.int64)
+    # members[i] holds the samples j with i among the X-neighbours of j, as stamps: stamp[j] == i + 1
+    for a in range(lx):
+        reverse_count = np.zeros(n + 1, np.int64)
+        for j in range(n):
+            for p in range(k):
+                reverse_count[knn_x[a, j, p] + 1] += 1
+        start = np.cumsum(reverse_count)
+        fill = start[:-1].copy()
+        members = np.empty(n * k, np.int64)
+        for j in range(n):
+            for p in range(k):
+                i = knn_x[a, j, p]
+                members[fill[i]] = j
+                fill[i] += 1
+        stamp = np.full(n, -1, np.int64)
+        for i in range(n):
+            for m in range(start[i], start[i + 1]):
+                stamp[members[m]] = i
+            for b in range(ly):
+                for q in range(k):
+                    if stamp[knn_y[b, i, q]] == i:
+                        out[a, b, i] = 1
+                        break
+    return out
+
+
+@njit(cache=True)
+def ordinal_counts(knn_x: np.ndarray, knn_y: np.ndarray, k: int, lcs: bool) -> np.ndarray:
+    """LCS length (``lcs``) or edit distance of every sample's two ordered lists."""
+    lx, n, ly = knn_x.shape[0], knn_x.shape[1], knn_y.shape[0]
+    out = np.zeros((lx, ly, n), np.int64)
+    previous = np.empty(k + 1, np.int64)
+    current = np.empty(k + 1, np.int64)
+    for a in range(lx):
+        for b in range(ly):
+            for i in range(n):
+                for j in range(k + 1):
+                    previous[j] = 0 if lcs else j
+                for p in range(k):
+                    current[0] = 0 if lcs else p + 1
+                    x = knn_x[a, i, p]
+                    for q in range(k):
+                        same = 1 if x == knn_y[b, i, q] else 0
+                        if lcs:
+                            current[q + 1] = max(previous[q + 1], current[q], previous[q] + same)
+                        else:
+                            current[q + 1] = min(previous[q + 1] + 1, current[q] + 1, previous[q] + 1 - same)
+                    previous, current = current, previous
+                out[a, b, i] = previous[k]
+    return out
+
+
+@njit(cache=True)
+def mutual_kernel_terms(
+    knn_x: np.ndarray, values_x: np.ndarray, knn_y: np.ndarray, values_y: np.ndarray, k: int
+) -> np.ndarray:
+    """sum over j in S_x(i) ∩ S_y(i) of K̄_ij L̄_ij (CKNNA's numerator, eq. 16–17), where
+    ``values[l, i, p]`` is the row-centred kernel at (i, knn[l, i, p])."""
+    lx, n, ly = knn_x.shape[0], knn_x.shape[1], knn_y.shape[0]
+    out = np.zeros((lx, ly, n))
+    stamp = np.full(n, -1, np.int64)
+    position = np.zeros(n, np.int64)
+    for a in range(lx):
+        for i in range(n):
+            tag = a * n + i
+            for p in range(k):
+                stamp[knn_x[a, i, p]] = tag
+                position[knn_x[a, i, p]] = p
+            for b in range(ly):
+                total = 0.0
+                for q in range(k):
+                    j = knn_y[b, i, q]
+                    if stamp[j] == tag:
+                        total += values_x[a, i, position[j]] * values_y[b, i, q]
+                out[a, b, i] = total
+    return out

@@ -1,0 +1,286 @@
+"""Per-model alignment states: what every metric needs from one model alone, computed once per
+(dataset, model) and stored, so a pair job computes only the cross terms, the null and the interval.
+
+A state store (``results/states/{dataset}/{model}.zarr``) holds, for the model's prepared layer stack
+(clamped at the quantile, l2-normalised, App. C.2):
+
+    knn         (layer, sample, neighbour)  int32    neighbour lists up to the largest k of the metrics
+    knn_values  (layer, sample, neighbour)  float64  the row-centred kernel K̄ (eq. 12) at those neighbours
+    gram        (layer, sample, sample_b)   float32  linear Gram matrices (dense metrics only)
+    svd         (layer, sample, direction)  float64  SVCCA's directions
+    attrs       threshold (the clamp), layer_names, model, dataset fingerprint, parameters, provenance
+
+Only the parts the configured metrics use are computed. Grams are stored in float32: CKA and unbiased CKA
+computed from them differ from the float64 values by about 1e-9 (tested to stay below 1e-6).
+
+Up to ``dense_limit`` samples the states are computed on the whole stack in memory (the reference path).
+Above it, layers are read one at a time, the clamp's quantile is found exactly in two streaming passes,
+neighbours come from the blocked exact search (or faiss), and no N × N matrix is formed; metrics that need
+one are refused (``check_dense_metrics``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from prh.config import dense_limit_message, dense_requirements
+from prh.features import open_features, read_layers
+from prh.metrics import definitions as d
+from prh.metrics import neighbours
+from prh.metrics.layerwise import LayerStates, resolve_params
+from prh.provenance import as_attrs, package_versions
+
+NEIGHBOUR_METRICS = ("mutual_knn", "cycle_knn", "lcs_knn", "edit_distance_knn", "cknna")
+
+
+class DenseLimitError(ValueError):
+    """A metric needs an N × N matrix at a sample count above the configured limit."""
+
+
+def state_parts(metrics: dict[str, dict]) -> dict:
+    """What the metrics need from each model: ``k`` (longest neighbour list, 0 for none), ``values``
+    (CKNNA's kernel at the neighbours), ``grams`` and ``dims`` (SVCCA, 0 for none)."""
+    metrics = {name: resolve_params(name, params) for name, params in metrics.items()}
+    ks = [p["k"] for name, p in metrics.items() if name in NEIGHBOUR_METRICS]
+    return {
+        "k": max(ks, default=0),
+        "values": "cknna" in metrics and metrics["cknna"]["variant"] == "paper",
+        "grams": any(n in metrics for n in ("cka", "unbiased_cka"))
+        or ("cknna" in metrics and metrics["cknna"]["variant"] == "authors"),
+        "dims": metrics["svcca"]["dims"] if "svcca" in metrics else 0,
+    }
+
+
+def check_dense_metrics(
+    metrics: dict[str, dict], n: int, dense_limit: int, permutations: int = 0, resamples: int = 0, where: str = ""
+) -> None:
+    """Raise ``DenseLimitError`` naming every metric that needs a dense N × N matrix when ``n`` exceeds
+    ``dense_limit`` (the config check says the same before any job runs)."""
+    needs = dense_requirements(metrics, permutations, resamples) if n > dense_limit else []
+    if needs:
+        raise DenseLimitError(dense_limit_message(where, n, dense_limit, needs))
+
+
+# --- the clamp's threshold, streamed -------------------------------------------------------------------
+
+
+def _order_statistics(layers, ranks: list[int]) -> list[float]:
+    """The values of |x| at the given 0-based ranks over every element of ``layers`` (an iterable factory of
+    float32 arrays), exactly, in two passes: the bit pattern of a non-negative float32 orders it like its
+    value, so a histogram of the high 16 bits finds each rank's bin and one of the low 16 bits its value."""
+    high = np.zeros(1 << 16, dtype=np.int64)
+    for layer in layers():
+        high += np.bincount((np.abs(layer).view(np.uint32) >> 16).ravel(), minlength=1 << 16)
+    starts = np.concatenate([[0], np.cumsum(high)])
+    bins = [int(np.searchsorted(starts, r, side="right") - 1) for r in ranks]
+    low = {b: np.zeros(1 << 16, dtype=np.int64) for b in set(bins)}
+    for layer in layers():
+        bits = np.abs(layer).view(np.uint32).ravel()
+        for b, counts in low.items():
+            inside = bits[(bits >> 16) == b]
+            counts += np.bincount(inside & 0xFFFF, minlength=1 << 16)
+    values = []
+    for r, b in zip(ranks, bins):
+        position = int(np.searchsorted(np.cumsum(low[b]), r - starts[b], side="right"))
+        values.append(float(np.array([(b << 16) | position], dtype=np.uint32).view(np.float32)[0]))
+    return values
+
+
+def streamed_quantile(layers, q: float) -> float:
+    """``np.quantile(|x|, q)`` (linear interpolation) over all elements of the float32 arrays that
+    ``layers()`` yields, without holding them at once."""
+    count = sum(layer.size for layer in layers())
+    h = (count - 1) * q
+    lo = math.floor(h)
+    a, b = _order_statistics(layers, [lo, min(lo + 1, count - 1)])
+    a, b, t = np.float64(a), np.float64(b), np.float64(h - lo)
+    return float(b - (b - a) * (1 - t)) if t >= 0.5 else float(a + (b - a) * t)
+
+
+# --- computing and storing states ---------------------------------------------------------------------
+
+
+def _layer_reader(features_path: str | Path):
+    ds = open_features(features_path)
+    widths = [int(w) for w in ds["width"].values]
+
+    def read(i: int) -> np.ndarray:
+        return np.ascontiguousarray(ds["features"][i, :, : widths[i]].values)
+
+    return read, len(widths)
+
+
+def compute_state(
+    features_path: str | Path,
+    metrics: dict[str, dict],
+    *,
+    quantile: float = 0.95,
+    quantile_mode: str = "global",
+    concat_layers: bool = False,
+    normalize: bool = True,
+    dense_limit: int = 8192,
+    knn_method: str = "exact",
+    block: int = 1024,
+    device: str = "cpu",
+) -> tuple[xr.Dataset, dict]:
+    """The states of one model's store for ``metrics``; returns the Dataset to store and, for the
+    approximate search, its measured recall."""
+    parts = state_parts(metrics)
+    store = open_features(features_path)
+    n = store.sizes["sample"]
+    layer_names = json.loads(store.attrs["layer_names"]) + (["concat"] if concat_layers else [])
+    info: dict = {}
+    if n <= dense_limit and knn_method == "exact":
+        raw = read_layers(features_path)
+        threshold = _threshold_of(raw, quantile, quantile_mode)
+        layers = d.prepare_stack(raw, quantile, quantile_mode, concat_layers, normalize)
+        states = LayerStates(layers, device)
+        data = {}
+        if parts["k"]:
+            data["knn"] = states.knn(parts["k"]).astype(np.int32)
+            if parts["values"]:
+                data["knn_values"] = states.knn_values(parts["k"])
+        if parts["grams"]:
+            data["gram"] = states.grams().astype(np.float32)
+        if parts["dims"]:
+            data["svd"] = states.svd(parts["dims"])
+    else:
+        if concat_layers:
+            raise DenseLimitError(
+                f"{features_path}: concat_layers holds every layer at once; it is not available above "
+                f"alignment.dense_limit = {dense_limit} samples (N = {n}) or with the approximate search"
+            )
+        data, threshold, info = _streamed_states(
+            features_path, parts, quantile, quantile_mode, normalize, knn_method, block
+        )
+    dims = {
+        "knn": ("layer", "sample", "neighbour"),
+        "knn_values": ("layer", "sample", "neighbour"),
+        "gram": ("layer", "sample", "sample_b"),
+        "svd": ("layer", "sample", "direction"),
+    }
+    ds = xr.Dataset({name: (dims[name], values) for name, values in data.items()})
+    ds.attrs.update(
+        as_attrs(
+            {
+                "model": store.attrs["model"],
+                "modality": store.attrs["modality"],
+                "dataset_fingerprint": store.attrs["dataset_fingerprint"],
+                "layer_names": layer_names,
+                "n_samples": n,
+                "n_layers": len(layer_names),
+                "threshold": threshold,
+                "parts": parts,
+                "metric_params": {name: resolve_params(name, p) for name, p in metrics.items()},
+                "quantile": quantile,
+                "quantile_mode": quantile_mode,
+                "concat_layers": concat_layers,
+                "normalize": normalize,
+                "knn_method": knn_method,
+                "dense_limit": dense_limit,
+                **info,
+                "versions": package_versions(("numpy", "scipy", "numba", "xarray", "zarr")),
+            }
+        )
+    )
+    return ds, info
+
+
+def _threshold_of(layers: list[np.ndarray], q: float, mode: str):
+    """The clamp's threshold(s), for the record: one number (global) or one per layer."""
+    if q >= 1.0:
+        return None
+    if mode == "global":
+        return float(np.quantile(np.abs(np.concatenate([a.ravel() for a in layers])), q))
+    return [float(np.quantile(np.abs(a), q)) for a in layers]
+
+
+def _streamed_states(features_path, parts, q, mode, normalize, knn_method, block):
+    """States one layer at a time, memory O(N · D + block · N)."""
+    read, count = _layer_reader(features_path)
+    if parts["grams"]:
+        raise DenseLimitError(f"{features_path}: the Gram matrices of the dense metrics are not computed here")
+    if q >= 1.0:
+        thresholds = [None] * count
+    elif mode == "global":
+        thresholds = [streamed_quantile(lambda: (read(i) for i in range(count)), q)] * count
+    else:
+        thresholds = [streamed_quantile(lambda i=i: iter([read(i)]), q) for i in range(count)]
+    data: dict[str, list] = {"knn": [], "knn_values": [], "svd": []}
+    recalls = []
+    for i in range(count):
+        layer = read(i).astype(np.float64)
+        if thresholds[i] is not None:
+            layer = np.clip(layer, -thresholds[i], thresholds[i])
+        layer = d.l2_normalize(layer) if normalize else layer
+        if parts["k"]:
+            if knn_method == "faiss":
+                knn = neighbours.faiss_knn(layer, parts["k"])
+                recalls.append(neighbours.knn_recall(layer, knn, parts["k"]))
+            else:
+                knn = neighbours.blocked_knn(layer, parts["k"], block)
+            data["knn"].append(knn.astype(np.int32))
+            if parts["values"]:  # K̄_ij = x_i·x_j − x_i·mean(x): no Gram matrix needed
+                row_means = layer @ layer.mean(axis=0)
+                values = np.einsum("nd,nkd->nk", layer, layer[knn]) - row_means[:, None]
+                data["knn_values"].append(values)
+        if parts["dims"]:
+            data["svd"].append(d.svd_directions(layer, parts["dims"]))
+    info = {"knn_recall": recalls} if recalls else {}
+    threshold = thresholds[0] if mode == "global" else thresholds
+    return {name: np.stack(v) for name, v in data.items() if v}, threshold, info
+
+
+def write_state(ds: xr.Dataset, path: str | Path, provenance: dict | None = None) -> Path:
+    """Write a state store atomically: ``<path>.partial`` first, renamed when complete."""
+    from prh.workflow import atomic_path
+
+    if provenance:
+        ds = ds.assign_attrs(as_attrs(provenance))
+    encoding = {}
+    for name, var in ds.data_vars.items():
+        chunks = list(var.shape)
+        chunks[0] = 1  # one layer per chunk
+        encoding[name] = {"chunks": tuple(chunks)}
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ds.to_zarr(tmp, mode="w", zarr_format=3, encoding=encoding, consolidated=False)
+    return Path(path)
+
+
+def open_state(path: str | Path, device: str = "cpu") -> tuple[LayerStates, dict]:
+    """A state store as ``LayerStates`` (Grams upcast to float64) and its attributes, JSON decoded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            ds = xr.open_zarr(path, consolidated=False)
+        values = {name: ds[name].values for name in ds.data_vars}
+    except Exception as err:
+        raise ValueError(f"{path}: cannot be read as a state store ({err.__class__.__name__}: {err})") from err
+    attrs = {k: _decode(v) for k, v in ds.attrs.items()}
+    states = LayerStates.from_arrays(
+        attrs["n_samples"],
+        attrs["n_layers"],
+        knn=values["knn"].astype(np.int64) if "knn" in values else None,
+        knn_values=values.get("knn_values"),
+        grams=values["gram"].astype(np.float64) if "gram" in values else None,
+        svd=values.get("svd"),
+        device=device,
+        source=str(path),
+    )
+    return states, attrs
+
+
+def _decode(value):
+    if isinstance(value, str) and value[:1] in "[{" or value in ("null", "true", "false"):
+        try:
+            return json.loads(value)
+        except (TypeError, ValueError):
+            return value
+    return value
