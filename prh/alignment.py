@@ -15,7 +15,6 @@ import xarray as xr
 
 from prh.features import read_layers
 from prh.metrics import (
-    LayerStates,
     best_of,
     bootstrap_states,
     get_metric,
@@ -24,6 +23,7 @@ from prh.metrics import (
     prepare_stack,
     resolve_params,
 )
+from prh.metrics.definitions import cosine_similarity
 from prh.metrics.streaming import feature_space_cka
 from prh.provenance import as_attrs, package_versions
 from prh.states import check_dense_metrics, open_state, state_parts
@@ -249,25 +249,60 @@ def aggregate(pair_paths: Sequence[str | Path], models: Sequence[dict]) -> xr.Da
     return ds
 
 
+def _ranked_layers(layers: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per prepared layer: ranks (N, N) (rank[i, j] = place of j in i's neighbour list, 0 first, ties to the
+    lower index, i itself last) and the row-centred kernel K̄ (eq. 12)."""
+    out = []
+    n = layers[0].shape[0]
+    dtype = np.int16 if n <= np.iinfo(np.int16).max else np.int32
+    for a in layers:
+        similarity = cosine_similarity(a)
+        np.fill_diagonal(similarity, -np.inf)
+        order = np.argsort(-similarity, axis=1, kind="stable")
+        ranks = np.empty((n, n), dtype=dtype)
+        np.put_along_axis(ranks, order, np.arange(n, dtype=dtype)[None, :], axis=1)
+        gram = a @ a.T
+        out.append((ranks, gram - gram.mean(axis=1, keepdims=True)))
+    return out
+
+
+def _cumulative(ranks: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
+    """sum of ``weights`` over entries of rank < k, for k = 1 .. N - 1 (index k - 1)."""
+    return np.cumsum(np.bincount(ranks.ravel(), weights.ravel(), minlength=n))[: n - 1]
+
+
 def cknna_versus_k(
     store_paths: Sequence[str | Path], models: Sequence[dict], ks: Sequence[int], quantile: float, quantile_mode: str
 ) -> xr.Dataset:
     """Best CKNNA (paper variant) over layer pairs of every (vision, language) model pair for each k in
     ``ks`` below N - 1, and for N - 1 (App. A, Fig. 10: small k emphasises local alignment; k near N approaches
-    a CKA-like global score). ``store_paths`` follow ``models``. Returns ``cknna`` (k, vision, language)."""
-    stacks = {
-        m["name"]: prepare_stack(read_layers(path), quantile, quantile_mode) for m, path in zip(models, store_paths)
-    }
-    n = next(iter(stacks.values()))[0].shape[0]
-    ks = sorted({int(k) for k in ks if k < n - 1} | {n - 1})  # N - 1: every neighbour, the CKA-like end
+    a CKA-like global score). ``store_paths`` follow ``models``. Returns ``cknna`` (k, vision, language).
+
+    Every k at once: j is a mutual neighbour of i at size k when max(rank_x[i, j], rank_y[i, j]) < k, so one
+    weighted histogram of that maximum, summed cumulatively, gives CKNNA's numerator for all k."""
+    paths = dict(zip([m["name"] for m in models], store_paths))
     vision = [m["name"] for m in models if m["modality"] == "vision"]
     language = [m["name"] for m in models if m["modality"] == "language"]
+
+    def ranked(name):
+        return _ranked_layers(prepare_stack(read_layers(paths[name]), quantile, quantile_mode))
+
+    language_layers = {name: ranked(name) for name in language}
+    n = next(iter(language_layers.values()))[0][0].shape[0] if language else 0
+    ks = sorted({int(k) for k in ks if k < n - 1} | {n - 1}) if language else []
     scores = np.full((len(ks), len(vision), len(language)), np.nan)
-    for a, k in enumerate(ks):
-        states = {name: LayerStates(layers) for name, layers in stacks.items()}  # fresh: one k in memory
-        for i, v in enumerate(vision):
-            for j, lang in enumerate(language):
-                scores[a, i, j] = np.nanmax(layer_scores("cknna", states[v], states[lang], k=int(k)))
+    take = np.asarray(ks, dtype=int) - 1
+    for i, v in enumerate(vision):
+        vision_layers = ranked(v)  # one vision model in memory at a time
+        self_v = [_cumulative(r, c * c, n)[take] for r, c in vision_layers]
+        for j, lang in enumerate(language):
+            self_l = [_cumulative(r, c * c, n)[take] for r, c in language_layers[lang]]
+            best = np.full(len(ks), -np.inf)
+            for (rv, cv), sv in zip(vision_layers, self_v):
+                for (rl, cl), sl in zip(language_layers[lang], self_l):
+                    cross = _cumulative(np.maximum(rv, rl), cv * cl, n)[take]
+                    best = np.fmax(best, cross / np.sqrt(sv * sl))
+            scores[:, i, j] = best
     return xr.Dataset(
         {"cknna": (("k", "vision", "language"), scores)},
         coords={"k": np.asarray(ks, dtype=np.int32), "vision": vision, "language": language},

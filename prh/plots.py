@@ -232,3 +232,19 @@ def plot_model_umap(coords: np.ndarray, names, competence, path: str | Path, met
     ax.set_yticks([])
     ax.set_title(f"UMAP of models, distance = −log({metric}) (Fig. 2 right)", fontsize=10)
     _save(fig, path)
+
+
+def plot_job_costs(summary, path: str | Path) -> None:
+    """Where the run's time goes (``prh.job_costs.by_rule``): total job wall time and peak memory by rule."""
+    rules = summary["rule"].to_list()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.35 * len(rules) + 1.5), sharey=True, layout="constrained")
+    y = np.arange(len(rules))
+    left.barh(y, summary["total_wall_s"].to_numpy() / 60, color="tab:blue")
+    for i, (jobs, mean) in enumerate(zip(summary["jobs"], summary["mean_wall_s"])):
+        left.text(0, i, f" {jobs} × {mean:.1f} s", va="center", fontsize=8, color="white" if i == 0 else "black")
+    left.set_yticks(y, rules)
+    left.invert_yaxis()
+    left.set_xlabel("job minutes (sum of wall time)")
+    right.barh(y, summary["max_rss_mb"].to_numpy() / 1024, color="tab:orange")
+    right.set_xlabel("largest peak memory of a job (GiB)")
+    _save(fig, path)

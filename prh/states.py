@@ -136,7 +136,7 @@ def compute_state(
     n = store.sizes["sample"]
     layer_names = json.loads(store.attrs["layer_names"]) + (["concat"] if concat_layers else [])
     info: dict = {}
-    if n <= dense_limit and knn_method == "exact":
+    if n <= dense_limit:
         raw = read_layers(features_path)
         threshold = _threshold_of(raw, quantile, quantile_mode)
         layers = d.prepare_stack(raw, quantile, quantile_mode, concat_layers, normalize)
@@ -151,10 +151,11 @@ def compute_state(
         if parts["dims"]:
             data["svd"] = states.svd(parts["dims"])
     else:
+        check_dense_metrics(metrics, n, dense_limit, where=f"{features_path}: ")
         if concat_layers:
             raise DenseLimitError(
                 f"{features_path}: concat_layers holds every layer at once; it is not available above "
-                f"alignment.dense_limit = {dense_limit} samples (N = {n}) or with the approximate search"
+                f"alignment.dense_limit = {dense_limit} samples (N = {n})"
             )
         data, threshold, info = _streamed_states(
             features_path, parts, quantile, quantile_mode, normalize, knn_method, block
@@ -202,10 +203,8 @@ def _threshold_of(layers: list[np.ndarray], q: float, mode: str):
 
 
 def _streamed_states(features_path, parts, q, mode, normalize, knn_method, block):
-    """States one layer at a time, memory O(N · D + block · N)."""
+    """States one layer at a time, memory O(N · D + block · N); no Grams (linear CKA streams in the pair)."""
     read, count = _layer_reader(features_path)
-    if parts["grams"]:
-        raise DenseLimitError(f"{features_path}: the Gram matrices of the dense metrics are not computed here")
     if q >= 1.0:
         thresholds = [None] * count
     elif mode == "global":

@@ -13,7 +13,7 @@ rule alignment_state:
     log:
         "logs/states/{dataset}/{model}.log",
     benchmark:
-        "logs/benchmarks/states/{dataset}/{model}.tsv"
+        "logs/benchmarks/alignment_state/{dataset}/{model}.tsv"
     conda:
         "../envs/prh.yaml"
     resources:
@@ -48,7 +48,7 @@ rule align_pair:
     log:
         "logs/align/{dataset}/{model_x}/{model_y}.log",
     benchmark:
-        "logs/benchmarks/align/{dataset}/{model_x}/{model_y}.tsv"
+        "logs/benchmarks/align_pair/{dataset}/{model_x}/{model_y}.tsv"
     conda:
         "../envs/prh.yaml"
     resources:
@@ -76,7 +76,7 @@ rule aggregate_alignment:
     log:
         "logs/align/{dataset}/aggregate.log",
     benchmark:
-        "logs/benchmarks/align/{dataset}/aggregate.tsv"
+        "logs/benchmarks/aggregate_alignment/{dataset}/aggregate.tsv"
     conda:
         "../envs/prh.yaml"
     params:
@@ -98,7 +98,7 @@ rule cknna_versus_k:
     log:
         "logs/align/{dataset}/cknna_versus_k.log",
     benchmark:
-        "logs/benchmarks/align/{dataset}/cknna_versus_k.tsv"
+        "logs/benchmarks/cknna_versus_k/{dataset}/cknna_versus_k.tsv"
     conda:
         "../envs/prh.yaml"
     resources:

@@ -91,7 +91,8 @@ def pair_files(wildcards):
     ]
 
 
-def all_outputs():
+def all_outputs(with_costs=True):
+    """Every final output; ``results/job_costs.parquet`` (which reads the others' benchmark files) last."""
     outputs = ["results/config.yaml"]
     for dataset, models in DATASET_MODELS.items():
         figures = f"results/figures/{dataset}"
@@ -119,4 +120,6 @@ def all_outputs():
         outputs += [f"{figures}/competence_alignment.png"]
         if len(VISION_MODELS) >= 3:
             outputs.append(f"{figures}/model_umap.png")
+    if with_costs:
+        outputs += ["results/job_costs.parquet", "results/figures/job_costs.png"]
     return outputs

@@ -9,7 +9,7 @@ rule dataset:
     log:
         "logs/data/{dataset}.log",
     benchmark:
-        "logs/benchmarks/data/{dataset}.tsv"
+        "logs/benchmarks/dataset/{dataset}.tsv"
     wildcard_constraints:
         dataset="|".join(re.escape(d) for d in DATASETS),
     conda:

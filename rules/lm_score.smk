@@ -10,7 +10,7 @@ rule lm_corpus:
     log:
         "logs/lm_score/corpus_{corpus}.log",
     benchmark:
-        "logs/benchmarks/lm_score/corpus_{corpus}.tsv"
+        "logs/benchmarks/lm_corpus/corpus_{corpus}.tsv"
     conda:
         "../envs/prh.yaml"
     params:
@@ -56,7 +56,7 @@ rule aggregate_lm_scores:
     log:
         "logs/lm_score/aggregate.log",
     benchmark:
-        "logs/benchmarks/lm_score/aggregate.tsv"
+        "logs/benchmarks/aggregate_lm_scores.tsv"
     conda:
         "../envs/prh.yaml"
     script:

@@ -21,7 +21,7 @@ rule plot_alignment_summary:
     log:
         "logs/plots/{dataset}/alignment_summary.log",
     benchmark:
-        "logs/benchmarks/plots/{dataset}/alignment_summary.tsv"
+        "logs/benchmarks/plot_alignment_summary/{dataset}/alignment_summary.tsv"
     conda:
         "../envs/prh.yaml"
     script:
@@ -43,7 +43,7 @@ rule plot_cross_modal_metrics:
     log:
         "logs/plots/{dataset}/cross_modal_metrics.log",
     benchmark:
-        "logs/benchmarks/plots/{dataset}/cross_modal_metrics.tsv"
+        "logs/benchmarks/plot_cross_modal_metrics/{dataset}/cross_modal_metrics.tsv"
     conda:
         "../envs/prh.yaml"
     script:
@@ -65,7 +65,7 @@ rule plot_cknna_versus_k:
     log:
         "logs/plots/{dataset}/cknna_versus_k.log",
     benchmark:
-        "logs/benchmarks/plots/{dataset}/cknna_versus_k.tsv"
+        "logs/benchmarks/plot_cknna_versus_k/{dataset}/cknna_versus_k.tsv"
     conda:
         "../envs/prh.yaml"
     script:
@@ -88,7 +88,7 @@ rule plot_layer_matrices:
     log:
         "logs/plots/{dataset}/layers/{model_x}/{model_y}.log",
     benchmark:
-        "logs/benchmarks/plots/{dataset}/layers/{model_x}/{model_y}.tsv"
+        "logs/benchmarks/plot_layer_matrices/{dataset}/layers/{model_x}/{model_y}.tsv"
     conda:
         "../envs/prh.yaml"
     params:
@@ -116,7 +116,7 @@ rule plot_alignment_versus_lm_score:
     log:
         "logs/plots/{dataset}/alignment_versus_lm_score.log",
     benchmark:
-        "logs/benchmarks/plots/{dataset}/alignment_versus_lm_score.tsv"
+        "logs/benchmarks/plot_alignment_versus_lm_score/{dataset}/alignment_versus_lm_score.tsv"
     conda:
         "../envs/prh.yaml"
     script:
@@ -137,8 +137,29 @@ rule resolved_config:
     log:
         "logs/config.log",
     benchmark:
-        "logs/benchmarks/config.tsv"
+        "logs/benchmarks/resolved_config.tsv"
     params:
         config=config,
     script:
         "../scripts/write_config.py"
+
+
+rule job_costs:
+    """Wall time and peak memory of every job, from the benchmark files, in a table and a figure."""
+    input:
+        outputs=lambda wildcards: all_outputs(with_costs=False),
+        code=library_of("job_costs.py"),
+    output:
+        jobs="results/job_costs.parquet",
+        figure=report(
+            "results/figures/job_costs.png",
+            caption="../report/job_costs.rst",
+            category="Run",
+            labels={"figure": "where the time goes"},
+        ),
+    log:
+        "logs/job_costs.log",
+    params:
+        folder="logs/benchmarks",
+    script:
+        "../scripts/job_costs.py"

@@ -12,7 +12,7 @@ rule probe_task:
     log:
         "logs/data/probes/{task}.log",
     benchmark:
-        "logs/benchmarks/data/probes/{task}.tsv"
+        "logs/benchmarks/probe_task/probes/{task}.tsv"
     conda:
         "../envs/prh.yaml"
     params:
@@ -34,7 +34,7 @@ rule probe:
     log:
         "logs/probes/{task}/{model}.log",
     benchmark:
-        "logs/benchmarks/probes/{task}/{model}.tsv"
+        "logs/benchmarks/probe/{task}/{model}.tsv"
     conda:
         "../envs/prh.yaml"
     threads: 1
@@ -60,7 +60,7 @@ rule competence:
     log:
         "logs/probes/competence.log",
     benchmark:
-        "logs/benchmarks/probes/competence.tsv"
+        "logs/benchmarks/competence.tsv"
     conda:
         "../envs/prh.yaml"
     params:
@@ -92,7 +92,7 @@ rule plot_competence_alignment:
     log:
         "logs/plots/{dataset}/competence_alignment.log",
     benchmark:
-        "logs/benchmarks/plots/{dataset}/competence_alignment.tsv"
+        "logs/benchmarks/plot_competence_alignment/{dataset}/competence_alignment.tsv"
     conda:
         "../envs/prh.yaml"
     params:
@@ -119,7 +119,7 @@ rule plot_model_umap:
     log:
         "logs/plots/{dataset}/model_umap.log",
     benchmark:
-        "logs/benchmarks/plots/{dataset}/model_umap.tsv"
+        "logs/benchmarks/plot_model_umap/{dataset}/model_umap.tsv"
     conda:
         "../envs/prh.yaml"
     params:

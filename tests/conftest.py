@@ -133,6 +133,7 @@ def digests(path: Path) -> dict[str, str]:
 REPRODUCIBLE = (
     "data",
     "results/features",
+    "results/states",
     "results/alignment",
     "results/probes",
     "results/lm_scores",

@@ -107,19 +107,34 @@ write_embeddings(backbone, spec, {str(tmp_path / "data")!r}, {str(tmp_path / "ou
 
 
 def test_a_broken_store_fails_its_jobs_and_leaves_every_other_output(tmp_path, tiny_run):
-    """Through Snakemake: with a corrupt feature store, the pair jobs that read it fail naming the store;
-    every other finished output stays as it was."""
+    """Through Snakemake: with a corrupt feature store, the state job that reads it fails naming the store;
+    with a corrupt state store, the pair job that reads it fails naming that one; every other finished
+    output stays as it was."""
     shutil.copytree(tiny_run, tmp_path / "run", symlinks=True)
     run = tmp_path / "run"
-    store = run / "results/features/tiny/vit-test.zarr"
-    for chunk in (p for p in (store / "features").rglob("*") if p.is_file() and p.name != "zarr.json"):
-        chunk.write_bytes(b"garbage")
-    before = {path: digests(run / path) for path in REPRODUCIBLE}
-    target = "results/alignment/tiny/pairs/minilm/vit-test.nc"
-    result = snakemake(run, target, "--force", check=False)
-    assert result.returncode != 0
-    log = (run / "logs/align/tiny/minilm/vit-test.log").read_text()
-    assert "results/features/tiny/vit-test.zarr: cannot be read" in log and "corrupt or truncated" in log
-    after = {path: digests(run / path) for path in REPRODUCIBLE if (run / path).exists()}
-    before["results/alignment"].pop(f"alignment/{target.removeprefix('results/alignment/')}")
-    assert after == before
+    for store, target, log, message in [
+        (
+            "results/features/tiny/vit-test.zarr",
+            "results/states/tiny/vit-test.zarr",
+            "logs/states/tiny/vit-test.log",
+            "results/features/tiny/vit-test.zarr: cannot be read",
+        ),
+        (
+            "results/states/tiny/minilm.zarr",
+            "results/alignment/tiny/pairs/minilm/resnet-test.nc",
+            "logs/align/tiny/minilm/resnet-test.log",
+            "results/states/tiny/minilm.zarr: cannot be read as a state store",
+        ),
+    ]:
+        for chunk in (p for p in (run / store).rglob("*") if p.is_file() and p.name != "zarr.json"):
+            chunk.write_bytes(b"garbage")
+        before = {path: digests(run / path) for path in REPRODUCIBLE}
+        result = snakemake(run, target, "--force", check=False)
+        assert result.returncode != 0
+        assert message in (run / log).read_text()
+        after = {path: digests(run / path) for path in REPRODUCIBLE if (run / path).exists()}
+        if target.startswith("results/alignment"):
+            before["results/alignment"].pop(target.removeprefix("results/"))
+        else:  # Snakemake removes the output of a failed job
+            before["results/states"] = {k: v for k, v in before["results/states"].items() if "vit-test" not in k}
+        assert after == before
