@@ -31,12 +31,38 @@ def embed_dataset(
     provenance: dict | None = None,
 ) -> Path:
     """Embed ``dataset_dir`` with the model ``spec`` into ``out_path`` (see ``prh.features``)."""
+    return embed_datasets(
+        spec,
+        [dataset_dir],
+        [out_path],
+        dataset_names=[dataset_name],
+        chunk=chunk,
+        threads=threads,
+        device=device,
+        provenance=provenance,
+    )[0]
+
+
+def embed_datasets(
+    spec: dict,
+    dataset_dirs: list[str | Path],
+    out_paths: list[str | Path],
+    *,
+    dataset_names: list[str],
+    chunk: int = 256,
+    threads: int | None = None,
+    device: str = "auto",
+    provenance: dict | None = None,
+) -> list[Path]:
+    """Embed several datasets with one model, loaded once: for small datasets (the probe tasks) the start-up
+    of a job and the model load cost more than the forward passes."""
     if threads:
         torch.set_num_threads(threads)
     backbone = load_backbone(spec, device)
-    return write_embeddings(
-        backbone, spec, dataset_dir, out_path, dataset_name=dataset_name, chunk=chunk, provenance=provenance
-    )
+    return [
+        write_embeddings(backbone, spec, folder, out, dataset_name=name, chunk=chunk, provenance=provenance)
+        for folder, out, name in zip(dataset_dirs, out_paths, dataset_names, strict=True)
+    ]
 
 
 def _is_out_of_memory(err: BaseException) -> bool:

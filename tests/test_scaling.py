@@ -160,7 +160,10 @@ def test_dense_metrics_above_the_limit_are_refused_before_any_work(workdir):
     config = {
         "datasets": [{"name": "big", "kind": "shapes", "size": 64}],
         "models": [{"name": "r", "modality": "vision", "source": "timm", "id": "test_resnet", "pretrained": False}],
-        "alignment": {"dense_limit": 32, "metrics": {"mutual_knn": {"k": 5}, "cka": {"kernel": "rbf"}, "unbiased_cka": {}}},
+        "alignment": {
+            "dense_limit": 32,
+            "metrics": {"mutual_knn": {"k": 5}, "cka": {"kernel": "rbf"}, "unbiased_cka": {}},
+        },
     }
     with pytest.raises(ConfigError) as error:
         validate_config(config, load_schema())

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -315,3 +317,92 @@ def test_language_model_scores(tmp_path, local_llama):
     expected = bits_per_byte(model, tokenizer, corpus, context=64)["bits_per_byte"]
     assert table["bits_per_byte"][1] == pytest.approx(expected, rel=1e-6)
     assert table["bits_per_byte"][1] > 1.0  # a random model is a poor language model
+
+
+IMPORT_CLOSURE = r"""
+import ast, json, sys
+from pathlib import Path
+repo, script = sys.argv[1], sys.argv[2]
+sys.path.insert(0, repo)
+tree = ast.parse(Path(script).read_text())
+for node in tree.body:  # the script's own top-level imports, executed by Python's import machinery
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        exec(compile(ast.Module([node], []), script, "exec"))
+print(json.dumps(sorted(m.__file__ for name, m in sys.modules.items() if name.split(".")[0] == "prh")))
+"""
+
+
+def test_editing_a_library_module_reruns_exactly_the_rules_that_import_it(run, tmp_path):
+    """Every prh module is edited in a scratch copy of the repository. In the dry run, each job's reason
+    names exactly the modules its script loads, found independently by importing the script's imports in a
+    fresh interpreter; so an edit reruns exactly the rules that use the module (and what depends on them)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    repo, workdir = tmp_path / "repo", tmp_path / "run"
+    tracked = subprocess.run(["git", "-C", str(REPO), "ls-files"], capture_output=True, text=True).stdout.split()
+    for name in tracked:
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, repo / name)  # mtimes kept: the finished run is up to date with the copy
+    shutil.copytree(run, workdir, symlinks=True)
+    later = time.time() + 60
+    modules = sorted((repo / "prh").rglob("*.py"))
+    for module in modules:
+        module.write_text(module.read_text() + "\n# edited\n")
+        os.utime(module, (later, later))
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(workdir), "-n", "--cores", "1"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    reasons = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
+        rule = re.match(r"(?:local)?rule (\w+):", block)
+        reason = re.search(r"reason: (.+)", block)
+        if rule and reason:
+            for part in reason.group(1).split("; "):
+                if part.startswith("Updated input files: "):
+                    edited = {Path(p.strip()).resolve() for p in part.split(": ", 1)[1].split(",")}
+                    reasons.setdefault(rule.group(1), set()).update(p for p in edited if p.suffix == ".py")
+    rules_text = "\n".join(p.read_text() for p in sorted((repo / "rules").glob("*.smk")))
+    scripts = dict(re.findall(r"^rule (\w+):.*?scripts/(\w+\.py)", rules_text, re.S | re.M))
+    assert set(reasons) == set(scripts)  # every rule has a job in the tiny run, and each reads prh
+    for rule, script in scripts.items():
+        closure = subprocess.run(
+            [sys.executable, "-c", IMPORT_CLOSURE, str(repo), str(repo / "scripts" / script)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        expected = {Path(p).resolve() for p in json.loads(closure)}
+        assert reasons.get(rule, set()) == expected, rule
+
+
+MODEL_RULES = {"embed", "lm_score"}  # the rules that run a neural network
+
+
+def test_jobs_that_run_no_model_do_not_import_torch():
+    """Start-up: a job whose script runs no model loads neither torch nor the model libraries."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    code = r"""
+import ast, sys
+from pathlib import Path
+script = sys.argv[1]
+for node in ast.parse(Path(script).read_text()).body:
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        exec(compile(ast.Module([node], []), script, "exec"))
+print(sorted(m for m in ("torch", "timm", "transformers") if m in sys.modules))
+"""
+    rules_text = "\n".join(p.read_text() for p in sorted((REPO / "rules").glob("*.smk")))
+    scripts = dict(re.findall(r"^rule (\w+):.*?scripts/(\w+\.py)", rules_text, re.S | re.M))
+    assert MODEL_RULES < set(scripts)
+    for rule, script in scripts.items():
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(REPO / "scripts" / script)], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        assert (out != "[]") == (rule in MODEL_RULES), (rule, out)

@@ -178,18 +178,18 @@ class LayerStates:
             lambda: np.linalg.norm(self.centred_grams(kernel, sigma).reshape(len(self), -1), axis=1),
         )
 
-    def gram_sums(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Diagonals (L, N), row sums (L, N) and totals (L,) of the linear Grams."""
+    def gram_sums(self, kernel: str = "linear", sigma: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Diagonals (L, N), row sums (L, N) and totals (L,) of the Gram matrices."""
 
         def compute():
-            grams = self.grams()
+            grams = self.grams(kernel, sigma)
             return np.diagonal(grams, axis1=1, axis2=2).copy(), grams.sum(axis=2), grams.sum(axis=(1, 2))
 
         def derive(parent):
             diagonal, rows, totals = parent
             return diagonal[:, self._perm], rows[:, self._perm], totals
 
-        return self._memo(("gram_sums",), compute, derive)
+        return self._memo(("gram_sums", kernel, sigma), compute, derive)
 
     def unbiased_self(self) -> np.ndarray:
         """(L,) HSIC_1(K, K) of each layer; permutation-invariant."""
@@ -248,11 +248,13 @@ _EDIT = _Counts(
 
 
 def _cka(sx: LayerStates, sy: LayerStates, kernel: str = "linear", sigma: float = 1.0) -> np.ndarray:
-    """<HKH, HLH> = <HKH, L> (H is idempotent), so only X's Grams are centred; Y's are used as they are,
-    which keeps a permuted Y to one re-indexing of its Grams."""
-    gx = sx.centred_grams(kernel, sigma).reshape(len(sx), -1)
-    gy = sy.grams(kernel, sigma).reshape(len(sy), -1)
-    cross = backend.products(gx, gy, sx.device)
+    """<HKH, HLH> = <K, L> - 2/n (K1)·(L1) + (1'K1)(1'L1)/n²: one product of the uncentred Grams, which a
+    permuted view shares with unbiased CKA (one re-indexing of its Grams per permutation)."""
+    n = sx.n
+    _, rx, tx = sx.gram_sums(kernel, sigma)
+    _, ry, ty = sy.gram_sums(kernel, sigma)
+    gx, gy = sx.grams(kernel, sigma).reshape(len(sx), -1), sy.grams(kernel, sigma).reshape(len(sy), -1)
+    cross = backend.products(gx, gy, sx.device) - (2.0 / n) * (rx @ ry.T) + np.outer(tx, ty) / n**2
     return cross / np.outer(sx.centred_norms(kernel, sigma), sy.centred_norms(kernel, sigma))
 
 
