@@ -12,6 +12,7 @@ into place, so a killed job never leaves a half-written entry and two concurrent
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -36,17 +37,19 @@ def version(distribution: str) -> str:
 
 
 def build_once(target: Path, build: Callable[[Path], None]) -> Path:
-    """Create ``target`` with ``build(tmp)`` unless it exists; atomic by rename."""
+    """Create ``target`` with ``build(tmp)`` unless it exists; atomic by rename. Concurrent jobs asking for
+    the same target wait for the first one (a file lock) instead of building it twice."""
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    build(tmp)
-    try:
-        tmp.rename(target)
-    except OSError:  # another job finished first
+    with open(target.with_name(f"{target.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+        if target.exists():  # built by the job that held the lock
+            return target
+        tmp = target.with_name(f"{target.name}.partial-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
+        build(tmp)
+        tmp.rename(target)
     return target
 
 

@@ -6,7 +6,8 @@ A state store (``results/states/{dataset}/{model}.zarr``) holds, for the model's
 
     knn         (layer, sample, neighbour)  int32    neighbour lists up to the largest k of the metrics
     knn_values  (layer, sample, neighbour)  float64  the row-centred kernel K̄ (eq. 12) at those neighbours
-    gram        (layer, sample, sample_b)   float32  linear Gram matrices (dense metrics only)
+    gram        (layer, sample, sample_b)   float32  linear Gram matrices (dense metrics only), with their
+                                                 float64 invariants centred_norm and unbiased_self (layer,)
     svd         (layer, sample, direction)  float64  SVCCA's directions
     attrs       threshold (the clamp), layer_names, model, dataset fingerprint, parameters, provenance
 
@@ -148,6 +149,9 @@ def compute_state(
                 data["knn_values"] = states.knn_values(parts["k"])
         if parts["grams"]:
             data["gram"] = states.grams().astype(np.float32)
+            # invariants under permutation, computed in float64 once here instead of in every pair job
+            data["centred_norm"] = states.centred_norms()
+            data["unbiased_self"] = states.unbiased_self()
         if parts["dims"]:
             data["svd"] = states.svd(parts["dims"])
     else:
@@ -165,6 +169,8 @@ def compute_state(
         "knn_values": ("layer", "sample", "neighbour"),
         "gram": ("layer", "sample", "sample_b"),
         "svd": ("layer", "sample", "direction"),
+        "centred_norm": ("layer",),
+        "unbiased_self": ("layer",),
     }
     ds = xr.Dataset({name: (dims[name], values) for name, values in data.items()})
     ds.attrs.update(
@@ -245,7 +251,8 @@ def write_state(ds: xr.Dataset, path: str | Path, provenance: dict | None = None
     encoding = {}
     for name, var in ds.data_vars.items():
         chunks = list(var.shape)
-        chunks[0] = 1  # one layer per chunk
+        if var.ndim > 1:
+            chunks[0] = 1  # one layer per chunk
         encoding[name] = {"chunks": tuple(chunks)}
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -270,6 +277,8 @@ def open_state(path: str | Path, device: str = "cpu") -> tuple[LayerStates, dict
         knn_values=values.get("knn_values"),
         grams=values["gram"].astype(np.float64) if "gram" in values else None,
         svd=values.get("svd"),
+        centred_norms=values.get("centred_norm"),
+        unbiased_self=values.get("unbiased_self"),
         device=device,
         source=str(path),
     )

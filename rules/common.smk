@@ -1,4 +1,3 @@
-import os
 import re
 from itertools import combinations
 from pathlib import Path
@@ -8,10 +7,6 @@ from prh.datasets import has_captions
 from prh.workflow import library_modules
 
 REPO = Path(workflow.basedir)
-# Jobs import the prh library from this checkout, also in conda environments and on cluster nodes.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    filter(None, [str(REPO), os.environ.get("PYTHONPATH")])
-)
 
 # Validate before anything else: a bad config stops here, naming the key or the model.
 validate_config(config, load_schema(REPO / "schemas" / "config.schema.yaml"))
@@ -128,3 +123,10 @@ def all_outputs(with_costs=True):
     if with_costs:
         outputs += ["results/job_costs.parquet", "results/figures/job_costs.png"]
     return outputs
+
+
+def fig2_inputs(wildcards):
+    return {
+        "competence": "results/probes/competence.parquet",
+        "alignment": f"results/alignment/{wildcards.dataset}/alignment.nc",
+    }

@@ -138,6 +138,8 @@ rule resolved_config:
         "logs/config.log",
     benchmark:
         "logs/benchmarks/resolved_config.tsv"
+    conda:
+        "../envs/prh.yaml"
     params:
         config=config,
     script:
@@ -159,6 +161,8 @@ rule job_costs:
         ),
     log:
         "logs/job_costs.log",
+    conda:
+        "../envs/prh.yaml"
     params:
         folder="logs/benchmarks",
     script:

@@ -102,13 +102,6 @@ rule competence:
         "../scripts/competence.py"
 
 
-def fig2_inputs(wildcards):
-    return {
-        "competence": "results/probes/competence.parquet",
-        "alignment": f"results/alignment/{wildcards.dataset}/alignment.nc",
-    }
-
-
 rule plot_competence_alignment:
     """Fig. 2 (left): vision models binned by competence, mean pairwise alignment within each bin."""
     input:

@@ -1,6 +1,8 @@
 """Killed runs resume: `kill -9` the workflow (Snakemake and its running jobs) while an embedding job writes
-its Zarr store, and again while alignment pairs run; the rerun completes, recomputes nothing that was
-complete before the kill, and ends with outputs identical to an uninterrupted run."""
+its Zarr store, resume, and kill it again while alignment pairs run; the last rerun completes, recomputes
+nothing that was complete before either kill, and ends with outputs identical to an uninterrupted run.
+The run starts from scratch, so this is also the test that a from-scratch run regenerates every output of
+the reference run byte for byte."""
 
 from __future__ import annotations
 
@@ -19,11 +21,11 @@ from conftest import REPO, REPRODUCIBLE, digests, snakemake, tiny_config, write_
 pytestmark = pytest.mark.workflow
 
 
-def _start(workdir: Path) -> subprocess.Popen:
+def _start(workdir: Path, *args: str) -> subprocess.Popen:
     """The workflow in its own process group, so one signal reaches Snakemake and every job it started."""
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2"]
-    log = open(workdir / "killed-run.log", "w")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log = open(workdir / "killed-run.log", "a")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen([*cmd, *args], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _kill_when(proc: subprocess.Popen, ready, timeout: float = 600) -> None:
@@ -81,8 +83,9 @@ def _check_resumed(workdir: Path, before: dict[str, int], reference: Path) -> No
         assert digests(workdir / path) == digests(reference / path), path
 
 
-def test_killed_while_an_embedding_store_is_written(tmp_path, tiny_run):
+def test_killed_twice_resumes_and_regenerates_the_reference(tmp_path, tiny_run):
     write_config(tmp_path, tiny_config())
+    # First kill: while an embedding store is being written.
     proc = _start(tmp_path)
     features = tmp_path / "results" / "features"
     _kill_when(proc, lambda: any(features.rglob("*.zarr.partial/zarr.json")))
@@ -90,22 +93,19 @@ def test_killed_while_an_embedding_store_is_written(tmp_path, tiny_run):
     assert partial
     for store in partial:  # a partial store never sits at the final path
         assert not store.with_name(store.name.removesuffix(".partial")).exists()
-    before = _finished_outputs(tmp_path)
-    total = len([line for line in snakemake(tmp_path, "--dry-run").stdout.splitlines() if line.startswith("rule ")])
-    executed = _resume(tmp_path)
-    print(f"embedding kill: {len(before)} finished files kept, the resumed run executed {executed} jobs")
-    assert 0 < executed <= total
-    _check_resumed(tmp_path, before, tiny_run)
-
-
-def test_killed_while_alignment_pairs_run(tmp_path, tiny_run):
-    write_config(tmp_path, tiny_config())
-    proc = _start(tmp_path)
+    first = _finished_outputs(tmp_path)
+    # Second kill: the resumed run, once the first model pair is written.
+    snakemake(tmp_path, "--unlock")
+    proc = _start(tmp_path, "--rerun-incomplete")
     pairs = tmp_path / "results" / "alignment" / "tiny" / "pairs"
     _kill_when(proc, lambda: len(list(pairs.rglob("*.nc"))) >= 1)
     n_pairs_done = len(list(pairs.rglob("*.nc")))
     assert n_pairs_done < 6 and not (tmp_path / "results/alignment/tiny/alignment.nc").exists()
-    before = _finished_outputs(tmp_path)
+    second = _finished_outputs(tmp_path)
+    assert {path: second.get(path) for path in first} == first  # nothing finished before the first kill redone
+    total = len([line for line in snakemake(tmp_path, "--dry-run").stdout.splitlines() if line.startswith("rule ")])
     executed = _resume(tmp_path)
-    print(f"alignment kill: {n_pairs_done} of 6 pairs finished before, the resumed run executed {executed} jobs")
-    _check_resumed(tmp_path, before, tiny_run)
+    print(f"killed twice: {len(first)} then {len(second)} finished files kept, {n_pairs_done} of 6 pairs; ")
+    print(f"the last resumed run executed {executed} of {total} planned jobs")
+    assert 0 < executed <= total
+    _check_resumed(tmp_path, second, tiny_run)

@@ -43,8 +43,11 @@ def test_tiny_workflow_runs_through_slurm_and_matches_the_local_run(cluster, tin
     assert submitted <= completed
     slurm_logs = tmp_path / ".snakemake" / "slurm_logs"
     logged = {folder.name: list(folder.rglob("*.log")) for folder in slurm_logs.iterdir()}
-    assert {"rule_dataset", "rule_embed", "rule_probe_task", "group_pairs_align_pair"} <= set(logged)
-    assert len(logged["rule_embed"]) == 4 + 3 * 2  # 4 models on the dataset, 3 vision models on 2 probe tasks
+    expected = {"rule_dataset", "rule_embed", "rule_embed_probe_tasks", "rule_probe_task", "rule_alignment_state"}
+    assert expected | {"group_pairs_align_pair"} <= set(logged)
+    assert len(logged["rule_embed"]) == 4  # 4 models on the dataset
+    assert len(logged["rule_embed_probe_tasks"]) == 3  # 3 vision models, each over both probe tasks
+    assert len(logged["rule_alignment_state"]) == 4
     # The six model pairs went to SLURM as one grouped job, not six.
     assert len(logged["group_pairs_align_pair"]) == 1
     assert {p.stem for files in logged.values() for p in files} <= completed

@@ -12,7 +12,7 @@ in milliseconds. Each loop is its reference definition in ``prh.metrics.definiti
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 
 @njit(cache=True)
@@ -68,14 +68,27 @@ def cycle_knn_counts(knn_x: np.ndarray, knn_y: np.ndarray, k: int) -> np.ndarray
 
 @njit(cache=True)
 def ordinal_counts(knn_x: np.ndarray, knn_y: np.ndarray, k: int, lcs: bool) -> np.ndarray:
-    """LCS length (``lcs``) or edit distance of every sample's two ordered lists."""
+    """LCS length (``lcs``) or edit distance of every sample's two ordered lists. Lists with no element in
+    common are settled without the dynamic programme (LCS 0, edit distance k), as most are under the null."""
     lx, n, ly = knn_x.shape[0], knn_x.shape[1], knn_y.shape[0]
     out = np.zeros((lx, ly, n), np.int64)
     previous = np.empty(k + 1, np.int64)
     current = np.empty(k + 1, np.int64)
+    stamp = np.full(n, -1, np.int64)
     for a in range(lx):
-        for b in range(ly):
-            for i in range(n):
+        for i in range(n):
+            tag = a * n + i
+            for p in range(k):
+                stamp[knn_x[a, i, p]] = tag
+            for b in range(ly):
+                shared = False
+                for q in range(k):
+                    if stamp[knn_y[b, i, q]] == tag:
+                        shared = True
+                        break
+                if not shared:
+                    out[a, b, i] = 0 if lcs else k
+                    continue
                 for j in range(k + 1):
                     previous[j] = 0 if lcs else j
                 for p in range(k):
@@ -116,3 +129,35 @@ def mutual_kernel_terms(
                         total += values_x[a, i, position[j]] * values_y[b, i, q]
                 out[a, b, i] = total
     return out
+
+
+@njit(cache=True, parallel=True)
+def top_candidates(similarity: np.ndarray, keep: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the columns of the ``keep`` largest values (in no particular order) and the largest value
+    left out (-inf when nothing is): one pass with a small sorted buffer, O(columns) per row, where a full
+    partition costs several times more."""
+    rows, cols = similarity.shape
+    chosen = np.empty((rows, keep), np.int64)
+    excluded = np.full(rows, -np.inf)
+    for r in prange(rows):
+        values = np.full(keep, -np.inf)  # descending
+        index = np.full(keep, -1, np.int64)
+        left_out = -np.inf
+        for c in range(cols):
+            v = similarity[r, c]
+            if index[keep - 1] >= 0 and v <= values[keep - 1]:
+                if v > left_out:
+                    left_out = v
+                continue
+            if index[keep - 1] >= 0 and values[keep - 1] > left_out:
+                left_out = values[keep - 1]
+            p = keep - 1
+            while p > 0 and (index[p - 1] < 0 or values[p - 1] < v):
+                values[p] = values[p - 1]
+                index[p] = index[p - 1]
+                p -= 1
+            values[p] = v
+            index[p] = c
+        chosen[r] = index
+        excluded[r] = left_out
+    return chosen, excluded

@@ -56,12 +56,15 @@ class LayerStates:
         knn_values: np.ndarray | None = None,
         grams: np.ndarray | None = None,
         svd: np.ndarray | None = None,
+        centred_norms: np.ndarray | None = None,
+        unbiased_self: np.ndarray | None = None,
         device: str = "cpu",
         source: str = "state store",
     ) -> LayerStates:
         """States computed elsewhere: ``knn`` (L, N, k) neighbour lists, ``knn_values`` (L, N, k) the row-centred
-        kernel at them, ``grams`` (L, N, N) linear Grams, ``svd`` (L, N, dims) directions. What is absent
-        cannot be asked for (the error names ``source``)."""
+        kernel at them, ``grams`` (L, N, N) linear Grams, ``svd`` (L, N, dims) directions, and the (L,) Gram
+        invariants ``centred_norms`` and ``unbiased_self``. What is absent cannot be asked for (the error names
+        ``source``)."""
         states = cls(None, device)
         states.n, states._count, states._source = n, count, source
         if knn is not None:
@@ -72,6 +75,10 @@ class LayerStates:
             states._cache[("grams", "linear", 1.0)] = grams
         if svd is not None:
             states._cache[("svd", svd.shape[2])] = svd
+        if centred_norms is not None:
+            states._cache[("centred_norms", "linear", 1.0)] = centred_norms
+        if unbiased_self is not None:
+            states._cache[("unbiased_self",)] = unbiased_self
         return states
 
     @property
@@ -112,9 +119,11 @@ class LayerStates:
         return self._cache[(name, min(longer))][:, :, :k] if longer else None
 
     def _square(self, stacked: np.ndarray) -> np.ndarray:
-        """Re-index (L, N, N) matrices by the permutation on both sample axes (one gather)."""
-        flat = (self._perm[:, None] * self.n + self._perm[None, :]).ravel()
-        return np.take(stacked.reshape(len(stacked), -1), flat, axis=1).reshape(stacked.shape)
+        """Re-index (L, N, N) matrices by the permutation on both sample axes."""
+        out = np.empty_like(stacked)
+        for layer, matrix in zip(out, stacked):
+            matrix.take(self._perm, axis=0).take(self._perm, axis=1, out=layer)
+        return out
 
     def _invariant(self, key, compute: Callable):
         """A state that a permutation of the samples leaves unchanged: the parent's value is reused."""
@@ -159,6 +168,17 @@ class LayerStates:
             return np.stack([d.kernel(None, kernel, sigma, gram=g) for g in self.grams()])
 
         return self._memo(("grams", kernel, sigma), compute, self._square)
+
+    def gram_products(self, other: LayerStates, kernel: str = "linear", sigma: float = 1.0) -> np.ndarray:
+        """(L, L_other) <K_a, L_b> of every layer pair, the one O(L · L' · N²) product that CKA and unbiased
+        CKA share; kept for the last ``other`` (held here, so the identity check is sound)."""
+        key = ("products", kernel, sigma)
+        if key in self._cache and self._cache[key][0] is other:
+            return self._cache[key][1]
+        gx, gy = self.grams(kernel, sigma), other.grams(kernel, sigma)
+        value = backend.products(gx.reshape(len(self), -1), gy.reshape(len(other), -1), self.device)
+        self._cache[key] = (other, value)
+        return value
 
     def centred_grams(self, kernel: str = "linear", sigma: float = 1.0) -> np.ndarray:
         """(L, N, N) doubly centred Gram matrices H K H."""
@@ -253,8 +273,7 @@ def _cka(sx: LayerStates, sy: LayerStates, kernel: str = "linear", sigma: float 
     n = sx.n
     _, rx, tx = sx.gram_sums(kernel, sigma)
     _, ry, ty = sy.gram_sums(kernel, sigma)
-    gx, gy = sx.grams(kernel, sigma).reshape(len(sx), -1), sy.grams(kernel, sigma).reshape(len(sy), -1)
-    cross = backend.products(gx, gy, sx.device) - (2.0 / n) * (rx @ ry.T) + np.outer(tx, ty) / n**2
+    cross = sx.gram_products(sy, kernel, sigma) - (2.0 / n) * (rx @ ry.T) + np.outer(tx, ty) / n**2
     return cross / np.outer(sx.centred_norms(kernel, sigma), sy.centred_norms(kernel, sigma))
 
 
@@ -264,7 +283,7 @@ def _unbiased_hsic_matrix(sx: LayerStates, sy: LayerStates) -> np.ndarray:
     n = sx.n
     dx, rx, tx = sx.gram_sums()
     dy, ry, ty = sy.gram_sums()
-    trace = backend.products(sx.grams().reshape(len(sx), -1), sy.grams().reshape(len(sy), -1), sx.device) - dx @ dy.T
+    trace = sx.gram_products(sy) - dx @ dy.T
     sums = np.outer(tx - dx.sum(axis=1), ty - dy.sum(axis=1))
     rows = (rx - dx) @ (ry - dy).T
     return (trace + sums / ((n - 1) * (n - 2)) - 2.0 * rows / (n - 2)) / (n * (n - 3))

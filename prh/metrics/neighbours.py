@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from prh.metrics import definitions as d
+from prh.metrics import kernels
 
 KNN_METHODS = ("exact", "faiss")
 
@@ -42,19 +43,17 @@ def blocked_knn(X: np.ndarray, k: int, block: int = 2048) -> np.ndarray:
         similarity = X32[start:stop] @ X32.T
         similarity[rows - start, rows] = -np.inf
         if keep < n - 1:
-            candidates = np.argpartition(-similarity, keep, axis=1)[:, : keep + 1]
-            excluded = np.take_along_axis(similarity, candidates[:, keep:], axis=1)[:, 0]  # best left-out value
-            candidates = candidates[:, :keep]
+            candidates, excluded = kernels.top_candidates(similarity, keep)
         else:
             candidates = np.argsort(-similarity, axis=1)[:, : n - 1]
-            excluded = np.full(stop - start, -np.inf, dtype=np.float32)
+            excluded = np.full(stop - start, -np.inf)
         exact = np.einsum("bd,bkd->bk", X[start:stop], X[candidates])
         exact[candidates == rows[:, None]] = -np.inf
         order = np.lexsort((candidates, -exact), axis=1)
         candidates = np.take_along_axis(candidates, order, axis=1)
         kth = np.take_along_axis(exact, order, axis=1)[:, k - 1]
         out[start:stop] = candidates[:, :k]
-        unsure = kth <= excluded.astype(np.float64) + 2 * bound
+        unsure = kth <= excluded + 2 * bound
         for row in rows[unsure]:  # a near-tie across the cut: the float64 search of that row decides
             similarity = X @ X[row]
             similarity[row] = -np.inf
