@@ -247,4 +247,6 @@ def plot_job_costs(summary, path: str | Path) -> None:
     left.set_xlabel("job minutes (sum of wall time)")
     right.barh(y, summary["max_rss_mb"].to_numpy() / 1024, color="tab:orange")
     right.set_xlabel("largest peak memory of a job (GiB)")
+    jobs, minutes = int(summary["jobs"].sum()), summary["total_wall_s"].sum() / 60
+    fig.suptitle(f"{jobs} jobs, {minutes:.1f} job-minutes in all")
     _save(fig, path)
