@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import xarray as xr
 
 from prh.features import read_layers
 from prh.metrics import (
@@ -57,7 +56,7 @@ def _check_parts(path, attrs: dict, metrics: dict) -> None:
         )
 
 
-def align_pair(
+def pair_scores(
     x_state: str | Path,
     y_state: str | Path,
     metrics: dict[str, dict],
@@ -69,7 +68,7 @@ def align_pair(
     device: str = "cpu",
     x_features: str | Path | None = None,
     y_features: str | Path | None = None,
-) -> xr.Dataset:
+) -> tuple[dict, dict, dict]:
     """Score every layer of one model against every layer of another with each metric in ``metrics``
     (name -> parameters), from the two models' state stores (``prh.states``): only cross terms are computed.
 
@@ -82,6 +81,9 @@ def align_pair(
 
     Above the states' ``dense_limit`` there are no Gram matrices: linear CKA and unbiased CKA are then
     computed from feature-space statistics streamed from ``x_features`` and ``y_features``.
+
+    Returns ``(variables, coords, attrs)`` (name -> (dims, array), dimension -> values, provenance), the parts
+    of the pair's Dataset: ``align_pair`` assembles them with xarray, ``write_pair`` writes them with scipy.
     """
     sx, rx = open_state(x_state, device)
     sy, ry = open_state(y_state, device)
@@ -149,10 +151,28 @@ def align_pair(
         "versions": package_versions(("numpy", "scipy", "xarray", "zarr")),
     }
     coords = {"metric": names, "direction": list(DIRECTIONS), "layer_x": np.arange(lx), "layer_y": np.arange(ly)}
-    return xr.Dataset(data, coords=coords, attrs=as_attrs(provenance))
+    return data, coords, as_attrs(provenance)
 
 
-def write_netcdf(ds: xr.Dataset, path: str | Path, provenance: dict | None = None) -> None:
+def align_pair(*args, **kwargs):
+    """``pair_scores`` as one ``xarray.Dataset``: select with ``pair.sel(metric=..., direction="forward")``."""
+    import xarray as xr
+
+    data, coords, attrs = pair_scores(*args, **kwargs)
+    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def write_pair(parts: tuple[dict, dict, dict], path: str | Path, provenance: dict | None = None) -> None:
+    """Write the ``pair_scores`` of one pair as the netCDF file ``align_pair(...).to_netcdf`` would hold,
+    without importing xarray (``prh.netcdf``)."""
+    from prh.netcdf import write_netcdf3
+
+    data, coords, attrs = parts
+    coords = {k: np.asarray(v, dtype=np.int32) if k.startswith("layer") else v for k, v in coords.items()}
+    write_netcdf3(path, data, coords, attrs | as_attrs(provenance or {}))
+
+
+def write_netcdf(ds, path: str | Path, provenance: dict | None = None) -> None:
     """Write ``ds`` as netCDF (scipy backend: no extra dependency, byte-stable output), atomically, with
     ``provenance`` (``prh.provenance.run_provenance``) among its attributes."""
     from prh.provenance import as_attrs
@@ -164,7 +184,7 @@ def write_netcdf(ds: xr.Dataset, path: str | Path, provenance: dict | None = Non
         ds.to_netcdf(tmp, engine="scipy")
 
 
-def aggregate(pair_paths: Sequence[str | Path], models: Sequence[dict]) -> xr.Dataset:
+def aggregate(pair_paths: Sequence[str | Path], models: Sequence[dict]):
     """Combine pair files into one Dataset over ``models`` (config entries, in config order) and metrics:
 
     * ``score`` (metric, model_x, model_y, layer_x, layer_y): NaN-padded past each model's last layer and on
@@ -175,6 +195,8 @@ def aggregate(pair_paths: Sequence[str | Path], models: Sequence[dict]) -> xr.Da
 
     Select with ``ds.sel(metric="cknna", model_x=..., model_y=...)``.
     """
+    import xarray as xr
+
     names = [m["name"] for m in models]
     index = {name: i for i, name in enumerate(names)}
     pairs = [xr.open_dataset(p, engine="scipy").load() for p in pair_paths]
@@ -273,13 +295,15 @@ def _cumulative(ranks: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
 
 def cknna_versus_k(
     store_paths: Sequence[str | Path], models: Sequence[dict], ks: Sequence[int], quantile: float, quantile_mode: str
-) -> xr.Dataset:
+):
     """Best CKNNA (paper variant) over layer pairs of every (vision, language) model pair for each k in
     ``ks`` below N - 1, and for N - 1 (App. A, Fig. 10: small k emphasises local alignment; k near N approaches
     a CKA-like global score). ``store_paths`` follow ``models``. Returns ``cknna`` (k, vision, language).
 
     Every k at once: j is a mutual neighbour of i at size k when max(rank_x[i, j], rank_y[i, j]) < k, so one
     weighted histogram of that maximum, summed cumulatively, gives CKNNA's numerator for all k."""
+    import xarray as xr
+
     paths = dict(zip([m["name"] for m in models], store_paths))
     vision = [m["name"] for m in models if m["modality"] == "vision"]
     language = [m["name"] for m in models if m["modality"] == "language"]

@@ -251,13 +251,20 @@ def write_dataset(out_dir: str | Path, size: int, image_size: int, chunks, recor
     return record
 
 
-def generate_shapes_world(out_dir: str | Path, size: int, seed: int) -> dict:
+def scene_from_row(row: dict) -> Scene:
+    """The latent scene stored in a ``samples.parquet`` row of the shapes world."""
+    objects = tuple(SceneObject(**obj) for obj in row["objects"])
+    return Scene(row["background"], row["texture"], objects)
+
+
+def generate_shapes_world(out_dir: str | Path, size: int, seed: int, stream: int | None = None) -> dict:
     """Render ``size`` scenes into ``out_dir`` (see ``write_dataset``), with the latent attributes of each
-    scene beside its caption. Returns the dataset record."""
+    scene beside its caption. ``stream`` draws an independent world with the same seed (the training set's).
+    Returns the dataset record."""
 
     def chunks():
         for start in range(0, size, CHUNK_SCENES):
-            scenes = [sample_scene(seed, i) for i in range(start, min(start + CHUNK_SCENES, size))]
+            scenes = [sample_scene(seed, i, stream) for i in range(start, min(start + CHUNK_SCENES, size))]
             rows = [
                 {
                     "caption": caption_scene(scene),
@@ -270,7 +277,8 @@ def generate_shapes_world(out_dir: str | Path, size: int, seed: int) -> dict:
             ]
             yield np.stack([render_scene(scene) for scene in scenes]), rows
 
-    return write_dataset(out_dir, size, IMAGE_SIZE, chunks(), {"kind": "shapes", "generator": GENERATOR, "seed": seed})
+    record = {"kind": "shapes", "generator": GENERATOR, "seed": seed} | ({"stream": stream} if stream is not None else {})
+    return write_dataset(out_dir, size, IMAGE_SIZE, chunks(), record)
 
 
 def square_image(image: Image.Image, size: int) -> np.ndarray:

@@ -22,7 +22,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import xarray as xr
 import zarr
 
 STORAGE_DTYPES = ("float32", "float16")
@@ -76,6 +75,8 @@ class FeatureWriter:
         block = np.zeros((len(self.widths), n, max(self.widths)), dtype=self.dtype)
         for i, a in enumerate(head):
             block[i, :, : a.shape[1]] = a
+        import xarray as xr
+
         ds = xr.Dataset(
             {"features": (("layer", "sample", "dim"), block)},
             coords={"layer": np.arange(len(self.widths)), "sample": np.arange(self._written, self._written + n)},
@@ -106,28 +107,49 @@ class FeatureStoreError(ValueError):
     dataset; the message names the store (and the layer and sample where it applies)."""
 
 
-def open_features(path: str | Path) -> xr.Dataset:
-    """Open a features store lazily. A store without the attributes written last (``model``) was never
-    finished and is refused."""
+def open_features(path: str | Path):
+    """Open a features store lazily as an ``xarray.Dataset``. A store without the attributes written last
+    (``model``) was never finished and is refused."""
+    import xarray as xr
+
+    store_attrs(path)  # a clear error for a missing, unreadable or unfinished store
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return xr.open_zarr(path, consolidated=None)
+
+
+def _open_group(path: str | Path) -> zarr.Group:
+    """The store's Zarr group; refused when it cannot be opened or was never finished. Read with zarr alone,
+    so jobs that only read features (states, pairs) do not import xarray and pandas."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            ds = xr.open_zarr(path, consolidated=None)
+            group = zarr.open_group(str(path), mode="r")
     except Exception as err:
         message = f"{path}: cannot be opened as a features store ({err.__class__.__name__}: {err})"
         raise FeatureStoreError(message) from err
-    if "model" not in ds.attrs:
+    if "model" not in group.attrs:
         raise FeatureStoreError(f"{path}: incomplete features store (its final attributes are missing); rerun its job")
-    return ds
+    return group
+
+
+def store_attrs(path: str | Path) -> dict:
+    """The attributes (provenance, layer names) of a finished features store, plus its ``n_samples``."""
+    group = _open_group(path)
+    try:
+        n = int(group["features"].shape[1])
+    except Exception as err:
+        raise FeatureStoreError(f"{path}: cannot be read ({err.__class__.__name__}: {err}); it is corrupt") from err
+    return dict(group.attrs) | {"n_samples": n}
 
 
 def read_layers(path: str | Path, dtype=np.float64) -> list[np.ndarray]:
     """Every layer of a store as a list of (N, D_l) arrays, padding removed, cast to ``dtype``. Raises
     ``FeatureStoreError`` for a store that cannot be read or holds NaN/Inf (naming layer and sample)."""
-    ds = open_features(path)
+    group = _open_group(path)
     try:
-        widths = ds["width"].values
-        data = ds["features"].values
+        widths = group["width"][:]
+        data = group["features"][:]
     except Exception as err:
         raise FeatureStoreError(
             f"{path}: cannot be read ({err.__class__.__name__}: {err}); the store is corrupt or truncated: "
@@ -137,7 +159,7 @@ def read_layers(path: str | Path, dtype=np.float64) -> list[np.ndarray]:
     for i, layer in enumerate(layers):
         finite = np.isfinite(layer).all(axis=1)
         if not finite.all():
-            names = json.loads(ds.attrs.get("layer_names", "[]")) or [str(j) for j in range(len(layers))]
+            names = json.loads(group.attrs.get("layer_names", "[]")) or [str(j) for j in range(len(layers))]
             raise FeatureStoreError(
                 f"{path}: layer {i} ({names[i]}) has NaN or Inf at sample {int(np.flatnonzero(~finite)[0])} "
                 f"({int((~finite).sum())} samples in all)"
@@ -145,13 +167,25 @@ def read_layers(path: str | Path, dtype=np.float64) -> list[np.ndarray]:
     return layers
 
 
-def check_store(path: str | Path, record: dict, dataset: str) -> xr.Dataset:
-    """Open a store and check it belongs to the dataset of ``record`` (its ``dataset.json``): same number
-    of samples, same fingerprint."""
-    ds = open_features(path)
-    n = ds.sizes["sample"]
+def layer_reader(path: str | Path):
+    """Read one layer, or a range of its samples, at a time: ``read(i, start=0, stop=None)`` gives a (rows, D_i)
+    array in the stored dtype, padding removed. Returns ``(read, widths, n_samples)``."""
+    group = _open_group(path)
+    features, widths = group["features"], [int(w) for w in group["width"][:]]
+
+    def read(i: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+        return np.ascontiguousarray(features[i, start:stop, : widths[i]])
+
+    return read, widths, int(features.shape[1])
+
+
+def check_store(path: str | Path, record: dict, dataset: str) -> dict:
+    """Check that a store belongs to the dataset of ``record`` (its ``dataset.json``): same number of
+    samples, same fingerprint. Returns the store's attributes (``store_attrs``)."""
+    attrs = store_attrs(path)
+    n = attrs["n_samples"]
     if n != record["size"]:
         raise FeatureStoreError(f"{path}: {n} samples, but dataset '{dataset}' has {record['size']}; rerun its job")
-    if ds.attrs.get("dataset_fingerprint") != record["fingerprint"]:
+    if attrs.get("dataset_fingerprint") != record["fingerprint"]:
         raise FeatureStoreError(f"{path}: computed on another version of dataset '{dataset}'; rerun its job")
-    return ds
+    return attrs

@@ -182,11 +182,11 @@ def probe_store(features_path, task_dir, *, task: str, layer: str, Cs, max_iter:
     from pathlib import Path
 
     from prh.datasets import read_record
-    from prh.features import open_features, read_layers
+    from prh.features import read_layers, store_attrs
     from prh.provenance import package_versions
 
     record = read_record(task_dir)
-    attrs = open_features(features_path).attrs
+    attrs = store_attrs(features_path)
     if attrs["dataset_fingerprint"] != record["fingerprint"]:
         raise ValueError(f"{features_path}: features were computed on another version of probe task '{task}'")
     samples = pl.read_parquet(Path(task_dir) / "samples.parquet", columns=["label", "split"])
@@ -217,3 +217,10 @@ def probe_store(features_path, task_dir, *, task: str, layer: str, Cs, max_iter:
             }
         ]
     )
+
+
+def probe_model(features_paths, task_dirs, tasks, **params) -> pl.DataFrame:
+    """The probe stage of one vision model: ``probe_store`` on every task (one row each). One job per model,
+    as its probe-task features come from one job: a job's start-up costs more than these small fits."""
+    rows = [probe_store(f, d, task=t, **params) for f, d, t in zip(features_paths, task_dirs, tasks, strict=True)]
+    return pl.concat(rows)

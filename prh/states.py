@@ -28,10 +28,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import xarray as xr
 
 from prh.config import dense_limit_message, dense_requirements
-from prh.features import open_features, read_layers
+from prh.features import layer_reader, read_layers, store_attrs
 from prh.metrics import definitions as d
 from prh.metrics import neighbours
 from prh.metrics.layerwise import LayerStates, resolve_params
@@ -108,12 +107,7 @@ def streamed_quantile(layers, q: float) -> float:
 
 
 def _layer_reader(features_path: str | Path):
-    ds = open_features(features_path)
-    widths = [int(w) for w in ds["width"].values]
-
-    def read(i: int) -> np.ndarray:
-        return np.ascontiguousarray(ds["features"][i, :, : widths[i]].values)
-
+    read, widths, _ = layer_reader(features_path)
     return read, len(widths)
 
 
@@ -129,13 +123,15 @@ def compute_state(
     knn_method: str = "exact",
     block: int = 1024,
     device: str = "cpu",
-) -> tuple[xr.Dataset, dict]:
-    """The states of one model's store for ``metrics``; returns the Dataset to store and, for the
+) -> tuple:
+    """The states of one model's store for ``metrics``; returns the ``xarray.Dataset`` to store and, for the
     approximate search, its measured recall."""
+    import xarray as xr
+
     parts = state_parts(metrics)
-    store = open_features(features_path)
-    n = store.sizes["sample"]
-    layer_names = json.loads(store.attrs["layer_names"]) + (["concat"] if concat_layers else [])
+    store = store_attrs(features_path)
+    n = store["n_samples"]
+    layer_names = json.loads(store["layer_names"]) + (["concat"] if concat_layers else [])
     info: dict = {}
     if n <= dense_limit:
         raw = read_layers(features_path)
@@ -176,9 +172,9 @@ def compute_state(
     ds.attrs.update(
         as_attrs(
             {
-                "model": store.attrs["model"],
-                "modality": store.attrs["modality"],
-                "dataset_fingerprint": store.attrs["dataset_fingerprint"],
+                "model": store["model"],
+                "modality": store["modality"],
+                "dataset_fingerprint": store["dataset_fingerprint"],
                 "layer_names": layer_names,
                 "n_samples": n,
                 "n_layers": len(layer_names),
@@ -242,7 +238,7 @@ def _streamed_states(features_path, parts, q, mode, normalize, knn_method, block
     return {name: np.stack(v) for name, v in data.items() if v}, threshold, info
 
 
-def write_state(ds: xr.Dataset, path: str | Path, provenance: dict | None = None) -> Path:
+def write_state(ds, path: str | Path, provenance: dict | None = None) -> Path:
     """Write a state store atomically: ``<path>.partial`` first, renamed when complete."""
     from prh.workflow import atomic_path
 
@@ -261,15 +257,18 @@ def write_state(ds: xr.Dataset, path: str | Path, provenance: dict | None = None
 
 
 def open_state(path: str | Path, device: str = "cpu") -> tuple[LayerStates, dict]:
-    """A state store as ``LayerStates`` (Grams upcast to float64) and its attributes, JSON decoded."""
+    """A state store as ``LayerStates`` (Grams upcast to float64) and its attributes, JSON decoded. Read with
+    zarr alone: a pair job imports neither xarray nor pandas."""
+    import zarr
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            ds = xr.open_zarr(path, consolidated=False)
-        values = {name: ds[name].values for name in ds.data_vars}
+            group = zarr.open_group(str(path), mode="r")
+        values = {name: array[...] for name, array in group.arrays()}
     except Exception as err:
         raise ValueError(f"{path}: cannot be read as a state store ({err.__class__.__name__}: {err})") from err
-    attrs = {k: _decode(v) for k, v in ds.attrs.items()}
+    attrs = {k: _decode(v) for k, v in group.attrs.items()}
     states = LayerStates.from_arrays(
         attrs["n_samples"],
         attrs["n_layers"],

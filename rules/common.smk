@@ -66,11 +66,7 @@ def dataset_models(wildcards):
 
 
 def probe_files(wildcards):
-    return [
-        f"results/probes/{task}/{model}.parquet"
-        for task in PROBE_TASKS
-        for model in VISION_MODELS
-    ]
+    return [f"results/probes/models/{model}.parquet" for model in VISION_MODELS]
 
 
 def dataset_inputs(wildcards):

@@ -55,25 +55,26 @@ if PROBE_TASKS:
 
 
 rule probe:
-    """Linear probe of one vision model on one task: C (and optionally the layer) chosen on validation,
-    refit on train + validation, accuracy on test."""
+    """Linear probes of one vision model on every task: C (and optionally the layer) chosen on validation,
+    refit on train + validation, accuracy on test; one row per task."""
     input:
-        features="results/features/probes/{task}/{model}.zarr",
-        samples="data/probes/{task}/samples.parquet",
-        record="data/probes/{task}/dataset.json",
+        features=[f"results/features/probes/{task}/{{model}}.zarr" for task in PROBE_TASKS],
+        samples=[f"data/probes/{task}/samples.parquet" for task in PROBE_TASKS],
+        records=[f"data/probes/{task}/dataset.json" for task in PROBE_TASKS],
         code=library_of("probe.py"),
     output:
-        "results/probes/{task}/{model}.parquet",
+        "results/probes/models/{model}.parquet",
     log:
-        "logs/probes/{task}/{model}.log",
+        "logs/probes/{model}.log",
     benchmark:
-        "logs/benchmarks/probe/{task}/{model}.tsv"
+        "logs/benchmarks/probe/{model}.tsv"
     conda:
         "../envs/prh.yaml"
     threads: 1
     resources:
         mem_mb=4000,
     params:
+        tasks=list(PROBE_TASKS),
         layer=PROBES.get("layer"),
         Cs=PROBES.get("C"),
         max_iter=PROBES.get("max_iter"),

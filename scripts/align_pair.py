@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from prh.alignment import align_pair, write_netcdf
+from prh.alignment import pair_scores, write_pair
 from prh.datasets import read_record
 from prh.features import check_store
 from prh.provenance import script_provenance
@@ -11,7 +11,7 @@ with logged(snakemake.log[0]) as log:
     record = read_record(Path(i.record).parent)
     for store in (i.x_features, i.y_features):
         check_store(store, record, snakemake.wildcards.dataset)
-    pair = align_pair(
+    pair = pair_scores(
         i.x,
         i.y,
         metrics=p.metrics,
@@ -24,5 +24,5 @@ with logged(snakemake.log[0]) as log:
         x_features=i.x_features,
         y_features=i.y_features,
     )
-    write_netcdf(pair, snakemake.output[0], script_provenance(snakemake))
-    log.info("%s", pair)
+    write_pair(pair, snakemake.output[0], script_provenance(snakemake))
+    log.info("%s", {name: values for name, (_, values) in pair[0].items() if name != "score"})

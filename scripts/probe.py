@@ -1,15 +1,15 @@
 from pathlib import Path
 
-from prh.probes import probe_store
+from prh.probes import probe_model
 from prh.provenance import script_provenance
 from prh.workflow import logged, write_table
 
 with logged(snakemake.log[0]) as log:
     p = snakemake.params
-    table = probe_store(
+    table = probe_model(
         snakemake.input.features,
-        Path(snakemake.input.record).parent,
-        task=snakemake.wildcards.task,
+        [Path(record).parent for record in snakemake.input.records],
+        p.tasks,
         layer=p.layer,
         Cs=p.Cs,
         max_iter=p.max_iter,

@@ -136,7 +136,7 @@ def test_job_costs_table_has_every_job(run):
     jobs = pl.read_parquet(run / "results/job_costs.parquet")
     counts = dict(jobs.group_by("rule").len().iter_rows())
     assert counts["align_pair"] == 6 and counts["alignment_state"] == 4 and counts["embed"] == 4
-    assert counts["embed_probe_tasks"] == 3 and counts["probe"] == 6 and "job_costs" not in counts
+    assert counts["embed_probe_tasks"] == 3 and counts["probe"] == 3 and "job_costs" not in counts
     assert (jobs["wall_s"] > 0).all() and (jobs["max_rss_mb"] > 10).all()
     pair = jobs.filter(pl.col("rule") == "align_pair")["job"].sort().to_list()
     assert pair[0] == "tiny/convnext-test/minilm"
@@ -160,8 +160,7 @@ def test_adding_a_model_plans_only_its_jobs(run):
             ("align_pair", "results/alignment/tiny/pairs/effnet-test/vit-test.nc"),
             ("aggregate_alignment", "results/alignment/tiny/alignment.nc"),
             ("embed_probe_tasks", "results/features/probes/digits/effnet-test.zarr"),
-            ("probe", "results/probes/digits/effnet-test.parquet"),
-            ("probe", "results/probes/shapes-count/effnet-test.parquet"),
+            ("probe", "results/probes/models/effnet-test.parquet"),
             ("competence", "results/probes/accuracy.parquet"),
             ("plot_competence_alignment", "results/figures/tiny/competence_alignment.png"),
             ("plot_model_umap", "results/figures/tiny/model_umap.png"),
@@ -225,7 +224,7 @@ def test_adding_a_probe_task_plans_only_its_jobs(run):
     assert jobs == sorted(
         [("probe_task", "data/probes/mnist/images.zarr")]
         + [("embed_probe_tasks", f"results/features/probes/digits/{m}.zarr") for m in VISION]
-        + [("probe", f"results/probes/{t}/{m}.parquet") for t in TASKS + ["mnist"] for m in VISION]
+        + [("probe", f"results/probes/models/{m}.parquet") for m in VISION]
         + [
             ("competence", "results/probes/accuracy.parquet"),
             ("plot_competence_alignment", "results/figures/tiny/competence_alignment.png"),

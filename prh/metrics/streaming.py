@@ -73,21 +73,19 @@ def array_reader(layers) -> Reader:
 def store_reader(features_path, threshold, normalize: bool) -> tuple[Reader, int, int]:
     """A reader over a features store that applies the pipeline's preparation (clamp at ``threshold``, one
     number or one per layer, then l2 normalisation) chunk by chunk; returns (reader, layers, samples)."""
-    from prh.features import open_features
+    from prh.features import layer_reader
     from prh.metrics.definitions import l2_normalize
 
-    ds = open_features(features_path)
-    widths = [int(w) for w in ds["width"].values]
-    features = ds["features"]
+    read_rows, widths, n = layer_reader(features_path)
 
     def read(i: int, start: int, stop: int) -> np.ndarray:
-        rows = features[i, start:stop, : widths[i]].values.astype(np.float64)
+        rows = read_rows(i, start, stop).astype(np.float64)
         t = threshold[i] if isinstance(threshold, list) else threshold
         if t is not None:
             rows = np.clip(rows, -t, t)
         return l2_normalize(rows) if normalize else rows
 
-    return read, len(widths), ds.sizes["sample"]
+    return read, len(widths), n
 
 
 def feature_space_cka(x_features, y_features, state_x: dict, state_y: dict, chunk: int = 4096) -> dict:
