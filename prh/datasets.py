@@ -277,7 +277,9 @@ def generate_shapes_world(out_dir: str | Path, size: int, seed: int, stream: int
             ]
             yield np.stack([render_scene(scene) for scene in scenes]), rows
 
-    record = {"kind": "shapes", "generator": GENERATOR, "seed": seed} | ({"stream": stream} if stream is not None else {})
+    record = {"kind": "shapes", "generator": GENERATOR, "seed": seed}
+    if stream is not None:
+        record["stream"] = stream
     return write_dataset(out_dir, size, IMAGE_SIZE, chunks(), record)
 
 
