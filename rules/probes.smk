@@ -58,7 +58,9 @@ rule probe:
     """Linear probes of one vision model on every task: C (and optionally the layer) chosen on validation,
     refit on train + validation, accuracy on test; one row per task."""
     input:
-        features=[f"results/features/probes/{task}/{{model}}.zarr" for task in PROBE_TASKS],
+        features=[
+            f"results/features/probes/{task}/{{model}}.zarr" for task in PROBE_TASKS
+        ],
         samples=[f"data/probes/{task}/samples.parquet" for task in PROBE_TASKS],
         records=[f"data/probes/{task}/dataset.json" for task in PROBE_TASKS],
         code=library_of("probe.py"),
