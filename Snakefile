@@ -14,6 +14,7 @@ configfile: "config.yaml"
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/train.smk"
 include: "rules/embed.smk"
 include: "rules/align.smk"
 include: "rules/lm_score.smk"

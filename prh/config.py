@@ -17,6 +17,7 @@ from jsonschema import Draft202012Validator, validators
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 SOURCE_MODALITY = {"timm": "vision", "efficientnet_lite": "vision", "huggingface": "language", "wordllama": "language"}
 HF_LOCATIONS = ("id", "path", "package")
+WORLD = "world"  # the latent scenes Z of the shapes world, aligned to like a model
 
 
 class ConfigError(ValueError):
@@ -62,14 +63,36 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
         for e in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     ]
     if not problems:
-        problems = _semantic_problems(config)
+        from prh.ladder import ladder_problems
+
+        problems = ladder_problems(config.get("training"))
+    if not problems:
+        problems = _add_ladder(config, validator.schema) + _semantic_problems(config)
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
     return config
 
 
-def _semantic_problems(config: dict) -> list[str]:
+def _add_ladder(config: dict, schema: dict) -> list[str]:
+    """Append the model entries of ``training.families`` (defaults filled in) to ``models``; idempotent, so
+    a config validated twice keeps one entry per rung."""
+    from prh.ladder import expand
+
+    item = _with_defaults(Draft202012Validator)(schema["properties"]["models"]["items"])
+    present = {m["name"]: m for m in config["models"]}
     problems = []
+    for rung in expand(config.get("training")).rungs.values():
+        entry = rung.model_entry()
+        list(item.iter_errors(entry))  # fills in the defaults
+        if rung.name not in present:
+            config["models"].append(entry)
+        elif present[rung.name] != entry:
+            problems.append(f"models: the name '{rung.name}' belongs to a rung of training.families")
+    return problems
+
+
+def _semantic_problems(config: dict) -> list[str]:
+    problems = [] if config["models"] else ["models: there is no model (list some, or train some in training.families)"]
     for section in ("models", "datasets"):
         counts = Counter(entry["name"] for entry in config[section])
         for name, n in counts.items():
@@ -82,6 +105,8 @@ def _semantic_problems(config: dict) -> list[str]:
             problems.append(
                 f"{where}.modality: source '{model['source']}' gives {expected} models, not {model['modality']}"
             )
+        if model["name"] == WORLD:
+            problems.append(f"{where}.name: '{WORLD}' is reserved for the latent scenes of the shapes world")
         if model["source"] == "huggingface":
             given = [key for key in HF_LOCATIONS if key in model]
             if len(given) != 1:
@@ -89,10 +114,15 @@ def _semantic_problems(config: dict) -> list[str]:
                     f"{where}: a huggingface model needs exactly one of id, path, package "
                     f"(given: {', '.join(given) or 'none'})"
                 )
-        elif "id" not in model and model["source"] != "wordllama":
+        elif (
+            "id" not in model and model["source"] != "wordllama" and not (model["source"] == "timm" and "path" in model)
+        ):
             problems.append(f"{where}.id: source '{model['source']}' needs the model's id")
-        if model["source"] != "huggingface" and any(key in model for key in ("path", "package", "gguf_file")):
-            problems.append(f"{where}: path, package and gguf_file apply to huggingface models only")
+        if model["source"] == "timm" and "path" in model and "id" in model:
+            problems.append(f"{where}: a timm model is an id or a checkpoint path, not both")
+        foreign = ("package", "gguf_file") + (() if model["source"] == "timm" else ("path",))
+        if model["source"] != "huggingface" and any(key in model for key in foreign):
+            problems.append(f"{where}: {', '.join(foreign)} apply to huggingface models only")
     for i, dataset in enumerate(config["datasets"]):
         where = f"datasets[{i}] (dataset '{dataset['name']}')"
         if dataset["kind"] == "shapes" and any(key in dataset for key in ("id", "path", "revision")):

@@ -42,8 +42,31 @@ def corpus_hub(
     return b"\n\n".join(pieces)[:max_bytes].decode("utf-8", errors="ignore")
 
 
-def load_corpus(name: str, max_bytes: int, path: str | None = None) -> str:
-    """The configured corpus: ``pydoc`` (offline) or ``openwebtext`` (the paper's)."""
+CAPTION_STREAM = 101  # held-out captions: a random stream no dataset, probe task or training set draws from
+
+
+def corpus_shapes(max_bytes: int, seed: int = 0) -> str:
+    """The shapes world's own text, as the paper uses OpenWebText: captions of scenes drawn from their own
+    random stream (so held out from every dataset and from the training set), one per line, as many whole
+    captions as fit in ``max_bytes`` UTF-8 bytes."""
+    from prh.datasets import caption_scene, sample_scene
+
+    lines, size, i = [], 0, 0
+    while True:
+        line = caption_scene(sample_scene(seed, i, CAPTION_STREAM)) + "\n"
+        if size + len(line.encode("utf-8")) > max_bytes:
+            break
+        lines.append(line)
+        size += len(line.encode("utf-8"))
+        i += 1
+    return "".join(lines)
+
+
+def load_corpus(name: str, max_bytes: int, path: str | None = None, seed: int = 0) -> str:
+    """The configured corpus: ``shapes`` (held-out captions), ``pydoc`` (offline) or ``openwebtext`` (the
+    paper's)."""
+    if name == "shapes":
+        return corpus_shapes(max_bytes, seed)
     if name == "pydoc":
         return corpus_pydoc(max_bytes)
     if name == "openwebtext":

@@ -90,8 +90,12 @@ def score_model(spec: dict, corpus: str, corpus_name: str, context: int, batch_s
     if is_causal_lm(spec):
         from transformers import AutoModelForCausalLM
 
+        from prh.models import max_positions
+
         model, _ = load_hf_model(spec, AutoModelForCausalLM, pick_device(device))
+        context = min(context, max_positions(model.config))  # a window never exceeds the model's positions
         result = bits_per_byte(model, load_tokenizer(spec), corpus, context=context, batch_size=batch_size)
         row |= {"applicable": True, "bits_per_byte": result["bits_per_byte"], "tokens": result["tokens"]}
+        row["context"] = context
     schema = {"bits_per_byte": pl.Float64, "tokens": pl.Int64}
     return pl.DataFrame([row], schema_overrides=schema)

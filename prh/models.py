@@ -184,11 +184,32 @@ def _timm_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     raise ValueError(f"cannot find the blocks of timm model {type(model).__name__}")
 
 
+def checkpoint_revision(path: str | Path) -> str:
+    """What identifies a local checkpoint folder: its training run and step when the workflow trained it
+    (``training.json``), and the sha256 of its weights."""
+    import hashlib
+    import json
+
+    folder = Path(path)
+    weights = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
+    digest = hashlib.sha256(b"".join(w.read_bytes() for w in weights)).hexdigest()[:16] if weights else "none"
+    trained = folder / "training.json"
+    if trained.is_file():
+        record = json.loads(trained.read_text())
+        return f"trained in the workflow: run {record['run']}, step {record['step']}, weights sha256:{digest}"
+    return f"local folder, weights sha256:{digest}"
+
+
 def load_timm(spec: dict, device: str = "cpu") -> Backbone:
+    """A timm model: ``id`` (a registry name, pretrained or a seeded random init) or ``path`` (a checkpoint
+    folder in timm's Hugging Face layout, read as ``local-dir:``; the ladder's trained rungs)."""
     import timm
 
     _seeded(spec["seed"])
-    model = timm.create_model(spec["id"], pretrained=spec["pretrained"]).eval()
+    if spec.get("path"):
+        model = timm.create_model(f"local-dir:{Path(spec['path']).resolve()}", pretrained=True).eval()
+    else:
+        model = timm.create_model(spec["id"], pretrained=spec["pretrained"]).eval()
     cfg = timm.data.resolve_data_config({}, model=model)
     pre = ImagePreprocessing(
         input_size=int(cfg["input_size"][-1]),
@@ -202,10 +223,10 @@ def load_timm(spec: dict, device: str = "cpu") -> Backbone:
         pooling = "cls" if getattr(model, "cls_token", None) is not None else "avg"
     provenance = {
         "source": "timm",
-        "id": spec["id"],
+        "id": spec.get("id") or spec["path"],
         "pretrained": spec["pretrained"],
         "seed": spec["seed"],
-        "revision": f"timm=={timm.__version__}",
+        "revision": checkpoint_revision(spec["path"]) if spec.get("path") else f"timm=={timm.__version__}",
         "parameters": _count_parameters(model),
     }
     layers = _timm_layers(model)
@@ -252,7 +273,7 @@ def resolve_hf_location(spec: dict) -> tuple[str, dict, str]:
     if spec.get("package"):
         (location, revision), kwargs = packaged.locate(spec["package"]), {}
     elif spec.get("path"):
-        location, kwargs, revision = spec["path"], {}, "local"
+        location, kwargs, revision = spec["path"], {}, checkpoint_revision(spec["path"])
     else:
         revision = spec.get("revision", "main")
         location, kwargs = spec["id"], {"revision": revision}
@@ -294,6 +315,15 @@ def load_hf_model(spec: dict, model_class, device: str = "cpu"):
     return model_class.from_config(config, dtype=dtype).to(device).eval(), device
 
 
+def max_positions(config) -> int:
+    """The longest input a transformers model takes (a small trained GPT-2 has few positions)."""
+    for key in ("n_positions", "max_position_embeddings"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 1 << 30
+
+
 def load_huggingface(spec: dict, device: str = "cpu") -> Backbone:
     """A transformers model (encoder or causal LM): every hidden state, the embedding layer included,
     pooled by the attention-mask-aware mean (default, App. C.2) or the last real token. With ``prompt``,
@@ -307,7 +337,7 @@ def load_huggingface(spec: dict, device: str = "cpu") -> Backbone:
     pooling = "mean" if spec["pooling"] == "auto" else spec["pooling"]
     if pooling not in ("mean", "last"):
         raise ValueError(f"pooling '{pooling}' is not one of mean, last for a language model")
-    max_length, prompt = spec["max_length"], spec.get("prompt")
+    max_length, prompt = min(spec["max_length"], max_positions(model.config)), spec.get("prompt")
 
     def embed(texts: Sequence[str]) -> list[torch.Tensor]:
         texts = [prompt.replace("{caption}", t) for t in texts] if prompt else list(texts)

@@ -162,10 +162,15 @@ def plot_cknna_versus_k(ds: xr.Dataset, path: str | Path) -> None:
     _save(fig, path)
 
 
-def plot_alignment_versus_lm_score(ds: xr.Dataset, scores, path: str | Path, metric: str = "mutual_knn") -> None:
+def plot_alignment_versus_lm_score(
+    ds: xr.Dataset, scores, path: str | Path, metric: str = "mutual_knn", trend: dict | None = None
+) -> None:
     """Fig. 3: cross-modal alignment (best over layer pairs) of each language model with each vision model
-    against the language model's 1 - bits-per-byte; one line per vision model. Only causal LMs have a
-    bits-per-byte; the others are left out."""
+    against the language model's 1 - bits-per-byte; one line per vision model and their mean (black). Only
+    causal LMs have a bits-per-byte; the others are left out. ``trend``: the ``fig3`` row of
+    ``prh.trends.run_trends``, stated in the title."""
+    from prh.trends import describe
+
     metric = metric if metric in ds["metric"].values else str(ds["metric"].values[0])
     causal = scores.filter(scores["applicable"]).sort("bits_per_byte", descending=True)
     names = list(ds["model_x"].values)
@@ -175,32 +180,45 @@ def plot_alignment_versus_lm_score(ds: xr.Dataset, scores, path: str | Path, met
         _note(path, "Figure 3 needs at least one vision model and one causal language model (with bits-per-byte).")
         return
     x = 1.0 - causal.filter(causal["model"].is_in(language))["bits_per_byte"].to_numpy()
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for v in vision:
-        y = [float(ds["best"].sel(metric=metric, model_x=v, model_y=lang)) for lang in language]
-        ax.plot(x, y, marker="o", label=v)
+    fig, ax = plt.subplots(figsize=(7, 5))
+    order = np.argsort(x)
+    lines = np.array(
+        [[float(ds["best"].sel(metric=metric, model_x=v, model_y=lang)) for lang in language] for v in vision]
+    )
+    for v, y in zip(vision, lines):
+        ax.plot(x[order], y[order], marker="o", label=v, linewidth=0.8, markersize=3, alpha=0.7)
+    ax.plot(x[order], lines.mean(axis=0)[order], color="k", marker="s", linewidth=2, label="mean over vision models")
     for xi, lang in zip(x, language):
-        ax.annotate(lang, (xi, ax.get_ylim()[0]), fontsize=7, rotation=90, va="bottom", ha="right")
+        ax.annotate(lang, (xi, ax.get_ylim()[0]), fontsize=6, rotation=90, va="bottom", ha="right")
     ax.set_xlabel("language model score: 1 − bits-per-byte")
     ax.set_ylabel(f"alignment to vision model ({metric}, best over layers)")
-    ax.legend(title="vision model", fontsize=7)
-    ax.set_title("Language and vision models align (Fig. 3)")
+    ax.legend(title="vision model", fontsize=6, ncol=2)
+    ax.set_title(f"Fig. 3, mean over vision models: {describe(trend)}", fontsize=8)
     _save(fig, path)
 
 
-def vision_alignment(ds: xr.Dataset, competence, metric: str, models) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """The vision models that have both a competence and an alignment, their best-over-layers alignment
-    matrix for ``metric`` and their competences (Fig. 2)."""
+def vision_alignment(
+    ds: xr.Dataset, competence, metric: str, models, layers: str = "best"
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The vision models that have both a competence and an alignment, their alignment matrix for ``metric``
+    (``layers``: best over layer pairs, or last layer against last layer) and their competences (Fig. 2)."""
+    from prh.trends import pair_matrix
+
     known = set(ds["model_x"].values) & set(competence["model"].to_list())
     names = [m for m in models if m in known]
-    alignment = ds["best"].sel(metric=metric, model_x=names, model_y=names).values
+    alignment = pair_matrix(ds, metric, layers, names)
     by_model = dict(zip(competence["model"].to_list(), competence["competence"].to_list()))
     return names, alignment, np.array([by_model[m] for m in names])
 
 
-def plot_competence_alignment(binned, path: str | Path, metric: str, n_tasks: int) -> None:
+def plot_competence_alignment(
+    binned, path: str | Path, metric: str, n_tasks: int, trend: dict | None = None, layers: str = "last"
+) -> None:
     """Fig. 2 (left): mean alignment of the model pairs inside each competence bin, with standard errors;
-    bins that hold a single model (no pair) are marked on the axis."""
+    bins that hold a single model (no pair) are marked on the axis. ``trend``: the ``fig2`` row of
+    ``prh.trends.run_trends``, stated in the title."""
+    from prh.trends import describe
+
     fig, ax = plt.subplots(figsize=(5.5, 4))
     centres = 100 * (binned["low"].to_numpy() + binned["high"].to_numpy()) / 2
     paired = binned["pairs"].to_numpy() > 0
@@ -216,8 +234,8 @@ def plot_competence_alignment(binned, path: str | Path, metric: str, n_tasks: in
     ax.set_xticks(100 * np.linspace(0, 1, int(round(1 / (binned["high"][0] - binned["low"][0]))) + 1))
     ax.set_xlim(0, 100)
     ax.set_xlabel(f"percentage of probe tasks solved (total = {n_tasks})")
-    ax.set_ylabel(f"intra-bin alignment ({metric})")
-    ax.set_title("Vision models converge as competence increases (Fig. 2 left)", fontsize=10)
+    ax.set_ylabel(f"intra-bin alignment ({metric}, {layers} layer{'s' if layers == 'best' else ''})")
+    ax.set_title(f"Fig. 2; mean alignment to the others against competence:\n{describe(trend)}", fontsize=8)
     _save(fig, path)
 
 
@@ -249,4 +267,101 @@ def plot_job_costs(summary, path: str | Path) -> None:
     right.set_xlabel("largest peak memory of a job (GiB)")
     jobs, minutes = int(summary["jobs"].sum()), summary["total_wall_s"].sum() / 60
     fig.suptitle(f"{jobs} jobs, {minutes:.1f} job-minutes in all")
+    _save(fig, path)
+
+
+def plot_training_curves(curves, path: str | Path) -> None:
+    """The ladder's training runs: the training loss per step (left; a running mean over 10 steps) and the
+    validation measure at each checkpoint (right: mean head accuracy for vision, bits-per-byte for language)."""
+    import polars as pl
+
+    modalities = [
+        m for m in ("vision", "language") if (curves["run"].str.starts_with("cnn" if m == "vision" else "gpt")).any()
+    ]
+    fig, axes = plt.subplots(
+        len(modalities), 2, figsize=(11, 3.6 * len(modalities)), squeeze=False, layout="constrained"
+    )
+    for row, modality in zip(axes, modalities):
+        mine = curves.filter(pl.col("run").str.starts_with("cnn" if modality == "vision" else "gpt"))
+        for run in sorted(set(mine["run"])):
+            train = mine.filter((pl.col("run") == run) & (pl.col("split") == "train")).sort("step")
+            smooth = (
+                np.convolve(train["value"].to_numpy(), np.ones(10) / 10, mode="valid")
+                if len(train) >= 10
+                else train["value"].to_numpy()
+            )
+            row[0].plot(train["step"].to_numpy()[len(train) - len(smooth) :], smooth, label=run, linewidth=1)
+            val = mine.filter((pl.col("run") == run) & (pl.col("split") == "validation"))
+            if modality == "vision":
+                val = (
+                    val.filter(pl.col("quantity").str.starts_with("accuracy/"))
+                    .group_by("step")
+                    .agg(pl.col("value").mean())
+                )
+            val = val.sort("step")
+            row[1].plot(val["step"].to_numpy(), val["value"].to_numpy(), marker="o", label=run, linewidth=1)
+        row[0].set(xlabel="step", ylabel="training loss", title=f"{modality}: training loss", yscale="log")
+        measure = "mean validation accuracy over heads" if modality == "vision" else "validation bits per byte"
+        row[1].set(xlabel="step", ylabel=measure, title=f"{modality}: {measure} at checkpoints", xscale="symlog")
+        row[1].legend(fontsize=6, ncol=2)
+    _save(fig, path)
+
+
+def plot_family(table, path: str | Path, family: str, factors: list[str], metric: str) -> None:
+    """One panel per measure of ``prh.families.family_table``: mean alignment per level of the family's
+    varied factor, with the pairs' bootstrap interval."""
+    measures = ["within", "world", "other modality"]
+    titles = {
+        "within": "among the family's models at a level (seeds)",
+        "world": "to the world Z",
+        "other modality": "to the other modality's models",
+    }
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), layout="constrained")
+    levels = list(dict.fromkeys(table["level"].to_list()))
+    x = np.arange(len(levels))
+    for ax, measure in zip(axes, measures):
+        rows = table.filter(table["measure"] == measure)
+        by_level = {r["level"]: r for r in rows.iter_rows(named=True)}
+        mean = np.array([by_level[lv]["mean"] if lv in by_level else np.nan for lv in levels])
+        low = np.array([by_level[lv]["ci_low"] if lv in by_level else np.nan for lv in levels])
+        high = np.array([by_level[lv]["ci_high"] if lv in by_level else np.nan for lv in levels])
+        if np.isfinite(mean).any():
+            ax.plot(x, mean, marker="o")
+            ax.vlines(x, low, high, colors="k", linewidth=1)
+        else:
+            ax.text(0.5, 0.5, "no pairs", transform=ax.transAxes, ha="center", color="gray")
+        for xi, lv in zip(x, levels):
+            pairs = by_level[lv]["pairs"] if lv in by_level else 0
+            ax.annotate(f"{pairs} pairs", (xi, 0), xycoords=("data", "axes fraction"), xytext=(0, 3),
+                        textcoords="offset points", ha="center", fontsize=7, color="gray")  # fmt: skip
+        ax.set_xticks(x, levels, rotation=20, fontsize=8)
+        ax.set_title(titles[measure], fontsize=9)
+        ax.set_xlabel(" / ".join(FACTOR_WORDS.get(f, f) for f in factors) or "level")
+    axes[0].set_ylabel(f"{metric} (best over layer pairs)")
+    fig.suptitle(f"Family '{family}': alignment by {' / '.join(FACTOR_WORDS.get(f, f) for f in factors) or 'level'}")
+    _save(fig, path)
+
+
+FACTOR_WORDS = {"width": "width", "task_set": "task set", "step": "training step"}
+
+
+def plot_world_alignment(trends, path: str | Path) -> None:
+    """Alignment to the world Z against competence (vision models) and against 1 − bits-per-byte (causal
+    language models), each panel titled with its Spearman trend."""
+    from prh.trends import describe
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
+    for ax, trend, modality in zip(axes, ("world_vision", "world_language"), ("vision", "language")):
+        rows = trends.filter(trends["trend"] == trend)
+        if rows.is_empty():
+            ax.text(0.5, 0.5, f"no {modality} models with a competence score", transform=ax.transAxes, ha="center")
+            ax.axis("off")
+            continue
+        row = rows.row(0, named=True)
+        ax.scatter(row["x_values"], row["y_values"])
+        for xv, yv, name in zip(row["x_values"], row["y_values"], row["models"]):
+            ax.annotate(name, (xv, yv), textcoords="offset points", xytext=(4, 3), fontsize=6)
+        ax.set(xlabel=row["x"], ylabel=row["y"])
+        ax.set_title(f"{modality} models: {describe(row)}", fontsize=8)
+    fig.suptitle("Alignment to the latent scenes Z of the shapes world")
     _save(fig, path)

@@ -77,9 +77,9 @@ def deterministic(seed: int, threads: int) -> torch.Generator:
 
 
 def _check_finite(loss: torch.Tensor, step: int, run: str) -> float:
-    value = float(loss)
+    value = float(loss.detach())
     if not math.isfinite(value):
-        raise FloatingPointError(f"training run '{run}': the loss is {value} at step {step}; nothing was saved for it")
+        raise FloatingPointError(f"training run '{run}': the loss is {value} at step {step} (lower its lr)")
     return value
 
 

@@ -20,7 +20,10 @@ rule alignment_state:
         mem_mb=4000,
     params:
         metrics=ALIGNMENT["metrics"],
-        quantile=ALIGNMENT["quantile"],
+        # Z is not an activation with outliers, and most of its entries are 0: no clamp for the world.
+        quantile=lambda wildcards: (
+            1.0 if wildcards.model == WORLD else ALIGNMENT["quantile"]
+        ),
         quantile_mode=ALIGNMENT["quantile_mode"],
         concat_layers=ALIGNMENT["concat_layers"],
         normalize=ALIGNMENT["normalize"],

@@ -2,8 +2,9 @@ import re
 from itertools import combinations
 from pathlib import Path
 
-from prh.config import load_schema, validate_config
+from prh.config import WORLD, load_schema, validate_config
 from prh.datasets import has_captions
+from prh.ladder import expand
 from prh.workflow import library_modules
 
 REPO = Path(workflow.basedir)
@@ -12,6 +13,8 @@ REPO = Path(workflow.basedir)
 validate_config(config, load_schema(REPO / "schemas" / "config.schema.yaml"))
 
 DATASETS = {d["name"]: d for d in config["datasets"]}
+# Trained rungs are in config["models"] already (validate_config expands training.families).
+LADDER = expand(config.get("training"))
 MODELS = {m["name"]: m for m in config["models"]}
 LANGUAGE_MODELS = [name for name, m in MODELS.items() if m["modality"] == "language"]
 VISION_MODELS = [name for name, m in MODELS.items() if m["modality"] == "vision"]
@@ -25,6 +28,10 @@ DATASET_MODELS = {
     ]
     for dataset, spec in DATASETS.items()
 }
+# The shapes world knows every scene's latent Z: it joins the dataset as one more "model" to align to.
+for dataset, spec in DATASETS.items():
+    if spec["kind"] == "shapes" and config["alignment"]["world"]:
+        DATASET_MODELS[dataset].append(WORLD)
 
 
 wildcard_constraints:
@@ -39,6 +46,22 @@ wildcard_constraints:
     model_y="[^/]+",
 
 
+def runs_of(modality):
+    """Wildcard constraint: the ladder's training runs of ``modality``."""
+    names = [n for n, r in LADDER.runs.items() if r.modality == modality]
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+def modality(model):
+    return "world" if model == WORLD else MODELS[model]["modality"]
+
+
+def checkpoint_of(wildcards):
+    """A model read from a local folder (the ladder's checkpoints among them) depends on that folder."""
+    path = MODELS[wildcards.model].get("path")
+    return [path] if path else []
+
+
 def library_of(script):
     """The prh modules ``scripts/{script}`` imports, directly or not: editing one reruns the rule (mtime)."""
     return library_modules(REPO / "scripts" / script, REPO)
@@ -50,18 +73,18 @@ def model_pairs(dataset):
 
 
 def cross_modal_pairs(dataset):
+    """Vision-language pairs (the world is neither)."""
     return [
         (x, y)
         for x, y in model_pairs(dataset)
-        if MODELS[x]["modality"] != MODELS[y]["modality"]
+        if {modality(x), modality(y)} == {"vision", "language"}
     ]
 
 
 def dataset_models(wildcards):
-    """Name and modality of every model that embeds the dataset."""
+    """Name and modality of every model that embeds the dataset (and the world, where it is known)."""
     return [
-        {"name": m, "modality": MODELS[m]["modality"]}
-        for m in DATASET_MODELS[wildcards.dataset]
+        {"name": m, "modality": modality(m)} for m in DATASET_MODELS[wildcards.dataset]
     ]
 
 
@@ -77,7 +100,8 @@ def dataset_inputs(wildcards):
         if MODELS[wildcards.model]["modality"] == "vision"
         else "samples.parquet"
     )
-    return {"data": f"{folder}/{main}", "record": f"{folder}/dataset.json"}
+    inputs = {"data": f"{folder}/{main}", "record": f"{folder}/dataset.json"}
+    return inputs | {"checkpoint": checkpoint_of(wildcards)}
 
 
 def pair_files(wildcards):
@@ -102,7 +126,12 @@ def all_outputs(with_costs=True):
         ]
         pairs = cross_modal_pairs(dataset)
         if pairs:
-            outputs += [f"{figures}/layers/{x}/{y}.png" for x, y in pairs]
+            # layer x layer matrices of the packaged models; the ladder's rungs have few layers each
+            outputs += [
+                f"{figures}/layers/{x}/{y}.png"
+                for x, y in pairs
+                if x not in LADDER.rungs and y not in LADDER.rungs
+            ]
             outputs += [
                 f"{figures}/cross_modal_metrics.png",
                 f"{figures}/cknna_versus_k.png",
@@ -116,9 +145,51 @@ def all_outputs(with_costs=True):
         outputs += [f"{figures}/competence_alignment.png"]
         if len(VISION_MODELS) >= 3:
             outputs.append(f"{figures}/model_umap.png")
+    if LADDER.runs:
+        outputs.append("results/figures/training_curves.png")
+    for dataset, models in DATASET_MODELS.items():
+        if len(models) < 2:
+            continue
+        figures = f"results/figures/{dataset}"
+        outputs.append(f"results/trends/{dataset}.parquet")
+        if WORLD in models:
+            outputs.append(f"{figures}/world_alignment.png")
+            outputs += [f"{figures}/family_{family}.png" for family in LADDER.families]
     if with_costs:
         outputs += ["results/job_costs.parquet", "results/figures/job_costs.png"]
     return outputs
+
+
+# The metric of the trends (Fig. 2, Fig. 3, the world, the families): Fig. 2's, else mutual k-NN, else the first.
+TREND_METRIC = (config.get("probes") or {}).get("alignment", {}).get("metric") or (
+    "mutual_knn"
+    if "mutual_knn" in config["alignment"]["metrics"]
+    else next(iter(config["alignment"]["metrics"]))
+)
+
+
+def trend_inputs(wildcards):
+    inputs = {"alignment": f"results/alignment/{wildcards.dataset}/alignment.nc"}
+    if PROBE_TASKS:
+        inputs["competence"] = "results/probes/competence.parquet"
+    if LANGUAGE_MODELS:
+        inputs["scores"] = "results/lm_scores.parquet"
+    return inputs
+
+
+def family_members(wildcards):
+    """The family's rungs with their factor values (the plot groups them by the varied factor)."""
+    rungs = [LADDER.rungs[name] for name in LADDER.families[wildcards.family]]
+    return [
+        {
+            "name": r.name,
+            "width": r.run.width,
+            "task_set": r.run.task_set,
+            "step": r.step,
+            "seed": r.run.seed,
+        }
+        for r in rungs
+    ]
 
 
 def fig2_inputs(wildcards):

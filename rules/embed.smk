@@ -11,6 +11,8 @@ rule embed:
         "logs/benchmarks/embed/{dataset}/{model}.tsv"
     wildcard_constraints:
         dataset="|".join(re.escape(d) for d in DATASETS),
+        # the world's store comes from world_features
+        model=rf"(?!{WORLD}\.zarr$)[^/]+",
     conda:
         "../envs/prh.yaml"
     threads: config["embedding"]["threads"]
@@ -23,3 +25,21 @@ rule embed:
         device=config["embedding"]["device"],
     script:
         "../scripts/embed.py"
+
+
+rule world_features:
+    """The latent scenes Z of a shapes-world dataset as a one-layer features store ("world")."""
+    input:
+        samples="data/{dataset}/samples.parquet",
+        record="data/{dataset}/dataset.json",
+        code=library_of("world_features.py"),
+    output:
+        directory(f"results/features/{{dataset}}/{WORLD}.zarr"),
+    log:
+        "logs/embed/{dataset}/world.log",
+    benchmark:
+        "logs/benchmarks/world_features/{dataset}/world.tsv"
+    conda:
+        "../envs/prh.yaml"
+    script:
+        "../scripts/world_features.py"

@@ -16,6 +16,7 @@ rule lm_corpus:
     params:
         max_bytes=LM_SCORE["max_bytes"],
         path=LM_SCORE.get("corpus_path"),
+        seed=LM_SCORE["seed"],
     script:
         "../scripts/lm_corpus.py"
 
@@ -24,6 +25,7 @@ rule lm_score:
     """Bits-per-byte of one language model on the corpus (not applicable for encoders)."""
     input:
         corpus=f"data/corpora/{LM_SCORE['corpus']}.txt",
+        checkpoint=checkpoint_of,
         code=library_of("lm_score.py"),
     output:
         "results/lm_scores/{model}.parquet",

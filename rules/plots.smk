@@ -100,10 +100,84 @@ rule plot_layer_matrices:
         "../scripts/plot_layer_matrices.py"
 
 
+rule trends:
+    """Spearman trends over models (Fig. 2, Fig. 3, alignment to the world) with permutation p-values and
+    bootstrap intervals."""
+    input:
+        unpack(trend_inputs),
+        code=library_of("trends.py"),
+    output:
+        "results/trends/{dataset}.parquet",
+    log:
+        "logs/plots/{dataset}/trends.log",
+    benchmark:
+        "logs/benchmarks/trends/{dataset}/trends.tsv"
+    conda:
+        "../envs/prh.yaml"
+    params:
+        metric=TREND_METRIC,
+        layers=PROBES.get("alignment", {}).get("layers", "last"),
+        seed=PROBES.get("alignment", {}).get("seed", 0),
+    script:
+        "../scripts/trends.py"
+
+
+rule plot_world_alignment:
+    input:
+        trends="results/trends/{dataset}.parquet",
+        code=library_of("plot_world_alignment.py"),
+    output:
+        report(
+            "results/figures/{dataset}/world_alignment.png",
+            caption="../report/world_alignment.rst",
+            category="Ladder",
+            subcategory="{dataset}",
+            labels={"figure": "alignment to the world Z"},
+        ),
+    log:
+        "logs/plots/{dataset}/world_alignment.log",
+    benchmark:
+        "logs/benchmarks/plot_world_alignment/{dataset}/world_alignment.tsv"
+    conda:
+        "../envs/prh.yaml"
+    script:
+        "../scripts/plot_world_alignment.py"
+
+
+rule plot_family:
+    """One factor of the ladder (width, task set or training step): alignment among the family's models, to
+    the world and to the other modality, per level."""
+    input:
+        alignment="results/alignment/{dataset}/alignment.nc",
+        code=library_of("plot_family.py"),
+    output:
+        table="results/families/{dataset}/{family}.parquet",
+        figure=report(
+            "results/figures/{dataset}/family_{family}.png",
+            caption="../report/family.rst",
+            category="Ladder",
+            subcategory="{dataset}",
+            labels={"figure": "family {family}"},
+        ),
+    log:
+        "logs/plots/{dataset}/family_{family}.log",
+    benchmark:
+        "logs/benchmarks/plot_family/{dataset}/{family}.tsv"
+    conda:
+        "../envs/prh.yaml"
+    params:
+        members=family_members,
+        factors=lambda wildcards: LADDER.family_factor(wildcards.family),
+        metric=TREND_METRIC,
+    script:
+        "../scripts/plot_family.py"
+
+
 rule plot_alignment_versus_lm_score:
     input:
         alignment="results/alignment/{dataset}/alignment.nc",
         scores="results/lm_scores.parquet",
+        trends="results/trends/{dataset}.parquet",
         code=library_of("plot_alignment_versus_lm_score.py"),
     output:
         report(
@@ -119,6 +193,8 @@ rule plot_alignment_versus_lm_score:
         "logs/benchmarks/plot_alignment_versus_lm_score/{dataset}/alignment_versus_lm_score.tsv"
     conda:
         "../envs/prh.yaml"
+    params:
+        metric=TREND_METRIC,
     script:
         "../scripts/plot_alignment_versus_lm_score.py"
 

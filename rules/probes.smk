@@ -29,6 +29,7 @@ if PROBE_TASKS:
         input:
             records=[f"data/probes/{task}/dataset.json" for task in PROBE_TASKS],
             images=[f"data/probes/{task}/images.zarr" for task in PROBE_TASKS],
+            checkpoint=checkpoint_of,
             code=library_of("embed_probe_tasks.py"),
         output:
             [
@@ -109,6 +110,7 @@ rule plot_competence_alignment:
     """Fig. 2 (left): vision models binned by competence, mean pairwise alignment within each bin."""
     input:
         unpack(fig2_inputs),
+        trends="results/trends/{dataset}.parquet",
         code=library_of("plot_competence_alignment.py"),
     output:
         report(
@@ -126,6 +128,7 @@ rule plot_competence_alignment:
         "../envs/prh.yaml"
     params:
         metric=PROBES.get("alignment", {}).get("metric"),
+        layers=PROBES.get("alignment", {}).get("layers"),
         bins=PROBES.get("alignment", {}).get("bins"),
         models=VISION_MODELS,
     script:

@@ -4,7 +4,8 @@ from prh.corpora import load_corpus, text_fingerprint
 from prh.workflow import logged
 
 with logged(snakemake.log[0]) as log:
-    text = load_corpus(snakemake.wildcards.corpus, snakemake.params.max_bytes, snakemake.params.path)
+    p = snakemake.params
+    text = load_corpus(snakemake.wildcards.corpus, p.max_bytes, p.path, p.seed)
     Path(snakemake.output[0]).parent.mkdir(parents=True, exist_ok=True)
     Path(snakemake.output[0]).write_text(text, encoding="utf-8")
     log.info("%d bytes, %s", len(text.encode("utf-8")), text_fingerprint(text))

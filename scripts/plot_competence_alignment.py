@@ -9,7 +9,9 @@ with logged(snakemake.log[0]) as log:
     p = snakemake.params
     competence = pl.read_parquet(snakemake.input.competence)
     with xr.open_dataset(snakemake.input.alignment, engine="scipy") as ds:
-        names, alignment, values = vision_alignment(ds.load(), competence, p.metric, p.models)
+        names, alignment, values = vision_alignment(ds.load(), competence, p.metric, p.models, p.layers)
     binned = binned_alignment(alignment, values, p.bins)
+    trend = pl.read_parquet(snakemake.input.trends).filter(pl.col("trend") == "fig2").to_dicts()
     log.info("models %s, competence %s\n%s", names, values, binned)
-    plot_competence_alignment(binned, snakemake.output[0], p.metric, int(competence["tasks"].max()))
+    n_tasks = int(competence["tasks"].max())
+    plot_competence_alignment(binned, snakemake.output[0], p.metric, n_tasks, trend[0] if trend else None, p.layers)

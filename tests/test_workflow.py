@@ -137,7 +137,9 @@ def test_job_costs_table_has_every_job(run):
     counts = dict(jobs.group_by("rule").len().iter_rows())
     assert counts["align_pair"] == 6 and counts["alignment_state"] == 4 and counts["embed"] == 4
     assert counts["embed_probe_tasks"] == 3 and counts["probe"] == 3 and "job_costs" not in counts
-    assert (jobs["wall_s"] > 0).all() and (jobs["max_rss_mb"] > 10).all()
+    assert (jobs["wall_s"] > 0).all() and jobs["max_rss_mb"].is_not_null().all()
+    # a job of a fraction of a second can end before the benchmark's first memory sample; model jobs cannot
+    assert (jobs.filter(pl.col("rule") == "embed")["max_rss_mb"] > 100).all()
     pair = jobs.filter(pl.col("rule") == "align_pair")["job"].sort().to_list()
     assert pair[0] == "tiny/convnext-test/minilm"
 
@@ -360,7 +362,8 @@ def test_editing_a_library_module_reruns_exactly_the_rules_that_import_it(run, t
     tracked = subprocess.run(["git", "-C", str(REPO), "ls-files"], capture_output=True, text=True).stdout.split()
     for name in tracked:
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, repo / name)  # mtimes kept: the finished run is up to date with the copy
+        # mtimes kept: the finished run is up to date with the copy; links (scripts/prh) copied as links
+        shutil.copy2(REPO / name, repo / name, follow_symlinks=False)
     shutil.copytree(run, workdir, symlinks=True)
     later = time.time() + 60
     modules = sorted((repo / "prh").rglob("*.py"))

@@ -1,0 +1,137 @@
+"""The competence ladder of the config: ``training.families`` expanded into training runs and model entries.
+
+A family is a product: widths × task sets × seeds give its training runs, and each run's checkpoints at
+``steps`` are its models (rungs). Runs and rungs are named by what they are, not by the family, so families
+that share a member (the base width and task set of a one-factor-at-a-time design) share its run and its
+models: ``cnn-w16-all-s0`` trained once, ``cnn-w16-all-s0-step300`` embedded once.
+
+Every vision run of a config shares ``training.vision`` (architecture, steps, checkpoint schedule), and every
+language run ``training.language``: adding a rung at a saved step adds no training job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import product
+
+from prh.train import ATTRIBUTES
+
+CHECKPOINTS = "results/checkpoints"
+PREFIX = {"vision": "cnn", "language": "gpt"}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training job: a (modality, width, task set, seed) of the ladder."""
+
+    name: str
+    modality: str
+    width: int
+    seed: int
+    task_set: str | None = None  # vision only
+
+    def checkpoint(self, step: int) -> str:
+        return f"{CHECKPOINTS}/{self.name}/step-{step}"
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One model of the ladder: a run's checkpoint at ``step``."""
+
+    name: str
+    run: Run
+    step: int
+
+    def model_entry(self) -> dict:
+        """The config entry that the ordinary loaders read (timm ``local-dir:`` or a huggingface folder)."""
+        source = "timm" if self.run.modality == "vision" else "huggingface"
+        return {
+            "name": self.name,
+            "modality": self.run.modality,
+            "source": source,
+            "path": self.run.checkpoint(self.step),
+            "batch_size": 64,
+        }
+
+
+@dataclass(frozen=True)
+class Ladder:
+    runs: dict[str, Run]
+    rungs: dict[str, Rung]
+    families: dict[str, list[str]]  # family name -> its rung names, in expansion order
+
+    def family_factor(self, family: str) -> list[str]:
+        """The factors that vary within a family (of width, task_set, step), in that order."""
+        rungs = [self.rungs[name] for name in self.families[family]]
+        values = {
+            "width": {r.run.width for r in rungs},
+            "task_set": {r.run.task_set for r in rungs},
+            "step": {r.step for r in rungs},
+        }
+        return [factor for factor, seen in values.items() if len(seen) > 1]
+
+
+def run_name(modality: str, width: int, task_set: str | None, seed: int) -> str:
+    middle = f"-{task_set}" if modality == "vision" else ""
+    return f"{PREFIX[modality]}-w{width}{middle}-s{seed}"
+
+
+def expand(training: dict | None) -> Ladder:
+    """The runs, rungs and families of a validated ``training`` section (empty without one)."""
+    runs: dict[str, Run] = {}
+    rungs: dict[str, Rung] = {}
+    families: dict[str, list[str]] = {}
+    for family in (training or {}).get("families", []):
+        modality = family["modality"]
+        schedule = training[modality]
+        task_sets = family.get("tasks", ["all"]) if modality == "vision" else [None]
+        steps = family.get("steps") or [max(schedule["checkpoints"])]
+        members = families.setdefault(family["name"], [])
+        for width, task_set, seed, step in product(family["widths"], task_sets, family["seeds"], steps):
+            run = Run(run_name(modality, width, task_set, seed), modality, width, seed, task_set)
+            runs.setdefault(run.name, run)
+            rung = Rung(f"{run.name}-step{step}", run, step)
+            rungs.setdefault(rung.name, rung)
+            if rung.name not in members:
+                members.append(rung.name)
+    return Ladder(runs, rungs, families)
+
+
+def ladder_problems(training: dict | None) -> list[str]:
+    """What a schema cannot check: attributes of task sets, task sets and steps of families, schedules."""
+    if not training:
+        return []
+    problems = []
+    for name, attributes in training["task_sets"].items():
+        unknown = [a for a in attributes if a not in ATTRIBUTES]
+        if unknown:
+            problems.append(
+                f"training.task_sets.{name}: unknown attribute(s) {', '.join(unknown)} (one of {', '.join(ATTRIBUTES)})"
+            )
+    for modality in ("vision", "language"):
+        schedule = training[modality]
+        late = [s for s in schedule["checkpoints"] if s > schedule["steps"]]
+        if late:
+            problems.append(f"training.{modality}.checkpoints: {late} lie after the last step ({schedule['steps']})")
+    seen = set()
+    for i, family in enumerate(training["families"]):
+        where = f"training.families[{i}] (family '{family['name']}')"
+        if family["name"] in seen:
+            problems.append(f"{where}: the name '{family['name']}' is used by another family")
+        seen.add(family["name"])
+        schedule = training[family["modality"]]
+        if family["modality"] == "language" and "tasks" in family:
+            problems.append(f"{where}.tasks: task sets apply to vision families only")
+        for task_set in family.get("tasks", []):
+            if task_set not in training["task_sets"]:
+                problems.append(
+                    f"{where}.tasks: '{task_set}' is not a task set (training.task_sets has "
+                    f"{', '.join(training['task_sets'])})"
+                )
+        missing = [s for s in family.get("steps", []) if s not in schedule["checkpoints"]]
+        if missing:
+            problems.append(
+                f"{where}.steps: {missing} are not saved (training.{family['modality']}.checkpoints is "
+                f"{schedule['checkpoints']})"
+            )
+    return problems

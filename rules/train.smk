@@ -1,0 +1,117 @@
+TRAINING = config.get("training") or {}
+
+
+def run_params(wildcards):
+    """Everything a training job is given: the run, its modality's schedule, and for vision its attributes."""
+    run = LADDER.runs[wildcards.run]
+    schedule = {k: v for k, v in TRAINING[run.modality].items()}
+    params = {"run": run.name, "width": run.width, "seed": run.seed, **schedule}
+    params["validation"] = TRAINING["scenes"]["validation"]
+    if run.modality == "vision":
+        params["attributes"] = TRAINING["task_sets"][run.task_set]
+    return params
+
+
+rule training_scenes:
+    """The training set of the ladder: shapes-world scenes from a random stream no evaluation set uses."""
+    input:
+        code=library_of("make_training_scenes.py"),
+    output:
+        images=directory("data/training/images.zarr"),
+        samples="data/training/samples.parquet",
+        record="data/training/dataset.json",
+    log:
+        "logs/data/training.log",
+    benchmark:
+        "logs/benchmarks/training_scenes/training.tsv"
+    conda:
+        "../envs/prh.yaml"
+    params:
+        scenes=TRAINING.get("scenes"),
+    script:
+        "../scripts/make_training_scenes.py"
+
+
+rule train_vision:
+    """One vision run of the ladder: a timm ResNet with one head per scene attribute of its task set;
+    a checkpoint at every step of training.vision.checkpoints, and its curves."""
+    input:
+        images="data/training/images.zarr",
+        samples="data/training/samples.parquet",
+        record="data/training/dataset.json",
+        code=library_of("train_vision.py"),
+    output:
+        checkpoints=[
+            directory(f"results/checkpoints/{{run}}/step-{step}")
+            for step in TRAINING.get("vision", {}).get("checkpoints", [])
+        ],
+        curves="results/training/{run}.parquet",
+    log:
+        "logs/train/{run}.log",
+    benchmark:
+        "logs/benchmarks/train_vision/{run}.tsv"
+    wildcard_constraints:
+        run=runs_of("vision"),
+    conda:
+        "../envs/prh.yaml"
+    threads: config["embedding"]["threads"]
+    resources:
+        mem_mb=4000,
+    params:
+        run=run_params,
+    script:
+        "../scripts/train_vision.py"
+
+
+rule train_language:
+    """One language run of the ladder: a GPT-2 trained by next-token prediction on the training captions;
+    a checkpoint (model and tokenizer) at every step of training.language.checkpoints, and its curves.
+    """
+    input:
+        samples="data/training/samples.parquet",
+        record="data/training/dataset.json",
+        code=library_of("train_language.py"),
+    output:
+        checkpoints=[
+            directory(f"results/checkpoints/{{run}}/step-{step}")
+            for step in TRAINING.get("language", {}).get("checkpoints", [])
+        ],
+        curves="results/training/{run}.parquet",
+    log:
+        "logs/train/{run}.log",
+    benchmark:
+        "logs/benchmarks/train_language/{run}.tsv"
+    wildcard_constraints:
+        run=runs_of("language"),
+    conda:
+        "../envs/prh.yaml"
+    threads: config["embedding"]["threads"]
+    resources:
+        mem_mb=4000,
+    params:
+        run=run_params,
+    script:
+        "../scripts/train_language.py"
+
+
+rule plot_training_curves:
+    input:
+        curves=[f"results/training/{run}.parquet" for run in LADDER.runs],
+        code=library_of("plot_training_curves.py"),
+    output:
+        report(
+            "results/figures/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="Ladder",
+            labels={"figure": "training curves"},
+        ),
+    log:
+        "logs/plots/training_curves.log",
+    benchmark:
+        "logs/benchmarks/plot_training_curves/training_curves.tsv"
+    conda:
+        "../envs/prh.yaml"
+    params:
+        runs=list(LADDER.runs),
+    script:
+        "../scripts/plot_training_curves.py"

@@ -1,0 +1,12 @@
+from pathlib import Path
+
+from prh.datasets import generate_shapes_world
+from prh.provenance import add_provenance, script_provenance
+from prh.train import TRAIN_STREAM
+from prh.workflow import logged
+
+with logged(snakemake.log[0]) as log:
+    scenes = snakemake.params.scenes
+    size = scenes["size"] + scenes["validation"]  # the last `validation` scenes are held out
+    generate_shapes_world(Path(snakemake.output.record).parent, size, scenes["seed"], stream=TRAIN_STREAM)
+    log.info("training scenes: %s", add_provenance(snakemake.output.record, script_provenance(snakemake)))

@@ -1,0 +1,13 @@
+import polars as pl
+
+from prh.plots import plot_training_curves
+from prh.workflow import logged
+
+with logged(snakemake.log[0]):
+    curves = pl.concat(
+        [
+            pl.read_parquet(path).with_columns(run=pl.lit(run))
+            for run, path in zip(snakemake.params.runs, snakemake.input.curves)
+        ]
+    )
+    plot_training_curves(curves, snakemake.output[0])

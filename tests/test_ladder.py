@@ -1,0 +1,211 @@
+"""The competence ladder trained inside the workflow (``.test/ladder.yaml``): a ladder that climbs, bitwise
+reproducible training, exact rerun plans for a new rung, the world Z, trends, and clear errors."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+from conftest import REPO, digests, planned_jobs, snakemake, write_config
+
+from prh.config import ConfigError, load_schema, validate_config
+
+LADDER_CONFIG = yaml.safe_load((REPO / ".test" / "ladder.yaml").read_text())
+CNN = ["cnn-w8-all-s0-step0", "cnn-w8-all-s0-step80"]
+GPT = ["gpt-w32-s0-step0", "gpt-w32-s0-step20", "gpt-w32-s0-step80"]
+
+
+def ladder_config() -> dict:
+    return copy.deepcopy(LADDER_CONFIG)
+
+
+@pytest.fixture(scope="module")
+def ladder_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("ladder-run")
+    write_config(workdir, ladder_config())
+    snakemake(workdir)
+    return workdir
+
+
+def test_the_ladder_climbs(ladder_run):
+    """Over a family's checkpoints, bits-per-byte on held-out captions falls and probe accuracy rises."""
+    scores = pl.read_parquet(ladder_run / "results/lm_scores.parquet")
+    bpb = [scores.filter(pl.col("model") == m)["bits_per_byte"].item() for m in GPT]
+    assert bpb[0] > bpb[1] > bpb[2]
+    # the random init predicts nearly uniformly: log2(vocabulary) bits per token
+    first = scores.filter(pl.col("model") == GPT[0]).row(0, named=True)
+    uniform = np.log2(len(_vocab(ladder_run))) * first["tokens"] / first["bytes"]
+    assert bpb[0] == pytest.approx(uniform, rel=0.05)
+    accuracy = pl.read_parquet(ladder_run / "results/probes/accuracy.parquet")
+    mean = [accuracy.filter(pl.col("model") == m)["test_accuracy"].mean() for m in CNN]
+    assert mean[1] > mean[0]
+    curves = pl.read_parquet(ladder_run / "results/training/gpt-w32-s0.parquet").filter(pl.col("split") == "validation")
+    assert curves.sort("step")["value"].to_list() == sorted(curves["value"].to_list(), reverse=True)
+
+
+def _vocab(run):
+    import json
+
+    return json.loads((run / "results/checkpoints/gpt-w32-s0/step-0/tokenizer.json").read_text())["model"]["vocab"]
+
+
+def test_rungs_load_like_any_model(ladder_run):
+    """A checkpoint is an ordinary timm / transformers folder, read by the ordinary loaders; its provenance
+    names the run, the step and the weights."""
+    from prh.features import store_attrs
+
+    vision = store_attrs(ladder_run / f"results/features/tiny/{CNN[1]}.zarr")
+    assert vision["model_source"] == "timm" and vision["layer_names"] == '["layer1", "layer2", "layer3", "layer4"]'
+    assert vision["model_revision"].startswith("trained in the workflow: run cnn-w8-all-s0, step 80, weights sha256:")
+    language = store_attrs(ladder_run / f"results/features/tiny/{GPT[2]}.zarr")
+    assert language["model_source"] == "huggingface" and '"layers.1"' in language["layer_names"]
+
+
+def test_two_from_scratch_runs_give_identical_checkpoints_and_features(ladder_run, tmp_path):
+    write_config(tmp_path, ladder_config())
+    targets = [f"results/features/tiny/{m}.zarr" for m in CNN + GPT]
+    snakemake(tmp_path, *targets)
+    for path in ["results/checkpoints", "data/training", *targets]:
+        assert digests(tmp_path / path) == digests(ladder_run / path), path
+
+
+def test_the_world_is_aligned_to(ladder_run):
+    """Z is one more model of the dataset: every rung has a pair with it; Z against itself is 1."""
+    import xarray as xr
+
+    from prh.metrics import mutual_knn
+    from prh.world import BLOCKS, encode_scene
+
+    ds = xr.open_dataset(ladder_run / "results/alignment/tiny/alignment.nc", engine="scipy").load()
+    assert "world" in ds["model_x"].values and str(ds["modality_x"].sel(model_x="world").values) == "world"
+    assert np.isfinite(ds["best"].sel(metric="mutual_knn", model_y="world").drop_sel(model_x="world").values).all()
+    from prh.datasets import sample_scene
+    from prh.features import read_layers
+
+    z = read_layers(ladder_run / "results/features/tiny/world.zarr")[0]
+    assert z.shape == (64, sum(BLOCKS.values()))
+    assert np.allclose(z[5], encode_scene(sample_scene(3, 5)), atol=1e-7)
+    assert mutual_knn(z, z, k=5) == 1.0
+
+
+def test_trends_table_and_figures(ladder_run):
+    trends = pl.read_parquet(ladder_run / "results/trends/tiny.parquet")
+    assert set(trends["trend"]) == {"fig2", "fig3", "world_vision", "world_language"}
+    fig3 = trends.filter(pl.col("trend") == "fig3").row(0, named=True)
+    assert fig3["models"] == GPT and fig3["n"] == 3 and -1 <= fig3["rho"] <= 1 and 0 < fig3["p_value"] <= 1
+    for name in ("world_alignment.png", "family_cnn-steps.png", "family_gpt-steps.png", "competence_alignment.png"):
+        assert (ladder_run / "results/figures/tiny" / name).stat().st_size > 10_000
+    family = pl.read_parquet(ladder_run / "results/families/tiny/gpt-steps.parquet")
+    assert family.filter(pl.col("measure") == "world")["level"].to_list() == ["0", "20", "80"]
+    assert (ladder_run / "results/figures/training_curves.png").stat().st_size > 10_000
+
+
+def test_adding_a_rung_plans_only_its_jobs(ladder_run):
+    """A new width: its training job, its two rungs' embeddings, states, probes and pairs, then the aggregates
+    and figures. A new step at a saved checkpoint: no training job at all."""
+    config = ladder_config()
+    config["training"]["families"][0]["widths"] = [8, 4]
+    write_config(ladder_run, config)
+    try:
+        jobs = planned_jobs(ladder_run)
+        config = ladder_config()
+        config["training"]["families"][0]["steps"] = [0, 20, 80]
+        write_config(ladder_run, config)
+        step_jobs = planned_jobs(ladder_run)
+    finally:
+        write_config(ladder_run, ladder_config())
+    new = ["cnn-w4-all-s0-step0", "cnn-w4-all-s0-step80"]
+    others = sorted(CNN + GPT + ["world"])
+    expected = {("train_vision", "results/checkpoints/cnn-w4-all-s0/step-0")}
+    for m in new:
+        expected |= {
+            ("embed", f"results/features/tiny/{m}.zarr"),
+            ("alignment_state", f"results/states/tiny/{m}.zarr"),
+            ("embed_probe_tasks", f"results/features/probes/digits/{m}.zarr"),
+            ("probe", f"results/probes/models/{m}.parquet"),
+        }
+        expected |= {("align_pair", "results/alignment/tiny/pairs/{}/{}.nc".format(*sorted((m, o)))) for o in others}
+    expected.add(("align_pair", "results/alignment/tiny/pairs/{}/{}.nc".format(*new)))
+    downstream = {
+        ("aggregate_alignment", "results/alignment/tiny/alignment.nc"),
+        ("competence", "results/probes/accuracy.parquet"),
+        ("trends", "results/trends/tiny.parquet"),
+        ("plot_alignment_summary", "results/figures/tiny/best_alignment.png"),
+        ("plot_cross_modal_metrics", "results/figures/tiny/cross_modal_metrics.png"),
+        ("cknna_versus_k", "results/alignment/tiny/cknna_versus_k.nc"),
+        ("plot_cknna_versus_k", "results/figures/tiny/cknna_versus_k.png"),
+        ("plot_alignment_versus_lm_score", "results/figures/tiny/alignment_versus_lm_score.png"),
+        ("plot_competence_alignment", "results/figures/tiny/competence_alignment.png"),
+        ("plot_model_umap", "results/figures/tiny/model_umap.png"),
+        ("plot_world_alignment", "results/figures/tiny/world_alignment.png"),
+        ("plot_family", "results/families/tiny/cnn-steps.parquet"),
+        ("plot_family", "results/families/tiny/gpt-steps.parquet"),
+        ("plot_training_curves", "results/figures/training_curves.png"),
+        ("resolved_config", "results/config.yaml"),
+        ("job_costs", "results/job_costs.parquet"),
+        ("all", ""),
+    }
+    assert sorted(jobs) == sorted(expected | downstream)
+    rung = "cnn-w8-all-s0-step20"
+    assert ("train_vision", "results/checkpoints/cnn-w8-all-s0/step-0") not in step_jobs
+    assert ("embed", f"results/features/tiny/{rung}.zarr") in step_jobs
+    assert not [job for job in step_jobs if job[0] == "embed" and rung not in job[1]]
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (
+            lambda t: t.update(task_sets={"odd": ["count", "smell"]}),
+            "training.task_sets.odd: unknown attribute(s) smell",
+        ),
+        (
+            lambda t: t["families"][0].update(widths=[8, 0]),
+            "training.families[0].widths[1]: 0 is less than the minimum of 1",
+        ),
+        (lambda t: t["vision"].update(steps=0), "training.vision.steps: 0 is less than the minimum of 1"),
+        (
+            lambda t: t["families"][1].update(steps=[0, 50]),
+            "training.families[1] (family 'gpt-steps').steps: [50] are not saved",
+        ),
+        (lambda t: t["families"][0].update(tasks=["nope"]), "'nope' is not a task set"),
+    ],
+)
+def test_bad_ladders_are_named(mutate, message):
+    config = ladder_config()
+    mutate(config["training"])
+    with pytest.raises(ConfigError, match=None) as error:
+        validate_config(config, load_schema())
+    assert message in str(error.value)
+
+
+def test_a_bad_ladder_stops_before_any_job(tmp_path):
+    config = ladder_config()
+    config["training"]["task_sets"] = {"all": ["count", "smell"]}
+    write_config(tmp_path, config)
+    result = snakemake(tmp_path, check=False)
+    assert result.returncode != 0 and "unknown attribute(s) smell" in result.stderr + result.stdout
+    assert not (tmp_path / "data").exists() and not (tmp_path / "results").exists()
+
+
+def test_a_diverging_run_fails_its_job_naming_step_and_loss(ladder_run, tmp_path):
+    """An lr that blows the weights up: the loss turns NaN, the training job fails naming the run, the step
+    and the loss, and every output that job does not make is left as it was."""
+    import shutil
+
+    workdir = tmp_path / "run"
+    shutil.copytree(ladder_run, workdir, symlinks=True)
+    before = digests(workdir / "results/features")
+    config = ladder_config()
+    config["training"]["language"]["lr"] = 1e30
+    write_config(workdir, config)
+    result = snakemake(workdir, "--keep-going", check=False)
+    assert result.returncode != 0
+    log = (workdir / "logs/train/gpt-w32-s0.log").read_text()
+    assert "training run 'gpt-w32-s0': the loss is nan at step" in log
+    after = digests(workdir / "results/features")
+    assert {k: v for k, v in after.items() if "gpt" not in k} == {k: v for k, v in before.items() if "gpt" not in k}
+    assert (workdir / "results/checkpoints/cnn-w8-all-s0/step-80").is_dir()
