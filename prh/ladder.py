@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import product
 
-from prh.train import ATTRIBUTES
+from prh.datasets import ATTRIBUTES
 
 CHECKPOINTS = "results/checkpoints"
 PREFIX = {"vision": "cnn", "language": "gpt"}

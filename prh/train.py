@@ -31,41 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from prh.datasets import BACKGROUND_COLOURS, COLOURS, IMAGE_SIZE, SHAPES, SIZES, TEXTURES, scene_from_row
+from prh.datasets import ATTRIBUTES, attribute_label, scene_from_row
 from prh.workflow import atomic_path
-
-TRAIN_STREAM = 100  # training (and validation) scenes
-POSITION_BINS = 4  # the largest object's centre on a 4 x 4 grid
-
-# Scene attributes a vision model can be trained to read from its image: name -> number of classes.
-ATTRIBUTES = {
-    "count": 4,  # 1-4 objects
-    "shape": len(SHAPES),  # of the largest object
-    "colour": len(COLOURS),
-    "size": len(SIZES),
-    "background": len(BACKGROUND_COLOURS) * len(TEXTURES),  # colour x texture
-    "position": POSITION_BINS**2,
-}
-
-
-def attribute_label(scene, attribute: str) -> int:
-    """The class of ``scene`` for one training head (see ``ATTRIBUTES``)."""
-    if attribute == "count":
-        return len(scene.objects) - 1
-    if attribute == "background":
-        return list(BACKGROUND_COLOURS).index(scene.background) * len(TEXTURES) + TEXTURES.index(scene.texture)
-    largest = max(scene.objects, key=lambda o: o.radius)
-    if attribute == "shape":
-        return SHAPES.index(largest.shape)
-    if attribute == "colour":
-        return list(COLOURS).index(largest.colour)
-    if attribute == "size":
-        return list(SIZES).index(largest.size)
-    if attribute == "position":
-        col = min(int(largest.x * POSITION_BINS / IMAGE_SIZE), POSITION_BINS - 1)
-        row = min(int(largest.y * POSITION_BINS / IMAGE_SIZE), POSITION_BINS - 1)
-        return row * POSITION_BINS + col
-    raise ValueError(f"unknown training attribute '{attribute}' (one of {', '.join(ATTRIBUTES)})")
 
 
 def deterministic(seed: int, threads: int) -> torch.Generator:

@@ -63,8 +63,19 @@ def checkpoint_of(wildcards):
 
 
 def library_of(script):
-    """The prh modules ``scripts/{script}`` imports, directly or not: editing one reruns the rule (mtime)."""
-    return library_modules(REPO / "scripts" / script, REPO)
+    """The prh modules ``scripts/{script}`` imports, directly or not: editing one reruns the rule (mtime).
+    A module name (``prh.alignment``) for a run: rule that calls the module: its files and their imports.
+    """
+    return library_modules(
+        REPO / "scripts" / script if script.endswith(".py") else script, REPO
+    )
+
+
+def rule_provenance(rule):
+    """``script_provenance`` for a run: job."""
+    from prh.provenance import run_provenance
+
+    return run_provenance(config, REPO) | {"rule": rule}
 
 
 def model_pairs(dataset):

@@ -1,8 +1,7 @@
 from pathlib import Path
 
-from prh.datasets import generate_shapes_world
+from prh.datasets import TRAIN_STREAM, generate_shapes_world
 from prh.provenance import add_provenance, script_provenance
-from prh.train import TRAIN_STREAM
 from prh.workflow import logged
 
 with logged(snakemake.log[0]) as log:

@@ -39,6 +39,30 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     return result
 
 
+def rule_scripts(repo: Path) -> dict[str, str]:
+    """Rule -> what its jobs run: the script under ``scripts/`` (or, for a run: rule, the prh module), as the
+    rule's ``library_of(...)`` input names it."""
+    text = "\n".join(p.read_text() for p in sorted((repo / "rules").glob("*.smk")))
+    pattern = r'^\s*rule (\w+):(?:(?!^\s*rule ).)*?library_of\("([\w.]+)"\)'
+    return dict(re.findall(pattern, text, re.S | re.M))
+
+
+LADDER_CONFIG = yaml.safe_load((REPO / ".test" / "ladder.yaml").read_text())
+
+
+def ladder_config() -> dict:
+    return copy.deepcopy(LADDER_CONFIG)
+
+
+@pytest.fixture(scope="session")
+def ladder_run(tmp_path_factory) -> Path:
+    """The tiny ladder config (``.test/ladder.yaml``: only trained rungs and the world), run once."""
+    workdir = tmp_path_factory.mktemp("ladder-run")
+    write_config(workdir, ladder_config())
+    snakemake(workdir)
+    return workdir
+
+
 def planned_jobs(workdir: Path) -> list[tuple[str, str]]:
     """(rule, first output) of every job a dry run would execute."""
     out = snakemake(workdir, "--dry-run").stdout

@@ -3,31 +3,15 @@ reproducible training, exact rerun plans for a new rung, the world Z, trends, an
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import polars as pl
 import pytest
-import yaml
-from conftest import REPO, digests, planned_jobs, snakemake, write_config
+from conftest import digests, ladder_config, planned_jobs, snakemake, write_config
 
 from prh.config import ConfigError, load_schema, validate_config
 
-LADDER_CONFIG = yaml.safe_load((REPO / ".test" / "ladder.yaml").read_text())
 CNN = ["cnn-w8-all-s0-step0", "cnn-w8-all-s0-step80"]
 GPT = ["gpt-w32-s0-step0", "gpt-w32-s0-step20", "gpt-w32-s0-step80"]
-
-
-def ladder_config() -> dict:
-    return copy.deepcopy(LADDER_CONFIG)
-
-
-@pytest.fixture(scope="module")
-def ladder_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("ladder-run")
-    write_config(workdir, ladder_config())
-    snakemake(workdir)
-    return workdir
 
 
 def test_the_ladder_climbs(ladder_run):

@@ -137,7 +137,9 @@ def test_job_costs_table_has_every_job(run):
     counts = dict(jobs.group_by("rule").len().iter_rows())
     assert counts["align_pair"] == 6 and counts["alignment_state"] == 4 and counts["embed"] == 4
     assert counts["embed_probe_tasks"] == 3 and counts["probe"] == 3 and "job_costs" not in counts
-    assert (jobs["wall_s"] > 0).all() and jobs["max_rss_mb"].is_not_null().all()
+    scripted = jobs.filter(pl.col("rule") != "align_pair")  # a run: job: Snakemake's memory, not its own
+    assert (jobs["wall_s"] > 0).all() and scripted["max_rss_mb"].is_not_null().all()
+    assert jobs.filter(pl.col("rule") == "align_pair")["max_rss_mb"].is_null().all()
     # a job of a fraction of a second can end before the benchmark's first memory sample; model jobs cannot
     assert (jobs.filter(pl.col("rule") == "embed")["max_rss_mb"] > 100).all()
     pair = jobs.filter(pl.col("rule") == "align_pair")["job"].sort().to_list()
@@ -161,6 +163,7 @@ def test_adding_a_model_plans_only_its_jobs(run):
             ("align_pair", "results/alignment/tiny/pairs/effnet-test/resnet-test.nc"),
             ("align_pair", "results/alignment/tiny/pairs/effnet-test/vit-test.nc"),
             ("aggregate_alignment", "results/alignment/tiny/alignment.nc"),
+            ("trends", "results/trends/tiny.parquet"),
             ("embed_probe_tasks", "results/features/probes/digits/effnet-test.zarr"),
             ("probe", "results/probes/models/effnet-test.parquet"),
             ("competence", "results/probes/accuracy.parquet"),
@@ -229,7 +232,9 @@ def test_adding_a_probe_task_plans_only_its_jobs(run):
         + [("probe", f"results/probes/models/{m}.parquet") for m in VISION]
         + [
             ("competence", "results/probes/accuracy.parquet"),
+            ("trends", "results/trends/tiny.parquet"),  # competence is on Fig. 2 and in the trends table
             ("plot_competence_alignment", "results/figures/tiny/competence_alignment.png"),
+            ("plot_alignment_versus_lm_score", "results/figures/tiny/alignment_versus_lm_score.png"),
             ("plot_model_umap", "results/figures/tiny/model_umap.png"),
             ("resolved_config", "results/config.yaml"),
             ("job_costs", "results/job_costs.parquet"),
@@ -257,6 +262,7 @@ def test_adding_an_image_only_dataset_plans_its_vision_jobs_only(run, tmp_path):
             ("align_pair", "results/alignment/places/pairs/convnext-test/vit-test.nc"),
             ("align_pair", "results/alignment/places/pairs/resnet-test/vit-test.nc"),
             ("aggregate_alignment", "results/alignment/places/alignment.nc"),
+            ("trends", "results/trends/places.parquet"),
             ("plot_alignment_summary", "results/figures/places/best_alignment.png"),
             ("resolved_config", "results/config.yaml"),
             ("job_costs", "results/job_costs.parquet"),
@@ -291,7 +297,7 @@ def test_changing_the_dataset_size_reruns_everything_downstream(run):
     # The probe tasks do not depend on the alignment dataset: their probes stay; Fig. 2 is redrawn.
     assert rules == sorted(
         ["dataset"] + ["embed"] * 4 + ["alignment_state"] * 4 + ["align_pair"] * 6
-        + ["aggregate_alignment", "cknna_versus_k", "job_costs"]
+        + ["aggregate_alignment", "cknna_versus_k", "job_costs", "trends"]
         + ["plot_alignment_summary", "plot_cross_modal_metrics", "plot_cknna_versus_k"]
         + ["plot_layer_matrices"] * 3 + ["plot_alignment_versus_lm_score", "all"]
         + ["plot_competence_alignment", "plot_model_umap", "resolved_config"]
@@ -347,32 +353,15 @@ print(json.dumps(sorted(m.__file__ for name, m in sys.modules.items() if name.sp
 """
 
 
-def test_editing_a_library_module_reruns_exactly_the_rules_that_import_it(run, tmp_path):
-    """Every prh module is edited in a scratch copy of the repository. In the dry run, each job's reason
-    names exactly the modules its script loads, found independently by importing the script's imports in a
-    fresh interpreter; so an edit reruns exactly the rules that use the module (and what depends on them)."""
-    import os
+def _edited_reasons(repo: Path, run: Path, workdir: Path) -> dict[str, set[Path]]:
+    """Copy the finished ``run`` to ``workdir``; the edited modules each job's dry-run reason names, by rule."""
     import subprocess
     import sys
-    import time
 
-    from conftest import REPO
-
-    repo, workdir = tmp_path / "repo", tmp_path / "run"
-    tracked = subprocess.run(["git", "-C", str(REPO), "ls-files"], capture_output=True, text=True).stdout.split()
-    for name in tracked:
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        # mtimes kept: the finished run is up to date with the copy; links (scripts/prh) copied as links
-        shutil.copy2(REPO / name, repo / name, follow_symlinks=False)
     shutil.copytree(run, workdir, symlinks=True)
-    later = time.time() + 60
-    modules = sorted((repo / "prh").rglob("*.py"))
-    for module in modules:
-        module.write_text(module.read_text() + "\n# edited\n")
-        os.utime(module, (later, later))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(workdir), "-n", "--cores", "1"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    reasons = {}
+    reasons: dict[str, set[Path]] = {}
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
         rule = re.match(r"(?:local)?rule (\w+):", block)
         reason = re.search(r"reason: (.+)", block)
@@ -381,21 +370,49 @@ def test_editing_a_library_module_reruns_exactly_the_rules_that_import_it(run, t
                 if part.startswith("Updated input files: "):
                     edited = {Path(p.strip()).resolve() for p in part.split(": ", 1)[1].split(",")}
                     reasons.setdefault(rule.group(1), set()).update(p for p in edited if p.suffix == ".py")
-    rules_text = "\n".join(p.read_text() for p in sorted((repo / "rules").glob("*.smk")))
-    scripts = dict(re.findall(r"^rule (\w+):.*?scripts/(\w+\.py)", rules_text, re.S | re.M))
-    assert set(reasons) == set(scripts)  # every rule has a job in the tiny run, and each reads prh
+    return reasons
+
+
+def test_editing_a_library_module_reruns_exactly_the_rules_that_import_it(run, ladder_run, tmp_path):
+    """Every prh module is edited in a scratch copy of the repository. In the dry run of the finished tiny
+    and ladder runs, each job's reason names exactly the modules its script (or, for a run: rule, its module)
+    loads, found independently by importing it in a fresh interpreter; so an edit reruns exactly the rules
+    that use the module (and what depends on them)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO, rule_scripts
+
+    repo = tmp_path / "repo"
+    tracked = subprocess.run(["git", "-C", str(REPO), "ls-files"], capture_output=True, text=True).stdout.split()
+    for name in tracked:
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        # mtimes kept: the finished run is up to date with the copy; links (scripts/prh) copied as links
+        shutil.copy2(REPO / name, repo / name, follow_symlinks=False)
+    later = time.time() + 60
+    for module in sorted((repo / "prh").rglob("*.py")):
+        module.write_text(module.read_text() + "\n# edited\n")
+        os.utime(module, (later, later))
+    reasons = _edited_reasons(repo, run, tmp_path / "tiny")
+    for rule, modules in _edited_reasons(repo, ladder_run, tmp_path / "ladder").items():
+        assert reasons.setdefault(rule, modules) == modules, rule  # a rule's modules do not depend on the run
+    scripts = rule_scripts(repo)
+    assert set(reasons) == set(scripts)  # every rule has a job in one of the two runs, and each reads prh
     for rule, script in scripts.items():
+        entry = repo / "scripts" / script
+        if not script.endswith(".py"):  # a run: rule calls a module
+            entry = tmp_path / f"{rule}.py"
+            entry.write_text(f"import {script}\n")
         closure = subprocess.run(
-            [sys.executable, "-c", IMPORT_CLOSURE, str(repo), str(repo / "scripts" / script)],
-            capture_output=True,
-            text=True,
-            check=True,
+            [sys.executable, "-c", IMPORT_CLOSURE, str(repo), str(entry)], capture_output=True, text=True, check=True
         ).stdout
         expected = {Path(p).resolve() for p in json.loads(closure)}
         assert reasons.get(rule, set()) == expected, rule
 
 
-MODEL_RULES = {"embed", "lm_score"}  # the rules that run a neural network
+MODEL_RULES = {"embed", "embed_probe_tasks", "lm_score", "train_vision", "train_language"}  # run or train a network
 
 
 def test_jobs_that_run_no_model_do_not_import_torch():
@@ -403,7 +420,7 @@ def test_jobs_that_run_no_model_do_not_import_torch():
     import subprocess
     import sys
 
-    from conftest import REPO
+    from conftest import REPO, rule_scripts
 
     code = r"""
 import ast, sys
@@ -414,8 +431,7 @@ for node in ast.parse(Path(script).read_text()).body:
         exec(compile(ast.Module([node], []), script, "exec"))
 print(sorted(m for m in ("torch", "timm", "transformers") if m in sys.modules))
 """
-    rules_text = "\n".join(p.read_text() for p in sorted((REPO / "rules").glob("*.smk")))
-    scripts = dict(re.findall(r"^rule (\w+):.*?scripts/(\w+\.py)", rules_text, re.S | re.M))
+    scripts = {rule: script for rule, script in rule_scripts(REPO).items() if script.endswith(".py")}
     assert MODEL_RULES < set(scripts)
     for rule, script in scripts.items():
         out = subprocess.run(
