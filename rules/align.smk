@@ -100,8 +100,8 @@ rule cknna_versus_k:
     """Best CKNNA over layer pairs of every vision-language pair, for each neighbourhood size k (Fig. 10)."""
     input:
         stores=lambda wildcards: [
-            f"results/features/{wildcards.dataset}/{m}.zarr"
-            for m in DATASET_MODELS[wildcards.dataset]
+            f"results/features/{wildcards.dataset}/{m['name']}.zarr"
+            for m in packaged_models(wildcards)
         ],
         code=library_of("cknna_versus_k.py"),
     output:
@@ -116,7 +116,7 @@ rule cknna_versus_k:
         mem_mb=6000,
     params:
         ks=config["figures"]["cknna_k"],
-        models=dataset_models,
+        models=packaged_models,
         quantile=ALIGNMENT["quantile"],
         quantile_mode=ALIGNMENT["quantile_mode"],
     script:

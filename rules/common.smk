@@ -99,6 +99,11 @@ def dataset_models(wildcards):
     ]
 
 
+def packaged_models(wildcards):
+    """The dataset's models that are not rungs of the ladder (Fig. 10 ranks every sample of each layer)."""
+    return [m for m in dataset_models(wildcards) if m["name"] not in LADDER.rungs]
+
+
 def probe_files(wildcards):
     return [f"results/probes/models/{model}.parquet" for model in VISION_MODELS]
 

@@ -353,63 +353,75 @@ print(json.dumps(sorted(m.__file__ for name, m in sys.modules.items() if name.sp
 """
 
 
-def _edited_reasons(repo: Path, run: Path, workdir: Path) -> dict[str, set[Path]]:
-    """Copy the finished ``run`` to ``workdir``; the edited modules each job's dry-run reason names, by rule."""
+def _declared_modules(config: dict, workdir: Path) -> dict[str, set[Path]]:
+    """Per rule, the prh files its jobs declare as inputs, from a --forceall dry run (every job printed)."""
+    workdir.mkdir()
+    write_config(workdir, config)
+    out = snakemake(workdir, "--dry-run", "--forceall").stdout
+    declared: dict[str, set[Path]] = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
+        rule = re.match(r"(?:local)?rule (\w+):", block)
+        inputs = re.search(r"^\s+input: (.+)$", block, re.M)
+        if rule and inputs:
+            files = {Path(p.strip()).resolve() for p in inputs.group(1).split(",")}
+            declared.setdefault(rule.group(1), set()).update(p for p in files if p.suffix == ".py")
+    return declared
+
+
+def test_every_rule_depends_on_exactly_the_modules_it_imports(tmp_path):
+    """Each rule's jobs declare as inputs every prh module its script (or, for a run: rule, its module) loads,
+    found independently by importing it in a fresh interpreter (the declared list also has the modules that
+    functions import when called), and no model code unless the rule runs a model; so editing a module reruns
+    the rules that use it. Both test configs together have a job of every rule."""
     import subprocess
     import sys
 
-    shutil.copytree(run, workdir, symlinks=True)
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(workdir), "-n", "--cores", "1"]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    reasons: dict[str, set[Path]] = {}
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
-        rule = re.match(r"(?:local)?rule (\w+):", block)
-        reason = re.search(r"reason: (.+)", block)
-        if rule and reason:
-            for part in reason.group(1).split("; "):
-                if part.startswith("Updated input files: "):
-                    edited = {Path(p.strip()).resolve() for p in part.split(": ", 1)[1].split(",")}
-                    reasons.setdefault(rule.group(1), set()).update(p for p in edited if p.suffix == ".py")
-    return reasons
+    from conftest import REPO, ladder_config, rule_scripts
+
+    declared = _declared_modules(tiny_config(), tmp_path / "tiny")
+    for rule, modules in _declared_modules(ladder_config(), tmp_path / "ladder").items():
+        assert declared.setdefault(rule, modules) == modules, rule
+    scripts = rule_scripts(REPO)
+    assert set(scripts) <= set(declared)  # every rule has a job in one of the two configs
+    for rule, script in scripts.items():
+        entry = REPO / "scripts" / script
+        if not script.endswith(".py"):  # a run: rule calls a module
+            entry = tmp_path / f"{rule}.py"
+            entry.write_text(f"import {script}\n")
+        closure = subprocess.run(
+            [sys.executable, "-c", IMPORT_CLOSURE, str(REPO), str(entry)], capture_output=True, text=True, check=True
+        ).stdout
+        assert {Path(p).resolve() for p in json.loads(closure)} <= declared[rule], rule
+        assert ((REPO / "prh" / "models.py").resolve() in declared[rule]) == (rule in MODEL_RULES), rule
 
 
-def test_editing_a_library_module_reruns_exactly_the_rules_that_import_it(run, ladder_run, tmp_path):
-    """Every prh module is edited in a scratch copy of the repository. In the dry run of the finished tiny
-    and ladder runs, each job's reason names exactly the modules its script (or, for a run: rule, its module)
-    loads, found independently by importing it in a fresh interpreter; so an edit reruns exactly the rules
-    that use the module (and what depends on them)."""
+def test_editing_a_library_module_reruns_the_rules_that_import_it(run, tmp_path):
+    """Editing prh/trends.py in a scratch copy of the repository: the finished tiny run plans the rules that
+    import it and their dependents, and nothing upstream."""
     import os
     import subprocess
     import sys
     import time
 
-    from conftest import REPO, rule_scripts
+    from conftest import REPO
 
-    repo = tmp_path / "repo"
+    repo, workdir = tmp_path / "repo", tmp_path / "run"
     tracked = subprocess.run(["git", "-C", str(REPO), "ls-files"], capture_output=True, text=True).stdout.split()
     for name in tracked:
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         # mtimes kept: the finished run is up to date with the copy; links (scripts/prh) copied as links
         shutil.copy2(REPO / name, repo / name, follow_symlinks=False)
+    shutil.copytree(run, workdir, symlinks=True)
+    module = repo / "prh" / "trends.py"
+    module.write_text(module.read_text() + "\n# edited\n")
     later = time.time() + 60
-    for module in sorted((repo / "prh").rglob("*.py")):
-        module.write_text(module.read_text() + "\n# edited\n")
-        os.utime(module, (later, later))
-    reasons = _edited_reasons(repo, run, tmp_path / "tiny")
-    for rule, modules in _edited_reasons(repo, ladder_run, tmp_path / "ladder").items():
-        assert reasons.setdefault(rule, modules) == modules, rule  # a rule's modules do not depend on the run
-    scripts = rule_scripts(repo)
-    assert set(reasons) == set(scripts)  # every rule has a job in one of the two runs, and each reads prh
-    for rule, script in scripts.items():
-        entry = repo / "scripts" / script
-        if not script.endswith(".py"):  # a run: rule calls a module
-            entry = tmp_path / f"{rule}.py"
-            entry.write_text(f"import {script}\n")
-        closure = subprocess.run(
-            [sys.executable, "-c", IMPORT_CLOSURE, str(repo), str(entry)], capture_output=True, text=True, check=True
-        ).stdout
-        expected = {Path(p).resolve() for p in json.loads(closure)}
-        assert reasons.get(rule, set()) == expected, rule
+    os.utime(module, (later, later))
+    # the copy's inputs have other paths: only the mtime trigger says what an edit reruns
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(workdir), "-n", "--cores", "1"]
+    out = subprocess.run(cmd + ["--rerun-triggers", "mtime"], capture_output=True, text=True, check=True).stdout
+    rules = set(re.findall(r"^(?:local)?rule (\w+):", out, re.M))
+    assert {"trends", "plot_competence_alignment", "plot_alignment_versus_lm_score"} <= rules
+    assert not rules & {"dataset", "embed", "alignment_state", "align_pair", "probe", "aggregate_alignment"}
 
 
 MODEL_RULES = {"embed", "embed_probe_tasks", "lm_score", "train_vision", "train_language"}  # run or train a network
