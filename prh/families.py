@@ -11,6 +11,8 @@ from itertools import combinations
 
 import numpy as np
 
+FACTOR_WORDS = {"width": "width", "task_set": "task set", "step": "training step"}
+
 
 def level_of(member: dict, factors: list[str]):
     return tuple(member[f] for f in factors)

@@ -310,6 +310,9 @@ def plot_training_curves(curves, path: str | Path) -> None:
 def plot_family(table, path: str | Path, family: str, factors: list[str], metric: str) -> None:
     """One panel per measure of ``prh.families.family_table``: mean alignment per level of the family's
     varied factor, with the pairs' bootstrap interval."""
+    from prh.families import FACTOR_WORDS
+
+    label = " / ".join(FACTOR_WORDS.get(f, f) for f in factors) or "level"
     measures = ["within", "world", "other modality"]
     titles = {
         "within": "among the family's models at a level (seeds)",
@@ -336,13 +339,10 @@ def plot_family(table, path: str | Path, family: str, factors: list[str], metric
                         textcoords="offset points", ha="center", fontsize=7, color="gray")  # fmt: skip
         ax.set_xticks(x, levels, rotation=20, fontsize=8)
         ax.set_title(titles[measure], fontsize=9)
-        ax.set_xlabel(" / ".join(FACTOR_WORDS.get(f, f) for f in factors) or "level")
+        ax.set_xlabel(label)
     axes[0].set_ylabel(f"{metric} (best over layer pairs)")
-    fig.suptitle(f"Family '{family}': alignment by {' / '.join(FACTOR_WORDS.get(f, f) for f in factors) or 'level'}")
+    fig.suptitle(f"Family '{family}': alignment by {label}")
     _save(fig, path)
-
-
-FACTOR_WORDS = {"width": "width", "task_set": "task set", "step": "training step"}
 
 
 def plot_world_alignment(trends, path: str | Path) -> None:

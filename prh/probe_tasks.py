@@ -23,7 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
-from prh.datasets import CHUNK_SCENES, COLOURS, IMAGE_SIZE, SHAPES, SIZES, render_scene, sample_scene, write_dataset
+from prh.datasets import (
+    CHUNK_SCENES,
+    COLOURS,
+    IMAGE_SIZE,
+    SHAPES,
+    SIZES,
+    attribute_label,
+    render_scene,
+    sample_scene,
+    write_dataset,
+)
 
 SHAPES_ATTRIBUTES = ("count", "x_position", "shape", "colour", "size")
 # Each attribute draws its scenes from its own random stream, disjoint from the alignment dataset's scenes.
@@ -112,18 +122,13 @@ def mnist_task(out_dir: str | Path, spec: dict) -> dict:
 
 
 def shapes_label(scene, attribute: str, bins: int) -> int:
-    """The class of ``scene`` for a shapes-world probe task (see ``shapes_classes``)."""
-    if attribute == "count":
-        return len(scene.objects) - 1
-    largest = max(scene.objects, key=lambda o: o.radius)
+    """The class of ``scene`` for a shapes-world probe task (see ``shapes_classes``); count, shape, colour and
+    size are labelled as the ladder's training heads are (``prh.datasets.attribute_label``)."""
     if attribute == "x_position":
+        largest = max(scene.objects, key=lambda o: o.radius)
         return min(int(largest.x * bins / IMAGE_SIZE), bins - 1)
-    if attribute == "shape":
-        return SHAPES.index(largest.shape)
-    if attribute == "colour":
-        return list(COLOURS).index(largest.colour)
-    if attribute == "size":
-        return list(SIZES).index(largest.size)
+    if attribute in ("count", "shape", "colour", "size"):
+        return attribute_label(scene, attribute)
     raise ValueError(f"unknown shapes attribute '{attribute}' (one of {', '.join(SHAPES_ATTRIBUTES)})")
 
 

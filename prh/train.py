@@ -60,6 +60,16 @@ def _batches(n: int, batch_size: int, steps: int, generator: torch.Generator):
         order = order[batch_size:]
 
 
+def _step(loss: torch.Tensor, optimizer, schedule, step: int, run: str) -> dict:
+    """One optimiser step on ``loss``; its curve row. A NaN or Inf loss stops the run, naming the step."""
+    value = _check_finite(loss, step, run)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    schedule.step()
+    return {"step": step, "split": "train", "quantity": "loss", "value": value}
+
+
 def _cosine(optimizer, steps: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
 
@@ -185,13 +195,7 @@ def train_vision(
         rows += evaluate(0)
         save(0)
     for step, index in enumerate(_batches(n_train, batch_size, steps, generator), start=1):
-        loss = torch.stack(losses(model(x[index]), y[index])).sum()
-        value = _check_finite(loss, step, run)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        rows.append({"step": step, "split": "train", "quantity": "loss", "value": value})
+        rows.append(_step(torch.stack(losses(model(x[index]), y[index])).sum(), optimizer, schedule, step, run))
         if step in wanted:
             rows += evaluate(step)
             save(step)
@@ -306,12 +310,7 @@ def train_language(
         window = torch.stack([ids[o : o + context + 1] for o in offsets.tolist()])
         logits = model(input_ids=window[:, :-1]).logits
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), window[:, 1:].reshape(-1))
-        value = _check_finite(loss, step, run)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        rows.append({"step": step, "split": "train", "quantity": "loss", "value": value})
+        rows.append(_step(loss, optimizer, schedule, step, run))
         if step in wanted:
             rows += evaluate_and_save(step)
     return rows

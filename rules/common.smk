@@ -62,9 +62,24 @@ def checkpoint_of(wildcards):
     return [path] if path else []
 
 
+TRAINING = config.get("training") or {}
+
+
+def run_params(wildcards):
+    """Everything a training job is given: the run, its modality's schedule, and for vision its attributes."""
+    run = LADDER.runs[wildcards.run]
+    schedule = {k: v for k, v in TRAINING[run.modality].items()}
+    params = {"run": run.name, "width": run.width, "seed": run.seed, **schedule}
+    params["validation"] = TRAINING["scenes"]["validation"]
+    if run.modality == "vision":
+        params["attributes"] = TRAINING["task_sets"][run.task_set]
+    return params
+
+
 def library_of(script):
     """The prh modules ``scripts/{script}`` imports, directly or not: editing one reruns the rule (mtime).
-    A module name (``prh.alignment``) for a run: rule that calls the module: its files and their imports.
+    A module name (``prh.alignment``), for rules whose run block calls that module, gives its files and
+    their imports.
     """
     return library_modules(
         REPO / "scripts" / script if script.endswith(".py") else script, REPO

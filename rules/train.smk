@@ -1,17 +1,3 @@
-TRAINING = config.get("training") or {}
-
-
-def run_params(wildcards):
-    """Everything a training job is given: the run, its modality's schedule, and for vision its attributes."""
-    run = LADDER.runs[wildcards.run]
-    schedule = {k: v for k, v in TRAINING[run.modality].items()}
-    params = {"run": run.name, "width": run.width, "seed": run.seed, **schedule}
-    params["validation"] = TRAINING["scenes"]["validation"]
-    if run.modality == "vision":
-        params["attributes"] = TRAINING["task_sets"][run.task_set]
-    return params
-
-
 rule training_scenes:
     """The training set of the ladder: shapes-world scenes from a random stream no evaluation set uses."""
     input:
