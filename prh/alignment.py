@@ -154,34 +154,6 @@ def pair_scores(
     return data, coords, as_attrs(provenance)
 
 
-def pair_job(inputs, output: str, log: str, dataset: str, params, provenance: dict) -> None:
-    """The ``align_pair`` rule. It is a ``run:`` job, executed inside Snakemake's own process: starting a
-    Python process (numpy, zarr, numba) costs more than the work of a light pair, and pairs grow as M²."""
-    from prh.datasets import read_record
-    from prh.features import check_store
-    from prh.workflow import job_log
-
-    with job_log(log) as logger:
-        record = read_record(Path(inputs.record).parent)
-        for store in (inputs.x_features, inputs.y_features):
-            check_store(store, record, dataset)
-        parts = pair_scores(
-            inputs.x,
-            inputs.y,
-            metrics=params.metrics,
-            permutations=params.permutations,
-            null_seed=params.null_seed,
-            resamples=params.resamples,
-            level=params.level,
-            bootstrap_seed=params.bootstrap_seed,
-            device=params.device,
-            x_features=inputs.x_features,
-            y_features=inputs.y_features,
-        )
-        write_pair(parts, output, provenance)
-        logger.info("%s", {name: values.tolist() for name, (_, values) in parts[0].items() if name != "score"})
-
-
 def align_pair(*args, **kwargs):
     """``pair_scores`` as one ``xarray.Dataset``: select with ``pair.sel(metric=..., direction="forward")``."""
     import xarray as xr

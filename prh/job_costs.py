@@ -10,11 +10,9 @@ import polars as pl
 COLUMNS = {"s": "wall_s", "max_rss": "max_rss_mb", "cpu_time": "cpu_s"}
 
 
-def read_benchmarks(folder: str | Path, in_process: tuple[str, ...] = ()) -> pl.DataFrame:
+def read_benchmarks(folder: str | Path) -> pl.DataFrame:
     """One row per ``{folder}/{rule}/.../{job}.tsv`` (or ``{folder}/{rule}.tsv``): rule, job, wall_s,
-    max_rss_mb and cpu_s. A file with several repeats (``benchmark: repeat(...)``) gives its first row.
-    Rules in ``in_process`` run inside Snakemake's process (``run:``): their memory and CPU time are that
-    process's, not the job's, so they are left empty."""
+    max_rss_mb and cpu_s. A file with several repeats (``benchmark: repeat(...)``) gives its first row."""
     folder = Path(folder)
     rows = []
     for path in sorted(folder.rglob("*.tsv")):
@@ -25,8 +23,6 @@ def read_benchmarks(folder: str | Path, in_process: tuple[str, ...] = ()) -> pl.
             new: float(table[old][0]) if old in table.columns and table[old][0] is not None else None
             for old, new in COLUMNS.items()
         }
-        if rule in in_process:
-            values["max_rss_mb"] = values["cpu_s"] = None
         rows.append({"rule": rule, "job": "/".join(relative.parts[1:]) or rule, **values})
     schema = {"rule": pl.String, "job": pl.String, "wall_s": pl.Float64, "max_rss_mb": pl.Float64, "cpu_s": pl.Float64}
     return pl.DataFrame(rows, schema=schema)

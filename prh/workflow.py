@@ -27,27 +27,6 @@ def logged(log_path: str | Path):
 
 
 @contextlib.contextmanager
-def job_log(log_path: str | Path):
-    """The log of a ``run:`` job, which executes inside Snakemake's own process (other jobs run beside it, so
-    stdout, stderr and the root logger are left alone): a logger of this job only, writing to ``log_path``.
-    An exception is written there with its traceback before it propagates."""
-    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-    logger = logging.getLogger(f"prh.job.{log_path}")
-    logger.propagate, logger.level = False, logging.INFO
-    handler = logging.FileHandler(log_path, mode="w")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logger.addHandler(handler)
-    try:
-        yield logger
-    except BaseException:
-        logger.exception("the job failed")
-        raise
-    finally:
-        logger.removeHandler(handler)
-        handler.close()
-
-
-@contextlib.contextmanager
 def atomic_path(path: str | Path):
     """Yield a temporary sibling of ``path`` to write to, a file or a folder (a Zarr store); it is renamed
     onto ``path`` when the block ends without an error and removed otherwise."""
@@ -84,8 +63,7 @@ def write_table(table, path: str | Path, provenance: dict | None = None) -> None
 def library_modules(script: str | Path, root: str | Path, package: str = "prh") -> list[str]:
     """Files of ``package`` (in the folder ``root``) that running ``script`` imports, directly or through
     other modules (each parent package's ``__init__.py`` included), sorted: a rule lists them as inputs, so
-    editing any of them reruns exactly the rules whose scripts depend on it. ``script`` may also be a module
-    name of the package (``prh.alignment``, for a ``run:`` rule that calls it): its files and what it imports."""
+    editing any of them reruns exactly the rules whose scripts depend on it."""
     import ast
 
     root = Path(root).resolve()
@@ -104,11 +82,7 @@ def library_modules(script: str | Path, root: str | Path, package: str = "prh") 
         return found
 
     seen: set[Path] = set()
-    if not str(script).endswith(".py"):  # a module of the package
-        seen.update(files_of(str(script)))
-        pending = list(seen)
-    else:
-        pending = [Path(script).resolve()]
+    pending = [Path(script).resolve()]
     while pending:
         tree = ast.parse(pending.pop().read_text())
         for node in ast.walk(tree):  # function-level imports count too

@@ -38,7 +38,6 @@ rule alignment_state:
 rule align_pair:
     """Every layer of one model against every layer of another from their two states: cross terms only,
     for each configured metric, with the permutation null and the bootstrap interval of the best score.
-    A run: job, executed inside Snakemake's process: a light pair costs less than a Python start-up.
     """
     input:
         x="results/states/{dataset}/{model_x}.zarr",
@@ -46,13 +45,15 @@ rule align_pair:
         x_features="results/features/{dataset}/{model_x}.zarr",
         y_features="results/features/{dataset}/{model_y}.zarr",
         record="data/{dataset}/dataset.json",
-        code=library_of("prh.alignment"),
+        code=library_of("align_pair.py"),
     output:
         "results/alignment/{dataset}/pairs/{model_x}/{model_y}.nc",
     log:
         "logs/align/{dataset}/{model_x}/{model_y}.log",
     benchmark:
         "logs/benchmarks/align_pair/{dataset}/{model_x}/{model_y}.tsv"
+    conda:
+        "../envs/prh.yaml"
     resources:
         mem_mb=4000,
     params:
@@ -63,17 +64,8 @@ rule align_pair:
         level=ALIGNMENT["bootstrap"]["level"],
         bootstrap_seed=ALIGNMENT["bootstrap"]["seed"],
         device=ALIGNMENT["device"],
-    run:
-        from prh.alignment import pair_job
-
-        pair_job(
-            input,
-            output[0],
-            log[0],
-            wildcards.dataset,
-            params,
-            rule_provenance(rule),
-        )
+    script:
+        "../scripts/align_pair.py"
 
 
 rule aggregate_alignment:

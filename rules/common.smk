@@ -77,20 +77,8 @@ def run_params(wildcards):
 
 
 def library_of(script):
-    """The prh modules ``scripts/{script}`` imports, directly or not: editing one reruns the rule (mtime).
-    A module name (``prh.alignment``), for rules whose run block calls that module, gives its files and
-    their imports.
-    """
-    return library_modules(
-        REPO / "scripts" / script if script.endswith(".py") else script, REPO
-    )
-
-
-def rule_provenance(rule):
-    """``script_provenance`` for a run: job."""
-    from prh.provenance import run_provenance
-
-    return run_provenance(config, REPO) | {"rule": rule}
+    """The prh modules ``scripts/{script}`` imports, directly or not: editing one reruns the rule (mtime)."""
+    return library_modules(REPO / "scripts" / script, REPO)
 
 
 def model_pairs(dataset):

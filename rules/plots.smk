@@ -241,6 +241,5 @@ rule job_costs:
         "../envs/prh.yaml"
     params:
         folder="logs/benchmarks",
-        in_process=["align_pair"],  # run: rules
     script:
         "../scripts/job_costs.py"
