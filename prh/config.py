@@ -65,7 +65,7 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
     if not problems:
         from prh.ladder import ladder_problems
 
-        problems = ladder_problems(config.get("training"))
+        problems = ladder_problems(config.get("training"), config["alignment"]["metrics"])
     if not problems:
         problems = _add_ladder(config, validator.schema) + _semantic_problems(config)
     if problems:

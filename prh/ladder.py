@@ -97,11 +97,13 @@ def expand(training: dict | None) -> Ladder:
     return Ladder(runs, rungs, families)
 
 
-def ladder_problems(training: dict | None) -> list[str]:
-    """What a schema cannot check: attributes of task sets, task sets and steps of families, schedules."""
+def ladder_problems(training: dict | None, metrics: dict | None = None) -> list[str]:
+    """What a schema cannot check: attributes of task sets, task sets and steps of families, schedules, and
+    widths too narrow for SVCCA's directions (a CNN's first stage has ``width`` channels)."""
     if not training:
         return []
     problems = []
+    dims = ((metrics or {}).get("svcca") or {}).get("dims", 10) if "svcca" in (metrics or {}) else 0
     for name, attributes in training["task_sets"].items():
         unknown = [a for a in attributes if a not in ATTRIBUTES]
         if unknown:
@@ -128,6 +130,11 @@ def ladder_problems(training: dict | None) -> list[str]:
                     f"{where}.tasks: '{task_set}' is not a task set (training.task_sets has "
                     f"{', '.join(training['task_sets'])})"
                 )
+        narrow = [w for w in family["widths"] if w < dims]
+        if narrow:
+            problems.append(
+                f"{where}.widths: {narrow} give layers narrower than alignment.metrics.svcca.dims = {dims} directions"
+            )
         missing = [s for s in family.get("steps", []) if s not in schedule["checkpoints"]]
         if missing:
             problems.append(

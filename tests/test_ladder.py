@@ -156,11 +156,17 @@ def test_adding_a_rung_plans_only_its_jobs(ladder_run):
             "training.families[1] (family 'gpt-steps').steps: [50] are not saved",
         ),
         (lambda t: t["families"][0].update(tasks=["nope"]), "'nope' is not a task set"),
+        (
+            lambda t: t.update(_svcca=True),
+            "(family 'cnn-steps').widths: [8] give layers narrower than alignment.metrics.svcca.dims = 10",
+        ),
     ],
 )
 def test_bad_ladders_are_named(mutate, message):
     config = ladder_config()
     mutate(config["training"])
+    if config["training"].pop("_svcca", False):
+        config["alignment"]["metrics"]["svcca"] = {"dims": 10}
     with pytest.raises(ConfigError, match=None) as error:
         validate_config(config, load_schema())
     assert message in str(error.value)
