@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import xarray as xr
 import pytest
 
 from prh.alignment import align_pair
@@ -218,3 +219,23 @@ def test_large_n_runs_in_bounded_memory(tmp_path):
     chance = 10 / 19_999
     assert all(best > 5 * chance for best in out["best"][:1]) and out["null"][0] < 3 * chance
     assert 0 < out["cka"][0] <= 1 and 0 < out["cka"][1] <= 1
+
+
+def test_pair_file_written_without_xarray_is_the_file_xarray_writes(stores, tmp_path):
+    """The pair job writes its netCDF with scipy alone (no xarray or pandas start-up): the bytes equal
+    xarray's own ``to_netcdf`` of the same Dataset, so every reader sees the same file."""
+    from prh.alignment import pair_scores, write_pair
+
+    folder, x, y = stores
+    for name, store in (("x", x), ("y", y)):
+        if not (folder / f"{name}.state").exists():
+            state, _ = compute_state(store, METRICS)
+            write_state(state, folder / f"{name}.state")
+    parts = pair_scores(folder / "x.state", folder / "y.state", METRICS, permutations=2, resamples=5)
+    provenance = {"rule": "align_pair", "git_dirty": "false", "n": 3, "level": 0.95}
+    write_pair(parts, tmp_path / "scipy.nc", provenance)
+    data, coords, attrs = parts
+    expected = xr.Dataset(data, coords=coords, attrs=attrs | provenance)
+    expected.to_netcdf(tmp_path / "xarray.nc", engine="scipy")
+    assert (tmp_path / "scipy.nc").read_bytes() == (tmp_path / "xarray.nc").read_bytes()
+    assert xr.open_dataset(tmp_path / "scipy.nc", engine="scipy").load().identical(expected)
