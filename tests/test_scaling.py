@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import numpy as np
-import xarray as xr
 import pytest
+import xarray as xr
 
 from prh.alignment import align_pair
 from prh.config import ConfigError, load_schema, validate_config
