@@ -145,15 +145,17 @@ def all_outputs(with_costs=True):
         ]
         pairs = cross_modal_pairs(dataset)
         if pairs:
-            # layer x layer matrices of the packaged models; the ladder's rungs have few layers each
-            outputs += [
-                f"{figures}/layers/{x}/{y}.png"
+            # layer x layer matrices and Fig. 10 of the packaged models; the rungs have few layers each
+            packaged = [
+                (x, y)
                 for x, y in pairs
                 if x not in LADDER.rungs and y not in LADDER.rungs
             ]
+            outputs += [f"{figures}/layers/{x}/{y}.png" for x, y in packaged]
+            if packaged:
+                outputs.append(f"{figures}/cknna_versus_k.png")
             outputs += [
                 f"{figures}/cross_modal_metrics.png",
-                f"{figures}/cknna_versus_k.png",
                 f"{figures}/alignment_versus_lm_score.png",
             ]
     if LANGUAGE_MODELS:

@@ -119,8 +119,6 @@ def test_adding_a_rung_plans_only_its_jobs(ladder_run):
         ("trends", "results/trends/tiny.parquet"),
         ("plot_alignment_summary", "results/figures/tiny/best_alignment.png"),
         ("plot_cross_modal_metrics", "results/figures/tiny/cross_modal_metrics.png"),
-        ("cknna_versus_k", "results/alignment/tiny/cknna_versus_k.nc"),
-        ("plot_cknna_versus_k", "results/figures/tiny/cknna_versus_k.png"),
         ("plot_alignment_versus_lm_score", "results/figures/tiny/alignment_versus_lm_score.png"),
         ("plot_competence_alignment", "results/figures/tiny/competence_alignment.png"),
         ("plot_model_umap", "results/figures/tiny/model_umap.png"),

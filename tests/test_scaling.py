@@ -192,6 +192,8 @@ for name, seed in (("x", 1), ("y", 2)):
     del layers
 # The ceiling: one dense N x N float64 matrix (3.2 GB) could not even be allocated.
 resource.setrlimit(resource.RLIMIT_AS, (3_200_000_000, resource.RLIM_INFINITY))
+import tracemalloc  # numpy reports its allocations to tracemalloc: the peak of every array held at once
+tracemalloc.start()
 for name in ("x", "y"):
     state, _ = compute_state(f"{folder}/{name}.zarr", metrics, dense_limit=8192)
     write_state(state, f"{folder}/{name}.state")
@@ -199,15 +201,16 @@ pair = align_pair(f"{folder}/x.state", f"{folder}/y.state", {"mutual_knn": {"k":
                   permutations=2, resamples=10)
 cka = align_pair(f"{folder}/x.state", f"{folder}/y.state", {"cka": {}, "unbiased_cka": {}},
                  x_features=f"{folder}/x.zarr", y_features=f"{folder}/y.zarr")
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(json.dumps({"peak": peak, "best": pair["best"].sel(direction="forward").values.tolist(),
+peak = tracemalloc.get_traced_memory()[1]
+print(json.dumps({"peak": peak, "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "best": pair["best"].sel(direction="forward").values.tolist(),
                   "null": pair["null_mean"].sel(direction="forward").values.tolist(),
                   "cka": cka["best"].sel(direction="forward").values.tolist()}))
 """
 
 
 def test_large_n_runs_in_bounded_memory(tmp_path):
-    """N = 20,000: states and pair without any N × N matrix, under an address-space ceiling of 3.2 GB."""
+    """N = 20,000: states and pair without any N × N matrix, under an address-space ceiling of 3.2 GB (one
+    float64 N × N matrix could not be allocated) and with numpy's peak (tracemalloc) below a float32 one."""
     from pathlib import Path
 
     result = subprocess.run(
@@ -215,7 +218,9 @@ def test_large_n_runs_in_bounded_memory(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
-    assert out["peak"] < 1.6e9  # half of one dense N × N float64 matrix
+    # Arrays held at once stay below one N × N float32 matrix (1.6 GB), half a float64 one; the process's RSS
+    # is not asserted: it varied from 0.5 to 3.0 GB between runs here with the same allocations (huge pages).
+    assert out["peak"] < 1.6e9
     chance = 10 / 19_999
     assert all(best > 5 * chance for best in out["best"][:1]) and out["null"][0] < 3 * chance
     assert 0 < out["cka"][0] <= 1 and 0 < out["cka"][1] <= 1
