@@ -202,7 +202,8 @@ pair = align_pair(f"{folder}/x.state", f"{folder}/y.state", {"mutual_knn": {"k":
 cka = align_pair(f"{folder}/x.state", f"{folder}/y.state", {"cka": {}, "unbiased_cka": {}},
                  x_features=f"{folder}/x.zarr", y_features=f"{folder}/y.zarr")
 peak = tracemalloc.get_traced_memory()[1]
-print(json.dumps({"peak": peak, "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "best": pair["best"].sel(direction="forward").values.tolist(),
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"peak": peak, "rss": rss, "best": pair["best"].sel(direction="forward").values.tolist(),
                   "null": pair["null_mean"].sel(direction="forward").values.tolist(),
                   "cka": cka["best"].sel(direction="forward").values.tolist()}))
 """
