@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import re
 import subprocess
 import sys
@@ -14,6 +15,8 @@ import torch
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+# No hub is reachable from the tests: a hub lookup fails at once, not after huggingface_hub's retries (46 s).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # The runnable test config of the Snakemake catalog layout: 64 scenes, four small models that all run offline
 # (three random-init timm test models and the packaged MiniLM), two small probe tasks.

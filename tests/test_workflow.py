@@ -338,17 +338,36 @@ def test_language_model_scores(tmp_path, local_llama):
     assert table["bits_per_byte"][1] > 1.0  # a random model is a poor language model
 
 
-IMPORT_CLOSURE = r"""
+SCRIPT_IMPORTS = r"""
 import ast, json, sys
 from pathlib import Path
 repo, script = sys.argv[1], sys.argv[2]
 sys.path.insert(0, repo)
-tree = ast.parse(Path(script).read_text())
-for node in tree.body:  # the script's own top-level imports, executed by Python's import machinery
+for node in ast.parse(Path(script).read_text()).body:  # the script's own top-level imports, run by Python
     if isinstance(node, (ast.Import, ast.ImportFrom)):
         exec(compile(ast.Module([node], []), script, "exec"))
-print(json.dumps(sorted(m.__file__ for name, m in sys.modules.items() if name.split(".")[0] == "prh")))
+prh = sorted(m.__file__ for name, m in sys.modules.items() if name.split(".")[0] == "prh")
+print(json.dumps({"prh": prh, "models": sorted({"torch", "timm", "transformers"} & set(sys.modules))}))
 """
+
+
+@pytest.fixture(scope="module")
+def script_imports() -> dict[str, dict[str, list[str]]]:
+    """Rule -> the prh files and model libraries (torch, timm, transformers) that its script's imports load,
+    each script in a fresh interpreter (two at a time)."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import REPO, rule_scripts
+
+    def imports(script: str) -> dict[str, list[str]]:
+        command = [sys.executable, "-c", SCRIPT_IMPORTS, str(REPO), str(REPO / "scripts" / script)]
+        return json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+
+    scripts = rule_scripts(REPO)
+    with ThreadPoolExecutor(2) as pool:
+        return dict(zip(scripts, pool.map(imports, scripts.values())))
 
 
 def _declared_modules(config: dict, workdir: Path) -> dict[str, set[Path]]:
@@ -366,27 +385,19 @@ def _declared_modules(config: dict, workdir: Path) -> dict[str, set[Path]]:
     return declared
 
 
-def test_every_rule_depends_on_exactly_the_modules_it_imports(tmp_path):
+def test_every_rule_depends_on_exactly_the_modules_it_imports(tmp_path, script_imports):
     """Each rule's jobs declare as inputs every prh module its script loads,
     found independently by importing it in a fresh interpreter (the declared list also has the modules that
     functions import when called), and no model code unless the rule runs a model; so editing a module reruns
     the rules that use it. Both test configs together have a job of every rule."""
-    import subprocess
-    import sys
-
-    from conftest import REPO, ladder_config, rule_scripts
+    from conftest import REPO, ladder_config
 
     declared = _declared_modules(tiny_config(), tmp_path / "tiny")
     for rule, modules in _declared_modules(ladder_config(), tmp_path / "ladder").items():
         assert declared.setdefault(rule, modules) == modules, rule
-    scripts = rule_scripts(REPO)
-    assert set(scripts) <= set(declared)  # every rule has a job in one of the two configs
-    for rule, script in scripts.items():
-        entry = REPO / "scripts" / script
-        closure = subprocess.run(
-            [sys.executable, "-c", IMPORT_CLOSURE, str(REPO), str(entry)], capture_output=True, text=True, check=True
-        ).stdout
-        assert {Path(p).resolve() for p in json.loads(closure)} <= declared[rule], rule
+    assert set(script_imports) <= set(declared)  # every rule has a job in one of the two configs
+    for rule, imports in script_imports.items():
+        assert {Path(p).resolve() for p in imports["prh"]} <= declared[rule], rule
         assert ((REPO / "prh" / "models.py").resolve() in declared[rule]) == (rule in MODEL_RULES), rule
 
 
@@ -422,26 +433,8 @@ def test_editing_a_library_module_reruns_the_rules_that_import_it(run, tmp_path)
 MODEL_RULES = {"embed", "embed_probe_tasks", "lm_score", "train_vision", "train_language"}  # run or train a network
 
 
-def test_jobs_that_run_no_model_do_not_import_torch():
+def test_jobs_that_run_no_model_do_not_import_torch(script_imports):
     """Start-up: a job whose script runs no model loads neither torch nor the model libraries."""
-    import subprocess
-    import sys
-
-    from conftest import REPO, rule_scripts
-
-    code = r"""
-import ast, sys
-from pathlib import Path
-script = sys.argv[1]
-for node in ast.parse(Path(script).read_text()).body:
-    if isinstance(node, (ast.Import, ast.ImportFrom)):
-        exec(compile(ast.Module([node], []), script, "exec"))
-print(sorted(m for m in ("torch", "timm", "transformers") if m in sys.modules))
-"""
-    scripts = rule_scripts(REPO)
-    assert MODEL_RULES < set(scripts)
-    for rule, script in scripts.items():
-        out = subprocess.run(
-            [sys.executable, "-c", code, str(REPO / "scripts" / script)], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        assert (out != "[]") == (rule in MODEL_RULES), (rule, out)
+    assert MODEL_RULES < set(script_imports)
+    for rule, imports in script_imports.items():
+        assert bool(imports["models"]) == (rule in MODEL_RULES), (rule, imports["models"])
