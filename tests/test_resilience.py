@@ -21,7 +21,7 @@ from conftest import REPO, REPRODUCIBLE, digests, snakemake, tiny_config, write_
 pytestmark = pytest.mark.workflow
 # The stages this test kills and resumes, and the language-model scores; figures and probes are left out.
 TARGETS = ("results/alignment/tiny/alignment.nc", "results/lm_scores.parquet")
-KEPT = [path for path in REPRODUCIBLE if path != "results/probes"]
+KEPT = ["data/tiny", "data/corpora"] + [p for p in REPRODUCIBLE if p not in ("data", "results/probes")]
 
 
 def _start(workdir: Path, *args: str) -> subprocess.Popen:

@@ -1,6 +1,6 @@
 """The workflow on a real SLURM: a single-node cluster on localhost (tests/slurm/cluster.sh), the tiny
-config's data, embeddings, alignment and probes through `snakemake --profile profiles/slurm`, outputs
-identical to the local run's (figures are left out: each SLURM job starts a whole Snakemake)."""
+config's data, embeddings and alignment, and one model's probes, through `snakemake --profile profiles/slurm`,
+outputs identical to the local run's (figures are left out: each SLURM job starts a whole Snakemake)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,17 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, REPRODUCIBLE, digests, tiny_config, write_config
+from conftest import REPO, digests, tiny_config, write_config
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
-TARGETS = ("results/alignment/tiny/alignment.nc", "results/probes/competence.parquet")
-KEPT = [path for path in REPRODUCIBLE if not path.startswith("results/lm_scores")]
+# Every kind of model job, the grouped pairs and one model's probes (each SLURM job starts a whole Snakemake).
+TARGETS = ("results/alignment/tiny/alignment.nc", "results/probes/models/resnet-test.parquet")
+KEPT = (
+    ["data/tiny", "data/probes", "results/features/tiny", "results/states", "results/alignment"]
+    + [f"results/features/probes/{task}/resnet-test.zarr" for task in ("digits", "shapes-count")]
+    + ["results/probes/models/resnet-test.parquet"]
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +55,7 @@ def test_tiny_workflow_runs_through_slurm_and_matches_the_local_run(cluster, tin
     expected = {"rule_dataset", "rule_embed", "rule_embed_probe_tasks", "rule_probe_task", "rule_alignment_state"}
     assert expected | {"group_pairs_align_pair"} <= set(logged)
     assert len(logged["rule_embed"]) == 4  # 4 models on the dataset
-    assert len(logged["rule_embed_probe_tasks"]) == 3  # 3 vision models, each over both probe tasks
+    assert len(logged["rule_embed_probe_tasks"]) == 1  # one vision model over both probe tasks
     assert len(logged["rule_alignment_state"]) == 4
     # The six model pairs went to SLURM as one grouped job, not six.
     assert len(logged["group_pairs_align_pair"]) == 1
