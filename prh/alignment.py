@@ -22,13 +22,31 @@ from prh.metrics import (
     prepare_stack,
     resolve_params,
 )
+from prh.metrics.calibration import benjamini_hochberg, calibrate, draw_permutations
 from prh.metrics.definitions import cosine_similarity
 from prh.metrics.streaming import feature_space_cka
 from prh.provenance import as_attrs, package_versions
 from prh.states import check_dense_metrics, open_state, state_parts
 
 DIRECTIONS = ("forward", "reverse")
-SUMMARY = ("best", "best_layer_x", "best_layer_y", "null_mean", "null_std", "ci_low", "ci_high")
+INDEX_COORDS = ("layer_x", "layer_y", "permutation")
+SUMMARY = (
+    "best",
+    "best_layer_x",
+    "best_layer_y",
+    "null_mean",
+    "null_std",
+    "calibrated_mean",
+    "tau",
+    "p_value",
+    "calibrated",
+    "ci_low",
+    "ci_high",
+    "last",
+    "tau_last",
+    "p_value_last",
+    "calibrated_last",
+)
 
 
 def _check_same_dataset(x_path, y_path, rx: dict, ry: dict) -> None:
@@ -64,6 +82,7 @@ def pair_scores(
     resamples: int = 0,
     level: float = 0.95,
     null_seed: int = 0,
+    alpha: float = 0.05,
     bootstrap_seed: int = 0,
     device: str = "cpu",
     x_features: str | Path | None = None,
@@ -74,9 +93,15 @@ def pair_scores(
 
     Per metric and direction (``forward``: X against Y; ``reverse``: Y against X, which differs only for an
     asymmetric metric such as cycle_knn) the Dataset holds the (layer_x, layer_y) scores, the best score and
-    its layers, a permutation null of the best score (``permutations`` shuffles of Y's samples, the max over
-    layer pairs taken each time) with the chance-corrected ``calibrated = (best - null_mean) /
-    (1 - null_mean)``, and a ``level`` bootstrap percentile interval (``resamples``) at the best layer pair.
+    its layers, and its calibration (``prh.metrics.calibration``, Algorithm 2 of Gröger et al. 2026):
+    ``permutations`` shuffles of Y's samples drawn from ``null_seed``, one per null draw for every layer, the
+    max over layer pairs taken each time; ``tau``, the critical value at level ``alpha``; the add-one
+    ``p_value``; ``calibrated = clamp((best - tau) / (1 - tau), 0, 1)``. ``null_mean``, ``null_std`` and the
+    older mean-based ``calibrated_mean = (best - null_mean) / (1 - null_mean)`` are kept beside them, and
+    ``null`` holds the draws. ``last`` is the score of the two last layers (the representation the probes read),
+    with ``tau_last``, ``p_value_last`` and ``calibrated_last`` from the same permutations at that one layer pair
+    (Algorithm 1). ``ci_low``/``ci_high``: a ``level`` bootstrap percentile interval (``resamples``) at the
+    best layer pair.
     ``device``: where the matrix products run (``auto`` picks a GPU when one is present).
 
     Above the states' ``dense_limit`` there are no Gram matrices: linear CKA and unbiased CKA are then
@@ -101,10 +126,12 @@ def pair_scores(
     lx, ly = len(sx), len(sy)
     score = np.full((len(names), 2, lx, ly), np.nan)
     summary = {v: np.full((len(names), 2), np.nan) for v in SUMMARY}
+    null = np.full((len(names), 2, permutations), np.nan)
+    perms = draw_permutations(n, permutations, null_seed) if permutations else None
     for d, direction in enumerate(DIRECTIONS):
         own = {n: p for n, p in metrics.items() if d == 0 or not get_metric(n).symmetric}
         sx, sy = states[direction]
-        nulls = permutation_null(own, sx, sy, permutations, null_seed) if permutations else {}
+        nulls = permutation_null(own, sx, sy, perms, keep_layers=True) if permutations else {}
         for name, params in own.items():
             m = names.index(name)
             scores = streamed[name] if name in streamed else layer_scores(name, sx, sy, **params)
@@ -113,9 +140,21 @@ def pair_scores(
             summary["best"][m, d], summary["best_layer_x"][m, d], summary["best_layer_y"][m, d] = (
                 (best, bx, by) if d == 0 else (best, by, bx)
             )
+            summary["last"][m, d] = scores[-1, -1]
             if permutations:
-                summary["null_mean"][m, d] = nulls[name].mean()
-                summary["null_std"][m, d] = nulls[name].std(ddof=1) if permutations > 1 else 0.0
+                draws = np.nanmax(nulls[name], axis=(1, 2))
+                null[m, d] = draws
+                calibration = calibrate(best, draws, alpha)
+                summary["null_mean"][m, d] = draws.mean()
+                summary["null_std"][m, d] = draws.std(ddof=1) if permutations > 1 else 0.0
+                summary["calibrated_mean"][m, d] = (best - draws.mean()) / (1 - draws.mean())
+                summary["tau"][m, d] = calibration.tau
+                summary["p_value"][m, d] = calibration.p_value
+                summary["calibrated"][m, d] = calibration.calibrated
+                last = calibrate(scores[-1, -1], nulls[name][:, -1, -1], alpha)  # Algorithm 1, one layer pair
+                summary["tau_last"][m, d] = last.tau
+                summary["p_value_last"][m, d] = last.p_value
+                summary["calibrated_last"][m, d] = last.calibrated
             if resamples:
                 values = bootstrap_states(name, sx, sy, bx, by, resamples, bootstrap_seed, **params)
                 summary["ci_low"][m, d], summary["ci_high"][m, d] = np.quantile(
@@ -124,11 +163,13 @@ def pair_scores(
     for m, name in enumerate(names):  # a symmetric metric reads the same both ways
         if get_metric(name).symmetric:
             score[m, 1] = score[m, 0]
+            null[m, 1] = null[m, 0]
             for v in SUMMARY:
                 summary[v][m, 1] = summary[v][m, 0]
-    summary["calibrated"] = (summary["best"] - summary["null_mean"]) / (1 - summary["null_mean"])
     data = {"score": (("metric", "direction", "layer_x", "layer_y"), score)}
-    data |= {v: (("metric", "direction"), summary[v]) for v in SUMMARY + ("calibrated",)}
+    data |= {v: (("metric", "direction"), summary[v]) for v in SUMMARY}
+    if permutations:  # (netCDF-3 has no empty fixed dimensions)
+        data["null"] = (("metric", "direction", "permutation"), null)
     for v in ("best_layer_x", "best_layer_y"):
         data[v] = (("metric", "direction"), summary[v].astype(np.int32))
     provenance = {
@@ -146,11 +187,14 @@ def pair_scores(
         "resamples": resamples,
         "level": level,
         "null_seed": null_seed,
+        "alpha": alpha,
         "bootstrap_seed": bootstrap_seed,
         "device": sx.device,
         "versions": package_versions(("numpy", "scipy", "xarray", "zarr")),
     }
     coords = {"metric": names, "direction": list(DIRECTIONS), "layer_x": np.arange(lx), "layer_y": np.arange(ly)}
+    if permutations:
+        coords["permutation"] = np.arange(permutations)
     return data, coords, as_attrs(provenance)
 
 
@@ -168,7 +212,7 @@ def write_pair(parts: tuple[dict, dict, dict], path: str | Path, provenance: dic
     from prh.netcdf import write_netcdf3
 
     data, coords, attrs = parts
-    coords = {k: np.asarray(v, dtype=np.int32) if k.startswith("layer") else v for k, v in coords.items()}
+    coords = {k: np.asarray(v, dtype=np.int32) if k in INDEX_COORDS else v for k, v in coords.items()}
     write_netcdf3(path, data, coords, attrs | as_attrs(provenance or {}))
 
 
@@ -191,7 +235,9 @@ def aggregate(pair_paths: Sequence[str | Path], models: Sequence[dict]):
       the diagonal (a model is not paired with itself); entry (x, y) scores x's layers against y's;
     * per (metric, model_x, model_y): ``best`` (the best over layer pairs, the paper's summary, App. C.2),
       ``best_layer_x``/``best_layer_y`` (-1 where there is no score), ``null_mean``, ``null_std``,
-      ``calibrated``, ``ci_low``, ``ci_high``.
+      ``calibrated_mean``, ``tau``, ``p_value``, ``calibrated``, ``ci_low``, ``ci_high`` (see ``pair_scores``);
+    * ``q_value`` (metric, model_x, model_y): Benjamini–Hochberg q-values of the p-values over the model pairs,
+      per metric: each unordered pair is one test of a symmetric metric, each direction one of an asymmetric.
 
     Select with ``ds.sel(metric="cknna", model_x=..., model_y=...)``.
     """
@@ -214,7 +260,7 @@ def aggregate(pair_paths: Sequence[str | Path], models: Sequence[dict]):
     n_models, n_metrics = len(names), len(metrics)
     max_layers = max(len(v) for v in layer_names.values())
     score = np.full((n_metrics, n_models, n_models, max_layers, max_layers), np.nan)
-    summary = {v: np.full((n_metrics, n_models, n_models), np.nan) for v in SUMMARY + ("calibrated",)}
+    summary = {v: np.full((n_metrics, n_models, n_models), np.nan) for v in SUMMARY}
     for pair in pairs:
         if list(pair["metric"].values) != metrics:
             raise ValueError(f"pair files disagree on metrics: {metrics} vs {list(pair['metric'].values)}")
@@ -229,6 +275,7 @@ def aggregate(pair_paths: Sequence[str | Path], models: Sequence[dict]):
         # seen from (y, x), the layers swap roles
         summary["best_layer_x"][:, j, i] = reverse["best_layer_y"].values
         summary["best_layer_y"][:, j, i] = reverse["best_layer_x"].values
+    summary["q_value"] = pair_q_values(summary["p_value"], [get_metric(m).symmetric for m in metrics])
     dims = ("metric", "model_x", "model_y")
     data = {"score": (dims + ("layer_x", "layer_y"), score)}
     for v, values in summary.items():
@@ -263,12 +310,29 @@ def aggregate(pair_paths: Sequence[str | Path], models: Sequence[dict]):
                 )
             },
             **{k: first[k] for k in ("permutations", "resamples", "level", "null_seed", "bootstrap_seed")},
+            "alpha": first["alpha"],
             **as_attrs({"layer_names": layer_names, "versions": package_versions(("numpy", "xarray"))}),
         },
     )
     ds["best_layer_x"].attrs["missing"] = -1
     ds["best_layer_y"].attrs["missing"] = -1
     return ds
+
+
+def pair_q_values(p_values: np.ndarray, symmetric: Sequence[bool]) -> np.ndarray:
+    """Benjamini–Hochberg q-values of (metric, model_x, model_y) p-values, per metric, over the tests of that
+    metric: the upper triangle for a symmetric metric (its (y, x) entry is the same test), every off-diagonal
+    entry for an asymmetric one. The q-value is written to both entries of a symmetric pair."""
+    q = np.full(p_values.shape, np.nan)
+    upper = np.triu(np.ones(p_values.shape[1:], dtype=bool), k=1)
+    for m, sym in enumerate(symmetric):
+        if sym:
+            tested = np.where(upper, p_values[m], np.nan)
+            q[m] = benjamini_hochberg(tested)
+            q[m] = np.where(upper, q[m], q[m].T)
+        else:
+            q[m] = benjamini_hochberg(p_values[m])
+    return q
 
 
 def _ranked_layers(layers: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:

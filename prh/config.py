@@ -8,6 +8,7 @@ dataset entry, its name, before any job runs.
 from __future__ import annotations
 
 import copy
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -91,6 +92,26 @@ def _add_ladder(config: dict, schema: dict) -> list[str]:
     return problems
 
 
+def fewest_permutations(alpha: float) -> int:
+    """The least K for which the critical value τ (the ⌈(1 − α)(K + 1)⌉-th of K + 1 values) can lie below the
+    observed score: with fewer, τ is the largest value and every calibrated score is 0."""
+    k = 1
+    while math.ceil((1.0 - alpha) * (k + 1)) > k:
+        k += 1
+    return k
+
+
+def _null_problems(null: dict) -> list[str]:
+    k, alpha = null["permutations"], null["alpha"]
+    if 0 < k < (least := fewest_permutations(alpha)):
+        return [
+            f"alignment.null_distribution.permutations: {k} permutations cannot calibrate at alpha = {alpha} "
+            f"(the critical value is then the largest score, so every calibrated score is 0); use at least "
+            f"{least}, or 0 for no null"
+        ]
+    return []
+
+
 def _semantic_problems(config: dict) -> list[str]:
     problems = [] if config["models"] else ["models: there is no model (list some, or train some in training.families)"]
     for section in ("models", "datasets"):
@@ -136,6 +157,7 @@ def _semantic_problems(config: dict) -> list[str]:
             problems.append(f"{where}: root, small and download apply to places365 only")
     problems += _probe_problems(config)
     problems += _dense_problems(config)
+    problems += _null_problems(config["alignment"]["null_distribution"])
     sized = [d for d in config["datasets"] if "size" in d]  # hub datasets without size: N known after import
     if not sized:
         return problems

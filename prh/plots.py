@@ -18,6 +18,12 @@ from scipy.stats import spearmanr  # noqa: E402
 
 # No software/date metadata: PNG bytes stay identical from run to run.
 PNG_METADATA = {"Software": None}
+Q_LEVEL = 0.05  # pairs whose Benjamini–Hochberg q-value is not below this are marked "not significant"
+
+
+def not_significant(ds: xr.Dataset) -> xr.DataArray:
+    """True where a pair's q-value is at least ``Q_LEVEL`` (False where there is no test, e.g. no null)."""
+    return ds["q_value"] >= Q_LEVEL
 
 
 def _save(fig, path: str | Path) -> None:
@@ -48,7 +54,8 @@ def _params(ds: xr.Dataset) -> dict:
 
 
 def plot_best_alignment(ds: xr.Dataset, path: str | Path) -> None:
-    """One heatmap per metric: the best score over layer pairs for every model pair (diagonal blank)."""
+    """One heatmap per metric: the best score over layer pairs for every model pair (diagonal blank); pairs
+    whose q-value is not below ``Q_LEVEL`` are crossed."""
     labels = [f"{m} ({v})" for m, v in zip(ds["model_x"].values, ds["modality_x"].values)]
     n = len(labels)
     metrics = list(ds["metric"].values)
@@ -57,9 +64,14 @@ def plot_best_alignment(ds: xr.Dataset, path: str | Path) -> None:
         best = ds["best"].sel(metric=metric).values
         sns.heatmap(best, annot=n <= 8, fmt=".2f", cmap="viridis", square=True, ax=ax, cbar=False,
                     xticklabels=labels, yticklabels=labels)  # fmt: skip
+        rows, cols = np.nonzero(not_significant(ds.sel(metric=metric)).values)
+        ax.scatter(cols + 0.5, rows + 0.5, marker="x", s=12, color="red", linewidths=0.8)
         ax.set_title(f"{metric} {_params(ds)[metric] or ''}", fontsize=9)
         ax.tick_params(labelsize=7)
-    fig.suptitle("Best alignment over layer pairs (rows: model x, columns: model y)")
+    fig.suptitle(
+        "Best alignment over layer pairs (rows: model x, columns: model y); "
+        f"×: not significant, Benjamini–Hochberg q ≥ {Q_LEVEL}"
+    )
     _save(fig, path)
 
 
@@ -114,7 +126,8 @@ def plot_metric_agreement(ds: xr.Dataset, path: str | Path) -> None:
 
 def plot_cross_modal_metrics(ds: xr.Dataset, path: str | Path) -> None:
     """One panel per metric: the best score of each vision model against each language model, with the
-    bootstrap interval as error bars and the permutation-null mean as a dashed line (Fig. 13–14)."""
+    bootstrap interval as error bars and the null's critical value τ as a dashed line (Fig. 13–14); pairs
+    that are not significant after the Benjamini–Hochberg correction are hatched."""
     vision = [m for m, v in zip(ds["model_x"].values, ds["modality_x"].values) if v == "vision"]
     language = [m for m, v in zip(ds["model_x"].values, ds["modality_x"].values) if v == "language"]
     if not vision or not language:
@@ -130,14 +143,20 @@ def plot_cross_modal_metrics(ds: xr.Dataset, path: str | Path) -> None:
             sel = sub.sel(model_x=vision, model_y=lang)
             best, low, high = sel["best"].values, sel["ci_low"].values, sel["ci_high"].values
             offset = x + (j - (len(language) - 1) / 2) * width
-            ax.bar(offset, best, width, label=lang)
+            bars = ax.bar(offset, best, width, label=lang)
+            for bar, weak in zip(bars, not_significant(sel).values):
+                if weak:
+                    bar.set(hatch="///", alpha=0.45)
             # the percentile interval need not contain the best score, so it is drawn as it is, not as ± errors
             ax.vlines(offset, low, high, colors="k", linewidth=1)
-            ax.hlines(sel["null_mean"].values, offset - width / 2, offset + width / 2, colors="k", linestyles="--")
+            ax.hlines(sel["tau"].values, offset - width / 2, offset + width / 2, colors="k", linestyles="--")
         ax.set_xticks(x, vision, rotation=45, ha="right", fontsize=7)
         ax.set_title(metric, fontsize=9)
     axes[0].legend(title="language model", fontsize=7)
-    fig.suptitle("Vision–language alignment per metric (bars: best over layers; dashes: permutation null)")
+    fig.suptitle(
+        "Vision–language alignment per metric (bars: best over layers; dashes: the null's critical value τ; "
+        f"hatched: not significant, q ≥ {Q_LEVEL})"
+    )
     _save(fig, path)
 
 
@@ -163,13 +182,13 @@ def plot_cknna_versus_k(ds: xr.Dataset, path: str | Path) -> None:
 
 
 def plot_alignment_versus_lm_score(
-    ds: xr.Dataset, scores, path: str | Path, metric: str = "mutual_knn", trend: dict | None = None
+    ds: xr.Dataset, scores, path: str | Path, metric: str = "mutual_knn", trends=None
 ) -> None:
     """Fig. 3: cross-modal alignment (best over layer pairs) of each language model with each vision model
-    against the language model's 1 - bits-per-byte; one line per vision model and their mean (black). Only
-    causal LMs have a bits-per-byte; the others are left out. ``trend``: the ``fig3`` row of
-    ``prh.trends.run_trends``, stated in the title."""
-    from prh.trends import describe
+    against the language model's 1 - bits-per-byte; one line per vision model and their mean (black), raw
+    (left) and calibrated (right, when the run has a null). Only causal LMs have a bits-per-byte; the others
+    are left out. ``trends``: the run's trends table, whose ``fig3`` rows title the panels."""
+    from prh.trends import describe, trend_row
 
     metric = metric if metric in ds["metric"].values else str(ds["metric"].values[0])
     causal = scores.filter(scores["applicable"]).sort("bits_per_byte", descending=True)
@@ -180,62 +199,72 @@ def plot_alignment_versus_lm_score(
         _note(path, "Figure 3 needs at least one vision model and one causal language model (with bits-per-byte).")
         return
     x = 1.0 - causal.filter(causal["model"].is_in(language))["bits_per_byte"].to_numpy()
-    fig, ax = plt.subplots(figsize=(7, 5))
+    panels = {"raw": "best", "calibrated": "calibrated"} if ds.attrs["permutations"] else {"raw": "best"}
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 5), squeeze=False, layout="constrained")
     order = np.argsort(x)
-    lines = np.array(
-        [[float(ds["best"].sel(metric=metric, model_x=v, model_y=lang)) for lang in language] for v in vision]
-    )
-    for v, y in zip(vision, lines):
-        ax.plot(x[order], y[order], marker="o", label=v, linewidth=0.8, markersize=3, alpha=0.7)
-    ax.plot(x[order], lines.mean(axis=0)[order], color="k", marker="s", linewidth=2, label="mean over vision models")
-    for xi, lang in zip(x, language):
-        ax.annotate(lang, (xi, ax.get_ylim()[0]), fontsize=6, rotation=90, va="bottom", ha="right")
-    ax.set_xlabel("language model score: 1 − bits-per-byte")
-    ax.set_ylabel(f"alignment to vision model ({metric}, best over layers)")
-    ax.legend(title="vision model", fontsize=6, ncol=2)
-    ax.set_title(f"Fig. 3, mean over vision models: {describe(trend)}", fontsize=8)
+    for ax, (score, variable) in zip(axes[0], panels.items()):
+        sel = ds[variable].sel(metric=metric)
+        lines = np.array([[float(sel.sel(model_x=v, model_y=lang)) for lang in language] for v in vision])
+        for v, y in zip(vision, lines):
+            ax.plot(x[order], y[order], marker="o", label=v, linewidth=0.8, markersize=3, alpha=0.7)
+        ax.plot(x[order], lines.mean(axis=0)[order], color="k", marker="s", linewidth=2,
+                label="mean over vision models")  # fmt: skip
+        for xi, lang in zip(x, language):
+            ax.annotate(lang, (xi, ax.get_ylim()[0]), fontsize=6, rotation=90, va="bottom", ha="right")
+        ax.set_xlabel("language model score: 1 − bits-per-byte")
+        ax.set_ylabel(f"alignment to vision model ({metric}, best over layers{', calibrated' * (score != 'raw')})")
+        trend = trend_row(trends, "fig3", metric, score) if trends is not None else None
+        ax.set_title(f"{score} scores, mean over vision models: {describe(trend)}", fontsize=8)
+    axes[0][0].legend(title="vision model", fontsize=6, ncol=2)
+    fig.suptitle("Fig. 3: alignment to the vision models against language-model score")
     _save(fig, path)
 
 
 def vision_alignment(
-    ds: xr.Dataset, competence, metric: str, models, layers: str = "best"
+    ds: xr.Dataset, competence, metric: str, models, layers: str = "best", score: str = "raw"
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The vision models that have both a competence and an alignment, their alignment matrix for ``metric``
-    (``layers``: best over layer pairs, or last layer against last layer) and their competences (Fig. 2)."""
+    (``layers``: best over layer pairs, or last layer against last layer; ``score``: raw or calibrated) and
+    their competences (Fig. 2)."""
     from prh.trends import pair_matrix
 
     known = set(ds["model_x"].values) & set(competence["model"].to_list())
     names = [m for m in models if m in known]
-    alignment = pair_matrix(ds, metric, layers, names)
+    alignment = pair_matrix(ds, metric, layers, names, score)
     by_model = dict(zip(competence["model"].to_list(), competence["competence"].to_list()))
     return names, alignment, np.array([by_model[m] for m in names])
 
 
 def plot_competence_alignment(
-    binned, path: str | Path, metric: str, n_tasks: int, trend: dict | None = None, layers: str = "last"
+    binned: dict, path: str | Path, metric: str, n_tasks: int, trends=None, layers: str = "last"
 ) -> None:
-    """Fig. 2 (left): mean alignment of the model pairs inside each competence bin, with standard errors;
-    bins that hold a single model (no pair) are marked on the axis. ``trend``: the ``fig2`` row of
-    ``prh.trends.run_trends``, stated in the title."""
-    from prh.trends import describe
+    """Fig. 2 (left): mean alignment of the model pairs inside each competence bin, with standard errors, one
+    panel per score in ``binned`` (``raw`` and ``calibrated`` -> ``prh.probes.binned_alignment`` table); bins
+    that hold a single model (no pair) are marked on the axis. ``trends``: the run's trends table, whose
+    ``fig2`` rows title the panels."""
+    from prh.trends import describe, trend_row
 
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    centres = 100 * (binned["low"].to_numpy() + binned["high"].to_numpy()) / 2
-    paired = binned["pairs"].to_numpy() > 0
-    means, errors = binned["mean_alignment"].to_numpy(), np.nan_to_num(binned["stderr"].to_numpy())
-    ax.errorbar(centres[paired], means[paired], yerr=errors[paired], marker="o", capsize=4, color="tab:blue")
-    for x, y, n in zip(centres[paired], means[paired], binned["models"].to_numpy()[paired]):
-        ax.annotate(f"{n} models", (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
-    for x in centres[~paired]:
-        ax.annotate("1 model\n(no pair)", (x, 0), xycoords=("data", "axes fraction"), xytext=(0, 4),
-                    textcoords="offset points", ha="center", fontsize=7, color="gray")  # fmt: skip
-    if not paired.any():
-        ax.text(0.5, 0.5, "no bin holds two models", transform=ax.transAxes, ha="center", color="gray")
-    ax.set_xticks(100 * np.linspace(0, 1, int(round(1 / (binned["high"][0] - binned["low"][0]))) + 1))
-    ax.set_xlim(0, 100)
-    ax.set_xlabel(f"percentage of probe tasks solved (total = {n_tasks})")
-    ax.set_ylabel(f"intra-bin alignment ({metric}, {layers} layer{'s' if layers == 'best' else ''})")
-    ax.set_title(f"Fig. 2; mean alignment to the others against competence:\n{describe(trend)}", fontsize=8)
+    fig, axes = plt.subplots(1, len(binned), figsize=(5.5 * len(binned), 4), squeeze=False, layout="constrained")
+    for ax, (score, table) in zip(axes[0], binned.items()):
+        centres = 100 * (table["low"].to_numpy() + table["high"].to_numpy()) / 2
+        paired = table["pairs"].to_numpy() > 0
+        means, errors = table["mean_alignment"].to_numpy(), np.nan_to_num(table["stderr"].to_numpy())
+        ax.errorbar(centres[paired], means[paired], yerr=errors[paired], marker="o", capsize=4, color="tab:blue")
+        for x, y, n in zip(centres[paired], means[paired], table["models"].to_numpy()[paired]):
+            ax.annotate(f"{n} models", (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
+        for x in centres[~paired]:
+            ax.annotate("1 model\n(no pair)", (x, 0), xycoords=("data", "axes fraction"), xytext=(0, 4),
+                        textcoords="offset points", ha="center", fontsize=7, color="gray")  # fmt: skip
+        if not paired.any():
+            ax.text(0.5, 0.5, "no bin holds two models", transform=ax.transAxes, ha="center", color="gray")
+        ax.set_xticks(100 * np.linspace(0, 1, int(round(1 / (table["high"][0] - table["low"][0]))) + 1))
+        ax.set_xlim(0, 100)
+        ax.set_xlabel(f"percentage of probe tasks solved (total = {n_tasks})")
+        layer_text = f"{layers} layer{'s' if layers == 'best' else ''}"
+        ax.set_ylabel(f"intra-bin alignment ({metric}, {layer_text}{', calibrated' if score != 'raw' else ''})")
+        trend = trend_row(trends, "fig2", metric, score) if trends is not None else None
+        ax.set_title(f"{score} scores: {describe(trend)}", fontsize=8)
+    fig.suptitle("Fig. 2; mean alignment within competence bins, and the trend of each model's mean alignment")
     _save(fig, path)
 
 
@@ -345,23 +374,51 @@ def plot_family(table, path: str | Path, family: str, factors: list[str], metric
     _save(fig, path)
 
 
-def plot_world_alignment(trends, path: str | Path) -> None:
+def plot_world_alignment(trends, path: str | Path, metric: str) -> None:
     """Alignment to the world Z against competence (vision models) and against 1 − bits-per-byte (causal
-    language models), each panel titled with its Spearman trend."""
-    from prh.trends import describe
+    language models), raw scores of ``metric``, each panel titled with its Spearman trend."""
+    from prh.trends import describe, trend_row
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
     for ax, trend, modality in zip(axes, ("world_vision", "world_language"), ("vision", "language")):
-        rows = trends.filter(trends["trend"] == trend)
-        if rows.is_empty():
+        row = trend_row(trends, trend, metric)
+        if row is None:
             ax.text(0.5, 0.5, f"no {modality} models with a competence score", transform=ax.transAxes, ha="center")
             ax.axis("off")
             continue
-        row = rows.row(0, named=True)
         ax.scatter(row["x_values"], row["y_values"])
         for xv, yv, name in zip(row["x_values"], row["y_values"], row["models"]):
             ax.annotate(name, (xv, yv), textcoords="offset points", xytext=(4, 3), fontsize=6)
         ax.set(xlabel=row["x"], ylabel=row["y"])
         ax.set_title(f"{modality} models: {describe(row)}", fontsize=8)
     fig.suptitle("Alignment to the latent scenes Z of the shapes world")
+    _save(fig, path)
+
+
+def plot_trend_calibration(trends, path: str | Path) -> None:
+    """Does calibration change the story? For each trend (Fig. 2, Fig. 3, alignment to Z) and metric, Spearman's
+    ρ on the raw scores against ρ on the calibrated scores, with their bootstrap intervals."""
+    kinds = [t for t in ("fig2", "fig3", "world_vision", "world_language") if t in set(trends["trend"])]
+    if "calibrated" not in set(trends["score"]) or not kinds:
+        _note(path, "Raw against calibrated trends needs the permutation null (alignment.null_distribution).")
+        return
+    fig, axes = _grid(len(kinds), 4.2, 4.0)
+    for ax, kind in zip(axes, kinds):
+        rows = trends.filter(trends["trend"] == kind)
+        raw = {r["metric"]: r for r in rows.filter(rows["score"] == "raw").to_dicts()}
+        cal = {r["metric"]: r for r in rows.filter(rows["score"] == "calibrated").to_dicts()}
+        for i, metric in enumerate(m for m in raw if m in cal):
+            a, b = raw[metric], cal[metric]
+            colour = sns.color_palette("tab20", 20)[i % 20]
+            # percentile intervals need not contain ρ: drawn as they are, not as ± errors
+            ax.hlines(b["rho"], a["ci_low"], a["ci_high"], color=colour, linewidth=0.6)
+            ax.vlines(a["rho"], b["ci_low"], b["ci_high"], color=colour, linewidth=0.6)
+            ax.plot(a["rho"], b["rho"], "o", color=colour, markersize=4, label=metric)
+        ax.axline((0, 0), slope=1, color="gray", linewidth=0.8, linestyle=":")
+        ax.axhline(0, color="gray", linewidth=0.5)
+        ax.axvline(0, color="gray", linewidth=0.5)
+        ax.set(xlim=(-1.05, 1.05), ylim=(-1.05, 1.05), xlabel="ρ, raw scores", ylabel="ρ, calibrated scores")
+        ax.set_title(f"{kind}: {rows['x'][0]} (n = {rows['n'][0]} models)", fontsize=8)
+    axes[0].legend(fontsize=6)
+    fig.suptitle("Trend of alignment over models, raw against calibrated (each point a metric)")
     _save(fig, path)

@@ -274,7 +274,7 @@ def open_state(path: str | Path, device: str = "cpu") -> tuple[LayerStates, dict
         attrs["n_layers"],
         knn=values["knn"].astype(np.int64) if "knn" in values else None,
         knn_values=values.get("knn_values"),
-        grams=values["gram"].astype(np.float64) if "gram" in values else None,
+        grams=values.get("gram"),  # float32 as stored; LayerStates upcasts a copy for the scores
         svd=values.get("svd"),
         centred_norms=values.get("centred_norm"),
         unbiased_self=values.get("unbiased_self"),

@@ -13,6 +13,10 @@ Trends of a run (``run_trends``), each a row of ``results/trends/{dataset}.parqu
   models (the paper's Fig. 3 statistic);
 * ``world_vision`` / ``world_language``: the same x against the alignment (best over layers) to the latent
   scenes Z of the shapes world.
+
+Each is computed for every metric, on the raw scores and on the calibrated ones (``score``: ``raw`` or
+``calibrated``, ``prh.metrics.calibration``): whether a trend survives calibration is the question of
+Gröger, Wen & Brbić (2026).
 """
 
 from __future__ import annotations
@@ -34,6 +38,15 @@ def _rho(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean((rx - rx.mean()) * (ry - ry.mean())) / (sx * sy))
 
 
+def _rows_rho(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman's ρ of each row of ``x`` (R, n) against the same row of ``y``; NaN where one is constant."""
+    rx, ry = rankdata(x, axis=1), rankdata(y, axis=1)
+    rx, ry = rx - rx.mean(axis=1, keepdims=True), ry - ry.mean(axis=1, keepdims=True)
+    scale = rx.std(axis=1) * ry.std(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(scale > 0, (rx * ry).mean(axis=1) / scale, np.nan)
+
+
 def spearman_trend(
     x, y, *, permutations: int = 9999, resamples: int = 2000, level: float = 0.95, seed: int = 0
 ) -> dict:
@@ -51,37 +64,45 @@ def spearman_trend(
     if math.isnan(rho):
         return out
     rng = np.random.default_rng(seed)
+    # ranks move with the values they rank: the null reorders y's centred ranks against x's
+    rx, ry = rankdata(x), rankdata(y)
+    rx, ry, scale = rx - rx.mean(), ry - ry.mean(), n * rx.std() * ry.std()
     if n <= EXACT_UP_TO:
-        null = np.array([_rho(x, y[list(order)]) for order in itertools.permutations(range(n))])
+        null = ry[np.array(list(itertools.permutations(range(n))))] @ rx / scale
         out["p_value"] = float(np.mean(np.abs(null) >= abs(rho) - 1e-12))
     else:
-        null = np.array([_rho(x, rng.permutation(y)) for _ in range(permutations)])
+        null = ry[np.stack([rng.permutation(n) for _ in range(permutations)])] @ rx / scale
         out["p_value"] = float((1 + np.sum(np.abs(null) >= abs(rho) - 1e-12)) / (permutations + 1))
-    boots = []
-    for _ in range(resamples):
-        idx = rng.integers(0, n, n)
-        value = _rho(x[idx], y[idx])
-        if not math.isnan(value):
-            boots.append(value)
-    if boots:
+    idx = rng.integers(0, n, size=(resamples, n))
+    boots = _rows_rho(x[idx], y[idx])
+    boots = boots[~np.isnan(boots)]
+    if boots.size:
         out["ci_low"], out["ci_high"] = (float(v) for v in np.quantile(boots, [(1 - level) / 2, (1 + level) / 2]))
     return out
 
 
-def pair_matrix(ds, metric: str, layers: str = "best", models=None) -> np.ndarray:
+SCORES = ("raw", "calibrated")  # the score of a trend: the metric itself, or its calibration
+
+
+def pair_matrix(ds, metric: str, layers: str = "best", models=None, score: str = "raw") -> np.ndarray:
     """(model × model) alignment for ``metric`` from an aggregate: the best over layer pairs (``best``) or the
-    score of the two last layers (``last``); NaN on the diagonal."""
+    score of the two last layers (``last``), raw or ``calibrated`` (against the null of the same statistic:
+    the max over layer pairs, or that one layer pair); NaN on the diagonal."""
     models = list(ds["model_x"].values) if models is None else list(models)
     sub = ds.sel(metric=metric, model_x=models, model_y=models)
+    if score not in SCORES:
+        raise ValueError(f"score '{score}' is not one of {', '.join(SCORES)}")
     if layers == "best":
-        return np.asarray(sub["best"].values, dtype=np.float64)
+        return np.asarray(sub["best" if score == "raw" else "calibrated"].values, dtype=np.float64)
+    if score == "calibrated":
+        return np.asarray(sub["calibrated_last"].values, dtype=np.float64)
     n_layers = dict(zip(ds["model"].values, ds["n_layers"].values))
-    score = sub["score"].values
+    values = sub["score"].values
     out = np.full((len(models), len(models)), np.nan)
     for i, a in enumerate(models):
         for j, b in enumerate(models):
             if i != j:
-                out[i, j] = score[i, j, n_layers[a] - 1, n_layers[b] - 1]
+                out[i, j] = values[i, j, n_layers[a] - 1, n_layers[b] - 1]
     return out
 
 
@@ -89,50 +110,61 @@ def _modality(ds, name: str) -> str:
     return str(ds["modality_x"].sel(model_x=name).values)
 
 
-def run_trends(ds, competence=None, lm_scores=None, *, metric: str, layers: str = "last", seed: int = 0):
-    """The trends of one dataset's aggregate ``ds`` (see the module docstring) as a polars table, with the
-    per-model points (``x``, ``y``, ``models``) of each."""
+def run_trends(ds, competence=None, lm_scores=None, *, metrics=None, layers: str = "last", seed: int = 0):
+    """The trends of one dataset's aggregate ``ds`` (see the module docstring) for each of ``metrics`` (all of
+    the aggregate's by default), each on the raw and on the calibrated scores (``score``), as a polars table
+    with the per-model points (``x``, ``y``, ``models``) of each. Calibrated rows need the permutation null."""
     import polars as pl
 
     names = list(ds["model_x"].values)
     vision = [m for m in names if _modality(ds, m) == "vision"]
     world = [m for m in names if _modality(ds, m) == "world"]
+    metrics = list(ds["metric"].values) if metrics is None else list(metrics)
+    scores = SCORES if int(ds.attrs["permutations"]) > 0 else ("raw",)
+    best = {"raw": "best", "calibrated": "calibrated"}
     rows = []
 
-    def add(trend, x_name, y_name, models, x, y):
+    def add(trend, metric, score, x_name, y_name, models, x, y):
         stats = spearman_trend(x, y, seed=seed)
         rows.append(
-            {"trend": trend, "metric": metric, "x": x_name, "y": y_name}
+            {"trend": trend, "metric": metric, "score": score, "x": x_name, "y": y_name}
             | stats
             | {"models": list(models), "x_values": [float(v) for v in x], "y_values": [float(v) for v in y]}
         )
 
-    if competence is not None and len(vision) >= 2:
+    probed, competences = [], None
+    if competence is not None:
         by_model = dict(zip(competence["model"].to_list(), competence["competence"].to_list()))
         probed = [m for m in vision if m in by_model]
-        x = np.array([by_model[m] for m in probed])
-        if len(probed) >= 2:
-            matrix = pair_matrix(ds, metric, layers, probed)
-            add("fig2", "competence", f"mean {metric} to the other vision models ({layers} layer)", probed, x,
-                np.nanmean(matrix, axis=1))  # fmt: skip
-        if world:
-            to_world = ds["best"].sel(metric=metric, model_x=probed, model_y=world[0]).values
-            add("world_vision", "competence", f"{metric} to the world Z (best layer)", probed, x, to_world)
+        competences = np.array([by_model[m] for m in probed])
+    causal, fluency = [], None
     if lm_scores is not None:
-        causal = lm_scores.filter(lm_scores["applicable"])
-        language = [m for m in causal["model"].to_list() if m in names]
-        by_model = dict(zip(causal["model"].to_list(), causal["bits_per_byte"].to_list()))
-        x = np.array([1 - by_model[m] for m in language])
-        if language and vision:
-            to_vision = ds["best"].sel(metric=metric, model_x=language, model_y=vision).values.mean(axis=1)
-            add("fig3", "1 - bits per byte", f"mean {metric} to the vision models (best layers)", language, x,
-                to_vision)  # fmt: skip
-        if language and world:
-            to_world = ds["best"].sel(metric=metric, model_x=language, model_y=world[0]).values
-            add("world_language", "1 - bits per byte", f"{metric} to the world Z (best layer)", language, x, to_world)
+        applicable = lm_scores.filter(lm_scores["applicable"])
+        by_model = dict(zip(applicable["model"].to_list(), applicable["bits_per_byte"].to_list()))
+        causal = [m for m in applicable["model"].to_list() if m in names]
+        fluency = np.array([1 - by_model[m] for m in causal])
+    for metric, score in itertools.product(metrics, scores):
+        what = f"{metric}{' (calibrated)' if score == 'calibrated' else ''}"
+        if len(probed) >= 2:
+            matrix = pair_matrix(ds, metric, layers, probed, score)
+            add("fig2", metric, score, "competence", f"mean {what} to the other vision models ({layers} layer)",
+                probed, competences, np.nanmean(matrix, axis=1))  # fmt: skip
+        if probed and world:
+            to_world = ds[best[score]].sel(metric=metric, model_x=probed, model_y=world[0]).values
+            add("world_vision", metric, score, "competence", f"{what} to the world Z (best layer)", probed,
+                competences, to_world)  # fmt: skip
+        if causal and vision:
+            to_vision = ds[best[score]].sel(metric=metric, model_x=causal, model_y=vision).values.mean(axis=1)
+            add("fig3", metric, score, "1 - bits per byte", f"mean {what} to the vision models (best layers)",
+                causal, fluency, to_vision)  # fmt: skip
+        if causal and world:
+            to_world = ds[best[score]].sel(metric=metric, model_x=causal, model_y=world[0]).values
+            add("world_language", metric, score, "1 - bits per byte", f"{what} to the world Z (best layer)",
+                causal, fluency, to_world)  # fmt: skip
     schema = {
         "trend": pl.String,
         "metric": pl.String,
+        "score": pl.String,
         "x": pl.String,
         "y": pl.String,
         "n": pl.Int64,
@@ -142,6 +174,14 @@ def run_trends(ds, competence=None, lm_scores=None, *, metric: str, layers: str 
         "y_values": pl.List(pl.Float64),
     }
     return pl.DataFrame(rows, schema=schema)
+
+
+def trend_row(trends, trend: str, metric: str, score: str = "raw") -> dict | None:
+    """One row of a trends table as a dict, or None when the run has no such trend."""
+    rows = trends.filter(
+        (trends["trend"] == trend) & (trends["metric"] == metric) & (trends["score"] == score)
+    ).to_dicts()
+    return rows[0] if rows else None
 
 
 def describe(row: dict | None) -> str:

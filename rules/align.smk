@@ -60,6 +60,7 @@ rule align_pair:
         metrics=ALIGNMENT["metrics"],
         permutations=ALIGNMENT["null_distribution"]["permutations"],
         null_seed=ALIGNMENT["null_distribution"]["seed"],
+        alpha=ALIGNMENT["null_distribution"]["alpha"],
         resamples=ALIGNMENT["bootstrap"]["resamples"],
         level=ALIGNMENT["bootstrap"]["level"],
         bootstrap_seed=ALIGNMENT["bootstrap"]["seed"],

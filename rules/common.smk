@@ -173,6 +173,7 @@ def all_outputs(with_costs=True):
             continue
         figures = f"results/figures/{dataset}"
         outputs.append(f"results/trends/{dataset}.parquet")
+        outputs.append(f"{figures}/trend_calibration.png")
         if WORLD in models:
             outputs.append(f"{figures}/world_alignment.png")
             outputs += [f"{figures}/family_{family}.png" for family in LADDER.families]

@@ -102,7 +102,7 @@ rule plot_layer_matrices:
 
 rule trends:
     """Spearman trends over models (Fig. 2, Fig. 3, alignment to the world) with permutation p-values and
-    bootstrap intervals."""
+    bootstrap intervals, for every metric, raw and calibrated."""
     input:
         unpack(trend_inputs),
         code=library_of("trends.py"),
@@ -115,7 +115,6 @@ rule trends:
     conda:
         "../envs/prh.yaml"
     params:
-        metric=TREND_METRIC,
         layers=PROBES.get("alignment", {}).get("layers", "last"),
         seed=PROBES.get("alignment", {}).get("seed", 0),
     script:
@@ -140,8 +139,34 @@ rule plot_world_alignment:
         "logs/benchmarks/plot_world_alignment/{dataset}/world_alignment.tsv"
     conda:
         "../envs/prh.yaml"
+    params:
+        metric=TREND_METRIC,
     script:
         "../scripts/plot_world_alignment.py"
+
+
+rule plot_trend_calibration:
+    """Does calibration change the story? Each trend's Spearman ρ over models, raw against calibrated, per
+    metric."""
+    input:
+        trends="results/trends/{dataset}.parquet",
+        code=library_of("plot_trend_calibration.py"),
+    output:
+        report(
+            "results/figures/{dataset}/trend_calibration.png",
+            caption="../report/trend_calibration.rst",
+            category="Alignment",
+            subcategory="{dataset}",
+            labels={"figure": "trends, raw against calibrated"},
+        ),
+    log:
+        "logs/plots/{dataset}/trend_calibration.log",
+    benchmark:
+        "logs/benchmarks/plot_trend_calibration/{dataset}/trend_calibration.tsv"
+    conda:
+        "../envs/prh.yaml"
+    script:
+        "../scripts/plot_trend_calibration.py"
 
 
 rule plot_family:

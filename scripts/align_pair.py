@@ -17,6 +17,7 @@ with logged(snakemake.log[0]) as log:
         metrics=p.metrics,
         permutations=p.permutations,
         null_seed=p.null_seed,
+        alpha=p.alpha,
         resamples=p.resamples,
         level=p.level,
         bootstrap_seed=p.bootstrap_seed,

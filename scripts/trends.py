@@ -10,6 +10,6 @@ with logged(snakemake.log[0]) as log:
     competence = pl.read_parquet(i.competence) if "competence" in i.keys() else None
     scores = pl.read_parquet(i.scores) if "scores" in i.keys() else None
     with xr.open_dataset(i.alignment, engine="scipy") as ds:
-        table = run_trends(ds.load(), competence, scores, metric=p.metric, layers=p.layers, seed=p.seed)
+        table = run_trends(ds.load(), competence, scores, layers=p.layers, seed=p.seed)
     write_table(table, snakemake.output[0], script_provenance(snakemake))
-    log.info("%s", table.select("trend", "n", "rho", "p_value", "ci_low", "ci_high"))
+    log.info("%s", table.select("trend", "metric", "score", "n", "rho", "p_value", "ci_low", "ci_high"))

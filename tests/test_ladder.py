@@ -6,9 +6,11 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+import xarray as xr
 from conftest import digests, ladder_config, planned_jobs, snakemake, write_config
 
 from prh.config import ConfigError, load_schema, validate_config
+from prh.trends import spearman_trend, trend_row
 
 CNN = ["cnn-w8-all-s0-step0", "cnn-w8-all-s0-step80"]
 GPT = ["gpt-w32-s0-step0", "gpt-w32-s0-step20", "gpt-w32-s0-step80"]
@@ -78,9 +80,18 @@ def test_the_world_is_aligned_to(ladder_run):
 def test_trends_table_and_figures(ladder_run):
     trends = pl.read_parquet(ladder_run / "results/trends/tiny.parquet")
     assert set(trends["trend"]) == {"fig2", "fig3", "world_vision", "world_language"}
-    fig3 = trends.filter(pl.col("trend") == "fig3").row(0, named=True)
+    assert set(trends["score"]) == {"raw", "calibrated"} and set(trends["metric"]) == {"mutual_knn", "cka"}
+    fig3 = trend_row(trends, "fig3", "mutual_knn")
     assert fig3["models"] == GPT and fig3["n"] == 3 and -1 <= fig3["rho"] <= 1 and 0 < fig3["p_value"] <= 1
-    for name in ("world_alignment.png", "family_cnn-steps.png", "family_gpt-steps.png", "competence_alignment.png"):
+    # the calibrated trend: the same statistic on the calibrated scores of the same pairs
+    calibrated = trend_row(trends, "fig3", "mutual_knn", "calibrated")
+    ds = xr.open_dataset(ladder_run / "results/alignment/tiny/alignment.nc", engine="scipy")
+    vision = [m for m in ds["model_x"].values if m.startswith("cnn")]
+    expected = ds["calibrated"].sel(metric="mutual_knn", model_x=GPT, model_y=vision).values.mean(axis=1)
+    np.testing.assert_allclose(calibrated["y_values"], expected)
+    assert calibrated["rho"] == pytest.approx(spearman_trend(calibrated["x_values"], expected)["rho"])
+    figures = ("world_alignment.png", "family_cnn-steps.png", "family_gpt-steps.png", "competence_alignment.png")
+    for name in figures + ("trend_calibration.png",):
         assert (ladder_run / "results/figures/tiny" / name).stat().st_size > 10_000
     family = pl.read_parquet(ladder_run / "results/families/tiny/gpt-steps.parquet")
     assert family.filter(pl.col("measure") == "world")["level"].to_list() == ["0", "20", "80"]

@@ -27,6 +27,7 @@ from prh.metrics import (
     svcca,
     unbiased_cka,
 )
+from prh.metrics.calibration import draw_permutations
 
 
 def _unit(degrees):
@@ -278,8 +279,8 @@ def test_permuted_states_equal_recomputed_states():
 def test_null_and_bootstrap():
     Xs, Ys = _stacks()
     sx, sy = LayerStates(Xs), LayerStates(Ys)
-    null = permutation_null({"mutual_knn": {"k": 5}, "cka": {}}, sx, sy, permutations=15, seed=0)
-    again = permutation_null({"mutual_knn": {"k": 5}, "cka": {}}, sx, sy, permutations=15, seed=0)
+    null = permutation_null({"mutual_knn": {"k": 5}, "cka": {}}, sx, sy, draw_permutations(80, 15, seed=0))
+    again = permutation_null({"mutual_knn": {"k": 5}, "cka": {}}, sx, sy, draw_permutations(80, 15, seed=0))
     np.testing.assert_array_equal(null["mutual_knn"], again["mutual_knn"])  # seeded
     chance = 5 / 79
     assert chance < null["mutual_knn"].mean() < 4 * chance  # the max over 6 layer pairs sits above chance

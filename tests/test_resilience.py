@@ -2,7 +2,7 @@
 its Zarr store, resume, and kill it again while alignment pairs run; the last rerun completes, recomputes
 nothing that was complete before either kill, and ends with outputs identical to an uninterrupted run.
 The run starts from scratch, so this is also the test that a from-scratch run regenerates the reference
-run's alignment and bits-per-byte byte for byte (tests/test_slurm.py does the same for the probes)."""
+run's data, alignment, bits-per-byte and probes byte for byte."""
 
 from __future__ import annotations
 
@@ -16,12 +16,19 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, REPRODUCIBLE, digests, snakemake, tiny_config, write_config
+from conftest import REPO, digests, snakemake, tiny_config, write_config
 
 pytestmark = pytest.mark.workflow
-# The stages this test kills and resumes, and the language-model scores; figures and probes are left out.
-TARGETS = ("results/alignment/tiny/alignment.nc", "results/lm_scores.parquet")
-KEPT = ["data/tiny", "data/corpora"] + [p for p in REPRODUCIBLE if p not in ("data", "results/probes")]
+# The stages this test kills and resumes, the language-model scores and one model's probes; figures left out.
+TARGETS = (
+    "results/alignment/tiny/alignment.nc",
+    "results/lm_scores.parquet",
+    "results/probes/models/resnet-test.parquet",
+)
+KEPT = ["data", "results/features/tiny", "results/states", "results/alignment/tiny/alignment.nc"]
+KEPT += ["results/alignment/tiny/pairs", "results/lm_scores", "results/lm_scores.parquet"]
+KEPT += [f"results/features/probes/{task}/resnet-test.zarr" for task in ("digits", "shapes-count")]
+KEPT += ["results/probes/models/resnet-test.parquet"]
 
 
 def _start(workdir: Path, *args: str) -> subprocess.Popen:

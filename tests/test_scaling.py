@@ -22,6 +22,7 @@ from prh.metrics import (
     permutation_null,
     prepare_stack,
 )
+from prh.metrics.calibration import draw_permutations
 from prh.metrics.neighbours import blocked_knn, faiss_knn, knn_recall
 from prh.metrics.streaming import array_reader, cka_from_readers
 from prh.states import DenseLimitError, check_dense_metrics, compute_state, open_state, streamed_quantile, write_state
@@ -70,7 +71,7 @@ def test_pair_from_state_stores_equals_the_in_memory_engine(stores):
     pair = align_pair(folder / "x.state", folder / "y.state", METRICS, permutations=4, resamples=30)
     sx = LayerStates(prepare_stack(read_layers(x)))
     sy = LayerStates(prepare_stack(read_layers(y)))
-    null = permutation_null(METRICS, sx, sy, 4, 0)
+    null = permutation_null(METRICS, sx, sy, draw_permutations(150, 4, 0))
     for name, params in METRICS.items():
         forward = pair.sel(metric=name, direction="forward")
         expected = layer_scores(name, sx, sy, **params)

@@ -1,6 +1,6 @@
 """The workflow on a real SLURM: a single-node cluster on localhost (tests/slurm/cluster.sh), the tiny
-config's data, embeddings and alignment, and one model's probes, through `snakemake --profile profiles/slurm`,
-outputs identical to the local run's (figures are left out: each SLURM job starts a whole Snakemake)."""
+config's data, embeddings and alignment through `snakemake --profile profiles/slurm`, outputs identical to the
+local run's."""
 
 from __future__ import annotations
 
@@ -13,13 +13,11 @@ from conftest import REPO, digests, tiny_config, write_config
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
-# Every kind of model job, the grouped pairs and one model's probes (each SLURM job starts a whole Snakemake).
-TARGETS = ("results/alignment/tiny/alignment.nc", "results/probes/models/resnet-test.parquet")
-KEPT = (
-    ["data/tiny", "data/probes", "results/features/tiny", "results/states", "results/alignment"]
-    + [f"results/features/probes/{task}/resnet-test.zarr" for task in ("digits", "shapes-count")]
-    + ["results/probes/models/resnet-test.parquet"]
-)
+# The alignment branch: data, every model's embedding and state, the grouped pairs, the aggregate. Each SLURM
+# job starts a whole Snakemake (about 10 s here), so probes and figures are left to the local tests.
+TARGETS = ("results/alignment/tiny/alignment.nc",)
+KEPT = ["data/tiny", "results/features/tiny", "results/states", "results/alignment/tiny/alignment.nc"]
+KEPT += ["results/alignment/tiny/pairs"]
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +50,9 @@ def test_tiny_workflow_runs_through_slurm_and_matches_the_local_run(cluster, tin
     assert submitted <= completed
     slurm_logs = tmp_path / ".snakemake" / "slurm_logs"
     logged = {folder.name: list(folder.rglob("*.log")) for folder in slurm_logs.iterdir()}
-    expected = {"rule_dataset", "rule_embed", "rule_embed_probe_tasks", "rule_probe_task", "rule_alignment_state"}
+    expected = {"rule_dataset", "rule_embed", "rule_alignment_state", "rule_aggregate_alignment"}
     assert expected | {"group_pairs_align_pair"} <= set(logged)
     assert len(logged["rule_embed"]) == 4  # 4 models on the dataset
-    assert len(logged["rule_embed_probe_tasks"]) == 1  # one vision model over both probe tasks
     assert len(logged["rule_alignment_state"]) == 4
     # The six model pairs went to SLURM as one grouped job, not six.
     assert len(logged["group_pairs_align_pair"]) == 1

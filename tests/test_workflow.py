@@ -103,9 +103,26 @@ def test_alignment_dataset_matches_brute_force(run):
         s = ds.sel(metric=metric, model_x="vit-test", model_y="minilm")
         assert np.isfinite([s["null_mean"], s["null_std"], s["ci_low"], s["ci_high"]]).all()
         assert s["ci_low"] <= s["ci_high"] and s["null_std"] >= 0
-        assert s["calibrated"] == pytest.approx((s["best"] - s["null_mean"]) / (1 - s["null_mean"]))
+        assert s["calibrated_mean"] == pytest.approx((s["best"] - s["null_mean"]) / (1 - s["null_mean"]))
     chance = 5 / 63
     assert chance <= float(knn["null_mean"].sel(model_x="vit-test", model_y="minilm")) < 3 * chance
+    # calibration (Algorithm 2) from the pair file's null draws, by hand; q-values over the 6 pairs by scipy
+    from scipy.stats import false_discovery_control
+
+    pair_file = xr.open_dataset(run / "results/alignment/tiny/pairs/minilm/vit-test.nc", engine="scipy")
+    alpha, draws = ds.attrs["alpha"], pair_file["null"].sel(metric="mutual_knn", direction="forward").values
+    assert len(draws) == 20 and alpha == 0.05
+    best = float(pair.best)
+    assert float(pair.p_value) == (1 + (draws >= best).sum()) / 21
+    assert float(pair.tau) == np.sort(np.append(draws, best))[int(np.ceil(0.95 * 21)) - 1]
+    assert float(pair.calibrated) == pytest.approx(np.clip((best - pair.tau) / (1 - pair.tau), 0, 1))
+    upper = np.triu_indices(4, k=1)
+    p_values = knn["p_value"].values[upper]
+    np.testing.assert_allclose(knn["q_value"].values[upper], false_discovery_control(p_values))
+    np.testing.assert_array_equal(knn["q_value"].values, knn["q_value"].values.T)
+    cycle_q = ds["q_value"].sel(metric="cycle_knn").values  # asymmetric: 12 ordered tests
+    off = ~np.eye(4, dtype=bool)
+    np.testing.assert_allclose(cycle_q[off], false_discovery_control(ds["p_value"].sel(metric="cycle_knn").values[off]))
 
 
 def test_figures_and_report(run):

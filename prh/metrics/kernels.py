@@ -161,3 +161,27 @@ def top_candidates(similarity: np.ndarray, keep: int) -> tuple[np.ndarray, np.nd
         chosen[r] = index
         excluded[r] = left_out
     return chosen, excluded
+
+
+@njit(cache=True, fastmath=True)
+def permuted_products(A: np.ndarray, B: np.ndarray, perm: np.ndarray) -> np.ndarray:
+    """out[a, b] = sum_ij A[a, perm[i], perm[j]] · B[b, i, j]: the Frobenius products of every matrix of ``A``
+    with its samples reordered by ``perm`` against every matrix of ``B``, without forming the reordered
+    matrices. For each sample i the rows A[·, perm[i]] are gathered once into a small buffer and B[·, i] is
+    read once, so memory traffic is one pass over each stack. Accumulates in float64 (float32 inputs give
+    exact products); the summation order differs from a GEMM's, so the values agree to rounding."""
+    la, n, lb = A.shape[0], A.shape[1], B.shape[0]
+    out = np.zeros((la, lb))
+    gathered = np.empty((la, n), A.dtype)
+    for i in range(n):
+        source = perm[i]
+        for a in range(la):
+            for j in range(n):
+                gathered[a, j] = A[a, source, perm[j]]
+        for b in range(lb):
+            for a in range(la):
+                total = 0.0
+                for j in range(n):
+                    total += gathered[a, j] * B[b, i, j]
+                out[a, b] += total
+    return out

@@ -72,7 +72,9 @@ class LayerStates:
         if knn_values is not None:
             states._cache[("knn_values", knn_values.shape[2])] = knn_values
         if grams is not None:
-            states._cache[("grams", "linear", 1.0)] = grams
+            states._cache[("grams", "linear", 1.0)] = grams.astype(np.float64)
+            if grams.dtype == np.float32:
+                states._cache[("stored_grams", "linear", 1.0)] = grams
         if svd is not None:
             states._cache[("svd", svd.shape[2])] = svd
         if centred_norms is not None:
@@ -175,10 +177,24 @@ class LayerStates:
         key = ("products", kernel, sigma)
         if key in self._cache and self._cache[key][0] is other:
             return self._cache[key][1]
+        if self.device == "cpu" and (self._parent is None) != (other._parent is None):
+            # a permuted view against an unpermuted stack (a null draw): reorder inside the products
+            view, fixed = (self, other) if self._parent is not None else (other, self)
+            grams = view._parent.single_grams(kernel, sigma), fixed.single_grams(kernel, sigma)
+            value = kernels.permuted_products(*grams, view._perm)
+            value = value if view is self else value.T
+            self._cache[key] = (other, value)
+            return value
         gx, gy = self.grams(kernel, sigma), other.grams(kernel, sigma)
         value = backend.products(gx.reshape(len(self), -1), gy.reshape(len(other), -1), self.device)
         self._cache[key] = (other, value)
         return value
+
+    def single_grams(self, kernel: str = "linear", sigma: float = 1.0) -> np.ndarray:
+        """The Grams for the null's products: a state store's float32 Grams as stored (their products are exact
+        in float64, and half the memory traffic), otherwise the float64 ones."""
+        stored = self._cache.get(("stored_grams", kernel, sigma))
+        return stored if stored is not None else self.grams(kernel, sigma)
 
     def centred_grams(self, kernel: str = "linear", sigma: float = 1.0) -> np.ndarray:
         """(L, N, N) doubly centred Gram matrices H K H."""
@@ -487,28 +503,28 @@ def best_of(scores: np.ndarray) -> tuple[float, int, int]:
     return float(scores[i, j]), int(i), int(j)
 
 
-def permutation_null(metrics: dict[str, dict], sx: LayerStates, sy: LayerStates, permutations: int, seed: int) -> dict:
-    """For each metric, the best-over-layer-pairs score with Y's samples shuffled, ``permutations`` times.
-
-    The max over layer pairs inflates chance scores, so the null takes the same max. Permutations are drawn
-    from ``seed`` and shared by all metrics. Returns ``{metric: (permutations,) array}``.
+def permutation_null(
+    metrics: dict[str, dict], sx: LayerStates, sy: LayerStates, permutations: np.ndarray, keep_layers: bool = False
+) -> dict:
+    """For each metric, the best-over-layer-pairs score with Y's samples reordered by each row of
+    ``permutations`` ((K, N) integers; row r gives Y[perm[r]]), the same permutation for every layer of Y
+    (Algorithm 2 of Gröger et al. 2026): the max over layer pairs inflates chance scores, so the null takes the
+    same max. Returns ``{metric: (K,) array}``, or with ``keep_layers`` every layer pair's null draws
+    ``{metric: (K, Lx, Ly) array}`` (the null of a fixed layer pair, and the max of each draw).
 
     A symmetric metric does not change when both sides' samples are relabelled alike, so shuffling Y by
     ``perm`` scores the same as shuffling X by its inverse: the side with fewer layers is re-indexed.
     """
-    rng = np.random.default_rng(seed)
-    null = {name: np.empty(permutations) for name in metrics}
-    for r in range(permutations):
-        perm = rng.permutation(sy.n)
+    null = {name: np.empty((len(permutations), len(sx), len(sy))) for name in metrics}
+    for r, perm in enumerate(permutations):
         shuffled_y = sy.permuted(perm)
         shuffled_x = sx.permuted(np.argsort(perm)) if len(sx) < len(sy) else None
         for name, params in metrics.items():
             if shuffled_x is not None and get_metric(name).symmetric:
-                scores = layer_scores(name, shuffled_x, sy, **params)
+                null[name][r] = layer_scores(name, shuffled_x, sy, **params)
             else:
-                scores = layer_scores(name, sx, shuffled_y, **params)
-            null[name][r] = np.nanmax(scores)
-    return null
+                null[name][r] = layer_scores(name, sx, shuffled_y, **params)
+    return null if keep_layers else {name: np.nanmax(draws, axis=(1, 2)) for name, draws in null.items()}
 
 
 def bootstrap_indices(n: int, resamples: int, seed: int) -> np.ndarray:
