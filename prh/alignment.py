@@ -66,7 +66,7 @@ def _check_parts(path, attrs: dict, metrics: dict) -> None:
         for part in ("k", "dims")
         if want[part] and (have[part] < want[part] if part == "k" else have[part] != want[part])
     ]
-    short += [part for part in ("values",) if want[part] and not have[part]]
+    short += [part for part in ("values", "rsa", "bases") if want[part] and not have.get(part)]
     short += ["grams"] if want["grams"] and not have["grams"] and attrs["n_samples"] <= attrs["dense_limit"] else []
     if short:
         raise ValueError(

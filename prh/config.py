@@ -187,6 +187,8 @@ def dense_requirements(metrics: dict[str, dict], permutations: int, resamples: i
             needs.append("cknna with variant 'authors'")
         elif name in ("cka", "unbiased_cka") and (permutations or resamples):
             needs.append(f"{name} with a permutation null or bootstrap (they re-index the Gram matrix)")
+        elif name in ("rsa", "rv_coefficient"):
+            needs.append(f"{name} (its dissimilarity or Gram matrices)")
     return needs
 
 

@@ -9,6 +9,10 @@ A state store (``results/states/{dataset}/{model}.zarr``) holds, for the model's
     gram        (layer, sample, sample_b)   float32  linear Gram matrices (dense metrics only), with their
                                                  float64 invariants centred_norm and unbiased_self (layer,)
     svd         (layer, sample, direction)  float64  SVCCA's directions
+    rsa_ranks   (layer, sample, sample_b)   float32  RSA's standardised ranks of the cosine similarities
+    basis_*     u (layer, sample, rank), s (layer, rank), v (layer, feature, rank), rank and width (layer,):
+                                                 the thin SVD of each centred layer (Procrustes, CCA, PWCCA),
+                                                 zero-padded
     attrs       threshold (the clamp), layer_names, model, dataset fingerprint, parameters, provenance
 
 Only the parts the configured metrics use are computed. Grams are stored in float32: CKA and unbiased CKA
@@ -37,6 +41,7 @@ from prh.metrics.layerwise import LayerStates, resolve_params
 from prh.provenance import as_attrs, package_versions
 
 NEIGHBOUR_METRICS = ("mutual_knn", "cycle_knn", "lcs_knn", "edit_distance_knn", "cknna")
+BASIS_METRICS = ("procrustes", "cca", "pwcca")  # the thin SVD of each layer's centred features
 
 
 class DenseLimitError(ValueError):
@@ -51,9 +56,11 @@ def state_parts(metrics: dict[str, dict]) -> dict:
     return {
         "k": max(ks, default=0),
         "values": "cknna" in metrics and metrics["cknna"]["variant"] == "paper",
-        "grams": any(n in metrics for n in ("cka", "unbiased_cka"))
+        "grams": any(n in metrics for n in ("cka", "unbiased_cka", "rv_coefficient", "rsa"))
         or ("cknna" in metrics and metrics["cknna"]["variant"] == "authors"),
         "dims": metrics["svcca"]["dims"] if "svcca" in metrics else 0,
+        "rsa": "rsa" in metrics,
+        "bases": any(n in metrics for n in BASIS_METRICS),
     }
 
 
@@ -150,6 +157,10 @@ def compute_state(
             data["unbiased_self"] = states.unbiased_self()
         if parts["dims"]:
             data["svd"] = states.svd(parts["dims"])
+        if parts["rsa"]:
+            data["rsa_ranks"] = states.rsa_ranks().astype(np.float32)
+        if parts["bases"]:
+            data |= _padded_bases(states.bases(), n)
     else:
         check_dense_metrics(metrics, n, dense_limit, where=f"{features_path}: ")
         if concat_layers:
@@ -167,6 +178,12 @@ def compute_state(
         "svd": ("layer", "sample", "direction"),
         "centred_norm": ("layer",),
         "unbiased_self": ("layer",),
+        "rsa_ranks": ("layer", "sample", "sample_b"),
+        "basis_u": ("layer", "sample", "rank"),
+        "basis_s": ("layer", "rank"),
+        "basis_v": ("layer", "feature", "rank"),
+        "basis_rank": ("layer",),
+        "basis_width": ("layer",),
     }
     ds = xr.Dataset({name: (dims[name], values) for name, values in data.items()})
     ds.attrs.update(
@@ -195,6 +212,29 @@ def compute_state(
     return ds, info
 
 
+def _padded_bases(bases: list, n: int) -> dict[str, np.ndarray]:
+    """The per-layer thin SVDs (U, σ, V) as zero-padded arrays, with each layer's rank and width."""
+    rank = max(len(s) for _, s, _ in bases)
+    width = max(v.shape[0] for _, _, v in bases)
+    u = np.zeros((len(bases), n, rank))
+    sigma = np.zeros((len(bases), rank))
+    v = np.zeros((len(bases), width, rank))
+    for layer, (ul, sl, vl) in enumerate(bases):
+        u[layer, :, : len(sl)], sigma[layer, : len(sl)], v[layer, : vl.shape[0], : len(sl)] = ul, sl, vl
+    ranks = np.array([len(s) for _, s, _ in bases], dtype=np.int32)
+    widths = np.array([b[2].shape[0] for b in bases], dtype=np.int32)
+    return {"basis_u": u, "basis_s": sigma, "basis_v": v, "basis_rank": ranks, "basis_width": widths}
+
+
+def _unpadded_bases(values: dict) -> list | None:
+    if "basis_u" not in values:
+        return None
+    return [
+        (values["basis_u"][i, :, :r], values["basis_s"][i, :r], values["basis_v"][i, :w, :r])
+        for i, (r, w) in enumerate(zip(values["basis_rank"], values["basis_width"]))
+    ]
+
+
 def _threshold_of(layers: list[np.ndarray], q: float, mode: str):
     """The clamp's threshold(s), for the record: one number (global) or one per layer."""
     if q >= 1.0:
@@ -214,7 +254,7 @@ def _streamed_states(features_path, parts, q, mode, normalize, knn_method, block
     else:
         thresholds = [streamed_quantile(lambda i=i: iter([read(i)]), q) for i in range(count)]
     data: dict[str, list] = {"knn": [], "knn_values": [], "svd": []}
-    recalls = []
+    recalls, bases = [], []
     for i in range(count):
         layer = read(i).astype(np.float64)
         if thresholds[i] is not None:
@@ -233,9 +273,12 @@ def _streamed_states(features_path, parts, q, mode, normalize, knn_method, block
                 data["knn_values"].append(values)
         if parts["dims"]:
             data["svd"].append(d.svd_directions(layer, parts["dims"]))
+        if parts["bases"]:
+            bases.append(d.orthonormal_basis(layer))
     info = {"knn_recall": recalls} if recalls else {}
     threshold = thresholds[0] if mode == "global" else thresholds
-    return {name: np.stack(v) for name, v in data.items() if v}, threshold, info
+    stacked = {name: np.stack(v) for name, v in data.items() if v}
+    return stacked | (_padded_bases(bases, len(bases[0][0])) if bases else {}), threshold, info
 
 
 def write_state(ds, path: str | Path, provenance: dict | None = None) -> Path:
@@ -278,6 +321,8 @@ def open_state(path: str | Path, device: str = "cpu") -> tuple[LayerStates, dict
         svd=values.get("svd"),
         centred_norms=values.get("centred_norm"),
         unbiased_self=values.get("unbiased_self"),
+        rsa_ranks=values.get("rsa_ranks"),
+        bases=_unpadded_bases(values),
         device=device,
         source=str(path),
     )

@@ -56,13 +56,67 @@ def ladder_config() -> dict:
     return copy.deepcopy(LADDER_CONFIG)
 
 
+class Background:
+    """A workflow run started when the session starts, so that a long session fixture overlaps the tests
+    before its first user instead of stopping them; ``wait()`` returns the finished working directory."""
+
+    def __init__(self, workdir: Path, *args: str):
+        self.workdir, self.args = workdir, args
+        cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
+        self.log = open(workdir / "background.log", "w")  # noqa: SIM115 - closed in wait()
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait(self) -> Path:
+        code = self.proc.wait()
+        self.log.close()
+        if code != 0:
+            raise AssertionError(
+                f"snakemake {' '.join(self.args)} failed:\n{(self.workdir / 'background.log').read_text()[-6000:]}"
+            )
+        return self.workdir
+
+
+def _selected(session, fixture: str) -> bool:
+    return any(fixture in getattr(item, "fixturenames", ()) for item in session.items)
+
+
+SLURM_CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
+SLURM_TARGETS = ("results/alignment/tiny/alignment.nc",)  # the alignment branch: every kind of model job
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _background_runs(request, tmp_path_factory):
+    """Start the long runs at once when a selected test needs them: the ladder run (a minute and a half), and
+    the SLURM run on a one-node cluster (mostly waiting on the scheduler: it overlaps the other tests well)."""
+    runs: dict = {}
+    if _selected(request.session, "ladder_run"):
+        workdir = tmp_path_factory.mktemp("ladder-run")
+        write_config(workdir, ladder_config())
+        runs["ladder"] = Background(workdir, "--cores", "2")
+    if _selected(request.session, "slurm_run"):
+        state = tmp_path_factory.mktemp("slurm-state")
+        started = subprocess.run([str(SLURM_CLUSTER), "start", str(state)], capture_output=True, text=True)
+        runs["slurm_cluster"] = (state, started)
+        if started.returncode == 0:
+            workdir = tmp_path_factory.mktemp("slurm-run")
+            write_config(workdir, tiny_config())
+            # The test node has the machine's CPUs (2 here): grouped jobs may use 2 at once, not the profile's 4.
+            args = ["--profile", str(REPO / "profiles" / "slurm"), "--jobs", "4", "--cores", "2"]
+            args += ["--slurm-keep-successful-logs", "--seconds-between-status-checks", "2"]  # a local, idle cluster
+            runs["slurm"] = Background(workdir, *args, *SLURM_TARGETS)
+    yield runs
+    for run in runs.values():
+        if isinstance(run, Background) and run.proc.poll() is None:
+            run.proc.kill()
+            run.proc.wait()
+    if "slurm_cluster" in runs and runs["slurm_cluster"][1].returncode == 0:
+        subprocess.run([str(SLURM_CLUSTER), "stop", str(runs["slurm_cluster"][0])], check=True)
+
+
 @pytest.fixture(scope="session")
-def ladder_run(tmp_path_factory) -> Path:
+def ladder_run(_background_runs) -> Path:
     """The tiny ladder config (``.test/ladder.yaml``: only trained rungs and the world), run once."""
-    workdir = tmp_path_factory.mktemp("ladder-run")
-    write_config(workdir, ladder_config())
-    snakemake(workdir)
-    return workdir
+    return _background_runs["ladder"].wait()
 
 
 def planned_jobs(workdir: Path) -> list[tuple[str, str]]:

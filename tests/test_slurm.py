@@ -5,50 +5,35 @@ local run's."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
+from pathlib import Path
 
 import pytest
-from conftest import REPO, digests, tiny_config, write_config
+from conftest import digests
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
-CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
-# The alignment branch: data, every model's embedding and state, the grouped pairs, the aggregate. Each SLURM
-# job starts a whole Snakemake (about 10 s here), so probes and figures are left to the local tests.
-TARGETS = ("results/alignment/tiny/alignment.nc",)
 KEPT = ["data/tiny", "results/features/tiny", "results/states", "results/alignment/tiny/alignment.nc"]
 KEPT += ["results/alignment/tiny/pairs"]
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    state = tmp_path_factory.mktemp("slurm-state")
-    started = subprocess.run([str(CLUSTER), "start", str(state)], capture_output=True, text=True)
+def slurm_run(_background_runs) -> tuple[Path, Path, str]:
+    """The SLURM run that conftest started with the session: (working directory, cluster state folder, log)."""
+    state, started = _background_runs["slurm_cluster"]
     if started.returncode == 3:
         pytest.skip(started.stderr.strip())
     assert started.returncode == 0, started.stdout + started.stderr
-    yield state
-    subprocess.run([str(CLUSTER), "stop", str(state)], check=True)
-    assert not any((state / f"{daemon}.pid").exists() for daemon in ("slurmctld", "slurmd"))
+    workdir = _background_runs["slurm"].wait()
+    return workdir, state, (workdir / "background.log").read_text()
 
 
-def test_tiny_workflow_runs_through_slurm_and_matches_the_local_run(cluster, tiny_run, tmp_path):
-    write_config(tmp_path, tiny_config())
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path)]
-    # The test node has the machine's CPUs (2 here): grouped jobs may use 2 at once, not the profile's 4.
-    cmd += ["--profile", str(REPO / "profiles" / "slurm"), "--jobs", "4", "--cores", "2"]
-    cmd += ["--slurm-keep-successful-logs", "--seconds-between-status-checks", "2"]  # a local, idle cluster
-    cmd += TARGETS
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-6000:]
-
+def test_tiny_workflow_runs_through_slurm_and_matches_the_local_run(slurm_run, tiny_run):
+    workdir, cluster, log = slurm_run
     # Every job went through SLURM: snakemake's submissions, the controller's allocations, SLURM's job logs.
     submitted = set(re.findall(r"SLURM jobid (\d+)", log))
     assert len(submitted) >= 10, log[-3000:]
     completed = set(re.findall(r"_job_complete: JobId=(\d+) WEXITSTATUS 0", (cluster / "slurmctld.log").read_text()))
     assert submitted <= completed
-    slurm_logs = tmp_path / ".snakemake" / "slurm_logs"
+    slurm_logs = workdir / ".snakemake" / "slurm_logs"
     logged = {folder.name: list(folder.rglob("*.log")) for folder in slurm_logs.iterdir()}
     expected = {"rule_dataset", "rule_embed", "rule_alignment_state", "rule_aggregate_alignment"}
     assert expected | {"group_pairs_align_pair"} <= set(logged)
@@ -59,4 +44,4 @@ def test_tiny_workflow_runs_through_slurm_and_matches_the_local_run(cluster, tin
     assert {p.stem for files in logged.values() for p in files} <= completed
 
     for path in KEPT:
-        assert digests(tmp_path / path) == digests(tiny_run / path), path
+        assert digests(workdir / path) == digests(tiny_run / path), path

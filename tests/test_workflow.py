@@ -179,6 +179,7 @@ def test_adding_a_model_plans_only_its_jobs(run):
             ("align_pair", "results/alignment/tiny/pairs/effnet-test/vit-test.nc"),
             ("aggregate_alignment", "results/alignment/tiny/alignment.nc"),
             ("trends", "results/trends/tiny.parquet"),
+            ("plot_trend_calibration", "results/figures/tiny/trend_calibration.png"),
             ("embed_probe_tasks", "results/features/probes/digits/effnet-test.zarr"),
             ("probe", "results/probes/models/effnet-test.parquet"),
             ("competence", "results/probes/accuracy.parquet"),
@@ -248,6 +249,7 @@ def test_adding_a_probe_task_plans_only_its_jobs(run):
         + [
             ("competence", "results/probes/accuracy.parquet"),
             ("trends", "results/trends/tiny.parquet"),  # competence is on Fig. 2 and in the trends table
+            ("plot_trend_calibration", "results/figures/tiny/trend_calibration.png"),
             ("plot_competence_alignment", "results/figures/tiny/competence_alignment.png"),
             ("plot_alignment_versus_lm_score", "results/figures/tiny/alignment_versus_lm_score.png"),
             ("plot_model_umap", "results/figures/tiny/model_umap.png"),
@@ -278,6 +280,7 @@ def test_adding_an_image_only_dataset_plans_its_vision_jobs_only(run, tmp_path):
             ("align_pair", "results/alignment/places/pairs/resnet-test/vit-test.nc"),
             ("aggregate_alignment", "results/alignment/places/alignment.nc"),
             ("trends", "results/trends/places.parquet"),
+            ("plot_trend_calibration", "results/figures/places/trend_calibration.png"),
             ("plot_alignment_summary", "results/figures/places/best_alignment.png"),
             ("resolved_config", "results/config.yaml"),
             ("job_costs", "results/job_costs.parquet"),
@@ -312,7 +315,7 @@ def test_changing_the_dataset_size_reruns_everything_downstream(run):
     # The probe tasks do not depend on the alignment dataset: their probes stay; Fig. 2 is redrawn.
     assert rules == sorted(
         ["dataset"] + ["embed"] * 4 + ["alignment_state"] * 4 + ["align_pair"] * 6
-        + ["aggregate_alignment", "cknna_versus_k", "job_costs", "trends"]
+        + ["aggregate_alignment", "cknna_versus_k", "job_costs", "trends", "plot_trend_calibration"]
         + ["plot_alignment_summary", "plot_cross_modal_metrics", "plot_cknna_versus_k"]
         + ["plot_layer_matrices"] * 3 + ["plot_alignment_versus_lm_score", "all"]
         + ["plot_competence_alignment", "plot_model_umap", "resolved_config"]

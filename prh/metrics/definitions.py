@@ -336,6 +336,89 @@ def svcca(X: np.ndarray, Y: np.ndarray, dims: int = 10) -> float:
     return float(np.linalg.svd(Ux.T @ Uy, compute_uv=False).mean())
 
 
+# --- measures of the 2026 re-analysis (Gröger, Wen & Brbić): Procrustes, RSA, RV, CCA, PWCCA -------------
+
+
+def _centred(X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float64)
+    return X - X.mean(axis=0)
+
+
+def procrustes(X: np.ndarray, Y: np.ndarray) -> float:
+    """Orthogonal Procrustes similarity (Ding et al. 2021; Williams et al. 2021): with both representations
+    centred and scaled to unit Frobenius norm, 1 − d²/2, where d² = min over orthogonal Q of ‖X̃ − ỸQ‖²_F
+    (the narrower one padded with zero columns) = 2 − 2‖X̃ᵀỸ‖_*. So it is the nuclear norm ‖X̃ᵀỸ‖_*, in
+    [0, 1], 1 when the two agree up to a rotation, a reflection, a translation and an isotropic scaling."""
+    _check_paired(X, Y)
+    Xc, Yc = _centred(X), _centred(Y)
+    Xc, Yc = Xc / np.linalg.norm(Xc), Yc / np.linalg.norm(Yc)
+    return float(np.linalg.svd(Xc.T @ Yc, compute_uv=False).sum())
+
+
+def rsa(X: np.ndarray, Y: np.ndarray) -> float:
+    """Representational similarity analysis (Kriegeskorte et al. 2008): Spearman's rank correlation (average
+    ranks for ties) between the upper triangles of the two representational dissimilarity matrices, the
+    cosine distance 1 − cos(x_i, x_j) of every pair of samples. On l2-normalised features (the pipeline's)
+    this RDM orders the pairs as the squared Euclidean distance does, so it equals RSA with Euclidean RDMs."""
+    from scipy.stats import spearmanr
+
+    _check_paired(X, Y)
+    upper = np.triu_indices(len(X), k=1)
+    return float(spearmanr(1 - cosine_similarity(X)[upper], 1 - cosine_similarity(Y)[upper]).statistic)
+
+
+def rv_coefficient(X: np.ndarray, Y: np.ndarray, variant: str = "classic") -> float:
+    """RV coefficient (Robert & Escoufier 1976) of column-centred X and Y: ⟨K, L⟩ / (‖K‖ ‖L‖) with K = XcXcᵀ,
+    L = YcYcᵀ, i.e. tr(XcᵀYcYcᵀXc) / sqrt(tr((XcᵀXc)²) tr((YcᵀYc)²)); numerically linear CKA.
+    ``variant="modified"``: RV2 of Smilde et al. (2009), K and L with their diagonals zeroed, which removes
+    the classic coefficient's drift towards 1 when the width is large against N."""
+    _check_paired(X, Y)
+    Xc, Yc = _centred(X), _centred(Y)
+    K, L = Xc @ Xc.T, Yc @ Yc.T
+    if variant == "modified":
+        np.fill_diagonal(K, 0.0)
+        np.fill_diagonal(L, 0.0)
+    elif variant != "classic":
+        raise ValueError(f"rv_coefficient variant '{variant}' is not one of classic, modified")
+    return _ratio((K * L).sum(), (K * K).sum(), (L * L).sum())
+
+
+def orthonormal_basis(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thin SVD of the centred X, truncated at its numerical rank (numpy's ``matrix_rank`` tolerance,
+    σ > σ_max · max(N, D) · eps): U (N, r) orthonormal, σ (r,), V (D, r), Xc = U diag(σ) Vᵀ."""
+    Xc = _centred(X)
+    U, sigma, Vt = np.linalg.svd(Xc, full_matrices=False)
+    rank = int(np.sum(sigma > sigma[0] * max(Xc.shape) * np.finfo(np.float64).eps)) if sigma.size else 0
+    return U[:, :rank], sigma[:rank], Vt[:rank].T
+
+
+def canonical_correlations(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """The canonical correlations of X and Y (Hotelling 1936), largest first: the cosines of the principal
+    angles between the column spaces of the centred representations, min(rank X, rank Y) of them."""
+    _check_paired(X, Y)
+    Ux, Uy = orthonormal_basis(X)[0], orthonormal_basis(Y)[0]
+    return np.clip(np.linalg.svd(Ux.T @ Uy, compute_uv=False), 0.0, 1.0)
+
+
+def cca(X: np.ndarray, Y: np.ndarray) -> float:
+    """Mean canonical correlation between X and Y (no dimensionality reduction: SVCCA is CCA after keeping
+    the top directions). When a width reaches N − 1 the centred features span every centred direction and
+    the score is 1 whatever the data: CCA needs N well above the widths."""
+    return float(canonical_correlations(X, Y).mean())
+
+
+def pwcca(X: np.ndarray, Y: np.ndarray) -> float:
+    """Projection-weighted CCA (Morcos et al. 2018): Σ_i α_i ρ_i / Σ_i α_i over the canonical correlations
+    ρ_i, with α_i = Σ_j |⟨h_i, x_j⟩| the summed absolute projections of X's centred features (columns x_j)
+    onto X's i-th canonical variate h_i. Asymmetric: the weights come from X."""
+    _check_paired(X, Y)
+    Ux, sx, Vx = orthonormal_basis(X)
+    Uy = orthonormal_basis(Y)[0]
+    W, rho, _ = np.linalg.svd(Ux.T @ Uy, full_matrices=False)  # h_i = Ux W[:, i]
+    alpha = np.abs(W.T @ (sx[:, None] * Vx.T)).sum(axis=1)  # h_iᵀ Xc = W[:, i]ᵀ diag(σ) Vᵀ
+    return float((alpha * np.clip(rho, 0.0, 1.0)).sum() / alpha.sum())
+
+
 # --- helpers -----------------------------------------------------------------------------------------
 
 

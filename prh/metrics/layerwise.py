@@ -58,13 +58,15 @@ class LayerStates:
         svd: np.ndarray | None = None,
         centred_norms: np.ndarray | None = None,
         unbiased_self: np.ndarray | None = None,
+        rsa_ranks: np.ndarray | None = None,
+        bases: list | None = None,
         device: str = "cpu",
         source: str = "state store",
     ) -> LayerStates:
         """States computed elsewhere: ``knn`` (L, N, k) neighbour lists, ``knn_values`` (L, N, k) the row-centred
-        kernel at them, ``grams`` (L, N, N) linear Grams, ``svd`` (L, N, dims) directions, and the (L,) Gram
-        invariants ``centred_norms`` and ``unbiased_self``. What is absent cannot be asked for (the error names
-        ``source``)."""
+        kernel at them, ``grams`` (L, N, N) linear Grams, ``svd`` (L, N, dims) directions, the (L,) Gram
+        invariants ``centred_norms`` and ``unbiased_self``, RSA's ``rsa_ranks`` (L, N, N) and the per-layer
+        ``bases`` (U, σ, V). What is absent cannot be asked for (the error names ``source``)."""
         states = cls(None, device)
         states.n, states._count, states._source = n, count, source
         if knn is not None:
@@ -81,6 +83,12 @@ class LayerStates:
             states._cache[("centred_norms", "linear", 1.0)] = centred_norms
         if unbiased_self is not None:
             states._cache[("unbiased_self",)] = unbiased_self
+        if rsa_ranks is not None:
+            states._cache[("rsa_ranks",)] = rsa_ranks.astype(np.float64)
+            if rsa_ranks.dtype == np.float32:
+                states._cache[("stored_rsa_ranks",)] = rsa_ranks
+        if bases is not None:
+            states._cache[("bases",)] = bases
         return states
 
     @property
@@ -174,21 +182,51 @@ class LayerStates:
     def gram_products(self, other: LayerStates, kernel: str = "linear", sigma: float = 1.0) -> np.ndarray:
         """(L, L_other) <K_a, L_b> of every layer pair, the one O(L · L' · N²) product that CKA and unbiased
         CKA share; kept for the last ``other`` (held here, so the identity check is sound)."""
-        key = ("products", kernel, sigma)
+        return self._square_products(
+            other,
+            ("products", kernel, sigma),
+            lambda s: s.grams(kernel, sigma),
+            lambda s: s.single_grams(kernel, sigma),
+        )
+
+    def _square_products(self, other: LayerStates, key, full: Callable, compact: Callable) -> np.ndarray:
+        """(L, L_other) Frobenius products of two (L, N, N) states (``full(states)``; ``compact``: the same
+        values in the narrowest stored dtype). A permuted view against an unpermuted stack (a null draw)
+        reorders inside the products instead of re-indexing its matrices."""
         if key in self._cache and self._cache[key][0] is other:
             return self._cache[key][1]
         if self.device == "cpu" and (self._parent is None) != (other._parent is None):
-            # a permuted view against an unpermuted stack (a null draw): reorder inside the products
             view, fixed = (self, other) if self._parent is not None else (other, self)
-            grams = view._parent.single_grams(kernel, sigma), fixed.single_grams(kernel, sigma)
-            value = kernels.permuted_products(*grams, view._perm)
+            value = kernels.permuted_products(compact(view._parent), compact(fixed), view._perm)
             value = value if view is self else value.T
-            self._cache[key] = (other, value)
-            return value
-        gx, gy = self.grams(kernel, sigma), other.grams(kernel, sigma)
-        value = backend.products(gx.reshape(len(self), -1), gy.reshape(len(other), -1), self.device)
+        else:
+            mx, my = full(self), full(other)
+            value = backend.products(mx.reshape(len(self), -1), my.reshape(len(other), -1), self.device)
         self._cache[key] = (other, value)
         return value
+
+    def rsa_ranks(self) -> np.ndarray:
+        """(L, N, N) standardised ranks (average ranks for ties; mean 0, variance 1 over the N(N − 1)/2 pairs
+        i < j) of each layer's cosine similarities, symmetric with a zero diagonal: RSA's Spearman ρ between
+        two layers is then ⟨R_x, R_y⟩ / (N (N − 1)). (Distance ranks are the similarity ranks reversed on both
+        sides, which leaves ρ unchanged.)"""
+        return self._memo(("rsa_ranks",), lambda: np.stack([_standard_ranks(g) for g in self.grams()]), self._square)
+
+    def rsa_products(self, other: LayerStates) -> np.ndarray:
+        def compact(states):
+            stored = states._cache.get(("stored_rsa_ranks",))
+            return stored if stored is not None else states.rsa_ranks()
+
+        return self._square_products(other, ("rsa_products",), lambda s: s.rsa_ranks(), compact)
+
+    def bases(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per layer, the thin SVD (U, σ, V) of the centred features at their numerical rank
+        (``definitions.orthonormal_basis``): what Procrustes, CCA and PWCCA need."""
+        return self._memo(
+            ("bases",),
+            lambda: [d.orthonormal_basis(a) for a in self.layers],
+            lambda parent: [(u[self._perm], s, v) for u, s, v in parent],
+        )
 
     def single_grams(self, kernel: str = "linear", sigma: float = 1.0) -> np.ndarray:
         """The Grams for the null's products: a state store's float32 Grams as stored (their products are exact
@@ -352,6 +390,73 @@ def _svcca(sx: LayerStates, sy: LayerStates, dims: int) -> np.ndarray:
     return np.linalg.svd(cross, compute_uv=False).mean(axis=-1)
 
 
+def _standard_ranks(gram: np.ndarray) -> np.ndarray:
+    from scipy.stats import rankdata
+
+    n = len(gram)
+    upper = np.triu_indices(n, k=1)
+    norms = np.sqrt(np.maximum(np.diag(gram), np.finfo(float).tiny))
+    ranks = rankdata((gram / np.outer(norms, norms))[upper])  # cosine similarities, whatever the scaling
+    z = np.zeros((n, n))
+    z[upper] = (ranks - ranks.mean()) / ranks.std()
+    return z + z.T
+
+
+def _rsa(sx: LayerStates, sy: LayerStates) -> np.ndarray:
+    return sx.rsa_products(sy) / (sx.n * (sx.n - 1))
+
+
+def _rv(sx: LayerStates, sy: LayerStates, variant: str = "classic") -> np.ndarray:
+    """⟨K_c, L_c⟩ / (‖K_c‖ ‖L_c‖) from the uncentred Grams' products and sums (as ``_cka``); the modified RV
+    drops the centred diagonals, K_c[i, i] = K[i, i] − 2 (K1)_i / n + 1ᵀK1 / n²."""
+    if variant not in ("classic", "modified"):
+        raise ValueError(f"rv_coefficient variant '{variant}' is not one of classic, modified")
+    n = sx.n
+    dx, rx, tx = sx.gram_sums()
+    dy, ry, ty = sy.gram_sums()
+    cross = sx.gram_products(sy) - (2.0 / n) * (rx @ ry.T) + np.outer(tx, ty) / n**2
+    self_x, self_y = sx.centred_norms() ** 2, sy.centred_norms() ** 2
+    if variant == "modified":
+        cx, cy = dx - 2.0 * rx / n + tx[:, None] / n**2, dy - 2.0 * ry / n + ty[:, None] / n**2
+        cross = cross - cx @ cy.T
+        self_x, self_y = self_x - (cx**2).sum(axis=1), self_y - (cy**2).sum(axis=1)
+    return cross / np.sqrt(np.outer(self_x, self_y))
+
+
+def _procrustes_of(ux, sx_, uy, sy_) -> float:
+    return float(
+        np.linalg.svd((ux * sx_).T @ (uy * sy_), compute_uv=False).sum() / np.sqrt((sx_**2).sum() * (sy_**2).sum())
+    )
+
+
+def _cca_of(ux, uy) -> float:
+    return float(np.clip(np.linalg.svd(ux.T @ uy, compute_uv=False), 0.0, 1.0).mean())
+
+
+def _pwcca_of(ux, sx_, vx, uy) -> float:
+    W, rho, _ = np.linalg.svd(ux.T @ uy, full_matrices=False)
+    alpha = np.abs(W.T @ (sx_[:, None] * vx.T)).sum(axis=1)
+    return float((alpha * np.clip(rho, 0.0, 1.0)).sum() / alpha.sum())
+
+
+def _basis_scores(score: Callable) -> Callable:
+    """A measure of the per-layer thin SVDs, for every layer pair: one small SVD per pair."""
+
+    def layerwise(sx: LayerStates, sy: LayerStates) -> np.ndarray:
+        out = np.empty((len(sx), len(sy)))
+        for a, bx in enumerate(sx.bases()):
+            for b, by in enumerate(sy.bases()):
+                out[a, b] = score(bx, by)
+        return out
+
+    return layerwise
+
+
+_PROCRUSTES = _basis_scores(lambda bx, by: _procrustes_of(bx[0], bx[1], by[0], by[1]))
+_CCA = _basis_scores(lambda bx, by: _cca_of(bx[0], by[0]))
+_PWCCA = _basis_scores(lambda bx, by: _pwcca_of(bx[0], bx[1], bx[2], by[0]))
+
+
 # --- bootstrap: the metric at one layer pair on resampled samples, from the same states ------------------
 # Each takes (sx, sy, bx, by, indices, **params), indices (R, N) rows of resampled sample indices, and
 # returns (R,) values. States (neighbourhoods, SVD directions) stay those of the full sample.
@@ -427,6 +532,52 @@ def _svcca_bootstrap(sx, sy, bx, by, indices, dims):
     return values
 
 
+def _rsa_bootstrap(sx, sy, bx, by, indices):
+    """RSA on resampled samples with the full sample's ranks held fixed (as the neighbour metrics hold their
+    neighbourhoods): the Pearson correlation of the two standardised rank matrices over the resample's pairs
+    of distinct samples, a pair counted w_i w_j times for sample counts w."""
+    Rx, Ry = sx.rsa_ranks()[bx], sy.rsa_ranks()[by]
+    w = np.stack([np.bincount(i, minlength=sx.n) for i in indices]).astype(np.float64)
+    pairs = (w.sum(1) ** 2 - (w**2).sum(1)) / 2  # the zero diagonal drops copies of one sample
+
+    def total(M):  # sum over i < j of w_i w_j M_ij, M symmetric with a zero diagonal
+        return ((M @ w.T).T * w).sum(1) / 2
+
+    mx, my = total(Rx) / pairs, total(Ry) / pairs
+    cov = total(Rx * Ry) / pairs - mx * my
+    return cov / np.sqrt((total(Rx * Rx) / pairs - mx**2) * (total(Ry * Ry) / pairs - my**2))
+
+
+def _rv_bootstrap(sx, sy, bx, by, indices, variant="classic"):
+    """The RV coefficient of the resampled Grams K[idx][:, idx] (column centring re-done on the resample)."""
+    K, L = sx.grams()[bx], sy.grams()[by]
+    values = np.empty(len(indices))
+    for r, i in enumerate(indices):
+        Kb, Lb = K[np.ix_(i, i)], L[np.ix_(i, i)]
+        Kc = Kb - Kb.mean(0) - Kb.mean(1)[:, None] + Kb.mean()
+        Lc = Lb - Lb.mean(0) - Lb.mean(1)[:, None] + Lb.mean()
+        if variant == "modified":
+            np.fill_diagonal(Kc, 0.0)
+            np.fill_diagonal(Lc, 0.0)
+        values[r] = (Kc * Lc).sum() / np.sqrt((Kc * Kc).sum() * (Lc * Lc).sum())
+    return values
+
+
+def _basis_bootstrap(measure: Callable, full_x: bool = False) -> Callable:
+    """A measure of the features recomputed on resampled rows: X[idx] = U[idx] σ Vᵀ. Procrustes and CCA do not
+    see the rotation V, so the (N, r) coordinates U σ stand in for the features; PWCCA weights by the features
+    themselves (``full_x``)."""
+
+    def bootstrap(sx, sy, bx, by, indices):
+        ux, s1, v1 = sx.bases()[bx]
+        uy, s2, _ = sy.bases()[by]
+        X, Y = ux * s1, uy * s2
+        X = X @ v1.T if full_x else X
+        return np.array([measure(X[i], Y[i]) for i in indices])
+
+    return bootstrap
+
+
 # --- registry ----------------------------------------------------------------------------------------
 
 
@@ -463,6 +614,21 @@ METRICS: dict[str, Metric] = {
         ),
         Metric("cknna", d.cknna, _cknna, _cknna_bootstrap, {"k": 10, "variant": "paper"}),
         Metric("svcca", d.svcca, _svcca, _svcca_bootstrap, {"dims": 10}, uses_neighbours=False),
+        # the measures of the 2026 re-analysis (Gröger, Wen & Brbić) that App. B does not have
+        Metric("procrustes", d.procrustes, _PROCRUSTES, _basis_bootstrap(d.procrustes), {}, uses_neighbours=False),
+        Metric("rsa", d.rsa, _rsa, _rsa_bootstrap, {}, uses_neighbours=False),
+        Metric(
+            "rv_coefficient",
+            d.rv_coefficient,
+            _rv,
+            _rv_bootstrap,
+            {"variant": "classic"},
+            uses_neighbours=False,
+        ),
+        Metric("cca", d.cca, _CCA, _basis_bootstrap(d.cca), {}, uses_neighbours=False),
+        Metric(
+            "pwcca", d.pwcca, _PWCCA, _basis_bootstrap(d.pwcca, full_x=True), {}, symmetric=False, uses_neighbours=False
+        ),
     ]
 }
 
