@@ -86,9 +86,14 @@ SLURM_TARGETS = ("results/alignment/tiny/alignment.nc",)  # the alignment branch
 
 @pytest.fixture(scope="session", autouse=True)
 def _background_runs(request, tmp_path_factory):
-    """Start the long runs at once when a selected test needs them: the ladder run (a minute and a half), and
-    the SLURM run on a one-node cluster (mostly waiting on the scheduler: it overlaps the other tests well)."""
+    """Start the long runs at once when a selected test needs them: the tiny and the ladder runs (a minute or
+    two each), and the SLURM run on a one-node cluster (mostly waiting on the scheduler). The tests that need
+    none of them run meanwhile (``pytest_collection_modifyitems``)."""
     runs: dict = {}
+    if _selected(request.session, "tiny_run"):
+        workdir = tmp_path_factory.mktemp("tiny-run")
+        write_config(workdir, tiny_config())
+        runs["tiny"] = Background(workdir, "--cores", "2")
     if _selected(request.session, "ladder_run"):
         workdir = tmp_path_factory.mktemp("ladder-run")
         write_config(workdir, ladder_config())
@@ -137,12 +142,17 @@ def workdir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory) -> Path:
+def tiny_run(_background_runs) -> Path:
     """The tiny config run once, locally, from scratch: the reference other runs are compared with."""
-    workdir = tmp_path_factory.mktemp("tiny-run")
-    write_config(workdir, tiny_config())
-    snakemake(workdir)
-    return workdir
+    return _background_runs["tiny"].wait()
+
+
+BACKGROUND_FIXTURES = ("tiny_run", "ladder_run", "slurm_run")
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that need a background run go last (in their usual order): the others run meanwhile."""
+    items.sort(key=lambda item: any(f in item.fixturenames for f in BACKGROUND_FIXTURES))
 
 
 def digests(path: Path) -> dict[str, str]:

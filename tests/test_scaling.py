@@ -84,7 +84,8 @@ def test_pair_from_state_stores_equals_the_in_memory_engine(stores):
     reverse = pair.sel(metric="cycle_knn", direction="reverse")["score"].values
     np.testing.assert_array_equal(reverse, layer_scores("cycle_knn", sy, sx, k=5).T)
     states, attrs = open_state(folder / "x.state")
-    assert attrs["parts"] == {"k": 6, "values": True, "grams": True, "dims": 4} and len(states) == 3
+    parts = {"k": 6, "values": True, "grams": True, "dims": 4, "rsa": False, "bases": False}
+    assert attrs["parts"] == parts and len(states) == 3
     assert attrs["threshold"] == pytest.approx(
         np.quantile(np.abs(np.concatenate([a.ravel() for a in read_layers(x)])), 0.95)
     )
