@@ -24,12 +24,12 @@ class ConfigError(ValueError):
     """The config is invalid; the message lists every problem with its key path."""
 
 
-def _with_defaults(validator_class=None):
-    """A validator that fills in ``default`` values of properties that are absent (jsonschema FAQ recipe).
-    jsonschema is imported here: jobs that only read the config's helpers (a pair job) do not pay for it."""
+def _with_defaults():
+    """A Draft 2020-12 validator that fills in ``default`` values of properties that are absent (jsonschema
+    FAQ recipe). jsonschema is imported here: jobs that only read the config's helpers (a pair job) skip it."""
     from jsonschema import Draft202012Validator, validators
 
-    validator_class = validator_class or Draft202012Validator
+    validator_class = Draft202012Validator
     validate_properties = validator_class.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):

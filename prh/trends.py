@@ -92,18 +92,9 @@ def pair_matrix(ds, metric: str, layers: str = "best", models=None, score: str =
     sub = ds.sel(metric=metric, model_x=models, model_y=models)
     if score not in SCORES:
         raise ValueError(f"score '{score}' is not one of {', '.join(SCORES)}")
-    if layers == "best":
-        return np.asarray(sub["best" if score == "raw" else "calibrated"].values, dtype=np.float64)
-    if score == "calibrated":
-        return np.asarray(sub["calibrated_last"].values, dtype=np.float64)
-    n_layers = dict(zip(ds["model"].values, ds["n_layers"].values))
-    values = sub["score"].values
-    out = np.full((len(models), len(models)), np.nan)
-    for i, a in enumerate(models):
-        for j, b in enumerate(models):
-            if i != j:
-                out[i, j] = values[i, j, n_layers[a] - 1, n_layers[b] - 1]
-    return out
+    variable = {("best", "raw"): "best", ("best", "calibrated"): "calibrated"}.get((layers, score))
+    variable = variable or ("last" if score == "raw" else "calibrated_last")
+    return np.asarray(sub[variable].values, dtype=np.float64)
 
 
 def _modality(ds, name: str) -> str:

@@ -400,6 +400,14 @@ def canonical_correlations(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     return np.clip(np.linalg.svd(Ux.T @ Uy, compute_uv=False), 0.0, 1.0)
 
 
+def pwcca_of_bases(Ux: np.ndarray, sx: np.ndarray, Vx: np.ndarray, Uy: np.ndarray) -> float:
+    """``pwcca`` from the thin SVDs (``orthonormal_basis``) of X (U, σ, V) and Y (U): the canonical variates
+    h_i = Ux W[:, i] and h_iᵀ Xc = W[:, i]ᵀ diag(σ) Vᵀ, so no N × D product is formed."""
+    W, rho, _ = np.linalg.svd(Ux.T @ Uy, full_matrices=False)
+    alpha = np.abs(W.T @ (sx[:, None] * Vx.T)).sum(axis=1)
+    return float((alpha * np.clip(rho, 0.0, 1.0)).sum() / alpha.sum())
+
+
 def cca(X: np.ndarray, Y: np.ndarray) -> float:
     """Mean canonical correlation between X and Y (no dimensionality reduction: SVCCA is CCA after keeping
     the top directions). When a width reaches N − 1 the centred features span every centred direction and
@@ -412,11 +420,7 @@ def pwcca(X: np.ndarray, Y: np.ndarray) -> float:
     ρ_i, with α_i = Σ_j |⟨h_i, x_j⟩| the summed absolute projections of X's centred features (columns x_j)
     onto X's i-th canonical variate h_i. Asymmetric: the weights come from X."""
     _check_paired(X, Y)
-    Ux, sx, Vx = orthonormal_basis(X)
-    Uy = orthonormal_basis(Y)[0]
-    W, rho, _ = np.linalg.svd(Ux.T @ Uy, full_matrices=False)  # h_i = Ux W[:, i]
-    alpha = np.abs(W.T @ (sx[:, None] * Vx.T)).sum(axis=1)  # h_iᵀ Xc = W[:, i]ᵀ diag(σ) Vᵀ
-    return float((alpha * np.clip(rho, 0.0, 1.0)).sum() / alpha.sum())
+    return pwcca_of_bases(*orthonormal_basis(X), orthonormal_basis(Y)[0])
 
 
 # --- helpers -----------------------------------------------------------------------------------------

@@ -73,9 +73,7 @@ class LayerStates:
         if knn_values is not None:
             states._cache[("knn_values", knn_values.shape[2])] = knn_values
         if grams is not None:
-            states._cache[("grams", "linear", 1.0)] = grams.astype(np.float64)
-            if grams.dtype == np.float32:
-                states._cache[("stored_grams", "linear", 1.0)] = grams
+            states._put_stored(("grams", "linear", 1.0), grams)
         if svd is not None:
             states._cache[("svd", svd.shape[2])] = svd
         if centred_norms is not None:
@@ -83,12 +81,21 @@ class LayerStates:
         if unbiased_self is not None:
             states._cache[("unbiased_self",)] = unbiased_self
         if rsa_ranks is not None:
-            states._cache[("rsa_ranks",)] = rsa_ranks.astype(np.float64)
-            if rsa_ranks.dtype == np.float32:
-                states._cache[("stored_rsa_ranks",)] = rsa_ranks
+            states._put_stored(("rsa_ranks",), rsa_ranks)
         if bases is not None:
             states._cache[("bases",)] = bases
         return states
+
+    def _put_stored(self, key: tuple, values: np.ndarray) -> None:
+        """A stored (L, N, N) state: the scores read a float64 copy, the null's products the stored values
+        (float32 in a state store: their products are exact in float64, at half the memory traffic)."""
+        self._cache[key] = values.astype(np.float64)
+        self._cache[("stored",) + key] = values
+
+    def _compact(self, key: tuple, full: Callable) -> np.ndarray:
+        """The stored values of a state when there are any, else ``full()`` (float64)."""
+        stored = self._cache.get(("stored",) + key)
+        return stored if stored is not None else full()
 
     @property
     def layers(self) -> list[np.ndarray]:
@@ -185,7 +192,7 @@ class LayerStates:
             other,
             ("products", kernel, sigma),
             lambda s: s.grams(kernel, sigma),
-            lambda s: s.single_grams(kernel, sigma),
+            lambda s: s._compact(("grams", kernel, sigma), lambda: s.grams(kernel, sigma)),
         )
 
     def _square_products(self, other: LayerStates, key, full: Callable, compact: Callable) -> np.ndarray:
@@ -212,11 +219,9 @@ class LayerStates:
         return self._memo(("rsa_ranks",), lambda: np.stack([_standard_ranks(g) for g in self.grams()]), self._square)
 
     def rsa_products(self, other: LayerStates) -> np.ndarray:
-        def compact(states):
-            stored = states._cache.get(("stored_rsa_ranks",))
-            return stored if stored is not None else states.rsa_ranks()
-
-        return self._square_products(other, ("rsa_products",), lambda s: s.rsa_ranks(), compact)
+        return self._square_products(
+            other, ("rsa_products",), lambda s: s.rsa_ranks(), lambda s: s._compact(("rsa_ranks",), s.rsa_ranks)
+        )
 
     def bases(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per layer, the thin SVD (U, σ, V) of the centred features at their numerical rank
@@ -226,12 +231,6 @@ class LayerStates:
             lambda: [d.orthonormal_basis(a) for a in self.layers],
             lambda parent: [(u[self._perm], s, v) for u, s, v in parent],
         )
-
-    def single_grams(self, kernel: str = "linear", sigma: float = 1.0) -> np.ndarray:
-        """The Grams for the null's products: a state store's float32 Grams as stored (their products are exact
-        in float64, and half the memory traffic), otherwise the float64 ones."""
-        stored = self._cache.get(("stored_grams", kernel, sigma))
-        return stored if stored is not None else self.grams(kernel, sigma)
 
     def centred_grams(self, kernel: str = "linear", sigma: float = 1.0) -> np.ndarray:
         """(L, N, N) doubly centred Gram matrices H K H."""
@@ -437,12 +436,6 @@ def _cca_of(ux, uy) -> float:
     return float(np.clip(np.linalg.svd(ux.T @ uy, compute_uv=False), 0.0, 1.0).mean())
 
 
-def _pwcca_of(ux, sx_, vx, uy) -> float:
-    W, rho, _ = np.linalg.svd(ux.T @ uy, full_matrices=False)
-    alpha = np.abs(W.T @ (sx_[:, None] * vx.T)).sum(axis=1)
-    return float((alpha * np.clip(rho, 0.0, 1.0)).sum() / alpha.sum())
-
-
 def _basis_scores(score: Callable) -> Callable:
     """A measure of the per-layer thin SVDs, for every layer pair: one small SVD per pair."""
 
@@ -458,7 +451,7 @@ def _basis_scores(score: Callable) -> Callable:
 
 _PROCRUSTES = _basis_scores(lambda bx, by: _procrustes_of(bx[0], bx[1], by[0], by[1]))
 _CCA = _basis_scores(lambda bx, by: _cca_of(bx[0], by[0]))
-_PWCCA = _basis_scores(lambda bx, by: _pwcca_of(bx[0], bx[1], bx[2], by[0]))
+_PWCCA = _basis_scores(lambda bx, by: d.pwcca_of_bases(*bx, by[0]))
 
 
 # --- bootstrap: the metric at one layer pair on resampled samples, from the same states ------------------
