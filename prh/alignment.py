@@ -15,7 +15,7 @@ import numpy as np
 from prh.features import read_layers
 from prh.metrics import (
     best_of,
-    bootstrap_states,
+    bootstrap_best,
     get_metric,
     layer_scores,
     permutation_null,
@@ -58,9 +58,9 @@ def _check_same_dataset(x_path, y_path, rx: dict, ry: dict) -> None:
         )
 
 
-def _check_parts(path, attrs: dict, metrics: dict) -> None:
+def _check_parts(path, attrs: dict, metrics: dict, resamples: int) -> None:
     """The state store must hold what the metrics ask for (the same config made both)."""
-    have, want = attrs["parts"], state_parts(metrics)
+    have, want = attrs["parts"], state_parts(metrics, resamples)
     short = [
         part
         for part in ("k", "dims")
@@ -100,8 +100,8 @@ def pair_scores(
     older mean-based ``calibrated_mean = (best - null_mean) / (1 - null_mean)`` are kept beside them, and
     ``null`` holds the draws. ``last`` is the score of the two last layers (the representation the probes read),
     with ``tau_last``, ``p_value_last`` and ``calibrated_last`` from the same permutations at that one layer pair
-    (Algorithm 1). ``ci_low``/``ci_high``: a ``level`` bootstrap percentile interval (``resamples``) at the
-    best layer pair.
+    (Algorithm 1). ``ci_low``/``ci_high``: a ``level`` bootstrap percentile interval of the best score
+    (``resamples``), the layer pair chosen again in each resample (``prh.metrics.resampling``).
     ``device``: where the matrix products run (``auto`` picks a GPU when one is present).
 
     Above the states' ``dense_limit`` there are no Gram matrices: linear CKA and unbiased CKA are then
@@ -115,7 +115,7 @@ def pair_scores(
     _check_same_dataset(x_state, y_state, rx, ry)
     metrics = {name: resolve_params(name, params) for name, params in metrics.items()}
     for path, attrs in ((x_state, rx), (y_state, ry)):
-        _check_parts(path, attrs, metrics)
+        _check_parts(path, attrs, metrics, resamples)
     n = rx["n_samples"]
     check_dense_metrics(metrics, n, rx["dense_limit"], permutations, resamples, where=f"{x_state}: ")
     streamed = {}
@@ -128,6 +128,7 @@ def pair_scores(
     summary = {v: np.full((len(names), 2), np.nan) for v in SUMMARY}
     null = np.full((len(names), 2, permutations), np.nan)
     perms = draw_permutations(n, permutations, null_seed) if permutations else None
+    boot = bootstrap_best(metrics, sx, sy, resamples, bootstrap_seed, reverse=True) if resamples else {}
     for d, direction in enumerate(DIRECTIONS):
         own = {n: p for n, p in metrics.items() if d == 0 or not get_metric(n).symmetric}
         sx, sy = states[direction]
@@ -156,9 +157,8 @@ def pair_scores(
                 summary["p_value_last"][m, d] = last.p_value
                 summary["calibrated_last"][m, d] = last.calibrated
             if resamples:
-                values = bootstrap_states(name, sx, sy, bx, by, resamples, bootstrap_seed, **params)
                 summary["ci_low"][m, d], summary["ci_high"][m, d] = np.quantile(
-                    values, [(1 - level) / 2, (1 + level) / 2]
+                    boot[name] if d == 0 else boot[name, "reverse"], [(1 - level) / 2, (1 + level) / 2]
                 )
     for m, name in enumerate(names):  # a symmetric metric reads the same both ways
         if get_metric(name).symmetric:

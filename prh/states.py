@@ -36,8 +36,9 @@ import numpy as np
 from prh.config import dense_limit_message, dense_requirements
 from prh.features import layer_reader, read_layers, store_attrs
 from prh.metrics import definitions as d
-from prh.metrics import neighbours
+from prh.metrics import kernels, neighbours
 from prh.metrics.layerwise import LayerStates, resolve_params
+from prh.metrics.resampling import bootstrap_counts, covering_lists
 from prh.provenance import as_attrs, package_versions
 
 NEIGHBOUR_METRICS = ("mutual_knn", "cycle_knn", "lcs_knn", "edit_distance_knn", "cknna")
@@ -48,9 +49,10 @@ class DenseLimitError(ValueError):
     """A metric needs an N × N matrix at a sample count above the configured limit."""
 
 
-def state_parts(metrics: dict[str, dict]) -> dict:
+def state_parts(metrics: dict[str, dict], resamples: int = 0) -> dict:
     """What the metrics need from each model: ``k`` (longest neighbour list, 0 for none), ``values``
-    (CKNNA's kernel at the neighbours), ``grams`` and ``dims`` (SVCCA, 0 for none)."""
+    (CKNNA's kernel at the neighbours), ``grams`` and ``dims`` (SVCCA, 0 for none). ``resamples`` (the
+    bootstrap's) changes nothing here: the lists' depth is set when they are computed."""
     metrics = {name: resolve_params(name, params) for name, params in metrics.items()}
     ks = [p["k"] for name, p in metrics.items() if name in NEIGHBOUR_METRICS]
     return {
@@ -130,14 +132,19 @@ def compute_state(
     knn_method: str = "exact",
     block: int = 1024,
     device: str = "cpu",
+    resamples: int = 0,
+    bootstrap_seed: int = 0,
 ) -> tuple:
     """The states of one model's store for ``metrics``; returns the ``xarray.Dataset`` to store and, for the
-    approximate search, its measured recall."""
+    approximate search, its measured recall. With bootstrap ``resamples`` (drawn from ``bootstrap_seed``, as
+    the pair jobs draw them) the neighbour lists reach as deep as every resample's k-NN lists need
+    (``prh.metrics.resampling``)."""
     import xarray as xr
 
-    parts = state_parts(metrics)
+    parts = state_parts(metrics, resamples)
     store = store_attrs(features_path)
     n = store["n_samples"]
+    counts = bootstrap_counts(n, resamples, bootstrap_seed) if resamples else None
     layer_names = json.loads(store["layer_names"]) + (["concat"] if concat_layers else [])
     info: dict = {}
     if n <= dense_limit:
@@ -147,9 +154,10 @@ def compute_state(
         states = LayerStates(layers, device)
         data = {}
         if parts["k"]:
-            data["knn"] = states.knn(parts["k"]).astype(np.int32)
+            knn = states.knn(parts["k"]) if counts is None else covering_lists(states, parts["k"], counts)
+            data["knn"] = knn.astype(np.int32)
             if parts["values"]:
-                data["knn_values"] = states.knn_values(parts["k"])
+                data["knn_values"] = states.knn_values(knn.shape[2])
         if parts["grams"]:
             data["gram"] = states.grams().astype(np.float32)
             # invariants under permutation, computed in float64 once here instead of in every pair job
@@ -169,7 +177,7 @@ def compute_state(
                 f"alignment.dense_limit = {dense_limit} samples (N = {n})"
             )
         data, threshold, info = _streamed_states(
-            features_path, parts, quantile, quantile_mode, normalize, knn_method, block
+            features_path, parts, quantile, quantile_mode, normalize, knn_method, block, counts
         )
     dims = {
         "knn": ("layer", "sample", "neighbour"),
@@ -197,6 +205,7 @@ def compute_state(
                 "n_layers": len(layer_names),
                 "threshold": threshold,
                 "parts": parts,
+                "bootstrap": {"resamples": resamples, "seed": bootstrap_seed},
                 "metric_params": {name: resolve_params(name, p) for name, p in metrics.items()},
                 "quantile": quantile,
                 "quantile_mode": quantile_mode,
@@ -244,8 +253,9 @@ def _threshold_of(layers: list[np.ndarray], q: float, mode: str):
     return [float(np.quantile(np.abs(a), q)) for a in layers]
 
 
-def _streamed_states(features_path, parts, q, mode, normalize, knn_method, block):
-    """States one layer at a time, memory O(N · D + block · N); no Grams (linear CKA streams in the pair)."""
+def _streamed_states(features_path, parts, q, mode, normalize, knn_method, block, counts=None):
+    """States one layer at a time, memory O(N · D + block · N); no Grams (linear CKA streams in the pair).
+    With bootstrap ``counts`` the lists are searched deeper (4k, doubled) until they cover every resample."""
     read, count = _layer_reader(features_path)
     if q >= 1.0:
         thresholds = [None] * count
@@ -253,32 +263,56 @@ def _streamed_states(features_path, parts, q, mode, normalize, knn_method, block
         thresholds = [streamed_quantile(lambda: (read(i) for i in range(count)), q)] * count
     else:
         thresholds = [streamed_quantile(lambda i=i: iter([read(i)]), q) for i in range(count)]
-    data: dict[str, list] = {"knn": [], "knn_values": [], "svd": []}
-    recalls, bases = [], []
-    for i in range(count):
+
+    def prepared(i):
         layer = read(i).astype(np.float64)
         if thresholds[i] is not None:
             layer = np.clip(layer, -thresholds[i], thresholds[i])
-        layer = d.l2_normalize(layer) if normalize else layer
+        return d.l2_normalize(layer) if normalize else layer
+
+    def neighbour_states(layer, depth):
+        knn, depth = _covering_search(layer, parts["k"], depth, counts, knn_method, block)
+        values = None
+        if parts["values"]:  # K̄_ij = x_i·x_j − x_i·mean(x): no Gram matrix needed
+            values = np.einsum("nd,nkd->nk", layer, layer[knn]) - (layer @ layer.mean(axis=0))[:, None]
+        return knn, values, depth
+
+    data: dict[str, list] = {"knn": [], "knn_values": [], "svd": []}
+    recalls, bases = [], []
+    depth = parts["k"]  # the deepest list so far: every later layer is searched at least this deep
+    for i in range(count):
+        layer = prepared(i)
         if parts["k"]:
+            knn, values, depth = neighbour_states(layer, depth)
             if knn_method == "faiss":
-                knn = neighbours.faiss_knn(layer, parts["k"])
-                recalls.append(neighbours.knn_recall(layer, knn, parts["k"]))
-            else:
-                knn = neighbours.blocked_knn(layer, parts["k"], block)
+                recalls.append(neighbours.knn_recall(layer, knn, knn.shape[1]))
             data["knn"].append(knn.astype(np.int32))
-            if parts["values"]:  # K̄_ij = x_i·x_j − x_i·mean(x): no Gram matrix needed
-                row_means = layer @ layer.mean(axis=0)
-                values = np.einsum("nd,nkd->nk", layer, layer[knn]) - row_means[:, None]
-                data["knn_values"].append(values)
+            data["knn_values"].append(values)
         if parts["dims"]:
             data["svd"].append(d.svd_directions(layer, parts["dims"]))
         if parts["bases"]:
             bases.append(d.orthonormal_basis(layer))
+    for i, knn in enumerate(data["knn"]):  # a later layer's resamples reached deeper: one depth for all
+        if knn.shape[1] < depth:
+            knn, data["knn_values"][i], _ = neighbour_states(prepared(i), depth)
+            data["knn"][i] = knn.astype(np.int32)
+    data["knn_values"] = [v for v in data["knn_values"] if v is not None]
     info = {"knn_recall": recalls} if recalls else {}
     threshold = thresholds[0] if mode == "global" else thresholds
     stacked = {name: np.stack(v) for name, v in data.items() if v}
     return stacked | (_padded_bases(bases, len(bases[0][0])) if bases else {}), threshold, info
+
+
+def _covering_search(layer, k, depth, counts, knn_method, block):
+    """The layer's neighbour lists, at least ``depth`` deep, deep enough for every resample in ``counts``."""
+    search = neighbours.faiss_knn if knn_method == "faiss" else lambda a, k: neighbours.blocked_knn(a, k, block)
+    while True:
+        knn = search(layer, depth)
+        if counts is None or depth == len(layer) - 1:
+            return knn, depth
+        if max(kernels.needed_depth(knn[None], w, k) for w in counts) <= depth:
+            return knn, depth
+        depth = min(max(4 * k, 2 * depth), len(layer) - 1)
 
 
 def write_state(ds, path: str | Path, provenance: dict | None = None) -> Path:

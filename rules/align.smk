@@ -31,13 +31,17 @@ rule alignment_state:
         knn_method=ALIGNMENT["knn"]["method"],
         block=ALIGNMENT["knn"]["block"],
         device=ALIGNMENT["device"],
+        # the neighbour lists must reach as deep as the pair jobs' resamples need
+        resamples=ALIGNMENT["bootstrap"]["resamples"],
+        bootstrap_seed=ALIGNMENT["bootstrap"]["seed"],
     script:
         "../scripts/alignment_state.py"
 
 
 rule align_pair:
     """Every layer of one model against every layer of another from their two states: cross terms only,
-    for each configured metric, with the permutation null and the bootstrap interval of the best score.
+    for each configured metric, with the permutation null and the bootstrap interval of the best score
+    (the layer pair chosen again in each resample).
     """
     input:
         x="results/states/{dataset}/{model_x}.zarr",

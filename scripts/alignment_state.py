@@ -15,6 +15,8 @@ with logged(snakemake.log[0]) as log:
         knn_method=p.knn_method,
         block=p.block,
         device=p.device,
+        resamples=p.resamples,
+        bootstrap_seed=p.bootstrap_seed,
     )
     write_state(state, snakemake.output[0], script_provenance(snakemake))
     log.info("%s\n%s", state, info)

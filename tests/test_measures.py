@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.linalg import orthogonal_procrustes
 
-from prh.metrics import LayerStates, bootstrap_states, layer_scores, prepare_stack
+from prh.metrics import LayerStates, bootstrap_values, layer_scores, prepare_stack
 from prh.metrics import definitions as d
 from prh.metrics.calibration import calibrate_layers, draw_permutations
 
@@ -116,7 +116,7 @@ def test_layerwise_engine_equals_the_definitions_with_null_and_bootstrap(tmp_pat
         first = max(getattr(d, name)(x, y[perms[0]]) for x in xs for y in ys)
         assert ours.null[0] == pytest.approx(first, abs=1e-6), name
         assert ours.p_value == 1 / 26 and ours.calibrated > 0, name  # the shared latent is found
-        values = bootstrap_states(name, sx, sy, 1, 0, 5, 0)
+        values = bootstrap_values(name, xs[1], ys[0], 5, 0)
         direct = getattr(d, name)(xs[1][idx[0]], ys[0][idx[0]])
         if name == "rsa":  # ranks held at the full sample's: close to, not equal to, a re-ranked resample
             assert values[0] == pytest.approx(direct, abs=0.05)

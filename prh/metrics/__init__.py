@@ -1,6 +1,7 @@
 """Alignment metrics (paper, App. A–B): reference definitions on (N, D) arrays, and ``layer_scores`` for
 every layer pair of two layer stacks at once. See ``definitions`` and ``layerwise``."""
 
+from prh.metrics.calibration import calibrate_layers
 from prh.metrics.definitions import (
     cka,
     cknna,
@@ -21,21 +22,21 @@ from prh.metrics.layerwise import (
     METRICS,
     LayerStates,
     best_of,
-    bootstrap_indices,
-    bootstrap_states,
-    bootstrap_values,
     get_metric,
     layer_scores,
     permutation_null,
     resolve_params,
 )
+from prh.metrics.resampling import bootstrap_best, bootstrap_counts, bootstrap_indices, bootstrap_values
 
 __all__ = [
     "METRICS",
     "LayerStates",
     "best_of",
+    "calibrate_layers",
+    "bootstrap_best",
+    "bootstrap_counts",
     "bootstrap_indices",
-    "bootstrap_states",
     "bootstrap_values",
     "cka",
     "cknna",

@@ -185,3 +185,121 @@ def permuted_products(A: np.ndarray, B: np.ndarray, perm: np.ndarray) -> np.ndar
                     total += gathered[a, j] * B[b, i, j]
                 out[a, b] += total
     return out
+
+
+# --- bootstrap resamples ---------------------------------------------------------------------------------
+# A resample is given by counts (N,): sample j appears counts[j] times. Its points are numbered by sample,
+# copies of sample j being points first[j] .. first[j] + counts[j] - 1 (first = exclusive cumulative sum).
+
+
+@njit(cache=True)
+def needed_depth(knn: np.ndarray, counts: np.ndarray, k: int) -> int:
+    """How far down the full-sample lists (L, N, depth) a resample's k-NN lists reach: the largest number of
+    entries any present sample reads to fill k places, each present neighbour j taking counts[j] of them.
+    ``depth + 1`` when some list runs out first."""
+    layers, n, depth = knn.shape
+    deepest = 0
+    for a in range(layers):
+        for i in range(n):
+            if counts[i] == 0:
+                continue
+            filled, p = 0, 0
+            while filled < k and p < depth:
+                filled += counts[knn[a, i, p]]
+                p += 1
+            if filled < k:
+                return depth + 1
+            deepest = max(deepest, p)
+    return deepest
+
+
+@njit(cache=True)
+def resampled_lists(knn: np.ndarray, counts: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k-NN lists of a resample's points from the full-sample lists (L, N, depth), most similar first:
+    (L, N_points, k) point numbers and (L, N_points, k) the place in the full list each came from. A sample's
+    copies share its list and are not in it (they are one point seen twice); copies of a neighbour take one
+    place each, in copy order. ``needed_depth`` must not exceed the lists' depth."""
+    layers, n, depth = knn.shape
+    first = np.zeros(n + 1, np.int64)
+    for j in range(n):
+        first[j + 1] = first[j] + counts[j]
+    points = first[n]
+    lists = np.empty((layers, points, k), np.int64)
+    places = np.empty((layers, points, k), np.int64)
+    for a in range(layers):
+        for i in range(n):
+            if counts[i] == 0:
+                continue
+            row = first[i]
+            filled, p = 0, 0
+            while filled < k:
+                j = knn[a, i, p]
+                for c in range(min(counts[j], k - filled)):
+                    lists[a, row, filled] = first[j] + c
+                    places[a, row, filled] = p
+                    filled += 1
+                p += 1
+            for c in range(1, counts[i]):
+                lists[a, row + c] = lists[a, row]
+                places[a, row + c] = places[a, row]
+    return lists, places
+
+
+@njit(cache=True, fastmath=True)
+def weighted_products(A: np.ndarray, B: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """out[a, b] = sum_ij w_i w_j A[a, i, j] B[b, i, j]: the Frobenius products of the resampled matrices
+    A[a][idx][:, idx] and B[b][idx][:, idx] for sample counts ``w``, without forming them. Accumulates in
+    float64, as ``permuted_products``."""
+    la, n, lb = A.shape[0], A.shape[1], B.shape[0]
+    out = np.zeros((la, lb))
+    scaled = np.empty((la, n))
+    for i in range(n):
+        if w[i] == 0:
+            continue
+        for a in range(la):
+            for j in range(n):
+                scaled[a, j] = w[j] * A[a, i, j]
+        for b in range(lb):
+            for a in range(la):
+                total = 0.0
+                for j in range(n):
+                    total += scaled[a, j] * B[b, i, j]
+                out[a, b] += w[i] * total
+    return out
+
+
+@njit(cache=True, fastmath=True)
+def weighted_sums(A: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Of each resampled matrix A[a][idx][:, idx] (sample counts ``w``), in one pass over A: the row sums at
+    each sample, (A[a] w)_i (L, N), and sum_ij w_i w_j A[a, i, j]², ``weighted_products(A, A, w)``'s diagonal
+    (L,)."""
+    la, n = A.shape[0], A.shape[1]
+    rows = np.zeros((la, n))
+    squares = np.zeros(la)
+    for a in range(la):
+        for i in range(n):
+            total, square = 0.0, 0.0
+            for j in range(n):
+                v = float(A[a, i, j])
+                total += w[j] * v
+                square += w[j] * v * v
+            rows[a, i] = total
+            squares[a] += w[i] * square
+    return rows, squares
+
+
+@njit(cache=True)
+def resampled_values(values: np.ndarray, places: np.ndarray, counts: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """CKNNA's kernel at a resample's lists (``resampled_lists``' places): ``values`` (L, N, depth) is K̄ at
+    the full lists, ``shift`` (L, N) the change of each sample's row mean, so the resample's K̄ at point p, a
+    copy of sample i, is values[·, i, place] + shift[·, i]."""
+    layers, points, k = places.shape
+    out = np.empty((layers, points, k))
+    for a in range(layers):
+        p = 0
+        for i in range(counts.shape[0]):
+            for _ in range(counts[i]):
+                for s in range(k):
+                    out[a, p, s] = values[a, i, places[a, p, s]] + shift[a, i]
+                p += 1
+    return out

@@ -1,5 +1,6 @@
 """All layer pairs at once: per-layer work done once, then every (layer_x, layer_y) score by batched
-array operations; plus permutation nulls and bootstrap intervals built on the same per-layer work.
+array operations; plus permutation nulls built on the same per-layer work (bootstrap resamples:
+``prh.metrics.resampling``).
 
 ``LayerStates`` holds one model's prepared layers and computes, on first use and once per layer, what
 the metrics need: neighbour lists, neighbour masks, centred Gram matrices, SVD directions. A permuted
@@ -33,6 +34,7 @@ class LayerStates:
         self._parent, self._perm = _parent, _perm
         self._inverse = None if _perm is None else np.argsort(_perm)
         self._cache: dict = {}
+        self.source = "layers" if _parent is None else f"a permuted view of {_parent.source}"
         if _parent is not None:  # a permuted view: its layers are only materialised if asked for
             self._layers, self.n, self._count = None, _parent.n, len(_parent)
             return
@@ -67,7 +69,7 @@ class LayerStates:
         invariants ``centred_norms`` and ``unbiased_self``, RSA's ``rsa_ranks`` (L, N, N) and the per-layer
         ``bases`` (U, σ, V). What is absent cannot be asked for (the error names ``source``)."""
         states = cls(None, device)
-        states.n, states._count, states._source = n, count, source
+        states.n, states._count, states.source = n, count, source
         if knn is not None:
             states._cache[("knn", knn.shape[2])] = knn
         if knn_values is not None:
@@ -101,12 +103,34 @@ class LayerStates:
     def layers(self) -> list[np.ndarray]:
         if self._layers is None:
             if self._parent is None:
-                raise ValueError(f"{self._source} holds no layers: this state cannot be computed from it")
+                raise ValueError(f"{self.source} holds no layers: this state cannot be computed from it")
             self._layers = [a[self._perm] for a in self._parent.layers]
         return self._layers
 
     def __len__(self) -> int:
         return self._count
+
+    @property
+    def has_layers(self) -> bool:
+        """Whether states not held can be computed (from the layers, or a parent's)."""
+        return self._layers is not None or self._parent is not None
+
+    @property
+    def has_grams(self) -> bool:
+        """Whether the linear Grams are held or can be computed."""
+        return self.has_layers or ("grams", "linear", 1.0) in self._cache
+
+    def knn_depth(self) -> int:
+        """The length of the longest neighbour lists held (0 for none)."""
+        return max((key[1] for key in self._cache if key[0] == "knn"), default=0)
+
+    def compact_grams(self, kernel: str = "linear", sigma: float = 1.0) -> np.ndarray:
+        """The Gram matrices as stored (float32 from a state store), else float64."""
+        return self._compact(("grams", kernel, sigma), lambda: self.grams(kernel, sigma))
+
+    def compact_ranks(self) -> np.ndarray:
+        """RSA's ranks as stored (float32 from a state store), else float64."""
+        return self._compact(("rsa_ranks",), self.rsa_ranks)
 
     def permuted(self, perm: np.ndarray) -> LayerStates:
         """The states of the same layers with samples reordered: sample i of the view is ``perm[i]``."""
@@ -192,7 +216,7 @@ class LayerStates:
             other,
             ("products", kernel, sigma),
             lambda s: s.grams(kernel, sigma),
-            lambda s: s._compact(("grams", kernel, sigma), lambda: s.grams(kernel, sigma)),
+            lambda s: s.compact_grams(kernel, sigma),
         )
 
     def _square_products(self, other: LayerStates, key, full: Callable, compact: Callable) -> np.ndarray:
@@ -219,9 +243,7 @@ class LayerStates:
         return self._memo(("rsa_ranks",), lambda: np.stack([_standard_ranks(g) for g in self.grams()]), self._square)
 
     def rsa_products(self, other: LayerStates) -> np.ndarray:
-        return self._square_products(
-            other, ("rsa_products",), lambda s: s.rsa_ranks(), lambda s: s._compact(("rsa_ranks",), s.rsa_ranks)
-        )
+        return self._square_products(other, ("rsa_products",), lambda s: s.rsa_ranks(), lambda s: s.compact_ranks())
 
     def bases(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per layer, the thin SVD (U, σ, V) of the centred features at their numerical rank
@@ -294,32 +316,24 @@ class LayerStates:
 
 
 # --- batched scores: (Lx, Ly) from two LayerStates ----------------------------------------------------
-# The neighbour metrics come from per-sample integer counts (Lx, Ly, N) (``kernels``): scores and bootstrap
-# resamples both derive from them, in the reference definitions' arithmetic.
+# The neighbour metrics come from per-sample integer counts (Lx, Ly, N) (``kernels``), in the reference
+# definitions' arithmetic.
 
 
 class _Counts:
-    """A neighbour metric as per-sample counts: ``score`` = f(sum of counts), ``terms`` = per-sample terms."""
+    """A neighbour metric as per-sample counts: ``score`` = f(sum of counts, N, k)."""
 
-    def __init__(self, counts: Callable, score: Callable, terms: Callable):
-        self.counts, self.score, self.terms = counts, score, terms
+    def __init__(self, counts: Callable, score: Callable):
+        self.counts, self.score = counts, score
 
     def layerwise(self, sx: LayerStates, sy: LayerStates, k: int) -> np.ndarray:
         return self.score(self.counts(sx.knn(k), sy.knn(k), k).sum(axis=2), sx.n, k)
 
-    def bootstrap(self, sx, sy, bx, by, indices, k):
-        counts = self.counts(sx.knn(k)[bx : bx + 1], sy.knn(k)[by : by + 1], k)[0, 0]
-        return self.terms(counts, k)[indices].mean(axis=1)
 
-
-_MUTUAL = _Counts(kernels.mutual_knn_counts, lambda s, n, k: s / (k * n), lambda c, k: c / k)
-_CYCLE = _Counts(kernels.cycle_knn_counts, lambda s, n, k: s / n, lambda c, k: c.astype(float))
-_LCS = _Counts(lambda x, y, k: kernels.ordinal_counts(x, y, k, True), lambda s, n, k: s / n / k, lambda c, k: c / k)
-_EDIT = _Counts(
-    lambda x, y, k: kernels.ordinal_counts(x, y, k, False),
-    lambda s, n, k: 1.0 - s / n / k,
-    lambda c, k: 1.0 - c / k,
-)
+_MUTUAL = _Counts(kernels.mutual_knn_counts, lambda s, n, k: s / (k * n))
+_CYCLE = _Counts(kernels.cycle_knn_counts, lambda s, n, k: s / n)
+_LCS = _Counts(lambda x, y, k: kernels.ordinal_counts(x, y, k, True), lambda s, n, k: s / n / k)
+_EDIT = _Counts(lambda x, y, k: kernels.ordinal_counts(x, y, k, False), lambda s, n, k: 1.0 - s / n / k)
 
 
 def _cka(sx: LayerStates, sy: LayerStates, kernel: str = "linear", sigma: float = 1.0) -> np.ndarray:
@@ -454,138 +468,17 @@ _CCA = _basis_scores(lambda bx, by: _cca_of(bx[0], by[0]))
 _PWCCA = _basis_scores(lambda bx, by: d.pwcca_of_bases(*bx, by[0]))
 
 
-# --- bootstrap: the metric at one layer pair on resampled samples, from the same states ------------------
-# Each takes (sx, sy, bx, by, indices, **params), indices (R, N) rows of resampled sample indices, and
-# returns (R,) values. States (neighbourhoods, SVD directions) stay those of the full sample.
-
-
-def _cknna_bootstrap(sx, sy, bx, by, indices, k, variant="paper"):
-    if variant == "paper":
-        cross, self_x, self_y = _cknna_terms(sx, sy, k)
-        kl, kk, ll = cross[bx, by], self_x[bx], self_y[by]
-        return kl[indices].sum(1) / np.sqrt(kk[indices].sum(1) * ll[indices].sum(1))
-    K, L = sx.grams()[bx], sy.grams()[by]
-    return np.array([_authors_cknna_of_grams(K[np.ix_(i, i)], L[np.ix_(i, i)], k) for i in indices])
-
-
-def _authors_cknna_of_grams(K: np.ndarray, L: np.ndarray, k: int) -> float:
-    """``definitions.cknna(variant="authors")`` from Gram matrices: neighbours by the cosine of the Gram."""
-
-    def mask(G):
-        norms = np.sqrt(np.maximum(np.diag(G), np.finfo(float).tiny))
-        similarity = G / np.outer(norms, norms)
-        np.fill_diagonal(similarity, -np.inf)
-        return d.neighbour_mask(d.top_k(similarity, k))
-
-    mask_x, mask_y = mask(K), mask(L)
-    alpha = mask_x & mask_y
-    return d._ratio(
-        d.hsic_unbiased(alpha * K, alpha * L),
-        d.hsic_unbiased(mask_x * K, mask_x * K),
-        d.hsic_unbiased(mask_y * L, mask_y * L),
-    )
-
-
-def _weighted_gram_terms(K: np.ndarray, L: np.ndarray, weights: np.ndarray):
-    """For resamples given as sample counts ``weights`` (R, N) (the resampled Gram is K[idx][:, idx]):
-    sum_ab K_b L_b = wᵀ(K∘L)w, row sums (K_b 1)_a = (Kw)_idx_a, totals wᵀKw, all in O(R N²) products."""
-    KL = ((K * L) @ weights.T).T  # (R, N)
-    Kw, Lw = weights @ K, weights @ L  # K, L symmetric
-    return (KL * weights).sum(1), Kw, Lw
-
-
-def _gram_bootstrap(unbiased: bool) -> Callable:
-    """Kernel metrics on resampled samples, written with sample counts instead of re-indexed Grams."""
-
-    def hsic(K, L, w):
-        n = float(K.shape[0])
-        both, Kw, Lw = _weighted_gram_terms(K, L, w)
-        if not unbiased:  # tr(H K_b H L_b) = <K_b, L_b> - 2/n (K_b 1)·(L_b 1) + (1'K_b 1)(1'L_b 1) / n²
-            return both - 2.0 / n * (w * Kw * Lw).sum(1) + (w * Kw).sum(1) * (w * Lw).sum(1) / n**2
-        dK, dL = np.diag(K), np.diag(L)  # resampled diagonals: only a = b is zeroed, not repeated samples
-        trace = both - w @ (dK * dL)
-        totals = ((w * Kw).sum(1) - w @ dK) * ((w * Lw).sum(1) - w @ dL)
-        rows = (w * (Kw - dK) * (Lw - dL)).sum(1)
-        return (trace + totals / ((n - 1) * (n - 2)) - 2.0 * rows / (n - 2)) / (n * (n - 3))
-
-    def bootstrap(sx, sy, bx, by, indices, kernel="linear", sigma=1.0):
-        grams = {"kernel": kernel, "sigma": sigma} if not unbiased else {}
-        K, L = sx.grams(**grams)[bx], sy.grams(**grams)[by]
-        w = np.stack([np.bincount(i, minlength=sx.n) for i in indices]).astype(np.float64)
-        return hsic(K, L, w) / np.sqrt(hsic(K, K, w) * hsic(L, L, w))
-
-    return bootstrap
-
-
-def _svcca_bootstrap(sx, sy, bx, by, indices, dims):
-    """SVCCA on resampled rows with the full sample's SVD directions held fixed (as the neighbour metrics
-    hold their neighbourhoods): canonical correlations of the resampled, re-centred direction sets."""
-    ux, uy = sx.svd(dims)[bx], sy.svd(dims)[by]
-    values = np.empty(len(indices))
-    for r, i in enumerate(indices):
-        qx = np.linalg.qr(ux[i] - ux[i].mean(axis=0))[0]
-        qy = np.linalg.qr(uy[i] - uy[i].mean(axis=0))[0]
-        values[r] = np.linalg.svd(qx.T @ qy, compute_uv=False).mean()
-    return values
-
-
-def _rsa_bootstrap(sx, sy, bx, by, indices):
-    """RSA on resampled samples with the full sample's ranks held fixed (as the neighbour metrics hold their
-    neighbourhoods): the Pearson correlation of the two standardised rank matrices over the resample's pairs
-    of distinct samples, a pair counted w_i w_j times for sample counts w."""
-    Rx, Ry = sx.rsa_ranks()[bx], sy.rsa_ranks()[by]
-    w = np.stack([np.bincount(i, minlength=sx.n) for i in indices]).astype(np.float64)
-    pairs = (w.sum(1) ** 2 - (w**2).sum(1)) / 2  # the zero diagonal drops copies of one sample
-
-    def total(M):  # sum over i < j of w_i w_j M_ij, M symmetric with a zero diagonal
-        return ((M @ w.T).T * w).sum(1) / 2
-
-    mx, my = total(Rx) / pairs, total(Ry) / pairs
-    cov = total(Rx * Ry) / pairs - mx * my
-    return cov / np.sqrt((total(Rx * Rx) / pairs - mx**2) * (total(Ry * Ry) / pairs - my**2))
-
-
-def _rv_bootstrap(sx, sy, bx, by, indices, variant="classic"):
-    """The RV coefficient of the resampled Grams K[idx][:, idx] (column centring re-done on the resample)."""
-    K, L = sx.grams()[bx], sy.grams()[by]
-    values = np.empty(len(indices))
-    for r, i in enumerate(indices):
-        Kb, Lb = K[np.ix_(i, i)], L[np.ix_(i, i)]
-        Kc = Kb - Kb.mean(0) - Kb.mean(1)[:, None] + Kb.mean()
-        Lc = Lb - Lb.mean(0) - Lb.mean(1)[:, None] + Lb.mean()
-        if variant == "modified":
-            np.fill_diagonal(Kc, 0.0)
-            np.fill_diagonal(Lc, 0.0)
-        values[r] = (Kc * Lc).sum() / np.sqrt((Kc * Kc).sum() * (Lc * Lc).sum())
-    return values
-
-
-def _basis_bootstrap(measure: Callable, full_x: bool = False) -> Callable:
-    """A measure of the features recomputed on resampled rows: X[idx] = U[idx] σ Vᵀ. Procrustes and CCA do not
-    see the rotation V, so the (N, r) coordinates U σ stand in for the features; PWCCA weights by the features
-    themselves (``full_x``)."""
-
-    def bootstrap(sx, sy, bx, by, indices):
-        ux, s1, v1 = sx.bases()[bx]
-        uy, s2, _ = sy.bases()[by]
-        X, Y = ux * s1, uy * s2
-        X = X @ v1.T if full_x else X
-        return np.array([measure(X[i], Y[i]) for i in indices])
-
-    return bootstrap
-
-
 # --- registry ----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Metric:
-    """A metric: its reference definition, defaults, batched all-layer-pairs version, and bootstrap."""
+    """A metric: its reference definition, defaults and batched all-layer-pairs version (its bootstrap on a
+    resample is in ``prh.metrics.resampling``)."""
 
     name: str
     pairwise: Callable[..., float]
     layerwise: Callable[..., np.ndarray]
-    bootstrap: Callable[..., np.ndarray]
     defaults: dict = field(default_factory=dict)
     symmetric: bool = True
     uses_neighbours: bool = True
@@ -594,38 +487,26 @@ class Metric:
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in [
-        Metric("mutual_knn", d.mutual_knn, _MUTUAL.layerwise, _MUTUAL.bootstrap, {"k": 10}),
-        Metric("cycle_knn", d.cycle_knn, _CYCLE.layerwise, _CYCLE.bootstrap, {"k": 10}, symmetric=False),
-        Metric("lcs_knn", d.lcs_knn, _LCS.layerwise, _LCS.bootstrap, {"k": 10}),
-        Metric("edit_distance_knn", d.edit_distance_knn, _EDIT.layerwise, _EDIT.bootstrap, {"k": 10}),
+        Metric("mutual_knn", d.mutual_knn, _MUTUAL.layerwise, {"k": 10}),
+        Metric("cycle_knn", d.cycle_knn, _CYCLE.layerwise, {"k": 10}, symmetric=False),
+        Metric("lcs_knn", d.lcs_knn, _LCS.layerwise, {"k": 10}),
+        Metric("edit_distance_knn", d.edit_distance_knn, _EDIT.layerwise, {"k": 10}),
         Metric(
             "cka",
             lambda X, Y, kernel="linear", sigma=1.0: d.cka(X, Y, kernel, sigma),
             _cka,
-            _gram_bootstrap(unbiased=False),
             {"kernel": "linear", "sigma": 1.0},
             uses_neighbours=False,
         ),
-        Metric(
-            "unbiased_cka", d.unbiased_cka, _unbiased_cka, _gram_bootstrap(unbiased=True), {}, uses_neighbours=False
-        ),
-        Metric("cknna", d.cknna, _cknna, _cknna_bootstrap, {"k": 10, "variant": "paper"}),
-        Metric("svcca", d.svcca, _svcca, _svcca_bootstrap, {"dims": 10}, uses_neighbours=False),
+        Metric("unbiased_cka", d.unbiased_cka, _unbiased_cka, {}, uses_neighbours=False),
+        Metric("cknna", d.cknna, _cknna, {"k": 10, "variant": "paper"}),
+        Metric("svcca", d.svcca, _svcca, {"dims": 10}, uses_neighbours=False),
         # the measures of the 2026 re-analysis (Gröger, Wen & Brbić) that App. B does not have
-        Metric("procrustes", d.procrustes, _PROCRUSTES, _basis_bootstrap(d.procrustes), {}, uses_neighbours=False),
-        Metric("rsa", d.rsa, _rsa, _rsa_bootstrap, {}, uses_neighbours=False),
-        Metric(
-            "rv_coefficient",
-            d.rv_coefficient,
-            _rv,
-            _rv_bootstrap,
-            {"variant": "classic"},
-            uses_neighbours=False,
-        ),
-        Metric("cca", d.cca, _CCA, _basis_bootstrap(d.cca), {}, uses_neighbours=False),
-        Metric(
-            "pwcca", d.pwcca, _PWCCA, _basis_bootstrap(d.pwcca, full_x=True), {}, symmetric=False, uses_neighbours=False
-        ),
+        Metric("procrustes", d.procrustes, _PROCRUSTES, {}, uses_neighbours=False),
+        Metric("rsa", d.rsa, _rsa, {}, uses_neighbours=False),
+        Metric("rv_coefficient", d.rv_coefficient, _rv, {"variant": "classic"}, uses_neighbours=False),
+        Metric("cca", d.cca, _CCA, {}, uses_neighbours=False),
+        Metric("pwcca", d.pwcca, _PWCCA, {}, symmetric=False, uses_neighbours=False),
     ]
 }
 
@@ -688,28 +569,3 @@ def permutation_null(
             else:
                 null[name][r] = layer_scores(name, sx, shuffled_y, **params)
     return null if keep_layers else {name: np.nanmax(draws, axis=(1, 2)) for name, draws in null.items()}
-
-
-def bootstrap_indices(n: int, resamples: int, seed: int) -> np.ndarray:
-    """(resamples, n) sample indices drawn with replacement (seeded): the same for every pair of a run."""
-    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
-
-
-def bootstrap_states(
-    metric: str, sx: LayerStates, sy: LayerStates, layer_x: int, layer_y: int, resamples: int, seed: int, **params
-) -> np.ndarray:
-    """The metric of layer pair (``layer_x``, ``layer_y``) on ``resamples`` bootstrap resamples (seeded).
-
-    Metrics that are means of per-sample terms (the k-NN family, CKNNA's row sums) resample those terms,
-    neighbourhoods staying those of the full sample; kernel metrics are the metric of the resampled Gram
-    K[idx][:, idx], computed from sample counts; SVCCA keeps the full sample's SVD directions and recomputes
-    the canonical correlations of their resampled rows; the authors' CKNNA is recomputed from the resampled
-    Grams."""
-    params = resolve_params(metric, params)
-    indices = bootstrap_indices(sx.n, resamples, seed)
-    return get_metric(metric).bootstrap(sx, sy, layer_x, layer_y, indices, **params)
-
-
-def bootstrap_values(metric: str, X: np.ndarray, Y: np.ndarray, resamples: int, seed: int, **params) -> np.ndarray:
-    """``bootstrap_states`` of a single layer pair given as (N, D) arrays."""
-    return bootstrap_states(metric, LayerStates([X]), LayerStates([Y]), 0, 0, resamples, seed, **params)
