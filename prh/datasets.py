@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 import zarr
 from PIL import Image, ImageDraw
 
@@ -280,6 +279,8 @@ def write_dataset(out_dir: str | Path, size: int, image_size: int, chunks, recor
     images.attrs.update(record)
     shutil.rmtree(images_path, ignore_errors=True)
     tmp_path.rename(images_path)
+    import polars as pl  # imported where used: pair jobs read dataset records without it
+
     pl.DataFrame(rows).write_parquet(out_dir / "samples.parquet", statistics=False)
     (out_dir / "dataset.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
@@ -448,6 +449,8 @@ def open_images(dataset_dir: str | Path) -> zarr.Array:
 
 def read_captions(dataset_dir: str | Path) -> list[str]:
     """The dataset's captions, in sample order."""
+    import polars as pl
+
     return pl.read_parquet(Path(dataset_dir) / "samples.parquet", columns=["caption"])["caption"].to_list()
 
 

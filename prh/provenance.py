@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -41,8 +42,16 @@ def config_hash(config: dict) -> str:
     return "sha256:" + hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
 
 
+GIT_STATE_VARIABLE = "PRH_GIT_STATE"
+
+
 def git_state(folder: str | Path) -> dict:
-    """The commit checked out in ``folder`` and whether tracked files differ from it ("unknown" outside git)."""
+    """The commit checked out in ``folder`` and whether tracked files differ from it ("unknown" outside git).
+    A Snakemake run asks git once, at start-up, and hands the answer to its jobs in ``$PRH_GIT_STATE``
+    (``share_git_state``): two git processes per job cost 0.1 s each."""
+    shared = json.loads(os.environ.get(GIT_STATE_VARIABLE, "{}"))
+    if shared.get("folder") == str(Path(folder).resolve()):
+        return {"git_commit": shared["git_commit"], "git_dirty": shared["git_dirty"]}
     try:
         commit = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True)
         status = subprocess.run(
@@ -53,6 +62,12 @@ def git_state(folder: str | Path) -> dict:
     if commit.returncode != 0:
         return {"git_commit": "unknown", "git_dirty": None}
     return {"git_commit": commit.stdout.strip(), "git_dirty": bool(status.stdout.strip())}
+
+
+def share_git_state(folder: str | Path) -> None:
+    """Record ``git_state(folder)`` in the environment, where the jobs this process starts read it."""
+    os.environ.pop(GIT_STATE_VARIABLE, None)
+    os.environ[GIT_STATE_VARIABLE] = json.dumps({"folder": str(Path(folder).resolve()), **git_state(folder)})
 
 
 def run_provenance(config: dict, workflow_dir: str | Path) -> dict:

@@ -5,9 +5,11 @@ from pathlib import Path
 from prh.config import WORLD, load_schema, validate_config
 from prh.datasets import has_captions
 from prh.ladder import expand
+from prh.provenance import share_git_state
 from prh.workflow import library_modules
 
 REPO = Path(workflow.basedir)
+share_git_state(REPO)  # the jobs' provenance: git asked once per run, not twice per job
 
 # Validate before anything else: a bad config stops here, naming the key or the model.
 validate_config(config, load_schema(REPO / "schemas" / "config.schema.yaml"))
