@@ -59,7 +59,7 @@ def plot_best_alignment(ds: xr.Dataset, path: str | Path) -> None:
     labels = [f"{m} ({v})" for m, v in zip(ds["model_x"].values, ds["modality_x"].values)]
     n = len(labels)
     metrics = list(ds["metric"].values)
-    fig, axes = _grid(len(metrics), 0.9 * n + 2.5, 0.8 * n + 1.5)
+    fig, axes = _grid(len(metrics), 0.3 * n + 2.5, 0.3 * n + 2)  # labels at 6 pt: 0.3 in per model is room enough
     for ax, metric in zip(axes, metrics):
         best = ds["best"].sel(metric=metric).values
         sns.heatmap(best, annot=n <= 8, fmt=".2f", cmap="viridis", square=True, ax=ax, cbar=False,
@@ -67,7 +67,7 @@ def plot_best_alignment(ds: xr.Dataset, path: str | Path) -> None:
         rows, cols = np.nonzero(not_significant(ds.sel(metric=metric)).values)
         ax.scatter(cols + 0.5, rows + 0.5, marker="x", s=12, color="red", linewidths=0.8)
         ax.set_title(f"{metric} {_params(ds)[metric] or ''}", fontsize=9)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(labelsize=6)
     fig.suptitle(
         "Best alignment over layer pairs (rows: model x, columns: model y); "
         f"×: not significant, Benjamini–Hochberg q ≥ {Q_LEVEL}"
