@@ -76,6 +76,7 @@ class _Side:
         return LayerStates.from_arrays(self.n, len(self.states), **arrays, source=f"a resample of {self.states.source}")
 
     def lists(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The points' k-NN lists and the places in the full lists they came from (``kernels.resampled_lists``)."""
         return self._memo(("lists", k), lambda: kernels.resampled_lists(self.lists_of[k], self.counts, k))
 
     def neighbours(self, k: int, values: bool) -> LayerStates:
