@@ -58,9 +58,9 @@ def _check_same_dataset(x_path, y_path, rx: dict, ry: dict) -> None:
         )
 
 
-def _check_parts(path, attrs: dict, metrics: dict, resamples: int) -> None:
+def _check_parts(path, attrs: dict, metrics: dict) -> None:
     """The state store must hold what the metrics ask for (the same config made both)."""
-    have, want = attrs["parts"], state_parts(metrics, resamples)
+    have, want = attrs["parts"], state_parts(metrics)
     short = [
         part
         for part in ("k", "dims")
@@ -115,7 +115,7 @@ def pair_scores(
     _check_same_dataset(x_state, y_state, rx, ry)
     metrics = {name: resolve_params(name, params) for name, params in metrics.items()}
     for path, attrs in ((x_state, rx), (y_state, ry)):
-        _check_parts(path, attrs, metrics, resamples)
+        _check_parts(path, attrs, metrics)
     n = rx["n_samples"]
     check_dense_metrics(metrics, n, rx["dense_limit"], permutations, resamples, where=f"{x_state}: ")
     streamed = {}

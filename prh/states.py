@@ -49,10 +49,10 @@ class DenseLimitError(ValueError):
     """A metric needs an N × N matrix at a sample count above the configured limit."""
 
 
-def state_parts(metrics: dict[str, dict], resamples: int = 0) -> dict:
+def state_parts(metrics: dict[str, dict]) -> dict:
     """What the metrics need from each model: ``k`` (longest neighbour list, 0 for none), ``values``
-    (CKNNA's kernel at the neighbours), ``grams`` and ``dims`` (SVCCA, 0 for none). ``resamples`` (the
-    bootstrap's) changes nothing here: the lists' depth is set when they are computed."""
+    (CKNNA's kernel at the neighbours), ``grams`` and ``dims`` (SVCCA, 0 for none). The lists' depth for the
+    bootstrap is set when they are computed (``compute_state``)."""
     metrics = {name: resolve_params(name, params) for name, params in metrics.items()}
     ks = [p["k"] for name, p in metrics.items() if name in NEIGHBOUR_METRICS]
     return {
@@ -141,7 +141,7 @@ def compute_state(
     (``prh.metrics.resampling``)."""
     import xarray as xr
 
-    parts = state_parts(metrics, resamples)
+    parts = state_parts(metrics)
     store = store_attrs(features_path)
     n = store["n_samples"]
     counts = bootstrap_counts(n, resamples, bootstrap_seed) if resamples else None
