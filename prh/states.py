@@ -36,9 +36,9 @@ import numpy as np
 from prh.config import dense_limit_message, dense_requirements
 from prh.features import layer_reader, read_layers, store_attrs
 from prh.metrics import definitions as d
-from prh.metrics import kernels, neighbours
+from prh.metrics import neighbours
 from prh.metrics.layerwise import LayerStates, resolve_params
-from prh.metrics.resampling import bootstrap_counts, covering_lists
+from prh.metrics.resampling import bootstrap_counts, covering_lists, covers, deeper
 from prh.provenance import as_attrs, package_versions
 
 NEIGHBOUR_METRICS = ("mutual_knn", "cycle_knn", "lcs_knn", "edit_distance_knn", "cknna")
@@ -308,11 +308,9 @@ def _covering_search(layer, k, depth, counts, knn_method, block):
     search = neighbours.faiss_knn if knn_method == "faiss" else lambda a, k: neighbours.blocked_knn(a, k, block)
     while True:
         knn = search(layer, depth)
-        if counts is None or depth == len(layer) - 1:
+        if counts is None or depth == len(layer) - 1 or covers(knn[None], counts, k):
             return knn, depth
-        if max(kernels.needed_depth(knn[None], w, k) for w in counts) <= depth:
-            return knn, depth
-        depth = min(max(4 * k, 2 * depth), len(layer) - 1)
+        depth = deeper(depth, k, len(layer))
 
 
 def write_state(ds, path: str | Path, provenance: dict | None = None) -> Path:

@@ -40,6 +40,16 @@ def bootstrap_counts(n: int, resamples: int, seed: int) -> np.ndarray:
     return np.stack([np.bincount(i, minlength=n) for i in bootstrap_indices(n, resamples, seed)])
 
 
+def covers(knn: np.ndarray, counts: np.ndarray, k: int) -> bool:
+    """Whether full-sample lists (L, N, depth) give every resample in ``counts`` (R, N) k neighbours per point."""
+    return max(kernels.needed_depth(knn, w, k) for w in counts) <= knn.shape[2]
+
+
+def deeper(depth: int, k: int, n: int) -> int:
+    """The next depth to search lists at when they fall short: 4k first, then doubled, at most N − 1."""
+    return min(max(4 * k, 2 * depth), n - 1)
+
+
 def covering_lists(states: LayerStates, k: int, counts: np.ndarray) -> np.ndarray:
     """Full-sample neighbour lists (L, N, depth) deep enough to give every resample in ``counts`` (R, N)
     k neighbours per point: the stored lists, or lists computed deeper (depth 4k, doubled as needed) from
@@ -48,14 +58,14 @@ def covering_lists(states: LayerStates, k: int, counts: np.ndarray) -> np.ndarra
     while True:
         if depth >= k:
             knn = states.knn(depth)
-            if max(kernels.needed_depth(knn, w, k) for w in counts) <= depth:
+            if covers(knn, counts, k):
                 return knn
         if not states.has_layers or depth >= states.n - 1:
             raise ValueError(
                 f"{states.source}: neighbour lists of depth {depth} are too short for this run's bootstrap "
                 f"resamples at k = {k}; rerun its alignment_state job with the run's bootstrap settings"
             )
-        depth = min(max(4 * k, 2 * depth), states.n - 1)
+        depth = deeper(depth, k, states.n)
 
 
 class _Side:
@@ -65,6 +75,7 @@ class _Side:
         self.states, self.counts, self.w, self.lists_of = states, counts, w, lists  # k -> covering lists
         self.n = states.n
         self.sample = np.repeat(np.arange(self.n), counts)  # the sample of each point
+        self.first = (np.cumsum(counts) - counts)[self.sample]  # the first copy of each point's sample
         self._cache: dict = {}
 
     def _memo(self, key, compute: Callable):
@@ -101,6 +112,11 @@ class _Side:
             ("gram_sums", kernel, sigma),
             lambda: kernels.weighted_sums(self.states.compact_grams(kernel, sigma), self.w),
         )
+
+    def gram_terms(self, kernel: str = "linear", sigma: float = 1.0) -> tuple:
+        """Row sums (K w)_i, totals 1ᵀK_w1, diagonals and ⟨K_w, K_w⟩ of the resampled Grams."""
+        rows, squares = self.gram_sums(kernel, sigma)
+        return rows, rows @ self.w, self.states.gram_sums(kernel, sigma)[0], squares
 
     def svd(self, dims: int) -> LayerStates:
         """The full sample's SVCCA directions at the resampled rows, re-centred and re-orthonormalised."""
@@ -155,12 +171,6 @@ class Resample:
         products = self._products[kernel, sigma]
         return products.T if self._flipped else products
 
-    def gram_terms(self, side: _Side, kernel: str = "linear", sigma: float = 1.0) -> tuple:
-        """Row sums (K w)_i, totals 1ᵀK_w1, diagonals and ⟨K_w, K_w⟩ of one side's resampled Grams."""
-        rows, squares = side.gram_sums(kernel, sigma)
-        diagonal = side.states.gram_sums(kernel, sigma)[0]
-        return rows, rows @ self.w, diagonal, squares
-
 
 # --- each metric on one resample: (Lx, Ly) scores of every layer pair ------------------------------------
 
@@ -170,13 +180,10 @@ def _cycle(pair: Resample, k: int):
     (copies are one point), so the lists name each neighbour by its sample's first copy."""
 
     def by_sample(side):
-        lists, _ = side.lists(k)
-        first = np.cumsum(side.counts) - side.counts
-        return LayerStates.from_arrays(side.n, len(side.states), knn=first[side.sample][lists])
+        return side.first[side.lists(k)[0]]
 
-    scores = kernels.cycle_knn_counts(by_sample(pair.x).knn(k), by_sample(pair.y).knn(k), k)
-    first = (np.cumsum(pair.x.counts) - pair.x.counts)[pair.x.sample]  # every copy closes as its first copy does
-    return scores[:, :, first].mean(axis=2)
+    scores = kernels.cycle_knn_counts(by_sample(pair.x), by_sample(pair.y), k)
+    return scores[:, :, pair.x.first].mean(axis=2)  # every copy closes as its first copy does
 
 
 def _neighbour(name: str, values: bool = False) -> Callable:
@@ -191,8 +198,8 @@ def _hsic(pair: Resample, unbiased: bool, kernel: str = "linear", sigma: float =
     """HSIC of every resampled layer pair and of each layer with itself, from counts (``_cka`` and
     ``_unbiased_hsic_matrix`` of ``layerwise`` on K_w, with N points)."""
     w, n = pair.w, float(pair.n)
-    rx, tx, dx, sx = pair.gram_terms(pair.x, kernel, sigma)
-    ry, ty, dy, sy = pair.gram_terms(pair.y, kernel, sigma)
+    rx, tx, dx, sx = pair.x.gram_terms(kernel, sigma)
+    ry, ty, dy, sy = pair.y.gram_terms(kernel, sigma)
     both = pair.gram_products(kernel, sigma)
     if not unbiased:  # tr(H K H L) = <K, L> − 2/n (K1)·(L1) + (1ᵀK1)(1ᵀL1)/n²
         cross = both - (2.0 / n) * (w * rx) @ ry.T + np.outer(tx, ty) / n**2
@@ -231,8 +238,8 @@ def _rv(pair: Resample, variant: str = "classic"):
     cross, self_x, self_y = _hsic(pair, False)
     if variant == "modified":
         w, n = pair.w, float(pair.n)
-        rx, tx, dx, _ = pair.gram_terms(pair.x)
-        ry, ty, dy, _ = pair.gram_terms(pair.y)
+        rx, tx, dx, _ = pair.x.gram_terms()
+        ry, ty, dy, _ = pair.y.gram_terms()
         cx, cy = dx - 2.0 * rx / n + tx[:, None] / n**2, dy - 2.0 * ry / n + ty[:, None] / n**2
         cross = cross - (w * cx) @ cy.T
         self_x, self_y = self_x - (w * cx * cx).sum(axis=1), self_y - (w * cy * cy).sum(axis=1)
