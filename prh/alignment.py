@@ -15,8 +15,9 @@ import numpy as np
 from prh.features import read_layers
 from prh.metrics import (
     best_of,
-    bootstrap_best,
     get_metric,
+    half_sample_best,
+    half_sample_interval,
     layer_scores,
     permutation_null,
     prepare_stack,
@@ -100,8 +101,8 @@ def pair_scores(
     older mean-based ``calibrated_mean = (best - null_mean) / (1 - null_mean)`` are kept beside them, and
     ``null`` holds the draws. ``last`` is the score of the two last layers (the representation the probes read),
     with ``tau_last``, ``p_value_last`` and ``calibrated_last`` from the same permutations at that one layer pair
-    (Algorithm 1). ``ci_low``/``ci_high``: a ``level`` bootstrap percentile interval of the best score
-    (``resamples``), the layer pair chosen again in each resample (``prh.metrics.resampling``).
+    (Algorithm 1). ``ci_low``/``ci_high``: a ``level`` half-sample interval of the best score
+    (``resamples`` half-samples), the layer pair chosen again in each (``prh.metrics.resampling``).
     ``device``: where the matrix products run (``auto`` picks a GPU when one is present).
 
     Above the states' ``dense_limit`` there are no Gram matrices: linear CKA and unbiased CKA are then
@@ -128,7 +129,7 @@ def pair_scores(
     summary = {v: np.full((len(names), 2), np.nan) for v in SUMMARY}
     null = np.full((len(names), 2, permutations), np.nan)
     perms = draw_permutations(n, permutations, null_seed) if permutations else None
-    boot = bootstrap_best(metrics, sx, sy, resamples, bootstrap_seed, reverse=True) if resamples else {}
+    boot = half_sample_best(metrics, sx, sy, resamples, bootstrap_seed, reverse=True) if resamples else {}
     for d, direction in enumerate(DIRECTIONS):
         own = {n: p for n, p in metrics.items() if d == 0 or not get_metric(n).symmetric}
         sx, sy = states[direction]
@@ -157,8 +158,9 @@ def pair_scores(
                 summary["p_value_last"][m, d] = last.p_value
                 summary["calibrated_last"][m, d] = last.calibrated
             if resamples:
-                summary["ci_low"][m, d], summary["ci_high"][m, d] = np.quantile(
-                    boot[name] if d == 0 else boot[name, "reverse"], [(1 - level) / 2, (1 + level) / 2]
+                values = boot[name] if d == 0 else boot[name, "reverse"]
+                summary["ci_low"][m, d], summary["ci_high"][m, d] = half_sample_interval(
+                    summary["best"][m, d], values, level
                 )
     for m, name in enumerate(names):  # a symmetric metric reads the same both ways
         if get_metric(name).symmetric:

@@ -2,7 +2,7 @@
 or training step), the alignment among its models (across seeds), to the world Z and to the other modality.
 
 Every value is a mean over model pairs of the best-over-layers score of the run's aggregate; its interval is
-the mean of the pairs' bootstrap interval ends (a pair's uncertainty, not the spread between pairs).
+the mean of the pairs' half-sample interval ends (a pair's uncertainty, not the spread between pairs).
 """
 
 from __future__ import annotations

@@ -126,7 +126,7 @@ def plot_metric_agreement(ds: xr.Dataset, path: str | Path) -> None:
 
 def plot_cross_modal_metrics(ds: xr.Dataset, path: str | Path) -> None:
     """One panel per metric: the best score of each vision model against each language model, with the
-    bootstrap interval as error bars and the null's critical value τ as a dashed line (Fig. 13–14); pairs
+    half-sample interval as error bars and the null's critical value τ as a dashed line (Fig. 13–14); pairs
     that are not significant after the Benjamini–Hochberg correction are hatched."""
     vision = [m for m, v in zip(ds["model_x"].values, ds["modality_x"].values) if v == "vision"]
     language = [m for m, v in zip(ds["model_x"].values, ds["modality_x"].values) if v == "language"]
@@ -147,7 +147,6 @@ def plot_cross_modal_metrics(ds: xr.Dataset, path: str | Path) -> None:
             for bar, weak in zip(bars, not_significant(sel).values):
                 if weak:
                     bar.set(hatch="///", alpha=0.45)
-            # the percentile interval need not contain the best score, so it is drawn as it is, not as ± errors
             ax.vlines(offset, low, high, colors="k", linewidth=1)
             ax.hlines(sel["tau"].values, offset - width / 2, offset + width / 2, colors="k", linestyles="--")
         ax.set_xticks(x, vision, rotation=45, ha="right", fontsize=7)
@@ -338,7 +337,7 @@ def plot_training_curves(curves, path: str | Path) -> None:
 
 def plot_family(table, path: str | Path, family: str, factors: list[str], metric: str) -> None:
     """One panel per measure of ``prh.families.family_table``: mean alignment per level of the family's
-    varied factor, with the pairs' bootstrap interval."""
+    varied factor, with the pairs' half-sample interval."""
     from prh.families import FACTOR_WORDS
 
     label = " / ".join(FACTOR_WORDS.get(f, f) for f in factors) or "level"

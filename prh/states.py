@@ -9,6 +9,8 @@ A state store (``results/states/{dataset}/{model}.zarr``) holds, for the model's
     gram        (layer, sample, sample_b)   float32  linear Gram matrices (dense metrics only), with their
                                                  float64 invariants centred_norm and unbiased_self (layer,)
     svd         (layer, sample, direction)  float64  SVCCA's directions
+    half_svd    (resample, layer, half_sample, direction)  float32  SVCCA's directions on each of the run's
+                                                 half-samples (``half_samples`` (resample, half_sample))
     rsa_ranks   (layer, sample, sample_b)   float32  RSA's standardised ranks of the cosine similarities
     basis_*     u (layer, sample, rank), s (layer, rank), v (layer, feature, rank), rank and width (layer,):
                                                  the thin SVD of each centred layer (Procrustes, CCA, PWCCA),
@@ -38,7 +40,7 @@ from prh.features import layer_reader, read_layers, store_attrs
 from prh.metrics import definitions as d
 from prh.metrics import neighbours
 from prh.metrics.layerwise import LayerStates, resolve_params
-from prh.metrics.resampling import bootstrap_counts, covering_lists, covers, deeper
+from prh.metrics.resampling import covering_lists, covers, deeper, half_sample_counts
 from prh.provenance import as_attrs, package_versions
 
 NEIGHBOUR_METRICS = ("mutual_knn", "cycle_knn", "lcs_knn", "edit_distance_knn", "cknna")
@@ -144,7 +146,7 @@ def compute_state(
     parts = state_parts(metrics)
     store = store_attrs(features_path)
     n = store["n_samples"]
-    counts = bootstrap_counts(n, resamples, bootstrap_seed) if resamples else None
+    counts = half_sample_counts(n, resamples, bootstrap_seed) if resamples else None
     layer_names = json.loads(store["layer_names"]) + (["concat"] if concat_layers else [])
     info: dict = {}
     if n <= dense_limit:
@@ -165,6 +167,8 @@ def compute_state(
             data["unbiased_self"] = states.unbiased_self()
         if parts["dims"]:
             data["svd"] = states.svd(parts["dims"])
+            if counts is not None:
+                data |= _half_svd(counts, lambda sample: states.svd_on(parts["dims"], sample))
         if parts["rsa"]:
             data["rsa_ranks"] = states.rsa_ranks().astype(np.float32)
         if parts["bases"]:
@@ -184,6 +188,8 @@ def compute_state(
         "knn_values": ("layer", "sample", "neighbour"),
         "gram": ("layer", "sample", "sample_b"),
         "svd": ("layer", "sample", "direction"),
+        "half_samples": ("resample", "half_sample"),
+        "half_svd": ("resample", "layer", "half_sample", "direction"),
         "centred_norm": ("layer",),
         "unbiased_self": ("layer",),
         "rsa_ranks": ("layer", "sample", "sample_b"),
@@ -219,6 +225,16 @@ def compute_state(
         )
     )
     return ds, info
+
+
+def _half_svd(counts: np.ndarray, directions) -> dict[str, np.ndarray]:
+    """SVCCA's directions on each half-sample, ``directions(sample)`` (L, m, dims), computed once per model
+    here so that no pair job repeats them: ``half_samples`` (R, m) and ``half_svd`` (R, L, m, dims)."""
+    samples = np.stack([np.flatnonzero(w) for w in counts])
+    return {
+        "half_samples": samples.astype(np.int32),
+        "half_svd": np.stack([directions(s) for s in samples]).astype(np.float32),
+    }
 
 
 def _padded_bases(bases: list, n: int) -> dict[str, np.ndarray]:
@@ -278,7 +294,7 @@ def _streamed_states(features_path, parts, q, mode, normalize, knn_method, block
         return knn, values, depth
 
     data: dict[str, list] = {"knn": [], "knn_values": [], "svd": []}
-    recalls, bases = [], []
+    recalls, bases, half_svd = [], [], []
     depth = parts["k"]  # the deepest list so far: every later layer is searched at least this deep
     for i in range(count):
         layer = prepared(i)
@@ -290,6 +306,8 @@ def _streamed_states(features_path, parts, q, mode, normalize, knn_method, block
             data["knn_values"].append(values)
         if parts["dims"]:
             data["svd"].append(d.svd_directions(layer, parts["dims"]))
+            if counts is not None:
+                half_svd.append(_half_svd(counts, lambda rows, a=layer: d.svd_directions(a[rows], parts["dims"])[None]))
         if parts["bases"]:
             bases.append(d.orthonormal_basis(layer))
     for i, knn in enumerate(data["knn"]):  # a later layer's resamples reached deeper: one depth for all
@@ -300,6 +318,9 @@ def _streamed_states(features_path, parts, q, mode, normalize, knn_method, block
     info = {"knn_recall": recalls} if recalls else {}
     threshold = thresholds[0] if mode == "global" else thresholds
     stacked = {name: np.stack(v) for name, v in data.items() if v}
+    if half_svd:  # per layer (R, 1, m, dims): joined along the layers
+        stacked |= {"half_samples": half_svd[0]["half_samples"]}
+        stacked |= {"half_svd": np.concatenate([h["half_svd"] for h in half_svd], axis=1)}
     return stacked | (_padded_bases(bases, len(bases[0][0])) if bases else {}), threshold, info
 
 
@@ -355,6 +376,7 @@ def open_state(path: str | Path, device: str = "cpu") -> tuple[LayerStates, dict
         unbiased_self=values.get("unbiased_self"),
         rsa_ranks=values.get("rsa_ranks"),
         bases=_unpadded_bases(values),
+        half_svd=(values["half_samples"], values["half_svd"]) if "half_svd" in values else None,
         device=device,
         source=str(path),
     )

@@ -40,7 +40,7 @@ rule alignment_state:
 
 rule align_pair:
     """Every layer of one model against every layer of another from their two states: cross terms only,
-    for each configured metric, with the permutation null and the bootstrap interval of the best score
+    for each configured metric, with the permutation null and the half-sample interval of the best score
     (the layer pair chosen again in each resample).
     """
     input:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.linalg import orthogonal_procrustes
 
-from prh.metrics import LayerStates, bootstrap_values, layer_scores, prepare_stack
+from prh.metrics import LayerStates, half_sample_values, half_samples, layer_scores, prepare_stack
 from prh.metrics import definitions as d
 from prh.metrics.calibration import calibrate_layers, draw_permutations
 
@@ -107,7 +107,7 @@ def test_layerwise_engine_equals_the_definitions_with_null_and_bootstrap(tmp_pat
         stores[side] = open_state(tmp_path / f"{side}.state")[0]
     sx, sy = LayerStates(xs), LayerStates(ys)
     perms = draw_permutations(sx.n, 25, seed=1)
-    idx = np.random.default_rng(0).integers(0, sx.n, size=(5, sx.n))
+    idx = half_samples(sx.n, 5, 0)
     for name in NEW:
         np.testing.assert_allclose(layer_scores(name, stores["x"], stores["y"]), layer_scores(name, sx, sy),
                                    atol=1e-6, err_msg=name)  # fmt: skip
@@ -116,7 +116,7 @@ def test_layerwise_engine_equals_the_definitions_with_null_and_bootstrap(tmp_pat
         first = max(getattr(d, name)(x, y[perms[0]]) for x in xs for y in ys)
         assert ours.null[0] == pytest.approx(first, abs=1e-6), name
         assert ours.p_value == 1 / 26 and ours.calibrated > 0, name  # the shared latent is found
-        values = bootstrap_values(name, xs[1], ys[0], 5, 0)
+        values = half_sample_values(name, xs[1], ys[0], 5, 0)
         direct = getattr(d, name)(xs[1][idx[0]], ys[0][idx[0]])
         if name == "rsa":  # ranks held at the full sample's: close to, not equal to, a re-ranked resample
             assert values[0] == pytest.approx(direct, abs=0.05)

@@ -16,7 +16,8 @@ from prh.config import ConfigError, load_schema, validate_config
 from prh.features import FeatureWriter, read_layers
 from prh.metrics import (
     LayerStates,
-    bootstrap_best,
+    half_sample_best,
+    half_sample_interval,
     knn_indices,
     layer_scores,
     permutation_null,
@@ -71,7 +72,7 @@ def test_pair_from_state_stores_equals_the_in_memory_engine(stores):
     pair = align_pair(folder / "x.state", folder / "y.state", METRICS, permutations=4, resamples=30)
     sx = LayerStates(prepare_stack(read_layers(x)))
     sy = LayerStates(prepare_stack(read_layers(y)))
-    boot = bootstrap_best(METRICS, sx, sy, 30, 0)
+    boot = half_sample_best(METRICS, sx, sy, 30, 0)
     null = permutation_null(METRICS, sx, sy, draw_permutations(150, 4, 0))
     for name, params in METRICS.items():
         forward = pair.sel(metric=name, direction="forward")
@@ -79,7 +80,8 @@ def test_pair_from_state_stores_equals_the_in_memory_engine(stores):
         np.testing.assert_allclose(forward["score"].values, expected, atol=1e-6, rtol=0)  # float32 Grams
         assert forward["null_mean"] == pytest.approx(null[name].mean(), abs=1e-6)
         # the layer pair chosen again in each resample, from the stored (deeper) lists as from the layers
-        assert forward["ci_low"] == pytest.approx(np.quantile(boot[name], 0.025), abs=1e-6)
+        low = half_sample_interval(float(forward["best"]), boot[name])[0]
+        assert forward["ci_low"] == pytest.approx(low, abs=1e-6)
     # cycle-kNN is asymmetric: the reverse direction is Y against X
     reverse = pair.sel(metric="cycle_knn", direction="reverse")["score"].values
     np.testing.assert_array_equal(reverse, layer_scores("cycle_knn", sy, sx, k=5).T)
@@ -102,6 +104,8 @@ def test_large_n_path_equals_the_dense_path(stores):
         np.testing.assert_array_equal(dense["knn"].values, streamed["knn"].values)
         np.testing.assert_allclose(dense["knn_values"].values, streamed["knn_values"].values, atol=1e-12)
         np.testing.assert_allclose(np.abs(dense["svd"].values), np.abs(streamed["svd"].values), atol=1e-8)
+        np.testing.assert_array_equal(dense["half_samples"].values, streamed["half_samples"].values)
+        np.testing.assert_allclose(np.abs(dense["half_svd"].values), np.abs(streamed["half_svd"].values), atol=1e-5)
         assert "gram" not in streamed and dense.attrs["threshold"] == streamed.attrs["threshold"]
         write_state(dense, folder / f"{name}.dense")
         write_state(streamed, folder / f"{name}.streamed")

@@ -27,17 +27,24 @@ from prh.metrics.layerwise import (
     permutation_null,
     resolve_params,
 )
-from prh.metrics.resampling import bootstrap_best, bootstrap_counts, bootstrap_indices, bootstrap_values
+from prh.metrics.resampling import (
+    half_sample_best,
+    half_sample_counts,
+    half_sample_interval,
+    half_sample_values,
+    half_samples,
+)
 
 __all__ = [
     "METRICS",
     "LayerStates",
     "best_of",
     "calibrate_layers",
-    "bootstrap_best",
-    "bootstrap_counts",
-    "bootstrap_indices",
-    "bootstrap_values",
+    "half_sample_best",
+    "half_sample_counts",
+    "half_sample_interval",
+    "half_sample_values",
+    "half_samples",
     "cka",
     "cknna",
     "clamp_quantile",

@@ -3,7 +3,7 @@ stacks of neighbour lists.
 
 Inputs are (L, N, k) integer neighbour lists, most similar first (``LayerStates.knn``), so no N × N mask
 is built: each call costs O(Lx · Ly · N · k), O(k²) per sample for the ordinal metrics. Each returns
-(Lx, Ly, N) per-sample values, the form the bootstrap resamples; the neighbour-list metrics return integer
+(Lx, Ly, N) per-sample values, the form the half-samples reweight; the neighbour-list metrics return integer
 counts (shared neighbours, closed cycles, LCS lengths, edit distances), so their sums are exact.
 numba compiles each loop once and caches the machine code beside this file, so later processes load it
 in milliseconds. Each loop is its reference definition in ``prh.metrics.definitions``; tests hold them equal.
@@ -187,7 +187,7 @@ def permuted_products(A: np.ndarray, B: np.ndarray, perm: np.ndarray) -> np.ndar
     return out
 
 
-# --- bootstrap resamples ---------------------------------------------------------------------------------
+# --- resamples (half-samples) ---------------------------------------------------------------------------------
 # A resample is given by counts (N,): sample j appears counts[j] times. Its points are numbered by sample,
 # copies of sample j being points first[j] .. first[j] + counts[j] - 1 (first = exclusive cumulative sum).
 

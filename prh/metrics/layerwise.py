@@ -1,5 +1,5 @@
 """All layer pairs at once: per-layer work done once, then every (layer_x, layer_y) score by batched
-array operations; plus permutation nulls built on the same per-layer work (bootstrap resamples:
+array operations; plus permutation nulls built on the same per-layer work (half-sample intervals:
 ``prh.metrics.resampling``).
 
 ``LayerStates`` holds one model's prepared layers and computes, on first use and once per layer, what
@@ -61,13 +61,16 @@ class LayerStates:
         unbiased_self: np.ndarray | None = None,
         rsa_ranks: np.ndarray | None = None,
         bases: list | None = None,
+        half_svd: tuple[np.ndarray, np.ndarray] | None = None,
         device: str = "cpu",
         source: str = "state store",
     ) -> LayerStates:
         """States computed elsewhere: ``knn`` (L, N, k) neighbour lists, ``knn_values`` (L, N, k) the row-centred
         kernel at them, ``grams`` (L, N, N) linear Grams, ``svd`` (L, N, dims) directions, the (L,) Gram
         invariants ``centred_norms`` and ``unbiased_self``, RSA's ``rsa_ranks`` (L, N, N) and the per-layer
-        ``bases`` (U, σ, V). What is absent cannot be asked for (the error names ``source``)."""
+        ``bases`` (U, σ, V); ``half_svd``, (samples (R, m), directions (R, L, m, dims)): SVCCA's directions
+        recomputed on each half-sample of a run (``svd_on``). What is absent cannot be asked for (the error
+        names ``source``)."""
         states = cls(None, device)
         states.n, states._count, states.source = n, count, source
         if knn is not None:
@@ -86,6 +89,8 @@ class LayerStates:
             states._put_stored(("rsa_ranks",), rsa_ranks)
         if bases is not None:
             states._cache[("bases",)] = bases
+        if half_svd is not None:
+            states._cache[("half_svd", half_svd[1].shape[3])] = half_svd
         return states
 
     def _put_stored(self, key: tuple, values: np.ndarray) -> None:
@@ -305,6 +310,21 @@ class LayerStates:
             lambda: [sparse.csr_matrix(g * m) for g, m in zip(self.grams(), self.masks(k))],
             lambda parent: [m[self._perm][:, self._perm] for m in parent],
         )
+
+    def svd_on(self, dims: int, sample: np.ndarray) -> np.ndarray:
+        """(L, m, dims) SVCCA's directions recomputed on the rows ``sample`` (sorted sample indices, repeats
+        allowed): looked up among the half-samples the state job stored, else computed from the layers."""
+        stored = self._cache.get(("half_svd", dims))
+        if stored is not None and stored[0].shape[1] == len(sample):
+            match = np.flatnonzero((stored[0] == sample).all(axis=1))
+            if match.size:
+                return stored[1][match[0]].astype(np.float64)
+        if not self.has_layers:
+            raise ValueError(
+                f"{self.source}: SVCCA's directions on this run's half-samples are not stored; rerun its "
+                "alignment_state job with the run's bootstrap settings"
+            )
+        return np.stack([d.svd_directions(a[sample], dims) for a in self.layers])
 
     def svd(self, dims: int) -> np.ndarray:
         """(L, N, dims) top singular directions of the standardised features."""
