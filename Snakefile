@@ -20,6 +20,7 @@ include: "rules/align.smk"
 include: "rules/lm_score.smk"
 include: "rules/probes.smk"
 include: "rules/plots.smk"
+include: "rules/idealised.smk"
 
 
 rule all:

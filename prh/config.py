@@ -115,6 +115,19 @@ def _null_problems(null: dict) -> list[str]:
     return []
 
 
+def _idealised_problems(world: dict) -> list[str]:
+    problems = []
+    if world["states"] % world["merge"]:
+        problems.append(f"idealised.merge: {world['merge']} does not divide idealised.states = {world['states']}")
+    if not world["reach"] < world["states"] / 2:
+        problems.append(f"idealised.reach: {world['reach']} must be below idealised.states / 2")
+    if late := [c for c in world["checkpoints"] if c > world["steps"]]:
+        problems.append(f"idealised.checkpoints: {late} exceed idealised.steps = {world['steps']}")
+    if world["k"] >= world["states"]:
+        problems.append(f"idealised.k: {world['k']} must be below idealised.states = {world['states']}")
+    return problems
+
+
 def _semantic_problems(config: dict) -> list[str]:
     problems = [] if config["models"] else ["models: there is no model (list some, or train some in training.families)"]
     for section in ("models", "datasets"):
@@ -161,6 +174,7 @@ def _semantic_problems(config: dict) -> list[str]:
     problems += _probe_problems(config)
     problems += _dense_problems(config)
     problems += _null_problems(config["alignment"]["null_distribution"])
+    problems += _idealised_problems(config["idealised"])
     sized = [d for d in config["datasets"] if "size" in d]  # hub datasets without size: N known after import
     if not sized:
         return problems

@@ -170,6 +170,8 @@ def all_outputs(with_costs=True):
             outputs.append(f"{figures}/model_umap.png")
     if LADDER.runs:
         outputs.append("results/figures/training_curves.png")
+    if config["idealised"]["enabled"]:
+        outputs.append("results/figures/idealised_world.png")
     for dataset, models in DATASET_MODELS.items():
         if len(models) < 2:
             continue

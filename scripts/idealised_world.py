@@ -1,0 +1,14 @@
+import json
+
+import polars as pl
+
+from prh.idealised import run_experiment
+from prh.workflow import atomic_path, logged, script_provenance, write_table
+
+with logged(snakemake.log[0]) as log:
+    rows, facts = run_experiment(**snakemake.params.world)
+    provenance = script_provenance(snakemake)
+    write_table(pl.DataFrame(rows), snakemake.output.table, provenance)
+    with atomic_path(snakemake.output.facts) as tmp:
+        tmp.write_text(json.dumps(facts | {"provenance": provenance}, indent=1, sort_keys=True))
+    log.info("%s", facts["psd"] | facts["attainable"])
