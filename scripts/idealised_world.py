@@ -3,7 +3,8 @@ import json
 import polars as pl
 
 from prh.idealised import run_experiment
-from prh.workflow import atomic_path, logged, script_provenance, write_table
+from prh.provenance import script_provenance
+from prh.workflow import atomic_path, logged, write_table
 
 with logged(snakemake.log[0]) as log:
     rows, facts = run_experiment(**snakemake.params.world)
