@@ -458,7 +458,9 @@ def plot_idealised_world(table, facts: dict, path: str | Path) -> None:
                 f"{max(final['X']):.3f} at step {last}")  # fmt: skip
     k = facts["world"]["k"]
     axes[1].set(ylabel=f"mutual k-NN with X (k = {k})", title="Y (solid) and merged Y (dashed) against X")
-    axes[2].set(xscale="log", xlabel="embedding dimension d", ylabel=f"alignment to K_PMI at step {last}",
+    axes[2].set_xscale("log", base=2)
+    axes[2].set_xticks(dims, [str(d) for d in dims])
+    axes[2].set(xlabel="embedding dimension d", ylabel=f"alignment to K_PMI at step {last}",
                 title="final alignment per dimension")  # fmt: skip
     for ax in axes:
         ax.legend(fontsize=7)
