@@ -21,6 +21,7 @@ include: "rules/lm_score.smk"
 include: "rules/probes.smk"
 include: "rules/plots.smk"
 include: "rules/idealised.smk"
+include: "rules/downstream.smk"
 
 
 rule all:

@@ -128,6 +128,25 @@ def _idealised_problems(world: dict) -> list[str]:
     return problems
 
 
+def _downstream_problems(config: dict) -> list[str]:
+    down, problems = config["downstream"], []
+    if not down["tasks"]:
+        return problems
+    vision = {m["name"] for m in config["models"] if m["modality"] == "vision"}
+    if down["reference"] not in vision:
+        problems.append(f"downstream.reference: '{down['reference']}' is not a vision model of models")
+    if down["dataset"] not in {d["name"] for d in config["datasets"]}:
+        problems.append(f"downstream.dataset: '{down['dataset']}' is not a dataset of datasets")
+    needs = {"shapes": ("size",), "hellaswag": (), "table": ("path",)}
+    for name, task in down["tasks"].items():
+        missing = [key for key in needs[task["kind"]] if key not in task]
+        if task["kind"] == "hellaswag" and not ("id" in task or "path" in task):
+            missing.append("id or path")
+        if missing:
+            problems.append(f"downstream.tasks.{name}: kind {task['kind']} needs {', '.join(missing)}")
+    return problems
+
+
 def _semantic_problems(config: dict) -> list[str]:
     problems = [] if config["models"] else ["models: there is no model (list some, or train some in training.families)"]
     for section in ("models", "datasets"):
@@ -175,6 +194,7 @@ def _semantic_problems(config: dict) -> list[str]:
     problems += _dense_problems(config)
     problems += _null_problems(config["alignment"]["null_distribution"])
     problems += _idealised_problems(config["idealised"])
+    problems += _downstream_problems(config)
     sized = [d for d in config["datasets"] if "size" in d]  # hub datasets without size: N known after import
     if not sized:
         return problems

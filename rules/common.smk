@@ -43,6 +43,7 @@ wildcard_constraints:
         + [re.escape(f"probes/{t}") for t in PROBE_TASKS]
     ),
     task="|".join(re.escape(t) for t in PROBE_TASKS) or "(?!)",
+    mc_task="|".join(re.escape(t) for t in config["downstream"]["tasks"]) or "(?!)",
     model="[^/]+",
     model_x="[^/]+",
     model_y="[^/]+",
@@ -172,6 +173,11 @@ def all_outputs(with_costs=True):
         outputs.append("results/figures/training_curves.png")
     if config["idealised"]["enabled"]:
         outputs.append("results/figures/idealised_world.png")
+    if LANGUAGE_MODELS:
+        outputs += [
+            f"results/figures/downstream_{task}.png"
+            for task in config["downstream"]["tasks"]
+        ]
     for dataset, models in DATASET_MODELS.items():
         if len(models) < 2:
             continue

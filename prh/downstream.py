@@ -1,0 +1,171 @@
+"""Downstream performance of causal language models (the paper's Fig. 4): multiple-choice tasks scored by
+log-likelihood, each item a context and its endings, the model's answer the ending it finds most likely.
+
+* ``score_endings`` is the scoring rule of HellaSwag as lm-evaluation-harness runs it: the summed
+  log-probability of each ending's tokens given the context, ``acc`` taking the largest and ``acc_norm`` the
+  largest per byte of the ending (length-normalised).
+* Offline, the task is generated from the shapes world's latent scenes (``anchor_items``): a caption is cut
+  before its second mention of the anchor group ("... to the left of the"), and the endings are the true
+  noun with the rest of the caption, the same shape in the wrong grammatical number (a count swap), and two
+  other shapes (shape swaps). Only the caption's own first mention decides it. Colour swaps are not used:
+  the caption never mentions a colour twice, so every colour is equally likely given any prefix and even
+  the true caption distribution scores them at chance.
+* ``read_task`` reads a task table (``context``, ``endings``, ``label``); ``hellaswag_items`` turns the hub's
+  HellaSwag rows (``ctx``, ``endings``, ``label``) into one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from prh.datasets import PLURALS, SHAPES, caption_scene, sample_scene
+
+DOWNSTREAM_STREAM = 300  # the task's scenes: a stream no dataset, probe task or training set uses
+TASK_COLUMNS = ("context", "endings", "label")
+
+
+def _noun(shape: str, plural: bool) -> str:
+    return PLURALS.get(shape, shape + "s") if plural else shape
+
+
+def anchor_items(size: int, seed: int) -> list[dict]:
+    """``size`` items from scenes of the shapes world with at least three groups, in scene order. The
+    caption's third clause names the anchor again ("the square"): the context ends before that noun."""
+    items, index = [], 0
+    while len(items) < size:
+        scene = sample_scene(seed, index, DOWNSTREAM_STREAM)
+        index += 1
+        caption = caption_scene(scene)
+        groups: dict = {}
+        for obj in sorted(scene.objects, key=lambda o: -o.radius):
+            groups.setdefault((obj.size, obj.colour, obj.shape), []).append(obj)
+        if len(groups) < 3:
+            continue
+        (_, _, shape), members = next(iter(groups.items()))
+        plural = len(members) > 1
+        cut = caption.rindex(f" the {_noun(shape, plural)}") + len(" the")
+        context, rest = caption[:cut], caption[cut + 1 + len(_noun(shape, plural)) :]
+        others = [s for s in SHAPES if s != shape]
+        rng = np.random.default_rng([seed, index])
+        endings = [_noun(shape, plural), _noun(shape, not plural)]
+        endings += [_noun(s, plural) for s in rng.choice(others, size=2, replace=False)]
+        order = rng.permutation(4)
+        items.append({
+            "context": context,
+            "endings": [" " + endings[i] + rest for i in order],
+            "label": int(np.flatnonzero(order == 0)[0]),
+            "scene": index - 1,
+        })  # fmt: skip
+    return items
+
+
+def hellaswag_items(rows) -> list[dict]:
+    """HellaSwag's validation rows (``ctx``, ``endings``, ``label``; the hub's ``Rowan/hellaswag``) as items,
+    each ending preceded by a space, as lm-evaluation-harness scores them."""
+    return [{"context": r["ctx"], "endings": [" " + e for e in r["endings"]], "label": int(r["label"])} for r in rows]
+
+
+def check_task(table, where: str) -> None:
+    """One clear error naming every column a task table lacks."""
+    missing = [c for c in TASK_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"{where}: the task table has no column {', '.join(map(repr, missing))}")
+
+
+def read_task(path: str | Path):
+    import polars as pl
+
+    table = pl.read_parquet(path)
+    check_task(table, str(path))
+    return table
+
+
+def score_endings(model, tokenizer, context: str, endings: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(log-likelihood, bytes) of each ending given the context: the ending's tokens are those of
+    context + ending beyond the context's own tokens, scored in one batch."""
+    import torch
+    import torch.nn.functional as F
+
+    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    prefix = tokenizer(context, add_special_tokens=False)["input_ids"]
+    full = [tokenizer(context + e, add_special_tokens=False)["input_ids"] for e in endings]
+    sequences = [[start] + ids for ids in full]
+    width = max(len(s) for s in sequences)
+    inputs = torch.zeros((len(sequences), width), dtype=torch.long)
+    mask = torch.zeros_like(inputs)
+    for row, s in enumerate(sequences):
+        inputs[row, : len(s)], mask[row, : len(s)] = torch.tensor(s), 1
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        logits = model(input_ids=inputs.to(device), attention_mask=mask.to(device)).logits.float()
+    logprobs = F.log_softmax(logits[:, :-1], dim=-1).cpu()
+    scores = []
+    for row, s in enumerate(sequences):
+        first = 1 + _common_prefix(prefix, full[row])  # the ending's first token in the sequence
+        targets = torch.tensor(s[first:])
+        scores.append(float(logprobs[row, first - 1 : len(s) - 1].gather(1, targets[:, None]).sum()))
+    return np.array(scores), np.array([len(e.encode("utf-8")) for e in endings])
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def evaluate(model, tokenizer, table) -> dict:
+    """Accuracy (``acc``), length-normalised accuracy (``acc_norm``) and the accuracy of chance over a task
+    table's items."""
+    correct, correct_norm = 0, 0
+    chance = float(np.mean([1 / len(e) for e in table["endings"]]))
+    for context, endings, label in zip(table["context"], table["endings"], table["label"]):
+        loglik, nbytes = score_endings(model, tokenizer, context, list(endings))
+        correct += int(np.argmax(loglik) == label)
+        correct_norm += int(np.argmax(loglik / nbytes) == label)
+    return {"items": len(table), "acc": correct / len(table), "acc_norm": correct_norm / len(table), "chance": chance}
+
+
+def score_model(spec: dict, task: str, table, device: str = "auto"):
+    """One row of the downstream table for a model entry; encoders (no causal LM head) are not applicable."""
+    import polars as pl
+
+    from prh.lm_score import is_causal_lm
+    from prh.models import load_hf_model, load_tokenizer, pick_device
+
+    row = {"model": spec["name"], "task": task, "applicable": False, "items": len(table), "acc": None,
+           "acc_norm": None, "chance": None, "parameters": None}  # fmt: skip
+    if is_causal_lm(spec):
+        from transformers import AutoModelForCausalLM
+
+        model, _ = load_hf_model(spec, AutoModelForCausalLM, pick_device(device))
+        row |= {"applicable": True, **evaluate(model, load_tokenizer(spec), table)}
+        row["parameters"] = int(sum(p.numel() for p in model.parameters()))
+    schema = {"acc": pl.Float64, "acc_norm": pl.Float64, "chance": pl.Float64, "parameters": pl.Int64}
+    return pl.DataFrame([row], schema_overrides=schema)
+
+
+def build_task(spec: dict, where: str):
+    """A task's table from its config entry: ``kind: shapes`` (``anchor_items``), ``kind: hellaswag`` (the
+    hub's ``id`` at ``revision``, or a ``save_to_disk`` folder ``path``; ``split``; the first ``size`` rows,
+    all when absent), or ``kind: table`` (a parquet file ``path`` with the task columns)."""
+    import polars as pl
+
+    if spec["kind"] == "shapes":
+        items = anchor_items(spec["size"], spec["seed"])
+    elif spec["kind"] == "hellaswag":
+        from prh.datasets import load_hf_table
+
+        rows = load_hf_table(spec, spec["split"], where)
+        missing = [c for c in ("ctx", "endings", "label") if c not in rows.column_names]
+        if missing:
+            raise ValueError(f"{where}: the HellaSwag table has no column {', '.join(map(repr, missing))}")
+        size = spec.get("size") or len(rows)
+        items = hellaswag_items(rows.select(range(min(size, len(rows)))))
+    else:
+        table = pl.read_parquet(spec["path"])
+        check_task(table, f"{where} ({spec['path']})")
+        return table.select(TASK_COLUMNS)
+    return pl.DataFrame(items).select(TASK_COLUMNS)

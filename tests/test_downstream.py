@@ -1,0 +1,74 @@
+"""Downstream scoring (Fig. 4): multiple-choice items by log-likelihood on a tiny causal LM, against a
+hand computation, and the shapes task generated from known scenes."""
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from prh.datasets import caption_scene, sample_scene
+from prh.downstream import DOWNSTREAM_STREAM, anchor_items, build_task, check_task, evaluate, score_endings
+from prh.train import train_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tiny_lm():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    captions = [caption_scene(sample_scene(0, i)) for i in range(200)]
+    tokenizer = train_tokenizer(captions, 300)
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=16, n_layer=1, n_head=2,
+                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)  # fmt: skip
+    return GPT2LMHeadModel(config).eval(), tokenizer
+
+
+def test_an_item_scores_as_a_hand_computed_log_likelihood(tiny_lm):
+    model, tokenizer = tiny_lm
+    context, endings = "Two small red circles above the", [" square.", " squares.", " star on a plain background."]
+    ours, nbytes = score_endings(model, tokenizer, context, endings)
+    start = tokenizer.bos_token_id
+    for ending, value in zip(endings, ours):  # one sequence at a time, token by token
+        ids = [start] + tokenizer(context + ending, add_special_tokens=False)["input_ids"]
+        first = 1 + len(tokenizer(context, add_special_tokens=False)["input_ids"])
+        with torch.no_grad():
+            logits = model(torch.tensor([ids])).logits[0]
+        expected = sum(float(torch.log_softmax(logits[t - 1], -1)[ids[t]]) for t in range(first, len(ids)))
+        assert value == pytest.approx(expected, abs=1e-4)
+    assert nbytes.tolist() == [8, 9, 28]
+    table = pl.DataFrame({"context": [context], "endings": [endings], "label": [int(np.argmax(ours / nbytes))]})
+    assert evaluate(model, tokenizer, table) | {"acc": None} == {"items": 1, "acc": None, "acc_norm": 1.0,
+                                                                  "chance": pytest.approx(1 / 3)}  # fmt: skip
+
+
+def test_shapes_items_come_from_known_scenes():
+    items = anchor_items(20, seed=0)
+    assert len(items) == 20 and [i["scene"] for i in items] == sorted(i["scene"] for i in items)
+    for item in items:
+        scene = sample_scene(0, item["scene"], DOWNSTREAM_STREAM)
+        caption = caption_scene(scene)
+        assert item["context"] + item["endings"][item["label"]] == caption  # the true ending completes it
+        largest = max(scene.objects, key=lambda o: o.radius)
+        assert item["endings"][item["label"]].split()[0].startswith(largest.shape[:4])  # the anchor's shape
+        assert len(set(item["endings"])) == 4 and item["context"].endswith(" the")
+    skipped = [i for i in range(items[0]["scene"]) if len({(o.size, o.colour, o.shape) for o in
+               sample_scene(0, i, DOWNSTREAM_STREAM).objects}) >= 3]  # fmt: skip
+    assert skipped == []  # every scene before the first item has fewer than three groups
+
+
+def test_a_task_table_missing_a_column_is_one_clear_error(tmp_path):
+    pl.DataFrame({"context": ["a"], "endings": [["b", "c"]]}).write_parquet(tmp_path / "t.parquet")
+    with pytest.raises(ValueError, match="has no column 'label'"):
+        build_task({"kind": "table", "path": str(tmp_path / "t.parquet")}, "downstream.tasks.mine")
+    with pytest.raises(ValueError, match="x: the task table has no column 'context', 'label'"):
+        check_task(pl.DataFrame({"endings": [["b"]]}), "x")
+
+
+def test_hellaswag_rows_from_a_local_save_to_disk_folder(tmp_path):
+    import datasets
+
+    rows = {"ctx": ["A man is sitting on a roof. he"], "endings": [["is using wrap.", "is ripping level tiles off.",
+            "is holding a rubik's cube.", "starts pulling up roofing."]], "label": ["3"], "split": ["val"]}  # fmt: skip
+    datasets.Dataset.from_dict(rows).save_to_disk(tmp_path / "hellaswag")
+    table = build_task({"kind": "hellaswag", "path": str(tmp_path / "hellaswag"), "split": "validation"}, "hs")
+    assert table.row(0) == (rows["ctx"][0], [" " + e for e in rows["endings"][0]], 3)
