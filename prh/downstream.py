@@ -82,15 +82,16 @@ def read_task(path: str | Path):
     return table
 
 
-def score_endings(model, tokenizer, context: str, endings: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(log-likelihood, bytes) of each ending given the context: the ending's tokens are those of
-    context + ending beyond the context's own tokens, scored in one batch."""
+def score_pairs(model, tokenizer, pairs: list[tuple[str, str]]) -> np.ndarray:
+    """The log-likelihood of each (context, ending)'s ending given its context, all in one padded batch: the
+    ending's tokens are those of context + ending beyond the context's own tokens."""
     import torch
     import torch.nn.functional as F
 
     start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-    prefix = tokenizer(context, add_special_tokens=False)["input_ids"]
-    full = [tokenizer(context + e, add_special_tokens=False)["input_ids"] for e in endings]
+    full = [tokenizer(c + e, add_special_tokens=False)["input_ids"] for c, e in pairs]
+    firsts = [1 + _common_prefix(tokenizer(c, add_special_tokens=False)["input_ids"], ids)
+              for (c, _), ids in zip(pairs, full)]  # fmt: skip
     sequences = [[start] + ids for ids in full]
     width = max(len(s) for s in sequences)
     inputs = torch.zeros((len(sequences), width), dtype=torch.long)
@@ -102,11 +103,16 @@ def score_endings(model, tokenizer, context: str, endings: list[str]) -> tuple[n
         logits = model(input_ids=inputs.to(device), attention_mask=mask.to(device)).logits.float()
     logprobs = F.log_softmax(logits[:, :-1], dim=-1).cpu()
     scores = []
-    for row, s in enumerate(sequences):
-        first = 1 + _common_prefix(prefix, full[row])  # the ending's first token in the sequence
+    for row, (s, first) in enumerate(zip(sequences, firsts)):
         targets = torch.tensor(s[first:])
         scores.append(float(logprobs[row, first - 1 : len(s) - 1].gather(1, targets[:, None]).sum()))
-    return np.array(scores), np.array([len(e.encode("utf-8")) for e in endings])
+    return np.array(scores)
+
+
+def score_endings(model, tokenizer, context: str, endings: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(log-likelihood, bytes) of each ending of one item given its context."""
+    loglik = score_pairs(model, tokenizer, [(context, e) for e in endings])
+    return loglik, np.array([len(e.encode("utf-8")) for e in endings])
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
@@ -116,19 +122,24 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
-def evaluate(model, tokenizer, table) -> dict:
+def evaluate(model, tokenizer, table, batch_size: int = 32) -> dict:
     """Accuracy (``acc``), length-normalised accuracy (``acc_norm``) and the accuracy of chance over a task
-    table's items."""
-    correct, correct_norm = 0, 0
-    chance = float(np.mean([1 / len(e) for e in table["endings"]]))
-    for context, endings, label in zip(table["context"], table["endings"], table["label"]):
-        loglik, nbytes = score_endings(model, tokenizer, context, list(endings))
-        correct += int(np.argmax(loglik) == label)
-        correct_norm += int(np.argmax(loglik / nbytes) == label)
-    return {"items": len(table), "acc": correct / len(table), "acc_norm": correct_norm / len(table), "chance": chance}
+    table's items, their endings scored ``batch_size`` at a time."""
+    items = list(zip(table["context"], table["endings"], table["label"]))
+    pairs = [(context, e) for context, endings, _ in items for e in endings]
+    loglik = np.concatenate([score_pairs(model, tokenizer, pairs[b : b + batch_size])
+                             for b in range(0, len(pairs), batch_size)])  # fmt: skip
+    correct, correct_norm, start = 0, 0, 0
+    for _, endings, label in items:
+        scores, nbytes = loglik[start : start + len(endings)], np.array([len(e.encode("utf-8")) for e in endings])
+        start += len(endings)
+        correct += int(np.argmax(scores) == label)
+        correct_norm += int(np.argmax(scores / nbytes) == label)
+    chance = float(np.mean([1 / len(e) for _, e, _ in items]))
+    return {"items": len(items), "acc": correct / len(items), "acc_norm": correct_norm / len(items), "chance": chance}
 
 
-def score_model(spec: dict, task: str, table, device: str = "auto"):
+def score_model(spec: dict, task: str, table, device: str = "auto", batch_size: int = 32):
     """One row of the downstream table for a model entry; encoders (no causal LM head) are not applicable."""
     import polars as pl
 
@@ -141,7 +152,7 @@ def score_model(spec: dict, task: str, table, device: str = "auto"):
         from transformers import AutoModelForCausalLM
 
         model, _ = load_hf_model(spec, AutoModelForCausalLM, pick_device(device))
-        row |= {"applicable": True, **evaluate(model, load_tokenizer(spec), table)}
+        row |= {"applicable": True, **evaluate(model, load_tokenizer(spec), table, batch_size)}
         row["parameters"] = int(sum(p.numel() for p in model.parameters()))
     schema = {"acc": pl.Float64, "acc_norm": pl.Float64, "chance": pl.Float64, "parameters": pl.Int64}
     return pl.DataFrame([row], schema_overrides=schema)

@@ -475,10 +475,13 @@ def plot_idealised_world(table, facts: dict, path: str | Path) -> None:
     _save(fig, path)
 
 
-def plot_downstream(scores, alignment: xr.Dataset, lm_scores, reference: str, metric: str, path) -> None:
+def plot_downstream(
+    scores, alignment: xr.Dataset, lm_scores, reference: str, metric: str, path, accuracy: str = "acc_norm"
+) -> None:
     """Fig. 4: each causal language model's alignment to the ``reference`` vision model (best over layer
-    pairs, ``metric``) against its length-normalised accuracy on the task; point size shows parameters,
-    colour the rank of 1 − bits-per-byte (1 = best). The title carries this run's Spearman ρ."""
+    pairs, ``metric``) against its ``accuracy`` on the task (``acc`` or the length-normalised ``acc_norm``);
+    point size shows parameters, colour the rank of 1 − bits-per-byte (1 = best). The title carries this run's
+    Spearman ρ."""
     rows = [r for r in scores.to_dicts() if r["applicable"]]
     models = [r["model"] for r in rows if r["model"] in alignment["model_x"].values]
     if len(models) < 2 or reference not in alignment["model_x"].values:
@@ -486,7 +489,7 @@ def plot_downstream(scores, alignment: xr.Dataset, lm_scores, reference: str, me
         return
     by_model = {r["model"]: r for r in rows}
     x = [float(alignment["best"].sel(metric=metric, model_x=reference, model_y=m)) for m in models]
-    y = [by_model[m]["acc_norm"] for m in models]
+    y = [by_model[m][accuracy] for m in models]
     bpb = {r["model"]: r["bits_per_byte"] for r in lm_scores.to_dicts() if r["applicable"]}
     order = sorted(models, key=lambda m: bpb.get(m, np.inf))  # rank 1: the lowest bits-per-byte
     rank = [order.index(m) + 1 for m in models]
@@ -499,7 +502,7 @@ def plot_downstream(scores, alignment: xr.Dataset, lm_scores, reference: str, me
     ax.axhline(rows[0]["chance"], color="grey", ls=":", label=f"chance ({rows[0]['chance']:.2f})")
     rho, p = spearmanr(x, y) if len(set(x)) > 1 and len(set(y)) > 1 else (np.nan, np.nan)
     ax.set(xlabel=f"alignment to {reference} ({metric}, best over layers)",
-           ylabel=f"{task}: accuracy (length-normalised)",
+           ylabel=f"{task}: {accuracy}",
            title=f"{len(models)} language models: Spearman ρ = {rho:.2f} (p = {p:.2g})")  # fmt: skip
     fig.colorbar(points, ax=ax, label="rank of 1 − bits-per-byte (1 = best)")
     ax.legend(fontsize=7)

@@ -48,7 +48,8 @@ rule plot_downstream:
     """Fig. 4: alignment to the reference vision model against downstream accuracy."""
     input:
         scores=lambda wildcards: [
-            f"results/downstream/{wildcards.mc_task}/{m}.parquet" for m in LANGUAGE_MODELS
+            f"results/downstream/{wildcards.mc_task}/{m}.parquet"
+            for m in LANGUAGE_MODELS
         ],
         alignment=f"results/alignment/{DOWNSTREAM['dataset']}/alignment.nc",
         lm_scores="results/lm_scores.parquet",
@@ -69,5 +70,6 @@ rule plot_downstream:
     params:
         reference=DOWNSTREAM["reference"],
         metric=DOWNSTREAM["metric"],
+        accuracy=DOWNSTREAM["accuracy"],
     script:
         "../scripts/plot_downstream.py"

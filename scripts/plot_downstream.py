@@ -9,4 +9,4 @@ with logged(snakemake.log[0]):
     scores = pl.concat([pl.read_parquet(f) for f in i.scores], how="diagonal_relaxed")
     with xr.open_dataset(i.alignment) as alignment:
         plot_downstream(scores, alignment.load(), pl.read_parquet(i.lm_scores), p.reference, p.metric,
-                        snakemake.output[0])  # fmt: skip
+                        snakemake.output[0], p.accuracy)  # fmt: skip

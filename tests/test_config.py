@@ -84,6 +84,18 @@ BAD_CONFIGS = {
         lambda c: c["alignment"]["metrics"].update(cosine={}),
         r"alignment\.metrics: Additional properties .*'cosine'",
     ),
+    "downstream reference not a vision model": (
+        lambda c: c.update(downstream={"reference": "minilm", "tasks": {"t": {"kind": "shapes", "size": 3}}}),
+        r"downstream\.reference: 'minilm' is not a vision model of models",
+    ),
+    "downstream task without its file": (
+        lambda c: c.update(downstream={"reference": "vit-test", "tasks": {"mine": {"kind": "table"}}}),
+        r"downstream\.tasks\.mine: kind table needs path",
+    ),
+    "idealised merge that does not divide": (
+        lambda c: c.update(idealised={"enabled": True, "states": 10, "merge": 4}),
+        r"idealised\.merge: 4 does not divide idealised\.states = 10",
+    ),
 }
 
 

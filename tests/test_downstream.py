@@ -7,7 +7,15 @@ import pytest
 import torch
 
 from prh.datasets import caption_scene, sample_scene
-from prh.downstream import DOWNSTREAM_STREAM, anchor_items, build_task, check_task, evaluate, score_endings
+from prh.downstream import (
+    DOWNSTREAM_STREAM,
+    anchor_items,
+    build_task,
+    check_task,
+    evaluate,
+    score_endings,
+    score_pairs,
+)
 from prh.train import train_tokenizer
 
 
@@ -36,6 +44,9 @@ def test_an_item_scores_as_a_hand_computed_log_likelihood(tiny_lm):
         expected = sum(float(torch.log_softmax(logits[t - 1], -1)[ids[t]]) for t in range(first, len(ids)))
         assert value == pytest.approx(expected, abs=1e-4)
     assert nbytes.tolist() == [8, 9, 28]
+    mixed = [("A large", " blue star."), (context, endings[2]), ("Three", " small crosses.")]  # padded together
+    alone = [score_pairs(model, tokenizer, [pair])[0] for pair in mixed]
+    np.testing.assert_allclose(score_pairs(model, tokenizer, mixed), alone, atol=1e-4)
     table = pl.DataFrame({"context": [context], "endings": [endings], "label": [int(np.argmax(ours / nbytes))]})
     assert evaluate(model, tokenizer, table) | {"acc": None} == {"items": 1, "acc": None, "acc_norm": 1.0,
                                                                   "chance": pytest.approx(1 / 3)}  # fmt: skip

@@ -139,6 +139,7 @@ def test_adding_a_rung_plans_only_its_jobs(ladder_run):
         ("plot_family", "results/families/tiny/cnn-steps.parquet"),
         ("plot_family", "results/families/tiny/gpt-steps.parquet"),
         ("plot_training_curves", "results/figures/training_curves.png"),
+        ("plot_downstream", "results/figures/downstream_shapes-anchor.png"),  # Fig. 4 reads the alignment
         ("resolved_config", "results/config.yaml"),
         ("job_costs", "results/job_costs.parquet"),
         ("all", ""),
@@ -148,6 +149,26 @@ def test_adding_a_rung_plans_only_its_jobs(ladder_run):
     assert ("train_vision", "results/checkpoints/cnn-w8-all-s0/step-0") not in step_jobs
     assert ("embed", f"results/features/tiny/{rung}.zarr") in step_jobs
     assert not [job for job in step_jobs if job[0] == "embed" and rung not in job[1]]
+
+
+def test_adding_a_downstream_task_plans_only_its_jobs(ladder_run, tmp_path):
+    """A second task: its items, each GPT rung's score on it, its Fig. 4; nothing else but the run's
+    bookkeeping. The idealised world and Fig. 4 of the first task are in the run."""
+    assert (ladder_run / "results/figures/idealised_world.png").stat().st_size > 10_000
+    scores = [pl.read_parquet(ladder_run / f"results/downstream/shapes-anchor/{m}.parquet") for m in GPT]
+    assert all(s["applicable"][0] and s["items"][0] == 8 for s in scores)
+    config = ladder_config()
+    config["downstream"]["tasks"]["more"] = {"kind": "shapes", "size": 4, "seed": 1}
+    write_config(ladder_run, config)
+    try:
+        jobs = planned_jobs(ladder_run)
+    finally:
+        write_config(ladder_run, ladder_config())
+    expected = {("downstream_task", "data/downstream/more.parquet"),
+                ("plot_downstream", "results/figures/downstream_more.png")}  # fmt: skip
+    expected |= {("downstream_score", f"results/downstream/more/{m}.parquet") for m in GPT}
+    expected |= {("resolved_config", "results/config.yaml"), ("job_costs", "results/job_costs.parquet"), ("all", "")}
+    assert sorted(jobs) == sorted(expected)
 
 
 @pytest.mark.parametrize(
