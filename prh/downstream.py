@@ -82,9 +82,11 @@ def read_task(path: str | Path):
     return table
 
 
-def score_pairs(model, tokenizer, pairs: list[tuple[str, str]]) -> np.ndarray:
+def score_pairs(model, tokenizer, pairs: list[tuple[str, str]], limit: int | None = None) -> np.ndarray:
     """The log-likelihood of each (context, ending)'s ending given its context, all in one padded batch: the
-    ending's tokens are those of context + ending beyond the context's own tokens."""
+    ending's tokens are those of context + ending beyond the context's own tokens. A sequence longer than
+    ``limit`` tokens (the model's positions) keeps its last ``limit``: the context is cut from the left, as
+    lm-evaluation-harness does."""
     import torch
     import torch.nn.functional as F
 
@@ -93,6 +95,10 @@ def score_pairs(model, tokenizer, pairs: list[tuple[str, str]]) -> np.ndarray:
     firsts = [1 + _common_prefix(tokenizer(c, add_special_tokens=False)["input_ids"], ids)
               for (c, _), ids in zip(pairs, full)]  # fmt: skip
     sequences = [[start] + ids for ids in full]
+    if limit is not None:
+        cut = [max(0, len(seq) - limit) for seq in sequences]
+        sequences = [seq[c:] for seq, c in zip(sequences, cut)]
+        firsts = [max(1, f - c) for f, c in zip(firsts, cut)]
     width = max(len(s) for s in sequences)
     inputs = torch.zeros((len(sequences), width), dtype=torch.long)
     mask = torch.zeros_like(inputs)
@@ -109,9 +115,9 @@ def score_pairs(model, tokenizer, pairs: list[tuple[str, str]]) -> np.ndarray:
     return np.array(scores)
 
 
-def score_endings(model, tokenizer, context: str, endings: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def score_endings(model, tokenizer, context: str, endings: list[str], limit: int | None = None):
     """(log-likelihood, bytes) of each ending of one item given its context."""
-    loglik = score_pairs(model, tokenizer, [(context, e) for e in endings])
+    loglik = score_pairs(model, tokenizer, [(context, e) for e in endings], limit)
     return loglik, np.array([len(e.encode("utf-8")) for e in endings])
 
 
@@ -122,12 +128,12 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
-def evaluate(model, tokenizer, table, batch_size: int = 32) -> dict:
+def evaluate(model, tokenizer, table, batch_size: int = 32, limit: int | None = None) -> dict:
     """Accuracy (``acc``), length-normalised accuracy (``acc_norm``) and the accuracy of chance over a task
-    table's items, their endings scored ``batch_size`` at a time."""
+    table's items, their endings scored ``batch_size`` at a time (``limit``: see ``score_pairs``)."""
     items = list(zip(table["context"], table["endings"], table["label"]))
     pairs = [(context, e) for context, endings, _ in items for e in endings]
-    loglik = np.concatenate([score_pairs(model, tokenizer, pairs[b : b + batch_size])
+    loglik = np.concatenate([score_pairs(model, tokenizer, pairs[b : b + batch_size], limit)
                              for b in range(0, len(pairs), batch_size)])  # fmt: skip
     correct, correct_norm, start = 0, 0, 0
     for _, endings, label in items:
@@ -137,25 +143,6 @@ def evaluate(model, tokenizer, table, batch_size: int = 32) -> dict:
         correct_norm += int(np.argmax(scores / nbytes) == label)
     chance = float(np.mean([1 / len(e) for _, e, _ in items]))
     return {"items": len(items), "acc": correct / len(items), "acc_norm": correct_norm / len(items), "chance": chance}
-
-
-def score_model(spec: dict, task: str, table, device: str = "auto", batch_size: int = 32):
-    """One row of the downstream table for a model entry; encoders (no causal LM head) are not applicable."""
-    import polars as pl
-
-    from prh.lm_score import is_causal_lm
-    from prh.models import load_hf_model, load_tokenizer, pick_device
-
-    row = {"model": spec["name"], "task": task, "applicable": False, "items": len(table), "acc": None,
-           "acc_norm": None, "chance": None, "parameters": None}  # fmt: skip
-    if is_causal_lm(spec):
-        from transformers import AutoModelForCausalLM
-
-        model, _ = load_hf_model(spec, AutoModelForCausalLM, pick_device(device))
-        row |= {"applicable": True, **evaluate(model, load_tokenizer(spec), table, batch_size)}
-        row["parameters"] = int(sum(p.numel() for p in model.parameters()))
-    schema = {"acc": pl.Float64, "acc_norm": pl.Float64, "chance": pl.Float64, "parameters": pl.Int64}
-    return pl.DataFrame([row], schema_overrides=schema)
 
 
 def build_task(spec: dict, where: str):

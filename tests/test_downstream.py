@@ -47,6 +47,16 @@ def test_an_item_scores_as_a_hand_computed_log_likelihood(tiny_lm):
     mixed = [("A large", " blue star."), (context, endings[2]), ("Three", " small crosses.")]  # padded together
     alone = [score_pairs(model, tokenizer, [pair])[0] for pair in mixed]
     np.testing.assert_allclose(score_pairs(model, tokenizer, mixed), alone, atol=1e-4)
+    # beyond the model's positions the context is cut from the left: the last `limit` tokens are scored
+    ids = [tokenizer.bos_token_id] + tokenizer(context + endings[2], add_special_tokens=False)["input_ids"]
+    n_ending = len(ids) - 1 - len(tokenizer(context, add_special_tokens=False)["input_ids"])
+    limit = n_ending + 2  # two context tokens kept
+    assert limit < len(ids)
+    with torch.no_grad():
+        logits = model(torch.tensor([ids[-limit:]])).logits[0]
+    kept = ids[-limit:]
+    expected = sum(float(torch.log_softmax(logits[t - 1], -1)[kept[t]]) for t in range(limit - n_ending, limit))
+    assert score_pairs(model, tokenizer, [(context, endings[2])], limit)[0] == pytest.approx(expected, abs=1e-4)
     table = pl.DataFrame({"context": [context], "endings": [endings], "label": [int(np.argmax(ours / nbytes))]})
     assert evaluate(model, tokenizer, table) | {"acc": None} == {"items": 1, "acc": None, "acc_norm": 1.0,
                                                                   "chance": pytest.approx(1 / 3)}  # fmt: skip

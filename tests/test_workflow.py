@@ -450,7 +450,14 @@ def test_editing_a_library_module_reruns_the_rules_that_import_it(run, tmp_path)
     assert not rules & {"dataset", "embed", "alignment_state", "align_pair", "probe", "aggregate_alignment"}
 
 
-MODEL_RULES = {"embed", "embed_probe_tasks", "lm_score", "train_vision", "train_language"}  # run or train a network
+MODEL_RULES = {
+    "embed",
+    "embed_probe_tasks",
+    "lm_score",
+    "downstream_score",
+    "train_vision",
+    "train_language",
+}  # run or train a network
 
 
 def test_jobs_that_run_no_model_do_not_import_torch(script_imports):
