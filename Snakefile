@@ -22,6 +22,8 @@ include: "rules/probes.smk"
 include: "rules/plots.smk"
 include: "rules/idealised.smk"
 include: "rules/downstream.smk"
+include: "rules/density.smk"
+include: "rules/colour.smk"
 
 
 rule all:

@@ -393,8 +393,60 @@ def cknna_versus_k(
                     cross = _cumulative(np.maximum(rv, rl), cv * cl, n)[take]
                     best = np.fmax(best, cross / np.sqrt(sv * sl))
             scores[:, i, j] = best
+    from prh.features import store_attrs
+
+    parameters = [int(store_attrs(paths[v]).get("model_parameters", -1)) for v in vision]
     return xr.Dataset(
-        {"cknna": (("k", "vision", "language"), scores)},
+        {"cknna": (("k", "vision", "language"), scores), "parameters": (("vision",), np.asarray(parameters))},
         coords={"k": np.asarray(ks, dtype=np.int32), "vision": vision, "language": language},
         attrs=as_attrs({"quantile": quantile, "quantile_mode": quantile_mode, "variant": "paper"}),
+    )
+
+
+def metric_variants(
+    store_paths: Sequence[str | Path],
+    models: Sequence[str],
+    metrics: dict[str, dict],
+    ks: Sequence[int],
+    sizes: Sequence[int],
+    seed: int,
+    quantile: float,
+    quantile_mode: str,
+):
+    """Fig. 12's grid: every metric at every neighbourhood size of ``ks`` (metrics that take a k) and every
+    sample size of ``sizes`` (the paper's bsz: a seeded subset, the same for every model), scored on the last
+    layer of each pair of ``models`` (the representation of Fig. 2). Returns ``score`` (variant, pair) with
+    each variant's metric, k (0 where none) and size."""
+    import xarray as xr
+
+    from prh.metrics.layerwise import LayerStates
+
+    last = {m: prepare_stack(read_layers(p)[-1:], quantile, quantile_mode) for m, p in zip(models, store_paths)}
+    n = next(iter(last.values()))[0].shape[0]
+    rng = np.random.default_rng(seed)
+    subsets = {size: np.sort(rng.choice(n, size, replace=False)) if size < n else np.arange(n) for size in sizes}
+    variants = []
+    for metric, params in metrics.items():
+        for k in ks if "k" in resolve_params(metric, params) else [0]:
+            variants += [(metric, params | ({"k": int(k)} if k else {}), int(k), size) for size in sizes]
+    variants = [v for v in variants if v[2] < v[3] - 1]  # k below the sample size
+    pairs = [(x, y) for i, x in enumerate(models) for y in models[i + 1 :]]
+    scores = np.full((len(variants), len(pairs)), np.nan)
+    for size, subset in subsets.items():
+        states = {m: LayerStates([layers[0][subset]]) for m, layers in last.items()}
+        for v, (metric, params, _, vsize) in enumerate(variants):
+            if vsize == size:
+                for p, (x, y) in enumerate(pairs):
+                    scores[v, p] = layer_scores(metric, states[x], states[y], **params)[0, 0]
+    return xr.Dataset(
+        {"score": (("variant", "pair"), scores)},
+        coords={
+            "variant": [f"{m} k={k} bsz={s}" if k else f"{m} bsz={s}" for m, _, k, s in variants],
+            "metric": ("variant", [m for m, *_ in variants]),
+            "k": ("variant", np.asarray([k for _, _, k, _ in variants], dtype=np.int32)),
+            "size": ("variant", np.asarray([s for *_, s in variants], dtype=np.int32)),
+            "model_x": ("pair", [x for x, _ in pairs]),
+            "model_y": ("pair", [y for _, y in pairs]),
+        },
+        attrs=as_attrs({"seed": seed, "quantile": quantile, "quantile_mode": quantile_mode, "layer": "last"}),
     )

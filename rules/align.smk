@@ -118,3 +118,33 @@ rule cknna_versus_k:
         quantile_mode=ALIGNMENT["quantile_mode"],
     script:
         "../scripts/cknna_versus_k.py"
+
+
+rule metric_variants:
+    """Fig. 12 over hyperparameters: every metric at each k and sample size, on the vision models' last layers."""
+    input:
+        stores=lambda wildcards: [
+            f"results/features/{wildcards.dataset}/{m}.zarr"
+            for m in dataset_vision_models(wildcards)
+        ],
+        code=library_of("metric_variants.py"),
+    output:
+        "results/alignment/{dataset}/metric_variants.nc",
+    log:
+        "logs/align/{dataset}/metric_variants.log",
+    benchmark:
+        "logs/benchmarks/metric_variants/{dataset}/metric_variants.tsv"
+    conda:
+        "../envs/prh.yaml"
+    resources:
+        mem_mb=4000,
+    params:
+        models=dataset_vision_models,
+        metrics=ALIGNMENT["metrics"],
+        ks=config["figures"]["agreement"]["k"],
+        sizes=lambda wildcards: agreement_sizes(wildcards.dataset),
+        seed=config["figures"]["agreement"]["seed"],
+        quantile=ALIGNMENT["quantile"],
+        quantile_mode=ALIGNMENT["quantile_mode"],
+    script:
+        "../scripts/metric_variants.py"

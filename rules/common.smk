@@ -44,6 +44,10 @@ wildcard_constraints:
     ),
     task="|".join(re.escape(t) for t in PROBE_TASKS) or "(?!)",
     mc_task="|".join(re.escape(t) for t in config["downstream"]["tasks"]) or "(?!)",
+    level="|".join(re.escape(level) for level in config["density"]["levels"]),
+    # a text set only language models read: data/texts/{texts}, results/texts/{texts}/{model}.zarr
+    texts=r"density/[^/]+/[^/]+|colours/[^/]+",
+    colour_set="|".join(re.escape(s) for s in config["colour"]["sets"]) or "(?!)",
     model="[^/]+",
     model_x="[^/]+",
     model_y="[^/]+",
@@ -146,6 +150,11 @@ def all_outputs(with_costs=True):
             f"{figures}/best_alignment.png",
             f"{figures}/metric_agreement.png",
         ]
+        if (
+            len(dataset_vision_models(dataset)) >= 3
+            and config["figures"]["agreement"]["k"]
+        ):
+            outputs.append(f"{figures}/metric_variants.png")
         pairs = cross_modal_pairs(dataset)
         if pairs:
             # layer x layer matrices and Fig. 10 of the packaged models; the rungs have few layers each
@@ -173,6 +182,13 @@ def all_outputs(with_costs=True):
         outputs.append("results/figures/training_curves.png")
     if config["idealised"]["enabled"]:
         outputs.append("results/figures/idealised_world.png")
+    outputs += [
+        f"results/figures/colours_{name}.png" for name in config["colour"]["sets"]
+    ]
+    if config["density"]["dataset"]:
+        outputs.append(
+            f"results/figures/{config['density']['dataset']}/caption_density.png"
+        )
     if LANGUAGE_MODELS:
         outputs += [
             f"results/figures/downstream_{task}.png"
@@ -229,3 +245,37 @@ def fig2_inputs(wildcards):
         "competence": "results/probes/competence.parquet",
         "alignment": f"results/alignment/{wildcards.dataset}/alignment.nc",
     }
+
+
+# Fig. 9: the models of the density levels (empty lists in config: every vision / language model).
+DENSITY_VISION = config["density"]["vision"] or VISION_MODELS
+DENSITY_LANGUAGE = config["density"]["language"] or LANGUAGE_MODELS
+
+
+def density_level_inputs(wildcards):
+    """A level's captions and its language models' features, and the dataset's vision features (reused)."""
+    level = f"density/{wildcards.dataset}/{wildcards.level}"
+    return {
+        "record": f"data/texts/{level}/dataset.json",
+        "dataset_record": f"data/{wildcards.dataset}/dataset.json",
+        "vision": [
+            f"results/features/{wildcards.dataset}/{m}.zarr" for m in DENSITY_VISION
+        ],
+        "language": [f"results/texts/{level}/{m}.zarr" for m in DENSITY_LANGUAGE],
+    }
+
+
+COLOUR_LANGUAGE = config["colour"]["language"] or LANGUAGE_MODELS
+
+
+def dataset_vision_models(wildcards_or_dataset):
+    """The vision models of a dataset (Fig. 12's pairs), names sorted."""
+    dataset = getattr(wildcards_or_dataset, "dataset", wildcards_or_dataset)
+    return sorted(m for m in DATASET_MODELS[dataset] if modality(m) == "vision")
+
+
+def agreement_sizes(dataset):
+    """Fig. 12's sample sizes (bsz) below the dataset's size, and the size itself."""
+    n = DATASETS[dataset].get("size") or 0
+    sizes = config["figures"]["agreement"]["bsz"]
+    return sorted({s for s in sizes if not n or s < n} | ({n} if n else set()))

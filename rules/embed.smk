@@ -43,3 +43,33 @@ rule world_features:
         "../envs/prh.yaml"
     script:
         "../scripts/world_features.py"
+
+
+rule embed_texts:
+    """One language model over a text set that only language models read: a caption-density level
+    (``texts``: density/{dataset}/{level}) or a colour set's template sentences (colours/{set}).
+    """
+    input:
+        data="data/texts/{texts}/samples.parquet",
+        record="data/texts/{texts}/dataset.json",
+        checkpoint=checkpoint_of,
+        code=library_of("embed.py"),
+    output:
+        directory("results/texts/{texts}/{model}.zarr"),
+    log:
+        "logs/embed/texts/{texts}/{model}.log",
+    benchmark:
+        "logs/benchmarks/embed_texts/{texts}/{model}.tsv"
+    conda:
+        "../envs/prh.yaml"
+    threads: config["embedding"]["threads"]
+    resources:
+        mem_mb=6000,
+        gpu=config["embedding"]["gpus"],
+    params:
+        spec=lambda wildcards: MODELS[wildcards.model],
+        chunk=config["embedding"]["chunk"],
+        device=config["embedding"]["device"],
+        dataset_name=lambda wildcards: wildcards.texts,
+    script:
+        "../scripts/embed.py"

@@ -28,6 +28,28 @@ rule plot_alignment_summary:
         "../scripts/plot_alignment_summary.py"
 
 
+rule plot_metric_variants:
+    input:
+        "results/alignment/{dataset}/metric_variants.nc",
+        code=library_of("plot_metric_variants.py"),
+    output:
+        report(
+            "results/figures/{dataset}/metric_variants.png",
+            caption="../report/metric_variants.rst",
+            category="Alignment",
+            subcategory="{dataset}",
+            labels={"figure": "metric agreement over k and bsz (Fig. 12)"},
+        ),
+    log:
+        "logs/plots/{dataset}/metric_variants.log",
+    benchmark:
+        "logs/benchmarks/plots/{dataset}/metric_variants.tsv"
+    conda:
+        "../envs/prh.yaml"
+    script:
+        "../scripts/plot_metric_variants.py"
+
+
 rule plot_cross_modal_metrics:
     input:
         "results/alignment/{dataset}/alignment.nc",

@@ -9,7 +9,7 @@ with logged(snakemake.log[0]):
         snakemake.params.spec,
         Path(snakemake.input.record).parent,
         snakemake.output[0],
-        dataset_name=snakemake.wildcards.dataset,
+        dataset_name=snakemake.params.get("dataset_name") or snakemake.wildcards.dataset,
         chunk=snakemake.params.chunk,
         threads=snakemake.threads,
         device=snakemake.params.device,

@@ -92,6 +92,18 @@ BAD_CONFIGS = {
         lambda c: c.update(downstream={"reference": "vit-test", "tasks": {"mine": {"kind": "table"}}}),
         r"downstream\.tasks\.mine: kind table needs path",
     ),
+    "density level beyond what Z describes": (
+        lambda c: c.update(density={"dataset": "tiny", "levels": ["count", "materials"]}),
+        r"density\.levels\[1\]: 'materials' is beyond what the shapes world's Z describes \(count, shapes,",
+    ),
+    "density model of the wrong modality": (
+        lambda c: c.update(density={"dataset": "tiny", "language": ["vit-test"]}),
+        r"density\.language\[0\]: 'vit-test' is not a language model of models",
+    ),
+    "unknown colour name": (
+        lambda c: c.update(colour={"sets": {"mine": ["red", "green", "bleu", "black"]}}),
+        r"colour\.sets\.mine\[2\]: 'bleu' is not an XKCD colour name",
+    ),
     "idealised merge that does not divide": (
         lambda c: c.update(idealised={"enabled": True, "states": 10, "merge": 4}),
         r"idealised\.merge: 4 does not divide idealised\.states = 10",
@@ -109,7 +121,7 @@ def test_bad_config_names_the_problem(case):
 def test_defaults_are_filled_in():
     config = validate_config(tiny_config())
     assert config["models"][3]["pooling"] == "auto" and config["models"][3]["dtype"] == "float32"
-    assert config["models"][0]["max_length"] == 128 and config["datasets"][0]["seed"] == 3
+    assert config["models"][0]["max_length"] is None and config["datasets"][0]["seed"] == 3
 
 
 def test_workflow_stops_before_any_job(workdir):

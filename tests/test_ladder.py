@@ -171,6 +171,50 @@ def test_adding_a_downstream_task_plans_only_its_jobs(ladder_run, tmp_path):
     assert sorted(jobs) == sorted(expected)
 
 
+def test_a_density_level_plans_only_its_jobs_and_no_vision_embedding(ladder_run):
+    """Fig. 9 is in the run; a new level: its captions, each GPT rung's embedding of them, the level's
+    alignment and the figure, and no vision model embeds anything (the CNN's features are reused)."""
+    summary = pl.read_parquet(ladder_run / "results/density/tiny/summary.parquet")
+    assert summary["level"].to_list() == ["count", "background"] and summary["language_models"][0] == len(GPT)
+    assert summary["words"][0] == 2 and summary["words"][1] > 10  # "Three objects." against the full caption
+    assert (ladder_run / "results/figures/tiny/caption_density.png").stat().st_size > 10_000
+    config = ladder_config()
+    config["density"]["levels"] = ["count", "colours", "background"]
+    write_config(ladder_run, config)
+    try:
+        jobs = planned_jobs(ladder_run)
+    finally:
+        write_config(ladder_run, ladder_config())
+    expected = {("density_captions", "data/texts/density/tiny/colours/samples.parquet"),
+                ("density_alignment", "results/density/tiny/colours/alignment.nc"),
+                ("plot_caption_density", "results/density/tiny/summary.parquet")}  # fmt: skip
+    expected |= {("embed_texts", f"results/texts/density/tiny/colours/{m}.zarr") for m in GPT}
+    expected |= {("resolved_config", "results/config.yaml"), ("job_costs", "results/job_costs.parquet"), ("all", "")}
+    assert sorted(jobs) == sorted(expected)
+
+
+def test_a_colour_set_plans_only_its_jobs(ladder_run):
+    """Fig. 8 is in the run, with CIELAB against itself at the smallest p-value; a second set: its sentences,
+    each GPT rung's embedding of them, its analysis and figure; the pixel co-occurrence is reused."""
+    scores = pl.read_parquet(ladder_run / "results/colours/basic/scores.parquet")
+    assert scores["representation"].to_list() == ["CIELAB", "vision: pixel PMI"] + [f"language: {m}" for m in GPT]
+    assert scores["rsa"][0] == pytest.approx(1) and scores["rsa_p"][0] == pytest.approx(1 / 20)
+    assert (ladder_run / "results/figures/colours_basic.png").stat().st_size > 10_000
+    config = ladder_config()
+    config["colour"]["sets"]["warm"] = ["red", "orange", "yellow", "brown"]
+    write_config(ladder_run, config)
+    try:
+        jobs = planned_jobs(ladder_run)
+    finally:
+        write_config(ladder_run, ladder_config())
+    expected = {("colour_sentences", "data/texts/colours/warm/samples.parquet"),
+                ("colour_analysis", "results/colours/warm/scores.parquet"),
+                ("plot_colours", "results/figures/colours_warm.png")}  # fmt: skip
+    expected |= {("embed_texts", f"results/texts/colours/warm/{m}.zarr") for m in GPT}
+    expected |= {("resolved_config", "results/config.yaml"), ("job_costs", "results/job_costs.parquet"), ("all", "")}
+    assert sorted(jobs) == sorted(expected)
+
+
 @pytest.mark.parametrize(
     "mutate, message",
     [

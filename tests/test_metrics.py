@@ -188,6 +188,14 @@ def test_kernel_metrics_match_brute_force(seed):
     assert unbiased_cka(Xs, Ys) == pytest.approx(expected, abs=1e-10)
 
 
+def test_cknna_at_every_neighbour_is_unbiased_cka_only_in_the_authors_variant():
+    """Fig. 10's caption: at k = N - 1 the authors' variant is unbiased CKA; the paper's is not CKA."""
+    X, Y = _related(0)
+    n = len(X)
+    assert cknna(X, Y, n - 1, variant="authors") == pytest.approx(unbiased_cka(X, Y), abs=1e-10)
+    assert abs(cknna(X, Y, n - 1) - cka(X, Y)) > 1e-3 and abs(cknna(X, Y, n - 1) - unbiased_cka(X, Y)) > 1e-3
+
+
 # --- properties --------------------------------------------------------------------------------------
 
 ALL = {

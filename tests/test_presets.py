@@ -30,20 +30,25 @@ def test_paper_preset_plans_every_model_and_pair(tmp_path):
     out = snakemake(tmp_path, "--configfile", str(REPO / "configs" / "paper.yaml"), "--dry-run").stdout
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats:")[1], re.M))
     n, v = len(vision) + len(language), len(vision)
-    # WIT-1024: every model and pair; Places-365 (no captions): the vision models and their pairs only.
-    assert int(counts["dataset"]) == 2
-    assert int(counts["embed"]) == n + v and int(counts["embed_probe_tasks"]) == v
-    assert int(counts["align_pair"]) == n * (n - 1) // 2 + v * (v - 1) // 2
-    assert int(counts["aggregate_alignment"]) == 2
-    assert int(counts["plot_alignment_versus_lm_score"]) == 1
+    # WIT-1024 and DCI: every model and pair; Places-365 (no captions): the vision models and their pairs only.
+    assert int(counts["dataset"]) == 3
+    assert int(counts["embed"]) == 2 * n + v and int(counts["embed_probe_tasks"]) == v
+    assert int(counts["align_pair"]) == n * (n - 1) + v * (v - 1) // 2
+    assert int(counts["aggregate_alignment"]) == 3 and int(counts["metric_variants"]) == 3
+    assert int(counts["plot_alignment_versus_lm_score"]) == 2
     assert int(counts["lm_score"]) == len(language)
+    # Fig. 9: five DCI summary lengths, embedded by the language models only; Fig. 8: one colour set.
+    levels = config["density"]["levels"]
+    assert int(counts["density_captions"]) == int(counts["density_alignment"]) == len(levels) == 5
+    assert int(counts["embed_texts"]) == (len(levels) + 1) * len(language)
+    assert int(counts["colour_cooccurrence"]) == int(counts["colour_analysis"]) == 1
     # Competence: the 19 VTAB tasks, each embedded and probed by every vision model (one job per model each).
     tasks = config["probes"]["tasks"]
     assert len(tasks) == 19 and all(t["kind"] == "vtab" for t in tasks)
     assert int(counts["probe_task"]) == 19 and int(counts["probe"]) == v
     assert int(counts["competence"]) == 1 and int(counts["plot_model_umap"]) == 1
-    assert int(counts["plot_layer_matrices"]) == len(vision) * len(language)
-    assert int(counts["alignment_state"]) == n + v  # one per (dataset, model), shared by all its pairs
+    assert int(counts["plot_layer_matrices"]) == 2 * len(vision) * len(language)
+    assert int(counts["alignment_state"]) == 2 * n + v  # one per (dataset, model), shared by all its pairs
 
 
 def _pins(lines):

@@ -455,6 +455,7 @@ MODEL_RULES = {
     "embed_probe_tasks",
     "lm_score",
     "downstream_score",
+    "embed_texts",
     "train_vision",
     "train_language",
 }  # run or train a network

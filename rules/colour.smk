@@ -1,0 +1,95 @@
+COLOUR = config["colour"]
+
+
+rule colour_sentences:
+    """A colour set's words in the paper's three template sentences: a text set the language models embed."""
+    input:
+        code=library_of("colour_sentences.py"),
+    output:
+        samples="data/texts/colours/{colour_set}/samples.parquet",
+        record="data/texts/colours/{colour_set}/dataset.json",
+    log:
+        "logs/colours/{colour_set}/sentences.log",
+    benchmark:
+        "logs/benchmarks/colour_sentences/{colour_set}.tsv"
+    conda:
+        "../envs/prh.yaml"
+    params:
+        colours=lambda wildcards: COLOUR["sets"][wildcards.colour_set],
+    script:
+        "../scripts/colour_sentences.py"
+
+
+rule colour_cooccurrence:
+    """Counts of quantised colours of pixel pairs at most `radius` apart over natural images (once per run)."""
+    input:
+        code=library_of("colour_cooccurrence.py"),
+    output:
+        "results/colours/cooccurrence.nc",
+    log:
+        "logs/colours/cooccurrence.log",
+    benchmark:
+        "logs/benchmarks/colour_cooccurrence/cooccurrence.tsv"
+    conda:
+        "../envs/prh.yaml"
+    params:
+        images=COLOUR["images"],
+        bins=COLOUR["bins"],
+        radius=COLOUR["radius"],
+        pairs=COLOUR["pairs"],
+        seed=COLOUR["seed"],
+    script:
+        "../scripts/colour_cooccurrence.py"
+
+
+rule colour_analysis:
+    """Fig. 8's numbers for one colour set: MDS to 3-D, Kabsch-Umeyama onto CIELAB, disparity and RSA."""
+    input:
+        cooccurrence="results/colours/cooccurrence.nc",
+        record="data/texts/colours/{colour_set}/dataset.json",
+        language=lambda wildcards: [
+            f"results/texts/colours/{wildcards.colour_set}/{m}.zarr"
+            for m in COLOUR_LANGUAGE
+        ],
+        code=library_of("colour_analysis.py"),
+    output:
+        table="results/colours/{colour_set}/scores.parquet",
+        points="results/colours/{colour_set}/points.nc",
+    log:
+        "logs/colours/{colour_set}/analysis.log",
+    benchmark:
+        "logs/benchmarks/colour_analysis/{colour_set}.tsv"
+    conda:
+        "../envs/prh.yaml"
+    params:
+        language=COLOUR_LANGUAGE,
+        smoothing=COLOUR["smoothing"],
+        last_layers=COLOUR["last_layers"],
+        fits=COLOUR["fits"],
+        permutations=COLOUR["permutations"],
+        seed=COLOUR["seed"],
+    script:
+        "../scripts/colour_analysis.py"
+
+
+rule plot_colours:
+    """Fig. 8: each representation's colours in CIELAB after MDS and the Kabsch-Umeyama fit."""
+    input:
+        table="results/colours/{colour_set}/scores.parquet",
+        points="results/colours/{colour_set}/points.nc",
+        code=library_of("plot_colours.py"),
+    output:
+        report(
+            "results/figures/colours_{colour_set}.png",
+            caption="../report/colours.rst",
+            category="Colour (Fig. 8)",
+            labels={"colour set": "{colour_set}"},
+        ),
+    log:
+        "logs/plots/colours_{colour_set}.log",
+    benchmark:
+        "logs/benchmarks/plots/colours_{colour_set}.tsv"
+    conda:
+        "../envs/prh.yaml"
+    script:
+        "../scripts/plot_colours.py"

@@ -1,0 +1,74 @@
+DENSITY = config["density"]
+
+
+rule density_captions:
+    """The dataset's captions at one density level: regenerated from each scene's Z, or a hub column."""
+    input:
+        samples="data/{dataset}/samples.parquet",
+        record="data/{dataset}/dataset.json",
+        code=library_of("density_captions.py"),
+    output:
+        samples="data/texts/density/{dataset}/{level}/samples.parquet",
+        record="data/texts/density/{dataset}/{level}/dataset.json",
+    log:
+        "logs/density/{dataset}/{level}/captions.log",
+    benchmark:
+        "logs/benchmarks/density_captions/{dataset}/{level}.tsv"
+    conda:
+        "../envs/prh.yaml"
+    params:
+        spec=lambda wildcards: DATASETS[wildcards.dataset],
+    script:
+        "../scripts/density_captions.py"
+
+
+rule density_alignment:
+    """Best score over layer pairs of every vision x language pair at one level, for each Fig. 9 metric."""
+    input:
+        unpack(density_level_inputs),
+        code=library_of("density_alignment.py"),
+    output:
+        "results/density/{dataset}/{level}/alignment.nc",
+    log:
+        "logs/density/{dataset}/{level}/alignment.log",
+    benchmark:
+        "logs/benchmarks/density_alignment/{dataset}/{level}.tsv"
+    conda:
+        "../envs/prh.yaml"
+    resources:
+        mem_mb=4000,
+    params:
+        vision=DENSITY_VISION,
+        language=DENSITY_LANGUAGE,
+        metrics={m: ALIGNMENT["metrics"][m] for m in DENSITY["metrics"]},
+        quantile=ALIGNMENT["quantile"],
+        quantile_mode=ALIGNMENT["quantile_mode"],
+        concat_layers=ALIGNMENT["concat_layers"],
+    script:
+        "../scripts/density_alignment.py"
+
+
+rule plot_caption_density:
+    """Fig. 9: mean vision-language alignment against caption length, one panel per metric."""
+    input:
+        levels=lambda wildcards: [
+            f"results/density/{wildcards.dataset}/{level}/alignment.nc"
+            for level in DENSITY["levels"]
+        ],
+        code=library_of("plot_caption_density.py"),
+    output:
+        table="results/density/{dataset}/summary.parquet",
+        figure=report(
+            "results/figures/{dataset}/caption_density.png",
+            caption="../report/caption_density.rst",
+            category="Caption density (Fig. 9)",
+            labels={"dataset": "{dataset}"},
+        ),
+    log:
+        "logs/plots/{dataset}/caption_density.log",
+    benchmark:
+        "logs/benchmarks/plots/{dataset}/caption_density.tsv"
+    conda:
+        "../envs/prh.yaml"
+    script:
+        "../scripts/plot_caption_density.py"

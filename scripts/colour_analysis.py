@@ -1,0 +1,26 @@
+from pathlib import Path
+
+import xarray as xr
+
+from prh.alignment import write_netcdf
+from prh.colour import colour_set_analysis
+from prh.provenance import script_provenance
+from prh.workflow import logged, write_table
+
+with logged(snakemake.log[0]) as log:
+    p, i = snakemake.params, snakemake.input
+    with xr.open_dataset(i.cooccurrence) as cooccurrence:
+        table, points = colour_set_analysis(
+            cooccurrence.load(),
+            Path(i.record).parent,
+            dict(zip(p.language, i.language, strict=True)),
+            smoothing=p.smoothing,
+            last_layers=p.last_layers,
+            fits=p.fits,
+            permutations=p.permutations,
+            seed=p.seed,
+        )
+    provenance = script_provenance(snakemake)
+    write_table(table, snakemake.output.table, provenance)
+    write_netcdf(points, snakemake.output.points, provenance)
+    log.info("%s", table)

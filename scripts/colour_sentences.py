@@ -1,0 +1,9 @@
+from pathlib import Path
+
+from prh.colour import write_sentences
+from prh.provenance import script_provenance
+from prh.workflow import logged
+
+with logged(snakemake.log[0]) as log:
+    out = Path(snakemake.output.record).parent
+    log.info("%s", write_sentences(snakemake.params.colours, out, script_provenance(snakemake)))

@@ -1,0 +1,21 @@
+from pathlib import Path
+
+from prh.alignment import write_netcdf
+from prh.density import level_alignment
+from prh.provenance import script_provenance
+from prh.workflow import logged
+
+with logged(snakemake.log[0]) as log:
+    p, i = snakemake.params, snakemake.input
+    ds = level_alignment(
+        Path(i.record).parent,
+        Path(i.dataset_record).parent,
+        vision=dict(zip(p.vision, i.vision, strict=True)),
+        language=dict(zip(p.language, i.language, strict=True)),
+        metrics=p.metrics,
+        quantile=p.quantile,
+        quantile_mode=p.quantile_mode,
+        concat_layers=p.concat_layers,
+    )
+    write_netcdf(ds, snakemake.output[0], script_provenance(snakemake))
+    log.info("%s", ds)
