@@ -170,6 +170,12 @@ def _density_problems(config: dict) -> list[str]:
         for i, metric in enumerate(density["metrics"])
         if metric not in config["alignment"]["metrics"]
     ]
+    n = min(density["size"] or math.inf, spec.get("size") or math.inf)
+    problems += [
+        f"density.size: {n} samples leave no room for alignment.metrics.{metric}.k = {k} (k must be below n - 1)"
+        for metric in density["metrics"]
+        if (k := (config["alignment"]["metrics"].get(metric) or {}).get("k")) and k >= n - 1
+    ]
     modality = {m["name"]: m["modality"] for m in config["models"]}
     for side in ("vision", "language"):
         problems += [

@@ -106,11 +106,16 @@ def level_captions(dataset_dir: str | Path, level: str, spec: dict) -> list[str]
 
 
 def write_level(
-    dataset_dir: str | Path, out_dir: str | Path, level: str, spec: dict, provenance: dict | None = None
+    dataset_dir: str | Path,
+    out_dir: str | Path,
+    level: str,
+    spec: dict,
+    provenance: dict | None = None,
+    size: int | None = None,
 ) -> dict:
     """A caption set of the dataset at ``level`` in ``out_dir``: ``samples.parquet`` (sample, caption, words)
     and ``dataset.json``, whose fingerprint covers the parent dataset's and every caption, so the level's
-    features are checked against the captions they came from."""
+    features are checked against the captions they came from. ``size``: the first ``size`` samples only."""
     import polars as pl
 
     from prh.workflow import atomic_path, write_table
@@ -119,6 +124,7 @@ def write_level(
     captions = level_captions(dataset_dir, level, spec)
     if len(captions) != parent["size"]:
         raise ValueError(f"density level '{level}': {len(captions)} captions for the {parent['size']} samples")
+    captions = captions[:size]
     digest = hashlib.sha256(parent["fingerprint"].encode())
     for caption in captions:
         digest.update(caption.encode() + b"\n")
@@ -153,7 +159,8 @@ def level_alignment(
     """The best score over layer pairs of every (vision, language) pair at one density level, for each
     metric (name -> parameters): ``score`` and its layers (metric, vision, language), and the level's caption
     length in words (``words``: the mean). ``vision`` maps names to the dataset's feature stores (checked
-    against the dataset), ``language`` to the level's (checked against the level's captions)."""
+    against the dataset; a level of the first n samples reads their first n rows), ``language`` to the level's
+    (checked against the level's captions)."""
     import xarray as xr
 
     from prh.features import check_store, read_layers
@@ -163,9 +170,10 @@ def level_alignment(
 
     record, parent = read_record(level_dir), read_record(dataset_dir)
 
-    def states(path, against, name):
+    def states(path, against, name):  # the level's samples: the dataset's first record["size"]
         check_store(path, against, name)
-        return LayerStates(prepare_stack(read_layers(path), quantile, quantile_mode, concat_layers))
+        layers = [a[: record["size"]] for a in read_layers(path)]
+        return LayerStates(prepare_stack(layers, quantile, quantile_mode, concat_layers))
 
     lstates = {m: states(p, record, f"{record['dataset']} at level {record['level']}") for m, p in language.items()}
     shape = (len(metrics), len(vision), len(language))

@@ -18,6 +18,7 @@ rule density_captions:
         "../envs/prh.yaml"
     params:
         spec=lambda wildcards: DATASETS[wildcards.dataset],
+        size=DENSITY["size"],
     script:
         "../scripts/density_captions.py"
 

@@ -100,6 +100,10 @@ BAD_CONFIGS = {
         lambda c: c.update(density={"dataset": "tiny", "language": ["vit-test"]}),
         r"density\.language\[0\]: 'vit-test' is not a language model of models",
     ),
+    "density size below k": (
+        lambda c: c.update(density={"dataset": "tiny", "size": 6}),
+        r"density\.size: 6 samples leave no room for alignment\.metrics\.mutual_knn\.k = 5",
+    ),
     "unknown colour name": (
         lambda c: c.update(colour={"sets": {"mine": ["red", "green", "bleu", "black"]}}),
         r"colour\.sets\.mine\[2\]: 'bleu' is not an XKCD colour name",

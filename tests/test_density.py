@@ -72,6 +72,8 @@ def test_a_level_is_a_caption_set_of_the_same_samples(world, tmp_path):
     assert again["fingerprint"] == record["fingerprint"] != other["fingerprint"]
     words = pl.read_parquet(tmp_path / "sizes" / "samples.parquet")["words"].to_list()
     assert words == [len(c.split()) for c in read_captions(tmp_path / "sizes")]
+    first = write_level(world, tmp_path / "first", "count", spec, size=10)  # the first 10 scenes only
+    assert first["size"] == 10 and read_captions(tmp_path / "first") == read_captions(tmp_path / "count")[:10]
 
 
 def test_a_hub_dataset_reads_one_column_per_level(tmp_path):
@@ -149,3 +151,10 @@ def test_level_alignment_against_a_direct_computation(world, tmp_path):
     with pytest.raises(FeatureStoreError, match="another version"):
         level_alignment(level, world, vision, {"t0": vision["v0"]}, {"mutual_knn": {"k": 4}})
     xr.testing.assert_identical(ds, level_alignment(level, world, vision, language, {"mutual_knn": {"k": 4}}))
+    # a level of the first 25 scenes scores the vision stores' first 25 rows
+    first = tmp_path / "first"
+    record = write_level(world, first, "colours", {"name": "shapes", "kind": "shapes"}, size=25)
+    short = {"t0": _store(tmp_path / "short.zarr", [a[:25] for a in read_layers(language["t0"])], record)}
+    ds = level_alignment(first, world, {"v0": vision["v0"]}, short, {"mutual_knn": {"k": 4}})
+    xs, ys = prepare_stack([a[:25] for a in read_layers(vision["v0"])]), prepare_stack(read_layers(short["t0"]))
+    assert float(ds["score"].squeeze()) == pytest.approx(max(mutual_knn(x, y, k=4) for x in xs for y in ys))

@@ -16,6 +16,20 @@ CNN = ["cnn-w8-all-s0-step0", "cnn-w8-all-s0-step80"]
 GPT = ["gpt-w32-s0-step0", "gpt-w32-s0-step20", "gpt-w32-s0-step80"]
 
 
+BOOKKEEPING = {("resolved_config", "results/config.yaml"), ("job_costs", "results/job_costs.parquet"), ("all", "")}
+
+
+def plan_with(ladder_run, change) -> list[tuple[str, str]]:
+    """The jobs a dry run plans after ``change`` (a function of the config) to the finished ladder run."""
+    config = ladder_config()
+    change(config)
+    write_config(ladder_run, config)
+    try:
+        return planned_jobs(ladder_run)
+    finally:
+        write_config(ladder_run, ladder_config())
+
+
 def test_the_ladder_climbs(ladder_run):
     """Over a family's checkpoints, bits-per-byte on held-out captions falls and probe accuracy rises."""
     scores = pl.read_parquet(ladder_run / "results/lm_scores.parquet")
@@ -157,18 +171,12 @@ def test_adding_a_downstream_task_plans_only_its_jobs(ladder_run, tmp_path):
     assert (ladder_run / "results/figures/idealised_world.png").stat().st_size > 10_000
     scores = [pl.read_parquet(ladder_run / f"results/downstream/shapes-anchor/{m}.parquet") for m in GPT]
     assert all(s["applicable"][0] and s["items"][0] == 8 for s in scores)
-    config = ladder_config()
-    config["downstream"]["tasks"]["more"] = {"kind": "shapes", "size": 4, "seed": 1}
-    write_config(ladder_run, config)
-    try:
-        jobs = planned_jobs(ladder_run)
-    finally:
-        write_config(ladder_run, ladder_config())
+    more = {"kind": "shapes", "size": 4, "seed": 1}
+    jobs = plan_with(ladder_run, lambda c: c["downstream"]["tasks"].update(more=more))
     expected = {("downstream_task", "data/downstream/more.parquet"),
                 ("plot_downstream", "results/figures/downstream_more.png")}  # fmt: skip
     expected |= {("downstream_score", f"results/downstream/more/{m}.parquet") for m in GPT}
-    expected |= {("resolved_config", "results/config.yaml"), ("job_costs", "results/job_costs.parquet"), ("all", "")}
-    assert sorted(jobs) == sorted(expected)
+    assert sorted(jobs) == sorted(expected | BOOKKEEPING)
 
 
 def test_a_density_level_plans_only_its_jobs_and_no_vision_embedding(ladder_run):
@@ -178,19 +186,12 @@ def test_a_density_level_plans_only_its_jobs_and_no_vision_embedding(ladder_run)
     assert summary["level"].to_list() == ["count", "background"] and summary["language_models"][0] == len(GPT)
     assert summary["words"][0] == 2 and summary["words"][1] > 10  # "Three objects." against the full caption
     assert (ladder_run / "results/figures/tiny/caption_density.png").stat().st_size > 10_000
-    config = ladder_config()
-    config["density"]["levels"] = ["count", "colours", "background"]
-    write_config(ladder_run, config)
-    try:
-        jobs = planned_jobs(ladder_run)
-    finally:
-        write_config(ladder_run, ladder_config())
+    jobs = plan_with(ladder_run, lambda c: c["density"].update(levels=["count", "colours", "background"]))
     expected = {("density_captions", "data/texts/density/tiny/colours/samples.parquet"),
                 ("density_alignment", "results/density/tiny/colours/alignment.nc"),
                 ("plot_caption_density", "results/density/tiny/summary.parquet")}  # fmt: skip
     expected |= {("embed_texts", f"results/texts/density/tiny/colours/{m}.zarr") for m in GPT}
-    expected |= {("resolved_config", "results/config.yaml"), ("job_costs", "results/job_costs.parquet"), ("all", "")}
-    assert sorted(jobs) == sorted(expected)
+    assert sorted(jobs) == sorted(expected | BOOKKEEPING)
 
 
 def test_a_colour_set_plans_only_its_jobs(ladder_run):
@@ -200,19 +201,12 @@ def test_a_colour_set_plans_only_its_jobs(ladder_run):
     assert scores["representation"].to_list() == ["CIELAB", "vision: pixel PMI"] + [f"language: {m}" for m in GPT]
     assert scores["rsa"][0] == pytest.approx(1) and scores["rsa_p"][0] == pytest.approx(1 / 20)
     assert (ladder_run / "results/figures/colours_basic.png").stat().st_size > 10_000
-    config = ladder_config()
-    config["colour"]["sets"]["warm"] = ["red", "orange", "yellow", "brown"]
-    write_config(ladder_run, config)
-    try:
-        jobs = planned_jobs(ladder_run)
-    finally:
-        write_config(ladder_run, ladder_config())
+    jobs = plan_with(ladder_run, lambda c: c["colour"]["sets"].update(warm=["red", "orange", "yellow", "brown"]))
     expected = {("colour_sentences", "data/texts/colours/warm/samples.parquet"),
                 ("colour_analysis", "results/colours/warm/scores.parquet"),
                 ("plot_colours", "results/figures/colours_warm.png")}  # fmt: skip
     expected |= {("embed_texts", f"results/texts/colours/warm/{m}.zarr") for m in GPT}
-    expected |= {("resolved_config", "results/config.yaml"), ("job_costs", "results/job_costs.parquet"), ("all", "")}
-    assert sorted(jobs) == sorted(expected)
+    assert sorted(jobs) == sorted(expected | BOOKKEEPING)
 
 
 @pytest.mark.parametrize(
