@@ -230,7 +230,9 @@ def analyse(representations: dict[str, np.ndarray], lab: np.ndarray, fits: int, 
     for name, d in representations.items():
         z = mds(d, fits, seed)
         points[name] = fitted(z, lab)
-        rows.append({"representation": name} | colour_scores(z, d, lab, permutations, seed))
+        rows.append(
+            {"representation": name, "stress": float(stress(z, d))} | colour_scores(z, d, lab, permutations, seed)
+        )
     return rows, points
 
 

@@ -121,3 +121,20 @@ def test_sentences_follow_the_templates_and_unknown_names_are_named(tmp_path):
     assert record["size"] == 6 and record["colours"] == ["red", "navy"]
     with pytest.raises(ValueError, match="not XKCD colour names: 'reddish-ish', 'bleu'"):
         write_sentences(["red", "reddish-ish", "bleu"], tmp_path / "bad")
+
+
+def test_hub_images_on_a_local_fixture(tmp_path):
+    """The paper preset's CIFAR-10 (column ``img``) read from a save_to_disk folder, its first ``size`` rows."""
+    import datasets
+    from PIL import Image
+
+    from prh.colour import colour_images
+
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(0, 255, size=(32, 32, 3), dtype=np.uint8) for _ in range(5)]
+    datasets.Dataset.from_dict({"img": [Image.fromarray(a) for a in arrays], "label": list(range(5))}).save_to_disk(
+        str(tmp_path / "cifar")
+    )
+    spec = {"kind": "huggingface", "path": str(tmp_path / "cifar"), "split": "train", "image_column": "img", "size": 3}
+    images = colour_images(spec)
+    assert len(images) == 3 and all(np.array_equal(a, b) for a, b in zip(images, arrays))
