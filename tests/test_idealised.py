@@ -24,10 +24,10 @@ def test_pmi_of_a_three_state_cycle_by_hand():
 
 def test_cooccurrence_matches_a_simulated_trajectory():
     P = w.ring_chain(8, 2, seed=3)
-    rng, z = np.random.default_rng(0), [0]
-    for _ in range(200_000):
-        z.append(rng.choice(8, p=P[z[-1]]))
-    z = np.array(z)
+    rng, z = np.random.default_rng(0), np.zeros(200_001, dtype=np.int64)
+    cumulative, u = np.cumsum(P, axis=1), rng.random(200_000)
+    for t in range(200_000):  # inverse-CDF sampling of each step
+        z[t + 1] = min(np.searchsorted(cumulative[z[t]], u[t], side="right"), 7)
     counts = np.zeros((8, 8))
     for lag in (-2, -1, 0, 1, 2):
         a, b = z[max(0, -lag) : len(z) - max(0, lag)], z[max(0, lag) : len(z) - max(0, -lag)]
@@ -49,8 +49,8 @@ def test_a_bijective_code_keeps_the_kernel_and_a_lossy_one_caps_the_alignment():
 def test_learned_kernels_approach_k_pmi_on_a_small_world():
     coor = w.cooccurrence(w.ring_chain(12, 2, seed=0), 2)
     K = w.pmi_kernel(coor)
-    found = w.train_contrastive(coor, 12, 600, [0, 600], batch=256, lr=0.05, seed=0)
-    start, end = (w.kernel_alignment(found[s] @ found[s].T, K) for s in (0, 600))
-    assert end > 0.97 and end > start + 0.3, (start, end)  # measured: 0.50 at the start, 0.99 at the end
-    again = w.train_contrastive(coor, 12, 600, [600], batch=256, lr=0.05, seed=0)
-    np.testing.assert_array_equal(again[600], found[600])  # seeded: the same embeddings every run
+    found = w.train_contrastive(coor, 12, 300, [0, 300], batch=64, lr=0.05, seed=0)
+    start, end = (w.kernel_alignment(found[s] @ found[s].T, K) for s in (0, 300))
+    assert end > 0.97 and end > start + 0.3, (start, end)  # measured: 0.50 at the start, 0.98 at the end
+    again = w.train_contrastive(coor, 12, 300, [300], batch=64, lr=0.05, seed=0)
+    np.testing.assert_array_equal(again[300], found[300])  # seeded: the same embeddings every run

@@ -154,6 +154,12 @@ def test_adding_a_rung_plans_only_its_jobs(ladder_run):
         ("plot_family", "results/families/tiny/gpt-steps.parquet"),
         ("plot_training_curves", "results/figures/training_curves.png"),
         ("plot_downstream", "results/figures/downstream_shapes-anchor.png"),  # Fig. 4 reads the alignment
+        # Fig. 9 scores every vision model at each level; Fig. 12 over k needs three vision models, now four
+        ("density_alignment", "results/density/tiny/count/alignment.nc"),
+        ("density_alignment", "results/density/tiny/background/alignment.nc"),
+        ("plot_caption_density", "results/density/tiny/summary.parquet"),
+        ("metric_variants", "results/alignment/tiny/metric_variants.nc"),
+        ("plot_metric_variants", "results/figures/tiny/metric_variants.png"),
         ("resolved_config", "results/config.yaml"),
         ("job_costs", "results/job_costs.parquet"),
         ("all", ""),

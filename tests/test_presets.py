@@ -20,6 +20,15 @@ def test_presets_are_valid(preset):
     assert config["datasets"][0]["kind"] == "wit" and config["alignment"]["metrics"]["mutual_knn"]["k"] == 10
 
 
+@pytest.mark.parametrize("preset", ["laptop", "offline-full"])
+def test_presets_over_the_default_config_plan(preset, tmp_path):
+    """A preset extends config.yaml (snakemake merges them): the merged config is valid and plans a run."""
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    out = snakemake(tmp_path, "--configfile", str(REPO / "configs" / f"{preset}.yaml"), "--dry-run").stdout
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats:")[1], re.M))
+    assert int(counts["align_pair"]) > 0 and int(counts["embed"]) > 0
+
+
 def test_paper_preset_plans_every_model_and_pair(tmp_path):
     config = yaml.safe_load((REPO / "configs" / "paper.yaml").read_text())
     vision = [m for m in config["models"] if m["modality"] == "vision"]

@@ -187,6 +187,8 @@ def test_adding_a_model_plans_only_its_jobs(run):
             ("plot_model_umap", "results/figures/tiny/model_umap.png"),
             ("cknna_versus_k", "results/alignment/tiny/cknna_versus_k.nc"),
             ("plot_alignment_summary", "results/figures/tiny/best_alignment.png"),
+            ("metric_variants", "results/alignment/tiny/metric_variants.nc"),  # Fig. 12 over k: a new vision model
+            ("plot_metric_variants", "results/figures/tiny/metric_variants.png"),
             ("plot_cross_modal_metrics", "results/figures/tiny/cross_modal_metrics.png"),
             ("plot_cknna_versus_k", "results/figures/tiny/cknna_versus_k.png"),
             ("plot_layer_matrices", "results/figures/tiny/layers/effnet-test/minilm.png"),
@@ -282,6 +284,8 @@ def test_adding_an_image_only_dataset_plans_its_vision_jobs_only(run, tmp_path):
             ("trends", "results/trends/places.parquet"),
             ("plot_trend_calibration", "results/figures/places/trend_calibration.png"),
             ("plot_alignment_summary", "results/figures/places/best_alignment.png"),
+            ("metric_variants", "results/alignment/places/metric_variants.nc"),
+            ("plot_metric_variants", "results/figures/places/metric_variants.png"),
             ("resolved_config", "results/config.yaml"),
             ("job_costs", "results/job_costs.parquet"),
             ("all", ""),
@@ -317,6 +321,7 @@ def test_changing_the_dataset_size_reruns_everything_downstream(run):
         ["dataset"] + ["embed"] * 4 + ["alignment_state"] * 4 + ["align_pair"] * 6
         + ["aggregate_alignment", "cknna_versus_k", "job_costs", "trends", "plot_trend_calibration"]
         + ["plot_alignment_summary", "plot_cross_modal_metrics", "plot_cknna_versus_k"]
+        + ["metric_variants", "plot_metric_variants"]
         + ["plot_layer_matrices"] * 3 + ["plot_alignment_versus_lm_score", "all"]
         + ["plot_competence_alignment", "plot_model_umap", "resolved_config"]
     )  # fmt: skip
