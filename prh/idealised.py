@@ -129,7 +129,19 @@ def train_contrastive(
     """InfoNCE embeddings f (symbols, dim) of the symbols whose co-occurrence is ``coor``, at each checkpoint
     step: ``batch`` positive pairs (a_i, b_i) ~ P_coor per step, logits ⟨f(a_i), f(b_j)⟩ over the batch (the
     other b_j are draws from the marginal: the negatives), cross-entropy on the diagonal, both directions,
-    Adam. Seeded, on the CPU: the same embeddings on every run."""
+    Adam. Seeded, on the CPU, one thread: the same embeddings on every run (and a small problem gains nothing
+    from a second thread but contention)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train(coor, dim, steps, checkpoints, batch=batch, lr=lr, seed=seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(coor: np.ndarray, dim: int, steps: int, checkpoints, *, batch: int, lr: float, seed: int):
     import torch
 
     torch.manual_seed(seed)
