@@ -414,15 +414,16 @@ def metric_variants(
     quantile_mode: str,
 ):
     """Fig. 12's grid: every metric at every neighbourhood size of ``ks`` (metrics that take a k) and every
-    sample size of ``sizes`` (the paper's bsz: a seeded subset, the same for every model), scored on the last
-    layer of each pair of ``models`` (the representation of Fig. 2). Returns ``score`` (variant, pair) with
-    each variant's metric, k (0 where none) and size."""
+    sample size of ``sizes`` below N and N itself (the paper's bsz: a seeded subset, the same for every model),
+    scored on the last layer of each pair of ``models`` (the representation of Fig. 2). Returns ``score``
+    (variant, pair) with each variant's metric, k (0 where none) and size."""
     import xarray as xr
 
     from prh.metrics.layerwise import LayerStates
 
     last = {m: prepare_stack(read_layers(p)[-1:], quantile, quantile_mode) for m, p in zip(models, store_paths)}
     n = next(iter(last.values()))[0].shape[0]
+    sizes = sorted({int(s) for s in sizes if s < n} | {n})  # a hub dataset's size is known only here
     rng = np.random.default_rng(seed)
     subsets = {size: np.sort(rng.choice(n, size, replace=False)) if size < n else np.arange(n) for size in sizes}
     variants = []
