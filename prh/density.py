@@ -27,7 +27,16 @@ from pathlib import Path
 
 import numpy as np
 
-from prh.datasets import IMAGE_SIZE, NUMBER_WORDS, PLURALS, caption_scene, load_hf_table, read_record, scene_from_row
+from prh.datasets import (
+    IMAGE_SIZE,
+    NUMBER_WORDS,
+    PLURALS,
+    caption_scene,
+    hf_subset,
+    load_hf_table,
+    read_record,
+    scene_from_row,
+)
 
 LEVELS = ("count", "shapes", "colours", "sizes", "relations", "background", "positions")
 GROUP_KEYS = {"shapes": ("shape",), "colours": ("colour", "shape"), "sizes": ("size", "colour", "shape")}
@@ -94,8 +103,6 @@ def level_captions(dataset_dir: str | Path, level: str, spec: dict) -> list[str]
     if spec["kind"] == "shapes":
         rows = pl.read_parquet(Path(dataset_dir) / "samples.parquet").to_dicts()
         return [describe(scene_from_row(row), level) for row in rows]
-    from prh.datasets import hf_subset
-
     table = hf_subset(load_hf_table(spec, spec["split"], f"dataset '{spec['name']}'"), spec)
     if level not in table.column_names:
         raise ValueError(
