@@ -57,6 +57,11 @@ def quantise(rgb: np.ndarray, bins: int) -> np.ndarray:
     return (cell[..., 0] * bins + cell[..., 1]) * bins + cell[..., 2]
 
 
+def colour_cells(rgb: np.ndarray, bins: int) -> np.ndarray:
+    """The grid cells of colours given as sRGB in [0, 1]."""
+    return quantise(np.round(np.asarray(rgb) * 255), bins)
+
+
 def photographs() -> list[np.ndarray]:
     """The natural photographs of ``PHOTOGRAPHS``, RGB uint8."""
     from pathlib import Path
@@ -120,7 +125,7 @@ def pmi(counts: np.ndarray, smoothing: float = 0.0) -> np.ndarray:
 
 def vision_dissimilarity(counts: np.ndarray, rgb: np.ndarray, bins: int, smoothing: float) -> np.ndarray:
     """``c − K_PMI`` among the colours' grid cells, ``c`` the largest K_PMI among them, 0 on the diagonal."""
-    cells = quantise(np.round(np.asarray(rgb) * 255), bins)
+    cells = colour_cells(rgb, bins)
     k = pmi(counts, smoothing)[np.ix_(cells, cells)]
     d = k.max() - k
     np.fill_diagonal(d, 0.0)
@@ -261,26 +266,15 @@ def images_fingerprint(images) -> str:
 def write_sentences(names, out_dir, provenance: dict | None = None) -> dict:
     """The colour set's template sentences as a text set (``samples.parquet``: caption, colour, template;
     ``dataset.json``), in colour order, each colour's three sentences together."""
-    import hashlib
-    import json
-    from pathlib import Path
-
     import polars as pl
 
-    from prh.workflow import atomic_path, write_table
+    from prh.datasets import write_text_set
 
     xkcd_rgb(names)  # unknown names: one error before anything is written
     rows = [{"sample": i * len(TEMPLATES) + t, "caption": template.format(name), "colour": name,
              "template": t} for i, name in enumerate(names) for t, template in enumerate(TEMPLATES)]  # fmt: skip
-    digest = hashlib.sha256("\n".join(r["caption"] for r in rows).encode())
-    record = {"kind": "colour-sentences", "colours": list(names), "templates": list(TEMPLATES), "size": len(rows),
-              "fingerprint": "sha256:" + digest.hexdigest()}  # fmt: skip
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_table(pl.DataFrame(rows), out_dir / "samples.parquet", provenance)
-    with atomic_path(out_dir / "dataset.json") as tmp:
-        tmp.write_text(json.dumps(record | {"provenance": provenance or {}}, indent=2, sort_keys=True) + "\n")
-    return record
+    record = {"kind": "colour-sentences", "colours": list(names), "templates": list(TEMPLATES)}
+    return write_text_set(out_dir, pl.DataFrame(rows), record, provenance)
 
 
 def cooccurrence_table(spec: dict, bins: int, radius: int, pairs: int, seed: int):
@@ -328,12 +322,11 @@ def colour_set_analysis(cooccurrence_ds, sentences_dir, language: dict, *, smoot
         layers = read_layers(path)
         representations[f"language: {model}"] = language_dissimilarity(layers, colour_of_row, len(names), last_layers)
     rows, points = analyse(representations, lab, fits, permutations, seed)
-    support = counts.sum(axis=1)[quantise(np.round(rgb * 255), bins)]
-    for row in rows:
-        row["least_supported"] = names[int(np.argmin(support))] if row["representation"].startswith("vision") else None
-        row["colours_under_100_pixels"] = (
-            int((support < 100).sum()) if row["representation"].startswith("vision") else None
-        )
+    support = counts.sum(axis=1)[colour_cells(rgb, bins)]
+    for row in rows:  # the pixel support is the vision row's
+        vision = row["representation"] == "vision: pixel PMI"
+        row["least_supported"] = names[int(np.argmin(support))] if vision else None
+        row["colours_under_100_pixels"] = int((support < 100).sum()) if vision else None
     coords = {"representation": list(points), "colour": names, "axis": ["L*", "a*", "b*"]}
     ds = xr.Dataset({"points": (("representation", "colour", "axis"), np.stack(list(points.values()))),
                      "rgb": (("colour", "channel"), rgb), "lab": (("colour", "axis"), lab),

@@ -176,15 +176,19 @@ def _density_problems(config: dict) -> list[str]:
         for metric in density["metrics"]
         if (k := (config["alignment"]["metrics"].get(metric) or {}).get("k")) and k >= n - 1
     ]
-    modality = {m["name"]: m["modality"] for m in config["models"]}
     for side in ("vision", "language"):
-        problems += [
-            f"density.{side}[{i}]: '{name}' is not a {side} model of models"
-            for i, name in enumerate(density[side])
-            if modality.get(name) != side
-        ]
-        if not density[side] and side not in modality.values():
-            problems.append(f"density: Fig. 9 needs a {side} model, and models has none")
+        problems += _model_list_problems(config, f"density.{side}", density[side], side, "Fig. 9")
+    return problems
+
+
+def _model_list_problems(config: dict, key: str, names: list[str], side: str, figure: str) -> list[str]:
+    """A figure's list of models of one modality: each a model of that modality; an empty list (every model
+    of it) needs at least one."""
+    modality = {m["name"]: m["modality"] for m in config["models"]}
+    problems = [f"{key}[{i}]: '{n}' is not a {side} model of models" for i, n in enumerate(names)
+                if modality.get(n) != side]  # fmt: skip
+    if not names and side not in modality.values():
+        problems.append(f"{key}: {figure} needs a {side} model, and models has none")
     return problems
 
 
@@ -201,14 +205,7 @@ def _colour_problems(config: dict) -> list[str]:
             for i, c in enumerate(colours)
             if f"xkcd:{c}" not in XKCD_COLORS
         ]
-    modality = {m["name"]: m["modality"] for m in config["models"]}
-    problems += [
-        f"colour.language[{i}]: '{name}' is not a language model of models"
-        for i, name in enumerate(colour["language"])
-        if modality.get(name) != "language"
-    ]
-    if "language" not in modality.values():
-        problems.append("colour: Fig. 8 needs a language model, and models has none")
+    problems += _model_list_problems(config, "colour.language", colour["language"], "language", "Fig. 8")
     if colour["images"]["kind"] == "huggingface" and not ({"id", "path"} & set(colour["images"])):
         problems.append("colour.images: kind huggingface needs id or path")
     return problems

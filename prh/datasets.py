@@ -462,6 +462,25 @@ def read_captions(dataset_dir: str | Path) -> list[str]:
     return pl.read_parquet(Path(dataset_dir) / "samples.parquet", columns=["caption"])["caption"].to_list()
 
 
+def write_text_set(out_dir: str | Path, table, record: dict, provenance: dict | None = None, basis: str = "") -> dict:
+    """A text set that only language models read (a caption-density level, a colour set's sentences) in
+    ``out_dir``: ``samples.parquet`` (``table``, with a ``caption`` column) and ``dataset.json`` (``record``
+    with its size and a fingerprint over ``basis``, e.g. the parent dataset's fingerprint, and every caption).
+    Both are written atomically. Returns the record."""
+    from prh.workflow import atomic_path, write_table
+
+    digest = hashlib.sha256(basis.encode())
+    for caption in table["caption"]:
+        digest.update(caption.encode() + b"\n")
+    record = record | {"size": len(table), "fingerprint": "sha256:" + digest.hexdigest()}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_table(table, out_dir / "samples.parquet", provenance)
+    with atomic_path(out_dir / "dataset.json") as tmp:
+        tmp.write_text(json.dumps(record | {"provenance": provenance or {}}, indent=2, sort_keys=True) + "\n")
+    return record
+
+
 def read_record(dataset_dir: str | Path) -> dict:
     """The dataset's record: kind, size, seed and fingerprint."""
     return json.loads((Path(dataset_dir) / "dataset.json").read_text())

@@ -21,8 +21,6 @@ paper) instead holds one caption column per level, and the level names are its c
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +34,7 @@ from prh.datasets import (
     load_hf_table,
     read_record,
     scene_from_row,
+    write_text_set,
 )
 
 LEVELS = ("count", "shapes", "colours", "sizes", "relations", "background", "positions")
@@ -125,32 +124,16 @@ def write_level(
     features are checked against the captions they came from. ``size``: the first ``size`` samples only."""
     import polars as pl
 
-    from prh.workflow import atomic_path, write_table
-
     parent = read_record(dataset_dir)
     captions = level_captions(dataset_dir, level, spec)
     if len(captions) != parent["size"]:
         raise ValueError(f"density level '{level}': {len(captions)} captions for the {parent['size']} samples")
     captions = captions[:size]
-    digest = hashlib.sha256(parent["fingerprint"].encode())
-    for caption in captions:
-        digest.update(caption.encode() + b"\n")
-    record = {
-        "kind": "density",
-        "dataset": spec["name"],
-        "level": level,
-        "size": len(captions),
-        "parent_fingerprint": parent["fingerprint"],
-        "fingerprint": "sha256:" + digest.hexdigest(),
-    }
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    words = [len(c.split()) for c in captions]
-    table = pl.DataFrame({"sample": np.arange(len(captions)), "caption": captions, "words": words})
-    write_table(table, out_dir / "samples.parquet", provenance)
-    with atomic_path(out_dir / "dataset.json") as tmp:
-        tmp.write_text(json.dumps(record | {"provenance": provenance or {}}, indent=2, sort_keys=True) + "\n")
-    return record
+    table = pl.DataFrame({"sample": np.arange(len(captions)), "caption": captions,
+                          "words": [len(c.split()) for c in captions]})  # fmt: skip
+    record = {"kind": "density", "dataset": spec["name"], "level": level,
+              "parent_fingerprint": parent["fingerprint"]}  # fmt: skip
+    return write_text_set(out_dir, table, record, provenance, basis=parent["fingerprint"])
 
 
 def level_alignment(

@@ -125,7 +125,7 @@ rule metric_variants:
     input:
         stores=lambda wildcards: [
             f"results/features/{wildcards.dataset}/{m}.zarr"
-            for m in dataset_vision_models(wildcards)
+            for m in dataset_vision_models(wildcards.dataset)
         ],
         code=library_of("metric_variants.py"),
     output:
@@ -139,10 +139,10 @@ rule metric_variants:
     resources:
         mem_mb=4000,
     params:
-        models=dataset_vision_models,
+        models=lambda wildcards: dataset_vision_models(wildcards.dataset),
         metrics=ALIGNMENT["metrics"],
         ks=config["figures"]["agreement"]["k"],
-        sizes=lambda wildcards: agreement_sizes(wildcards.dataset),
+        sizes=config["figures"]["agreement"]["bsz"],  # the job drops those above N and adds N
         seed=config["figures"]["agreement"]["seed"],
         quantile=ALIGNMENT["quantile"],
         quantile_mode=ALIGNMENT["quantile_mode"],

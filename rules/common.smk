@@ -268,14 +268,6 @@ def density_level_inputs(wildcards):
 COLOUR_LANGUAGE = config["colour"]["language"] or LANGUAGE_MODELS
 
 
-def dataset_vision_models(wildcards_or_dataset):
+def dataset_vision_models(dataset):
     """The vision models of a dataset (Fig. 12's pairs), names sorted."""
-    dataset = getattr(wildcards_or_dataset, "dataset", wildcards_or_dataset)
     return sorted(m for m in DATASET_MODELS[dataset] if modality(m) == "vision")
-
-
-def agreement_sizes(dataset):
-    """Fig. 12's sample sizes (bsz) below the dataset's size, and the size itself."""
-    n = DATASETS[dataset].get("size") or 0
-    sizes = config["figures"]["agreement"]["bsz"]
-    return sorted({s for s in sizes if not n or s < n} | ({n} if n else set()))
