@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from prh.dense import dense_limit_message, dense_requirements
+
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 SOURCE_MODALITY = {"timm": "vision", "efficientnet_lite": "vision", "huggingface": "language", "wordllama": "language"}
 HF_LOCATIONS = ("id", "path", "package")
@@ -71,6 +73,8 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
 
         problems = ladder_problems(config.get("training"), config["alignment"]["metrics"])
     if not problems:
+        tasks = config["downstream"]["tasks"]  # a task set to null by a preset is dropped
+        config["downstream"]["tasks"] = {name: task for name, task in tasks.items() if task is not None}
         problems = _add_ladder(config, validator.schema) + _semantic_problems(config)
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
@@ -137,14 +141,37 @@ def _downstream_problems(config: dict) -> list[str]:
         problems.append(f"downstream.reference: '{down['reference']}' is not a vision model of models")
     if down["dataset"] not in {d["name"] for d in config["datasets"]}:
         problems.append(f"downstream.dataset: '{down['dataset']}' is not a dataset of datasets")
-    needs = {"shapes": ("size",), "hellaswag": (), "table": ("path",)}
+    needs = {"shapes": ("size",), "hellaswag": (), "table": ("path",), "published": ("table",)}
     for name, task in down["tasks"].items():
         missing = [key for key in needs[task["kind"]] if key not in task]
         if task["kind"] == "hellaswag" and not ("id" in task or "path" in task):
             missing.append("id or path")
         if missing:
             problems.append(f"downstream.tasks.{name}: kind {task['kind']} needs {', '.join(missing)}")
+        else:
+            problems += _task_file_problems(f"downstream.tasks.{name}", task)
     return problems
+
+
+def _task_file_problems(where: str, task: dict) -> list[str]:
+    """A task's own file, read before any job runs: a parquet table's columns, a published-score table."""
+    from prh.downstream import TASK_COLUMNS, read_published, resolve_table
+
+    try:
+        if task["kind"] == "published":
+            read_published(task["table"], where)
+        elif task["kind"] == "table":
+            import polars as pl
+
+            path = resolve_table(task["path"])
+            if not path.is_file():
+                return [f"{where}: the task table {task['path']} does not exist"]
+            missing = [c for c in TASK_COLUMNS if c not in pl.read_parquet_schema(path)]
+            if missing:
+                return [f"{where} ({task['path']}): the task table has no column {', '.join(map(repr, missing))}"]
+    except ValueError as err:
+        return [str(err)]
+    return []
 
 
 def _density_problems(config: dict) -> list[str]:
@@ -278,29 +305,6 @@ def _semantic_problems(config: dict) -> list[str]:
         if dims is not None and dims > smallest["size"]:
             problems.append(f"alignment.metrics.{name}.dims: {dims} directions need at least as many samples")
     return problems
-
-
-def dense_requirements(metrics: dict[str, dict], permutations: int, resamples: int) -> list[str]:
-    """The metrics (and their nulls or intervals) in ``metrics`` that need dense N × N matrices."""
-    needs = []
-    for name, params in metrics.items():
-        if name == "cka" and params.get("kernel", "linear") != "linear":
-            needs.append(f"cka with kernel '{params['kernel']}'")
-        elif name == "cknna" and params.get("variant", "paper") == "authors":
-            needs.append("cknna with variant 'authors'")
-        elif name in ("cka", "unbiased_cka") and (permutations or resamples):
-            needs.append(f"{name} with a permutation null or bootstrap (they re-index the Gram matrix)")
-        elif name in ("rsa", "rv_coefficient"):
-            needs.append(f"{name} (its dissimilarity or Gram matrices)")
-    return needs
-
-
-def dense_limit_message(where: str, n: int, limit: int, needs: list[str]) -> str:
-    return (
-        f"{where}N = {n} samples is above alignment.dense_limit = {limit}, and these need dense N x N matrices "
-        f"({n * n * 8 / 1e9:.1f} GB each in float64): {'; '.join(needs)}. Drop them, set their nulls and "
-        f"intervals to 0, or raise alignment.dense_limit"
-    )
 
 
 def _dense_problems(config: dict) -> list[str]:

@@ -12,6 +12,10 @@ log-likelihood, each item a context and its endings, the model's answer the endi
   the true caption distribution scores them at chance.
 * ``read_task`` reads a task table (``context``, ``endings``, ``label``); ``hellaswag_items`` turns the hub's
   HellaSwag rows (``ctx``, ``endings``, ``label``) into one.
+* A benchmark scored by generation (GSM8K in the paper's Fig. 4) is out of scope: its accuracies are read from
+  a versioned table of published scores (``read_published``, a CSV kept in git), one row per model with the
+  citation it comes from, and ``published_scores`` matches the table to the config's language models. The
+  table's SHA-256 travels with every score, so a figure names the table version it was drawn from.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from prh.datasets import PLURALS, SHAPES, caption_scene, sample_scene
 
 DOWNSTREAM_STREAM = 300  # the task's scenes: a stream no dataset, probe task or training set uses
 TASK_COLUMNS = ("context", "endings", "label")
+# model_id: a hub id (a config entry's id) or a config entry's name; accuracy: a fraction in [0, 1];
+# setting: how it was measured ("5-shot, exact match"); source: the citation; url: where it is printed
+PUBLISHED_COLUMNS = ("model_id", "accuracy", "setting", "source", "url")
 
 
 def _noun(shape: str, plural: bool) -> str:
@@ -163,7 +170,65 @@ def build_task(spec: dict, where: str):
         size = spec.get("size") or len(rows)
         items = hellaswag_items(rows.select(range(min(size, len(rows)))))
     else:
-        table = pl.read_parquet(spec["path"])
+        table = pl.read_parquet(resolve_table(spec["path"]))
         check_task(table, f"{where} ({spec['path']})")
         return table.select(TASK_COLUMNS)
     return pl.DataFrame(items).select(TASK_COLUMNS)
+
+
+def resolve_table(path: str | Path) -> Path:
+    """A task file's path as given (absolute, or relative to the working directory), else relative to this
+    repository, where the presets' tables ship (``configs/published/``): a run in another directory finds them."""
+    path = Path(path)
+    shipped = Path(__file__).resolve().parent.parent / path
+    return path if path.exists() or path.is_absolute() or not shipped.exists() else shipped
+
+
+def read_published(path: str | Path, where: str):
+    """A table of published scores (``PUBLISHED_COLUMNS``; ``#`` lines are comments, e.g. its version) and its
+    SHA-256. Every problem of the table is named in one error: a missing column, an accuracy outside [0, 1],
+    a model listed twice, an empty citation."""
+    import hashlib
+
+    import polars as pl
+
+    path = resolve_table(path)
+    if not path.is_file():
+        raise ValueError(f"{where}: the published-score table {path} does not exist")
+    table = pl.read_csv(path, comment_prefix="#", schema_overrides={"accuracy": pl.Float64}, infer_schema=False)
+    missing = [c for c in PUBLISHED_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"{where} ({path}): the published-score table has no column {', '.join(map(repr, missing))}")
+    problems = []
+    bad = table.filter(~pl.col("accuracy").is_between(0, 1) | pl.col("accuracy").is_null())["model_id"]
+    if len(bad):
+        problems.append(f"accuracy outside [0, 1] (a fraction, not a percentage) for {', '.join(bad)}")
+    twice = table["model_id"].filter(table["model_id"].is_duplicated()).unique(maintain_order=True)
+    if len(twice):
+        problems.append(f"listed twice: {', '.join(twice)}")
+    uncited = table.filter(pl.col("source").is_null() | (pl.col("source").str.strip_chars() == ""))["model_id"]
+    if len(uncited):
+        problems.append(f"no source for {', '.join(uncited)}")
+    if problems:
+        raise ValueError(f"{where} ({path}): " + "; ".join(problems))
+    return table, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def published_scores(table, sha256: str, models: list[dict], parameters: dict[str, int], task: str):
+    """One row per language model entry: its published ``accuracy`` with the row's setting, source and url,
+    matched on the entry's hub ``id`` or else its ``name``. A model the table lacks is not applicable (no
+    number is made up for it). ``parameters``: model name -> parameter count (point size in Fig. 4)."""
+    import polars as pl
+
+    by_id = {r["model_id"]: r for r in table.to_dicts()}
+    rows = []
+    for spec in models:
+        found = by_id.get(spec.get("id") or "") or by_id.get(spec["name"])
+        rows.append({"model": spec["name"], "task": task, "applicable": found is not None,
+                     "accuracy": found and found["accuracy"], "chance": None,
+                     "parameters": parameters.get(spec["name"]), "setting": found and found["setting"],
+                     "source": found and found["source"], "url": found and found["url"],
+                     "table_sha256": sha256})  # fmt: skip
+    schema = {"accuracy": pl.Float64, "chance": pl.Float64, "parameters": pl.Int64, "setting": pl.String,
+              "source": pl.String, "url": pl.String}  # fmt: skip
+    return pl.DataFrame(rows, schema_overrides=schema)

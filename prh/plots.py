@@ -518,13 +518,16 @@ def plot_downstream(
     scores, alignment: xr.Dataset, lm_scores, reference: str, metric: str, path, accuracy: str = "acc_norm"
 ) -> None:
     """Fig. 4: each causal language model's alignment to the ``reference`` vision model (best over layer
-    pairs, ``metric``) against its ``accuracy`` on the task (``acc`` or the length-normalised ``acc_norm``);
-    point size shows parameters, colour the rank of 1 − bits-per-byte (1 = best). The title carries this run's
-    Spearman ρ."""
+    pairs, ``metric``) against its ``accuracy`` on the task (``acc`` or the length-normalised ``acc_norm``, or
+    ``accuracy`` from a table of published scores); point size shows parameters, colour the rank of
+    1 − bits-per-byte (1 = best). The title carries this run's Spearman ρ; a published table is named by its
+    SHA-256."""
     rows = [r for r in scores.to_dicts() if r["applicable"]]
     models = [r["model"] for r in rows if r["model"] in alignment["model_x"].values]
     if len(models) < 2 or reference not in alignment["model_x"].values:
-        _note(path, f"Fig. 4 needs the reference {reference} and at least two causal language models aligned to it.")
+        what = "published scores" if "table_sha256" in scores.columns else "scores"
+        _note(path, f"Fig. 4 needs the reference {reference} and at least two causal language models aligned to "
+                    f"it with {what}; {len(models)} of {len(scores)} language models have them.")  # fmt: skip
         return
     by_model = {r["model"]: r for r in rows}
     x = [float(alignment["best"].sel(metric=metric, model_x=reference, model_y=m)) for m in models]
@@ -537,14 +540,17 @@ def plot_downstream(
     points = ax.scatter(x, y, s=30 + 270 * np.sqrt(size / size.max()), c=rank, cmap="viridis_r", edgecolors="k")
     for xi, yi, m in zip(x, y, models):
         ax.annotate(m, (xi, yi), fontsize=6, xytext=(4, 4), textcoords="offset points")
-    task = rows[0]["task"]
-    ax.axhline(rows[0]["chance"], color="grey", ls=":", label=f"chance ({rows[0]['chance']:.2f})")
+    task, chance = rows[0]["task"], rows[0]["chance"]
+    if chance is not None:
+        ax.axhline(chance, color="grey", ls=":", label=f"chance ({chance:.2f})")
+        ax.legend(fontsize=7)
+    if "table_sha256" in scores.columns:
+        accuracy = f"published accuracy (table sha256 {rows[0]['table_sha256'][:12]})"
     rho, p = spearmanr(x, y) if len(set(x)) > 1 and len(set(y)) > 1 else (np.nan, np.nan)
     ax.set(xlabel=f"alignment to {reference} ({metric}, best over layers)",
            ylabel=f"{task}: {accuracy}",
            title=f"{len(models)} language models: Spearman ρ = {rho:.2f} (p = {p:.2g})")  # fmt: skip
     fig.colorbar(points, ax=ax, label="rank of 1 − bits-per-byte (1 = best)")
-    ax.legend(fontsize=7)
     _save(fig, path)
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prh.config import dense_limit_message, dense_requirements
+from prh.dense import dense_limit_message, dense_requirements
 from prh.features import layer_reader, read_layers, store_attrs
 from prh.metrics import definitions as d
 from prh.metrics import neighbours

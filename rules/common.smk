@@ -4,7 +4,8 @@ from pathlib import Path
 
 from prh.config import WORLD, load_schema, validate_config
 from prh.datasets import has_captions
-from prh.ladder import expand
+from prh.downstream import resolve_table
+from prh.ladder import expand as expand_ladder  # not snakemake's expand
 from prh.provenance import share_git_state
 from prh.workflow import library_modules
 
@@ -16,7 +17,7 @@ validate_config(config, load_schema(REPO / "schemas" / "config.schema.yaml"))
 
 DATASETS = {d["name"]: d for d in config["datasets"]}
 # Trained rungs are in config["models"] already (validate_config expands training.families).
-LADDER = expand(config.get("training"))
+LADDER = expand_ladder(config.get("training"))
 MODELS = {m["name"]: m for m in config["models"]}
 LANGUAGE_MODELS = [name for name, m in MODELS.items() if m["modality"] == "language"]
 VISION_MODELS = [name for name, m in MODELS.items() if m["modality"] == "vision"]
@@ -271,3 +272,23 @@ COLOUR_LANGUAGE = config["colour"]["language"] or LANGUAGE_MODELS
 def dataset_vision_models(dataset):
     """The vision models of a dataset (Fig. 12's pairs), names sorted."""
     return sorted(m for m in DATASET_MODELS[dataset] if modality(m) == "vision")
+
+
+def published(task):
+    """Whether a task's accuracies are read from a table of published scores (GSM8K) rather than scored."""
+    return config["downstream"]["tasks"][task]["kind"] == "published"
+
+
+def task_file(wildcards):
+    """A task read from a parquet table depends on it: editing the table re-reads it."""
+    task = config["downstream"]["tasks"][wildcards.mc_task]
+    return [resolve_table(task["path"])] if task["kind"] == "table" else []
+
+
+def downstream_scores(wildcards):
+    """Fig. 4's accuracies: one table of published scores, or each language model's scored file."""
+    if published(wildcards.mc_task):
+        return [f"results/published/{wildcards.mc_task}.parquet"]
+    return [
+        f"results/downstream/{wildcards.mc_task}/{m}.parquet" for m in LANGUAGE_MODELS
+    ]

@@ -4,6 +4,7 @@ DOWNSTREAM = config["downstream"]
 rule downstream_task:
     """One multiple-choice task's items (context, endings, label), generated or read."""
     input:
+        table=task_file,
         code=library_of("downstream_task.py"),
     output:
         "data/downstream/{mc_task}.parquet",
@@ -44,13 +45,37 @@ rule downstream_score:
         "../scripts/downstream_score.py"
 
 
+rule published_scores:
+    """A generation benchmark's accuracies for every language model, read from its versioned table with their
+    citations (a model the table lacks is not applicable); parameter counts come from the features stores.
+    """
+    input:
+        table=lambda wildcards: resolve_table(
+            DOWNSTREAM["tasks"][wildcards.mc_task]["table"]
+        ),
+        features=[
+            f"results/features/{DOWNSTREAM['dataset']}/{m}.zarr"
+            for m in LANGUAGE_MODELS
+        ],
+        code=library_of("published_scores.py"),
+    output:
+        "results/published/{mc_task}.parquet",
+    log:
+        "logs/downstream/published_{mc_task}.log",
+    benchmark:
+        "logs/benchmarks/downstream_published/{mc_task}.tsv"
+    conda:
+        "../envs/prh.yaml"
+    params:
+        models=lambda wildcards: [MODELS[m] for m in LANGUAGE_MODELS],
+    script:
+        "../scripts/published_scores.py"
+
+
 rule plot_downstream:
     """Fig. 4: alignment to the reference vision model against downstream accuracy."""
     input:
-        scores=lambda wildcards: [
-            f"results/downstream/{wildcards.mc_task}/{m}.parquet"
-            for m in LANGUAGE_MODELS
-        ],
+        scores=downstream_scores,
         alignment=f"results/alignment/{DOWNSTREAM['dataset']}/alignment.nc",
         lm_scores="results/lm_scores.parquet",
         code=library_of("plot_downstream.py"),
@@ -70,6 +95,8 @@ rule plot_downstream:
     params:
         reference=DOWNSTREAM["reference"],
         metric=DOWNSTREAM["metric"],
-        accuracy=DOWNSTREAM["accuracy"],
+        accuracy=lambda wildcards: (
+            "accuracy" if published(wildcards.mc_task) else DOWNSTREAM["accuracy"]
+        ),
     script:
         "../scripts/plot_downstream.py"

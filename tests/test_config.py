@@ -136,3 +136,24 @@ def test_workflow_stops_before_any_job(workdir):
     assert "models[3] (model 'minilm').source: 'hub' is not one of" in output
     assert "ConfigError" in output
     assert not (workdir / "data").exists() and not (workdir / "results").exists()
+
+
+def test_a_task_file_missing_a_column_stops_the_config(tmp_path):
+    """A parquet task and a published-score table are read at validation, before any job: one error each."""
+    import polars as pl
+
+    pl.DataFrame({"context": ["a"], "endings": [["b", "c"]]}).write_parquet(tmp_path / "t.parquet")
+    (tmp_path / "gsm8k.csv").write_text("model_id,accuracy,setting,url\nminilm,0.1,5-shot,u\n")
+    tasks = {"mine": {"kind": "table", "path": str(tmp_path / "t.parquet")},
+             "gsm8k": {"kind": "published", "table": str(tmp_path / "gsm8k.csv")}}  # fmt: skip
+    with pytest.raises(ConfigError) as err:
+        validate_config(_break(lambda c: c.update(downstream={"reference": "vit-test", "tasks": tasks})))
+    assert "downstream.tasks.mine (" in str(err.value) and "the task table has no column 'label'" in str(err.value)
+    assert "downstream.tasks.gsm8k (" in str(err.value) and "table has no column 'source'" in str(err.value)
+
+
+def test_a_preset_drops_a_task_by_setting_it_to_null():
+    """Snakemake merges a preset over config.yaml key by key: null is how a preset removes a task."""
+    tasks = {"offline": None, "kept": {"kind": "shapes", "size": 3}}
+    config = validate_config(_break(lambda c: c.update(downstream={"reference": "vit-test", "tasks": tasks})))
+    assert list(config["downstream"]["tasks"]) == ["kept"]

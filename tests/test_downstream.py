@@ -13,6 +13,8 @@ from prh.downstream import (
     build_task,
     check_task,
     evaluate,
+    published_scores,
+    read_published,
     score_endings,
     score_pairs,
 )
@@ -93,3 +95,50 @@ def test_hellaswag_rows_from_a_local_save_to_disk_folder(tmp_path):
     datasets.Dataset.from_dict(rows).save_to_disk(tmp_path / "hellaswag")
     table = build_task({"kind": "hellaswag", "path": str(tmp_path / "hellaswag"), "split": "validation"}, "hs")
     assert table.row(0) == (rows["ctx"][0], [" " + e for e in rows["endings"][0]], 3)
+
+
+PUBLISHED = """# GSM8K, version 2 (a comment line)
+model_id,accuracy,setting,source,url
+org/big-lm,0.512,"5-shot, exact match",A. Author et al. (2024) Table 3,https://example.org/paper
+small-local,0.031,8-shot maj@1,B. Author (2023),https://example.org/b
+org/not-in-config,0.9,5-shot,C. Author (2022),https://example.org/c
+"""
+
+
+def test_published_scores_are_matched_by_hub_id_or_name_and_carry_their_citation(tmp_path):
+    import hashlib
+
+    (tmp_path / "gsm8k.csv").write_text(PUBLISHED)
+    table, sha = read_published(tmp_path / "gsm8k.csv", "downstream.tasks.gsm8k")
+    assert sha == hashlib.sha256(PUBLISHED.encode()).hexdigest()
+    models = [{"name": "big", "id": "org/big-lm"}, {"name": "small-local", "path": "/x"},
+              {"name": "other", "id": "o/x"}]  # fmt: skip
+    scores = published_scores(table, sha, models, {"big": 7_000_000, "small-local": 100, "other": 5}, "gsm8k")
+    rows = {r["model"]: r for r in scores.to_dicts()}
+    assert rows["big"]["accuracy"] == 0.512 and rows["big"]["setting"] == "5-shot, exact match"
+    assert rows["big"]["source"] == "A. Author et al. (2024) Table 3" and rows["big"]["parameters"] == 7_000_000
+    assert rows["small-local"]["accuracy"] == 0.031 and rows["small-local"]["applicable"]
+    assert not rows["other"]["applicable"] and rows["other"]["accuracy"] is None  # no number is made up
+    assert set(scores["table_sha256"]) == {sha}
+
+
+def test_a_bad_published_table_names_every_problem_at_once(tmp_path):
+    (tmp_path / "a.csv").write_text("model_id,accuracy,source,url\nm,0.5,X,u\n")
+    with pytest.raises(ValueError, match=r"t \(.*a.csv\): the published-score table has no column 'setting'"):
+        read_published(tmp_path / "a.csv", "t")
+    (tmp_path / "b.csv").write_text("model_id,accuracy,setting,source,url\nm,51.2,5-shot,X,u\nm,0.5,5-shot,,u\n")
+    with pytest.raises(ValueError) as err:
+        read_published(tmp_path / "b.csv", "t")
+    assert "accuracy outside [0, 1] (a fraction, not a percentage) for m" in str(err.value)
+    assert "listed twice: m" in str(err.value) and "no source for m" in str(err.value)
+    with pytest.raises(ValueError, match="does not exist"):
+        read_published(tmp_path / "missing.csv", "t")
+
+
+def test_the_paper_presets_gsm8k_table_is_well_formed():
+    """The shipped table reads without error; every row it holds names a model of the paper preset."""
+    import yaml
+
+    table, _ = read_published("configs/published/gsm8k.csv", "configs/paper.yaml")
+    ids = {m.get("id") for m in yaml.safe_load(open("configs/paper.yaml"))["models"]}
+    assert set(table["model_id"]) <= ids

@@ -185,6 +185,38 @@ def test_adding_a_downstream_task_plans_only_its_jobs(ladder_run, tmp_path):
     assert sorted(jobs) == sorted(expected | BOOKKEEPING)
 
 
+def test_a_published_score_task_plans_one_job_and_draws_its_figure(ladder_run, tmp_path):
+    """GSM8K's way in: a table of published scores adds one job that reads it (no model is run) and its
+    Fig. 4; a model the table lacks is not applicable, the others carry their number and citation."""
+    from prh.features import store_attrs
+
+    table = tmp_path / "published.csv"
+    table.write_text("# version 1\nmodel_id,accuracy,setting,source,url\n"
+                     f"{GPT[1]},0.125,5-shot,Test et al. (2026),https://example.org/a\n"
+                     f"{GPT[2]},0.5,5-shot,Test et al. (2026),https://example.org/a\n")  # fmt: skip
+    add = lambda c: c["downstream"]["tasks"].update(gsm8k={"kind": "published", "table": str(table)})  # noqa: E731
+    jobs = plan_with(ladder_run, add)
+    expected = {("published_scores", "results/published/gsm8k.parquet"),
+                ("plot_downstream", "results/figures/downstream_gsm8k.png")}  # fmt: skip
+    assert sorted(jobs) == sorted(expected | BOOKKEEPING)
+    config = ladder_config()
+    add(config)
+    write_config(ladder_run, config)
+    try:
+        snakemake(ladder_run, "--cores", "1", "results/figures/downstream_gsm8k.png")
+        scores = {r["model"]: r for r in pl.read_parquet(ladder_run / "results/published/gsm8k.parquet").to_dicts()}
+        figure = (ladder_run / "results/figures/downstream_gsm8k.png").stat().st_size
+    finally:
+        write_config(ladder_run, ladder_config())
+        for made in ("results/published/gsm8k.parquet", "results/figures/downstream_gsm8k.png"):
+            (ladder_run / made).unlink(missing_ok=True)
+    assert not scores[GPT[0]]["applicable"] and scores[GPT[0]]["accuracy"] is None
+    assert [scores[m]["accuracy"] for m in GPT[1:]] == [0.125, 0.5]
+    assert scores[GPT[2]]["source"] == "Test et al. (2026)" and figure > 10_000
+    attrs = store_attrs(ladder_run / f"results/features/tiny/{GPT[2]}.zarr")
+    assert scores[GPT[2]]["parameters"] == attrs["model_parameters"]
+
+
 def test_a_density_level_plans_only_its_jobs_and_no_vision_embedding(ladder_run):
     """Fig. 9 is in the run; a new level: its captions, each GPT rung's embedding of them, the level's
     alignment and the figure, and no vision model embeds anything (the CNN's features are reused)."""

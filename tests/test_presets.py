@@ -46,6 +46,9 @@ def test_paper_preset_plans_every_model_and_pair(tmp_path):
     assert int(counts["aggregate_alignment"]) == 3 and int(counts["metric_variants"]) == 3
     assert int(counts["plot_alignment_versus_lm_score"]) == 2
     assert int(counts["lm_score"]) == len(language)
+    # Fig. 4: HellaSwag scored by every language model; GSM8K read from its table of published scores
+    assert int(counts["downstream_score"]) == len(language) and int(counts["published_scores"]) == 1
+    assert int(counts["plot_downstream"]) == 2
     # Fig. 9: five DCI summary lengths, embedded by the language models only; Fig. 8: one colour set.
     levels = config["density"]["levels"]
     assert int(counts["density_captions"]) == int(counts["density_alignment"]) == len(levels) == 5
