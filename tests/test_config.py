@@ -155,5 +155,6 @@ def test_a_task_file_missing_a_column_stops_the_config(tmp_path):
 def test_a_preset_drops_a_task_by_setting_it_to_null():
     """Snakemake merges a preset over config.yaml key by key: null is how a preset removes a task."""
     tasks = {"offline": None, "kept": {"kind": "shapes", "size": 3}}
-    config = validate_config(_break(lambda c: c.update(downstream={"reference": "vit-test", "tasks": tasks})))
+    down = {"dataset": "tiny", "reference": "vit-test", "tasks": tasks}
+    config = validate_config(_break(lambda c: c.update(downstream=down)))
     assert list(config["downstream"]["tasks"]) == ["kept"]
