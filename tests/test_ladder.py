@@ -154,6 +154,7 @@ def test_adding_a_rung_plans_only_its_jobs(ladder_run):
         ("plot_family", "results/families/tiny/gpt-steps.parquet"),
         ("plot_training_curves", "results/figures/training_curves.png"),
         ("plot_downstream", "results/figures/downstream_shapes-anchor.png"),  # Fig. 4 reads the alignment
+        ("plot_downstream", "results/figures/downstream_gsm8k.png"),
         # Fig. 9 scores every vision model at each level; Fig. 12 over k needs three vision models, now four
         ("density_alignment", "results/density/tiny/count/alignment.nc"),
         ("density_alignment", "results/density/tiny/background/alignment.nc"),
@@ -185,36 +186,30 @@ def test_adding_a_downstream_task_plans_only_its_jobs(ladder_run, tmp_path):
     assert sorted(jobs) == sorted(expected | BOOKKEEPING)
 
 
-def test_a_published_score_task_plans_one_job_and_draws_its_figure(ladder_run, tmp_path):
-    """GSM8K's way in: a table of published scores adds one job that reads it (no model is run) and its
-    Fig. 4; a model the table lacks is not applicable, the others carry their number and citation."""
+def test_published_scores_are_read_for_each_model_and_a_new_table_plans_one_job(ladder_run, tmp_path):
+    """GSM8K's way in: the run read ``.test/published.csv`` (no model is run for it); a rung the table lacks is
+    not applicable, the others carry their number and citation, sized by the features store's parameters. A
+    second table plans one job and its Fig. 4."""
     from prh.features import store_attrs
 
-    table = tmp_path / "published.csv"
-    table.write_text("# version 1\nmodel_id,accuracy,setting,source,url\n"
-                     f"{GPT[1]},0.125,5-shot,Test et al. (2026),https://example.org/a\n"
-                     f"{GPT[2]},0.5,5-shot,Test et al. (2026),https://example.org/a\n")  # fmt: skip
-    add = lambda c: c["downstream"]["tasks"].update(gsm8k={"kind": "published", "table": str(table)})  # noqa: E731
-    jobs = plan_with(ladder_run, add)
-    expected = {("published_scores", "results/published/gsm8k.parquet"),
-                ("plot_downstream", "results/figures/downstream_gsm8k.png")}  # fmt: skip
-    assert sorted(jobs) == sorted(expected | BOOKKEEPING)
-    config = ladder_config()
-    add(config)
-    write_config(ladder_run, config)
-    try:
-        snakemake(ladder_run, "--cores", "1", "results/figures/downstream_gsm8k.png")
-        scores = {r["model"]: r for r in pl.read_parquet(ladder_run / "results/published/gsm8k.parquet").to_dicts()}
-        figure = (ladder_run / "results/figures/downstream_gsm8k.png").stat().st_size
-    finally:
-        write_config(ladder_run, ladder_config())
-        for made in ("results/published/gsm8k.parquet", "results/figures/downstream_gsm8k.png"):
-            (ladder_run / made).unlink(missing_ok=True)
+    path = ladder_run / "results/published/gsm8k.parquet"
+    scores = {r["model"]: r for r in pl.read_parquet(path).to_dicts()}
     assert not scores[GPT[0]]["applicable"] and scores[GPT[0]]["accuracy"] is None
     assert [scores[m]["accuracy"] for m in GPT[1:]] == [0.125, 0.5]
-    assert scores[GPT[2]]["source"] == "Test et al. (2026)" and figure > 10_000
+    assert scores[GPT[2]]["source"] == "test fixture (no publication)"
     attrs = store_attrs(ladder_run / f"results/features/tiny/{GPT[2]}.zarr")
     assert scores[GPT[2]]["parameters"] == attrs["model_parameters"]
+    assert (ladder_run / "results/figures/downstream_gsm8k.png").stat().st_size > 10_000
+    snakemake(ladder_run, "--report", str(tmp_path / "report.html"))  # each task kind has its own caption
+    html = (tmp_path / "report.html").read_text(errors="ignore")
+    assert "against its published accuracy" in html and "cuts each caption before its second mention" in html
+    table = tmp_path / "more.csv"
+    table.write_text("model_id,accuracy,setting,source,url\n" f"{GPT[0]},0.25,0-shot,X (2026),https://x.org\n")
+    more = {"kind": "published", "table": str(table)}
+    jobs = plan_with(ladder_run, lambda c: c["downstream"]["tasks"].update(more=more))
+    expected = {("published_scores", "results/published/more.parquet"),
+                ("plot_downstream", "results/figures/downstream_more.png")}  # fmt: skip
+    assert sorted(jobs) == sorted(expected | BOOKKEEPING)
 
 
 def test_a_density_level_plans_only_its_jobs_and_no_vision_embedding(ladder_run):
