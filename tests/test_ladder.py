@@ -204,7 +204,7 @@ def test_published_scores_are_read_for_each_model_and_a_new_table_plans_one_job(
     html = (tmp_path / "report.html").read_text(errors="ignore")
     assert "against its published accuracy" in html and "cuts each caption before its second mention" in html
     table = tmp_path / "more.csv"
-    table.write_text("model_id,accuracy,setting,source,url\n" f"{GPT[0]},0.25,0-shot,X (2026),https://x.org\n")
+    table.write_text(f"model_id,accuracy,setting,source,url\n{GPT[0]},0.25,0-shot,X (2026),https://x.org\n")
     more = {"kind": "published", "table": str(table)}
     jobs = plan_with(ladder_run, lambda c: c["downstream"]["tasks"].update(more=more))
     expected = {("published_scores", "results/published/more.parquet"),
