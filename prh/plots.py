@@ -544,12 +544,15 @@ def plot_downstream(
     if chance is not None:
         ax.axhline(chance, color="grey", ls=":", label=f"chance ({chance:.2f})")
         ax.legend(fontsize=7)
-    if "table_sha256" in scores.columns:
+    counted = f"{len(models)} language models"
+    if "table_sha256" in scores.columns:  # a table of published scores: how many models it covers
         accuracy = f"published accuracy (table sha256 {rows[0]['table_sha256'][:12]})"
+        counted = f"{len(models)} of {len(scores)} language models with a published score"
     rho, p = spearmanr(x, y) if len(set(x)) > 1 and len(set(y)) > 1 else (np.nan, np.nan)
     ax.set(xlabel=f"alignment to {reference} ({metric}, best over layers)",
            ylabel=f"{task}: {accuracy}",
-           title=f"{len(models)} language models: Spearman ρ = {rho:.2f} (p = {p:.2g})")  # fmt: skip
+           title=f"{counted}: Spearman ρ = {rho:.2f} (p = {p:.2g})")  # fmt: skip
+    ax.title.set_fontsize(9)
     fig.colorbar(points, ax=ax, label="rank of 1 − bits-per-byte (1 = best)")
     _save(fig, path)
 
