@@ -5,8 +5,11 @@ from __future__ import annotations
 import copy
 import os
 import re
+import shlex
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -58,22 +61,58 @@ def ladder_config() -> dict:
 
 class Background:
     """A workflow run started when the session starts, so that a long session fixture overlaps the tests
-    before its first user instead of stopping them; ``wait()`` returns the finished working directory."""
+    before its first user instead of stopping them; ``wait()`` returns the finished working directory. The
+    run writes its exit code to a file, so a pytest-xdist worker other than the one that started it can wait
+    for it (``shared_run``)."""
 
-    def __init__(self, workdir: Path, *args: str):
+    def __init__(self, workdir: Path, *args: str, start: bool = True):
         self.workdir, self.args = workdir, args
-        cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
-        self.log = open(workdir / "background.log", "w")  # noqa: SIM115 - closed in wait()
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        if start:
+            cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
+            # the exit code appears whole or not at all: written aside, then renamed
+            script = f"{shlex.join(cmd)} > background.log 2>&1; echo $? > exit-code.tmp; mv exit-code.tmp exit-code"
+            self.proc = subprocess.Popen(["sh", "-c", script], cwd=workdir, start_new_session=True)
+            (workdir / "pid").write_text(str(self.proc.pid))
 
     def wait(self) -> Path:
-        code = self.proc.wait()
-        self.log.close()
+        while not (self.workdir / "exit-code").exists():
+            time.sleep(0.5)
+        code = int((self.workdir / "exit-code").read_text())
         if code != 0:
             raise AssertionError(
                 f"snakemake {' '.join(self.args)} failed:\n{(self.workdir / 'background.log').read_text()[-6000:]}"
             )
         return self.workdir
+
+
+def _shared_root(tmp_path_factory) -> Path:
+    """A folder all pytest-xdist workers of this session share (the session's own base folder without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def shared_run(tmp_path_factory, name: str, config: dict, *args: str) -> Background:
+    """The background run ``name``: started by the first worker to ask (a lock decides), joined by the rest."""
+    from filelock import FileLock
+
+    root = _shared_root(tmp_path_factory)
+    workdir = root / "runs" / name
+    with FileLock(str(root / f"{name}.lock")):
+        if workdir.exists():
+            return Background(workdir, *args, start=False)
+        workdir.mkdir(parents=True)
+        write_config(workdir, config)
+        return Background(workdir, *args)
+
+
+def _stop(workdir: Path) -> None:
+    """Kill a background run still going (its whole process group), as at the end of a session."""
+    pid = workdir / "pid"
+    if pid.exists() and not (workdir / "exit-code").exists():
+        try:
+            os.killpg(int(pid.read_text()), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _selected(session, fixture: str) -> bool:
@@ -88,34 +127,58 @@ SLURM_TARGETS = ("results/alignment/tiny/alignment.nc",)  # the alignment branch
 def _background_runs(request, tmp_path_factory):
     """Start the long runs at once when a selected test needs them: the tiny and the ladder runs (a minute or
     two each), and the SLURM run on a one-node cluster (mostly waiting on the scheduler). The tests that need
-    none of them run meanwhile (``pytest_collection_modifyitems``)."""
+    none of them run meanwhile (``pytest_collection_modifyitems``); under pytest-xdist every worker joins the
+    same runs, and each run's tests go to one worker (``xdist_group``)."""
     runs: dict = {}
     if _selected(request.session, "tiny_run"):
-        workdir = tmp_path_factory.mktemp("tiny-run")
-        write_config(workdir, tiny_config())
-        runs["tiny"] = Background(workdir, "--cores", "2")
+        runs["tiny"] = shared_run(tmp_path_factory, "tiny", tiny_config(), "--cores", "2")
     if _selected(request.session, "ladder_run"):
-        workdir = tmp_path_factory.mktemp("ladder-run")
-        write_config(workdir, ladder_config())
-        runs["ladder"] = Background(workdir, "--cores", "2")
+        runs["ladder"] = shared_run(tmp_path_factory, "ladder", ladder_config(), "--cores", "2")
     if _selected(request.session, "slurm_run"):
-        state = tmp_path_factory.mktemp("slurm-state")
-        started = subprocess.run([str(SLURM_CLUSTER), "start", str(state)], capture_output=True, text=True)
-        runs["slurm_cluster"] = (state, started)
-        if started.returncode == 0:
-            workdir = tmp_path_factory.mktemp("slurm-run")
-            write_config(workdir, tiny_config())
+        runs["slurm_cluster"] = _slurm_cluster(_shared_root(tmp_path_factory))
+        if runs["slurm_cluster"][1].returncode == 0:
             # The test node has the machine's CPUs (2 here): grouped jobs may use 2 at once, not the profile's 4.
             args = ["--profile", str(REPO / "profiles" / "slurm"), "--jobs", "4", "--cores", "2"]
             args += ["--slurm-keep-successful-logs", "--seconds-between-status-checks", "2"]  # a local, idle cluster
-            runs["slurm"] = Background(workdir, *args, *SLURM_TARGETS)
+            runs["slurm"] = shared_run(tmp_path_factory, "slurm", tiny_config(), *args, *SLURM_TARGETS)
     yield runs
-    for run in runs.values():
-        if isinstance(run, Background) and run.proc.poll() is None:
-            run.proc.kill()
-            run.proc.wait()
-    if "slurm_cluster" in runs and runs["slurm_cluster"][1].returncode == 0:
-        subprocess.run([str(SLURM_CLUSTER), "stop", str(runs["slurm_cluster"][0])], check=True)
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # under xdist the controller stops them (pytest_unconfigure)
+        _stop_all(_shared_root(tmp_path_factory))
+
+
+def _slurm_cluster(root: Path) -> tuple[Path, subprocess.CompletedProcess]:
+    """The one-node SLURM cluster, started once per session (its outcome shared with every worker)."""
+    import json
+
+    from filelock import FileLock
+
+    state, outcome = root / "slurm-state", root / "slurm-started.json"
+    with FileLock(str(root / "slurm-state.lock")):
+        if not outcome.exists():
+            state.mkdir()
+            started = subprocess.run([str(SLURM_CLUSTER), "start", str(state)], capture_output=True, text=True)
+            outcome.write_text(json.dumps([started.returncode, started.stdout, started.stderr]))
+    code, stdout, stderr = json.loads(outcome.read_text())
+    return state, subprocess.CompletedProcess([str(SLURM_CLUSTER), "start"], code, stdout, stderr)
+
+
+def _stop_all(root: Path) -> None:
+    """The end of a session: background runs still going are killed, a started SLURM cluster is stopped."""
+    import json
+
+    for workdir in (root / "runs").glob("*"):
+        _stop(workdir)
+    outcome = root / "slurm-started.json"
+    if outcome.exists() and json.loads(outcome.read_text())[0] == 0:
+        subprocess.run([str(SLURM_CLUSTER), "stop", str(root / "slurm-state")], check=True)
+        outcome.unlink()
+
+
+def pytest_unconfigure(config):
+    """Under pytest-xdist, the controller (the process without ``workerinput``) ends the shared runs once
+    every worker is done."""
+    if not hasattr(config, "workerinput") and config.pluginmanager.hasplugin("dsession"):
+        _stop_all(config._tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session")
@@ -151,8 +214,19 @@ BACKGROUND_FIXTURES = ("tiny_run", "ladder_run", "slurm_run")
 
 
 def pytest_collection_modifyitems(items):
-    """Tests that need a background run go last (in their usual order): the others run meanwhile."""
+    """Tests that need a background run go last (in their usual order): the others run meanwhile. Under
+    pytest-xdist (``--dist loadgroup``) the tests of one run share a worker, as some of them edit the run's
+    config for a dry run that another test of that run must not see; every other test stays with its module,
+    in order, beside the module's fixtures."""
     items.sort(key=lambda item: any(f in item.fixturenames for f in BACKGROUND_FIXTURES))
+    for item in items:
+        if "ladder_run" in item.fixturenames:
+            group = "ladder"
+        elif "tiny_run" in item.fixturenames or "slurm_run" in item.fixturenames:
+            group = "tiny"
+        else:
+            group = item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def digests(path: Path) -> dict[str, str]:
