@@ -142,3 +142,4 @@ def test_the_paper_presets_gsm8k_table_is_well_formed():
     table, _ = read_published("configs/published/gsm8k.csv", "configs/paper.yaml")
     ids = {m.get("id") for m in yaml.safe_load(open("configs/paper.yaml"))["models"]}
     assert set(table["model_id"]) <= ids
+    assert all(url.startswith("https://") for url in table["url"]) and table["setting"].str.len_chars().min() > 0
