@@ -19,7 +19,7 @@ pipeline: $(STAMP)
 	$(VENV)/bin/snakemake --profile profiles/local --cores all
 
 test: lint
-	$(VENV)/bin/python -m pytest -q -n 2 --dist loadgroup
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -128,7 +128,7 @@ def _background_runs(request, tmp_path_factory):
     """Start the long runs at once when a selected test needs them: the tiny and the ladder runs (a minute or
     two each), and the SLURM run on a one-node cluster (mostly waiting on the scheduler). The tests that need
     none of them run meanwhile (``pytest_collection_modifyitems``); under pytest-xdist every worker joins the
-    same runs, and each run's tests go to one worker (``xdist_group``)."""
+    same runs."""
     runs: dict = {}
     if _selected(request.session, "tiny_run"):
         runs["tiny"] = shared_run(tmp_path_factory, "tiny", tiny_config(), "--cores", "2")
@@ -215,18 +215,10 @@ BACKGROUND_FIXTURES = ("tiny_run", "ladder_run", "slurm_run")
 
 def pytest_collection_modifyitems(items):
     """Tests that need a background run go last (in their usual order): the others run meanwhile. Under
-    pytest-xdist (``--dist loadgroup``) the tests of one run share a worker, as some of them edit the run's
-    config for a dry run that another test of that run must not see; every other test stays with its module,
-    in order, beside the module's fixtures."""
+    pytest-xdist (``--dist loadfile``) each module's tests stay on one worker, in order: the ladder run's
+    tests are all in test_ladder.py, and those that edit the tiny run's config for a dry run in
+    test_workflow.py (the other modules only read that run's outputs, or copy it and restore its config)."""
     items.sort(key=lambda item: any(f in item.fixturenames for f in BACKGROUND_FIXTURES))
-    for item in items:
-        if "ladder_run" in item.fixturenames:
-            group = "ladder"
-        elif "tiny_run" in item.fixturenames or "slurm_run" in item.fixturenames:
-            group = "tiny"
-        else:
-            group = item.module.__name__
-        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def digests(path: Path) -> dict[str, str]:

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPRODUCIBLE, digests, snakemake
+from conftest import REPRODUCIBLE, digests, snakemake, tiny_config, write_config
 
 from prh.features import FeatureStoreError, FeatureWriter, check_store, read_layers
 
@@ -112,6 +112,7 @@ def test_a_broken_store_fails_its_jobs_and_leaves_every_other_output(tmp_path, t
     output stays as it was."""
     shutil.copytree(tiny_run, tmp_path / "run", symlinks=True)
     run = tmp_path / "run"
+    write_config(run, tiny_config())  # the run's own config, not one a dry-run test elsewhere has swapped in
     for store, target, log, message in [
         (
             "results/features/tiny/vit-test.zarr",
