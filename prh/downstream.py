@@ -195,7 +195,10 @@ def read_published(path: str | Path, where: str):
     path = resolve_table(path)
     if not path.is_file():
         raise ValueError(f"{where}: the published-score table {path} does not exist")
-    table = pl.read_csv(path, comment_prefix="#", schema_overrides={"accuracy": pl.Float64}, infer_schema=False)
+    try:
+        table = pl.read_csv(path, comment_prefix="#", schema_overrides={"accuracy": pl.Float64}, infer_schema=False)
+    except pl.exceptions.PolarsError as err:  # e.g. "51.2%" in the accuracy column
+        raise ValueError(f"{where} ({path}): the published-score table cannot be read: {err}") from err
     missing = [c for c in PUBLISHED_COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"{where} ({path}): the published-score table has no column {', '.join(map(repr, missing))}")

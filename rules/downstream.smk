@@ -63,7 +63,7 @@ rule published_scores:
     log:
         "logs/downstream/published_{mc_task}.log",
     benchmark:
-        "logs/benchmarks/downstream_published/{mc_task}.tsv"
+        "logs/benchmarks/published_scores/{mc_task}.tsv"
     conda:
         "../envs/prh.yaml"
     params:

@@ -131,6 +131,9 @@ def test_a_bad_published_table_names_every_problem_at_once(tmp_path):
         read_published(tmp_path / "b.csv", "t")
     assert "accuracy outside [0, 1] (a fraction, not a percentage) for m" in str(err.value)
     assert "listed twice: m" in str(err.value) and "no source for m" in str(err.value)
+    (tmp_path / "c.csv").write_text("model_id,accuracy,setting,source,url\nm,51.2%,5-shot,X,u\n")
+    with pytest.raises(ValueError, match=r"t \(.*c.csv\): the published-score table cannot be read"):
+        read_published(tmp_path / "c.csv", "t")
     with pytest.raises(ValueError, match="does not exist"):
         read_published(tmp_path / "missing.csv", "t")
 
