@@ -149,29 +149,10 @@ def _downstream_problems(config: dict) -> list[str]:
         if missing:
             problems.append(f"downstream.tasks.{name}: kind {task['kind']} needs {', '.join(missing)}")
         else:
-            problems += _task_file_problems(f"downstream.tasks.{name}", task)
+            from prh.downstream import task_file_problems
+
+            problems += task_file_problems(task, f"downstream.tasks.{name}")
     return problems
-
-
-def _task_file_problems(where: str, task: dict) -> list[str]:
-    """A task's own file, read before any job runs: a parquet table's columns, a published-score table."""
-    from prh.downstream import TASK_COLUMNS, read_published, resolve_table
-
-    try:
-        if task["kind"] == "published":
-            read_published(task["table"], where)
-        elif task["kind"] == "table":
-            import polars as pl
-
-            path = resolve_table(task["path"])
-            if not path.is_file():
-                return [f"{where}: the task table {task['path']} does not exist"]
-            missing = [c for c in TASK_COLUMNS if c not in pl.read_parquet_schema(path)]
-            if missing:
-                return [f"{where} ({task['path']}): the task table has no column {', '.join(map(repr, missing))}"]
-    except ValueError as err:
-        return [str(err)]
-    return []
 
 
 def _density_problems(config: dict) -> list[str]:

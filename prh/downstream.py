@@ -184,6 +184,24 @@ def resolve_table(path: str | Path) -> Path:
     return path if path.exists() or path.is_absolute() or not shipped.exists() else shipped
 
 
+def task_file_problems(spec: dict, where: str) -> list[str]:
+    """A task's own file, checked before any job runs (config validation): a parquet table's columns (read
+    without its rows), or every problem of a published-score table."""
+    import polars as pl
+
+    try:
+        if spec["kind"] == "published":
+            read_published(spec["table"], where)
+        elif spec["kind"] == "table":
+            path = resolve_table(spec["path"])
+            if not path.is_file():
+                return [f"{where}: the task table {spec['path']} does not exist"]
+            check_task(pl.read_parquet(path, n_rows=0), f"{where} ({spec['path']})")
+    except ValueError as err:
+        return [str(err)]
+    return []
+
+
 def read_published(path: str | Path, where: str):
     """A table of published scores (``PUBLISHED_COLUMNS``; ``#`` lines are comments, e.g. its version) and its
     SHA-256. Every problem of the table is named in one error: a missing column, an accuracy outside [0, 1],

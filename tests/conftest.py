@@ -71,8 +71,8 @@ class Background:
             cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
             # the exit code appears whole or not at all: written aside, then renamed
             script = f"{shlex.join(cmd)} > background.log 2>&1; echo $? > exit-code.tmp; mv exit-code.tmp exit-code"
-            self.proc = subprocess.Popen(["sh", "-c", script], cwd=workdir, start_new_session=True)
-            (workdir / "pid").write_text(str(self.proc.pid))
+            proc = subprocess.Popen(["sh", "-c", script], cwd=workdir, start_new_session=True)
+            (workdir / "pid").write_text(str(proc.pid))  # the end of the session kills what is left (_stop)
 
     def wait(self) -> Path:
         while not (self.workdir / "exit-code").exists():
