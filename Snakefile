@@ -13,6 +13,7 @@ configfile: "config.yaml"
 
 
 include: "rules/common.smk"
+include: "rules/preflight.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/embed.smk"

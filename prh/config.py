@@ -321,12 +321,14 @@ PROBE_KIND_KEYS = {
         "max_train",
         "max_val",
         "max_test",
+        "fit_split",
+        "test_split",
     ),
     "shapes": ("attribute", "bins", "size", "train", "val"),
     "digits": ("size", "train", "val"),
     "mnist": ("size", "train", "val"),
 }
-PROBE_DEFAULTED = ("bins", "image_column", "label_column", "image_size", "max_train", "max_val", "train", "val")
+PROBE_DEFAULTED = ("bins", "image_column", "label_column", "image_size", "max_train", "max_val", "train", "val", "fit_split", "test_split")
 
 
 def _probe_problems(config: dict) -> list[str]:

@@ -15,19 +15,40 @@ def corpus_pydoc(max_bytes: int) -> str:
     return text.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore")
 
 
-def corpus_hub(
-    max_bytes: int, id: str = "Skylion007/openwebtext", path: str | None = None, split: str = "train"
-) -> str:
+OPENWEBTEXT = {  # the first parquet shard of OpenWebText, pinned (the schema's default of lm_score.corpus_hub)
+    "id": "Skylion007/openwebtext",
+    "revision": "c6680bb039f28c472e44d33acb240c3068b89a82",
+    "data_files": ["data/train-00000-of-00093.parquet"],
+}
+
+
+def hub_files(id: str, revision: str, data_files: list[str]) -> list[str]:
+    """``hf://`` addresses of a dataset repo's files at a revision (a branch such as refs/convert/parquet is
+    URL-quoted, as ``huggingface_hub``'s file system expects)."""
+    from urllib.parse import quote
+
+    return [f"hf://datasets/{id}@{quote(revision, safe='')}/{f}" for f in data_files]
+
+
+def corpus_hub(max_bytes: int, hub: dict | None = None, path: str | None = None, split: str = "train") -> str:
     """The first ``max_bytes`` UTF-8 bytes of a hub text dataset's ``text`` column, documents joined by blank
-    lines, in the dataset's order (OpenWebText in the paper preset: ~4M tokens ≈ 16 MB). Streams, so only
-    the needed documents are downloaded; ``path``: a folder written by ``save_to_disk`` (offline)."""
+    lines, in file order (OpenWebText in the paper preset: ~4M tokens ≈ 16 MB). ``hub``: ``id``, ``revision``
+    and the parquet ``data_files`` to read, streamed with the ``parquet`` builder, so no loading script runs
+    (``datasets`` 4 and later refuse them) and only the needed row groups are downloaded; ``path``: a folder
+    written by ``save_to_disk`` (offline)."""
     import datasets
 
+    hub = hub or OPENWEBTEXT
     try:
-        rows = datasets.load_from_disk(path) if path else datasets.load_dataset(id, split=split, streaming=True)
+        if path:
+            rows = datasets.load_from_disk(path)
+        else:
+            files = hub_files(hub["id"], hub["revision"], hub["data_files"])
+            rows = datasets.load_dataset("parquet", data_files=files, split="train", streaming=True)
     except Exception as err:
+        where = path or f"{hub['id']}@{hub['revision']}"
         raise RuntimeError(
-            f"corpus {path or id}: cannot load it ({err.__class__.__name__}: {err}); with internet it streams from "
+            f"corpus {where}: cannot load it ({err.__class__.__name__}: {err}); with internet it streams from "
             f"the hub, offline save it once with `save_to_disk` and set lm_score.corpus_path"
         ) from err
     if isinstance(rows, datasets.DatasetDict):
@@ -62,7 +83,7 @@ def corpus_shapes(max_bytes: int, seed: int = 0) -> str:
     return "".join(lines)
 
 
-def load_corpus(name: str, max_bytes: int, path: str | None = None, seed: int = 0) -> str:
+def load_corpus(name: str, max_bytes: int, path: str | None = None, seed: int = 0, hub: dict | None = None) -> str:
     """The configured corpus: ``shapes`` (held-out captions), ``pydoc`` (offline) or ``openwebtext`` (the
     paper's)."""
     if name == "shapes":
@@ -70,7 +91,7 @@ def load_corpus(name: str, max_bytes: int, path: str | None = None, seed: int = 
     if name == "pydoc":
         return corpus_pydoc(max_bytes)
     if name == "openwebtext":
-        return corpus_hub(max_bytes, path=path)
+        return corpus_hub(max_bytes, hub, path)
     raise ValueError(f"unknown corpus '{name}'")
 
 

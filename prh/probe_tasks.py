@@ -11,7 +11,8 @@ fingerprint. Kinds:
   (``count`` as CLEVR-count, ``x_position`` bins as dSprites-location, and the ``shape``, ``colour`` and ``size``
   of the largest object);
 - ``vtab``: a VTAB task from the hub (by default the ``clip-benchmark/wds_vtab-<task>`` webdatasets), train and
-  validation drawn from its train split (at most 10,000 together, as App. C.1), test from its test split.
+  validation drawn from its train split (at most 10,000 together, as App. C.1), test from its test split; a
+  task whose card has one split (``clip-benchmark/wds_sun397``: test only) has it carved, seeded, into both.
 
 ``digits``, ``mnist`` and ``shapes`` take a seeded subset of ``size`` images and split it by the ``train`` and
 ``val`` fractions (the rest is test), so the same seed gives byte-identical files.
@@ -165,14 +166,25 @@ def shapes_task(out_dir: str | Path, spec: dict) -> dict:
 
 def vtab_task(out_dir: str | Path, spec: dict) -> dict:
     """A VTAB classification task from the hub (``id`` at ``revision``) or a ``save_to_disk`` folder
-    (``path``, a DatasetDict with train and test splits): at most ``max_train`` + ``max_val`` images drawn
-    (seeded) from the train split and divided into train and validation, at most ``max_test`` (all when
-    unset) from the test split. Images are squared to ``image_size``."""
+    (``path``): at most ``max_train`` + ``max_val`` images drawn (seeded) from ``fit_split`` and divided into
+    train and validation, at most ``max_test`` (all when unset) from ``test_split``. Where the two splits are
+    one (a hub card with a test split only), that split is first carved, seeded, into disjoint parts: test
+    gets ``max_test`` images (half when unset), the fit draw comes from the rest. Images are squared to
+    ``image_size``."""
     from prh.datasets import load_hf_table, square_image
 
     where, name = spec.get("path") or f"{spec['id']}@{spec['revision']}", spec["name"]
-    train_table = load_hf_table(spec, "train", f"probe task '{name}'")
-    test_table = load_hf_table(spec, "test", f"probe task '{name}'")
+    fit_split, test_split = spec.get("fit_split", "train"), spec.get("test_split", "test")
+    test_table = load_hf_table(spec, test_split, f"probe task '{name}'")
+    carved = fit_split == test_split
+    if carved:
+        n = len(test_table)
+        order = np.random.default_rng([spec["seed"], 1]).permutation(n)
+        n_test = min(spec.get("max_test") or n // 2, n - 2)
+        train_table = test_table.select(np.sort(order[n_test:]).tolist())
+        test_table = test_table.select(np.sort(order[:n_test]).tolist())
+    else:
+        train_table = load_hf_table(spec, fit_split, f"probe task '{name}'")
     n_fit = min(len(train_table), spec["max_train"] + spec["max_val"])
     fit_rows = _subset(len(train_table), n_fit, spec["seed"], f"probe task '{name}'")
     n_val = round(n_fit * spec["max_val"] / (spec["max_train"] + spec["max_val"]))
@@ -182,6 +194,9 @@ def vtab_task(out_dir: str | Path, spec: dict) -> dict:
     test_rows = _subset(
         len(test_table), min(len(test_table), spec.get("max_test") or len(test_table)), spec["seed"], name
     )
+    parts = [(train_table.select(fit_rows.tolist()), fit_splits), (test_table.select(test_rows.tolist()), None)]
+    size = n_fit + len(test_rows)
+
     image_column, label_column = spec["image_column"], spec["label_column"]
     parts = [(train_table.select(fit_rows.tolist()), fit_splits), (test_table.select(test_rows.tolist()), None)]
     size = n_fit + len(test_rows)
@@ -199,6 +214,7 @@ def vtab_task(out_dir: str | Path, spec: dict) -> dict:
                 yield block, rows
 
     record = {"kind": "vtab", "source": where, "seed": spec["seed"], "max_train": spec["max_train"]}
+    record |= {"fit_split": fit_split, "test_split": test_split, "carved": carved}
     return write_dataset(out_dir, size, spec["image_size"], chunks(), record | {"max_val": spec["max_val"]})
 
 

@@ -17,7 +17,8 @@ rule alignment_state:
     conda:
         "../envs/prh.yaml"
     resources:
-        mem_mb=4000,
+        # layers x width x N of the features store (sized once the store is written)
+        mem_mb=lambda wildcards, input: store_state_mem_mb(input.features),
     params:
         metrics=ALIGNMENT["metrics"],
         # Z is not an activation with outliers, and most of its entries are 0: no clamp for the world.

@@ -23,6 +23,7 @@ rule colour_sentences:
 rule colour_cooccurrence:
     """Counts of quantised colours of pixel pairs at most `radius` apart over natural images (once per run)."""
     input:
+        preflight=PREFLIGHT,
         code=library_of("colour_cooccurrence.py"),
     output:
         "results/colours/cooccurrence.nc",

@@ -1,3 +1,4 @@
+import json
 import re
 from itertools import combinations
 from pathlib import Path
@@ -6,6 +7,8 @@ from prh.config import WORLD, load_schema, validate_config
 from prh.datasets import has_captions
 from prh.downstream import resolve_table
 from prh.ladder import expand as expand_ladder  # not snakemake's expand
+from prh.preflight import references as hub_references
+from prh.resources import model_job, model_parameters, store_state_mem_mb
 from prh.provenance import share_git_state
 from prh.workflow import library_modules
 
@@ -52,6 +55,52 @@ wildcard_constraints:
     model="[^/]+",
     model_x="[^/]+",
     model_y="[^/]+",
+
+
+# What reads the hub waits for preflight; ancient: a preflight rerun (a model added) reruns nothing else.
+PREFLIGHT = ancient("results/preflight.json")
+
+
+def job_tokens(rule):
+    """About how many tokens a model job runs over (its time estimate, prh/resources.py)."""
+    n = max((d.get("size") or 1024 for d in config["datasets"]), default=1024)
+    tasks = (config.get("probes") or {}).get("tasks", [])
+    probe_images = sum(t.get("max_train", 0) + t.get("max_val", 0) + (t.get("max_test") or 10000) for t in tasks)
+    return {
+        "embed": n * 256,  # a ViT's patch tokens, or a caption's
+        "embed_texts": n * 128,
+        "embed_probe_tasks": probe_images * 256,
+        "lm_score": config["lm_score"]["max_bytes"] / 4,  # about 4 bytes a token
+        "downstream_score": 10042 * 4 * 128,  # HellaSwag validation: 4 endings of each item
+    }[rule]
+
+
+def model_resources(rule):
+    """A model job's ``mem_mb``, ``gpu`` and ``runtime`` from the model's size: its ``params``, else what
+    preflight resolved for a hub model (read once preflight has run), else the defaults."""
+    embedding = config["embedding"]
+    defaults = {"mem_mb": 6000, "gpu": embedding["gpus"], "runtime": 240}
+
+    def of(key):
+        def resource(wildcards, input):
+            spec = MODELS[wildcards.model]
+            preflight = None
+            if not spec.get("params") and spec.get("id") and spec["source"] == "huggingface":
+                preflight = json.loads(Path(input.preflight).read_text())
+            parameters = model_parameters(spec, preflight)
+            if parameters is None:
+                return defaults[key]
+            return model_job(
+                parameters,
+                spec["compute_dtype"],
+                job_tokens(rule),
+                embedding["gpus"],
+                embedding["gpu_memory_gb"],
+            )[key]
+
+        return resource
+
+    return {key: of(key) for key in defaults}
 
 
 def runs_of(modality):
@@ -140,7 +189,7 @@ def pair_files(wildcards):
 
 def all_outputs(with_costs=True):
     """Every final output; ``results/job_costs.parquet`` (which reads the others' benchmark files) last."""
-    outputs = ["results/config.yaml"]
+    outputs = ["results/config.yaml", PREFLIGHT]
     for dataset, models in DATASET_MODELS.items():
         figures = f"results/figures/{dataset}"
         outputs += [f"results/features/{dataset}/{model}.zarr" for model in models]

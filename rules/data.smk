@@ -1,6 +1,7 @@
 rule dataset:
     """Generate the shapes world, or import a dataset: images, per-sample captions/labels, fingerprint."""
     input:
+        preflight=PREFLIGHT,
         code=library_of("make_dataset.py"),
     output:
         images=directory("data/{dataset}/images.zarr"),

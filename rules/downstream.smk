@@ -4,6 +4,7 @@ DOWNSTREAM = config["downstream"]
 rule downstream_task:
     """One multiple-choice task's items (context, endings, label), generated or read."""
     input:
+        preflight=PREFLIGHT,
         table=task_file,
         code=library_of("downstream_task.py"),
     output:
@@ -23,6 +24,7 @@ rule downstream_task:
 rule downstream_score:
     """One language model's accuracy on one task by log-likelihood (encoders: not applicable)."""
     input:
+        preflight=PREFLIGHT,
         task="data/downstream/{mc_task}.parquet",
         checkpoint=checkpoint_of,
         code=library_of("downstream_score.py"),
@@ -36,8 +38,7 @@ rule downstream_score:
         "../envs/prh.yaml"
     threads: config["embedding"]["threads"]
     resources:
-        mem_mb=6000,
-        gpu=config["embedding"]["gpus"],
+        **model_resources("downstream_score"),
     params:
         spec=lambda wildcards: MODELS[wildcards.model],
         device=config["embedding"]["device"],

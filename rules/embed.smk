@@ -2,6 +2,7 @@ rule embed:
     """Run one model over one dataset; stream every layer's pooled features into a Zarr store."""
     input:
         unpack(dataset_inputs),
+        preflight=PREFLIGHT,
         code=library_of("embed.py"),
     output:
         directory("results/features/{dataset}/{model}.zarr"),
@@ -17,8 +18,7 @@ rule embed:
         "../envs/prh.yaml"
     threads: config["embedding"]["threads"]
     resources:
-        mem_mb=6000,
-        gpu=config["embedding"]["gpus"],
+        **model_resources("embed"),
     params:
         spec=lambda wildcards: MODELS[wildcards.model],
         chunk=config["embedding"]["chunk"],
@@ -50,6 +50,7 @@ rule embed_texts:
     (``texts``: density/{dataset}/{level}) or a colour set's template sentences (colours/{set}).
     """
     input:
+        preflight=PREFLIGHT,
         data="data/texts/{texts}/samples.parquet",
         record="data/texts/{texts}/dataset.json",
         checkpoint=checkpoint_of,
@@ -64,8 +65,7 @@ rule embed_texts:
         "../envs/prh.yaml"
     threads: config["embedding"]["threads"]
     resources:
-        mem_mb=6000,
-        gpu=config["embedding"]["gpus"],
+        **model_resources("embed_texts"),
     params:
         spec=lambda wildcards: MODELS[wildcards.model],
         chunk=config["embedding"]["chunk"],

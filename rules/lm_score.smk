@@ -4,6 +4,7 @@ LM_SCORE = config["lm_score"]
 rule lm_corpus:
     """The text corpus language models are scored on."""
     input:
+        preflight=PREFLIGHT,
         code=library_of("lm_corpus.py"),
     output:
         "data/corpora/{corpus}.txt",
@@ -16,6 +17,7 @@ rule lm_corpus:
     params:
         max_bytes=LM_SCORE["max_bytes"],
         path=LM_SCORE.get("corpus_path"),
+        hub=LM_SCORE["corpus_hub"],
         seed=LM_SCORE["seed"],
     script:
         "../scripts/lm_corpus.py"
@@ -24,6 +26,7 @@ rule lm_corpus:
 rule lm_score:
     """Bits-per-byte of one language model on the corpus (not applicable for encoders)."""
     input:
+        preflight=PREFLIGHT,
         corpus=f"data/corpora/{LM_SCORE['corpus']}.txt",
         checkpoint=checkpoint_of,
         code=library_of("lm_score.py"),
@@ -37,8 +40,7 @@ rule lm_score:
         "../envs/prh.yaml"
     threads: config["embedding"]["threads"]
     resources:
-        mem_mb=6000,
-        gpu=config["embedding"]["gpus"],
+        **model_resources("lm_score"),
     params:
         spec=lambda wildcards: MODELS[wildcards.model],
         corpus=LM_SCORE["corpus"],

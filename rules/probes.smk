@@ -4,6 +4,7 @@ PROBES = config.get("probes") or {}
 rule probe_task:
     """Build one labelled probe task: images, labels and train/val/test splits, fingerprint."""
     input:
+        preflight=PREFLIGHT,
         code=library_of("make_probe_task.py"),
     output:
         images=directory("data/probes/{task}/images.zarr"),
@@ -27,6 +28,7 @@ if PROBE_TASKS:
         """One vision model over every probe task, loaded once: for these small sets a job's start-up and
         the model load cost more than the forward passes."""
         input:
+            preflight=PREFLIGHT,
             records=[f"data/probes/{task}/dataset.json" for task in PROBE_TASKS],
             images=[f"data/probes/{task}/images.zarr" for task in PROBE_TASKS],
             checkpoint=checkpoint_of,
@@ -44,8 +46,7 @@ if PROBE_TASKS:
             "../envs/prh.yaml"
         threads: config["embedding"]["threads"]
         resources:
-            mem_mb=6000,
-            gpu=config["embedding"]["gpus"],
+            **model_resources("embed_probe_tasks"),
         params:
             spec=lambda wildcards: MODELS[wildcards.model],
             tasks=list(PROBE_TASKS),

@@ -5,7 +5,7 @@ from prh.workflow import logged
 
 with logged(snakemake.log[0]) as log:
     p = snakemake.params
-    text = load_corpus(snakemake.wildcards.corpus, p.max_bytes, p.path, p.seed)
+    text = load_corpus(snakemake.wildcards.corpus, p.max_bytes, p.path, p.seed, p.hub)
     Path(snakemake.output[0]).parent.mkdir(parents=True, exist_ok=True)
     Path(snakemake.output[0]).write_text(text, encoding="utf-8")
     log.info("%d bytes, %s", len(text.encode("utf-8")), text_fingerprint(text))

@@ -258,3 +258,32 @@ def test_pairs_in_a_bin_are_all_pairs():
     sym = (A + A.T) / 2
     assert table["pairs"][0] == 21
     assert table["mean_alignment"][0] == pytest.approx(np.mean([sym[i, j] for i, j in combinations(range(7), 2)]))
+
+
+def test_a_vtab_task_with_one_split_is_carved_into_disjoint_parts(tmp_path):
+    """clip-benchmark/wds_sun397 has a test split only: asking for its train split fails (the break the paper
+    run had), and fit_split: test carves the one split, seeded, into disjoint test and train/val parts."""
+    import datasets
+    from PIL import Image
+
+    n = 40  # each image's label is its row, so the parts can be told apart
+    images = [Image.fromarray(np.full((20, 20, 3), i, dtype=np.uint8)) for i in range(n)]
+    only_test = datasets.Dataset.from_dict(
+        {"webp": images, "cls": list(range(n))},
+        features=datasets.Features({"webp": datasets.Image(), "cls": datasets.Value("int64")}),
+    )
+    datasets.DatasetDict({"test": only_test}).save_to_disk(str(tmp_path / "sun397"))
+    spec = {"name": "sun397", "kind": "vtab", "path": str(tmp_path / "sun397"), "seed": 0}
+    spec |= {"image_column": "webp", "label_column": "cls", "image_size": 8, "max_train": 12, "max_val": 4}
+    with pytest.raises(RuntimeError, match="cannot load split 'train'"):
+        build_probe_task(tmp_path / "before", spec)
+    record = build_probe_task(tmp_path / "out", spec | {"fit_split": "test", "max_test": 10})
+    table = pl.read_parquet(tmp_path / "out" / "samples.parquet")
+    parts = {s: set(table.filter(pl.col("split") == s)["label"].to_list()) for s in ("train", "val", "test")}
+    assert [len(parts[s]) for s in ("train", "val", "test")] == [12, 4, 10]
+    assert not (parts["test"] & (parts["train"] | parts["val"]))
+    order = np.random.default_rng([0, 1]).permutation(n)
+    assert parts["test"] == set(order[:10].tolist())  # the seeded carve, as documented
+    assert record["carved"] and record["fit_split"] == "test"
+    again = build_probe_task(tmp_path / "again", spec | {"fit_split": "test", "max_test": 10})
+    assert again["fingerprint"] == record["fingerprint"]

@@ -1,0 +1,379 @@
+"""Preflight: every hub reference and local path of a run, checked before any model job.
+
+``references`` lists what a validated config will read: hub models (id, revision, a GGUF file), timm
+architectures and their pretrained weights, hub datasets (id, revision, the splits and columns or data
+files each loader reads) and local paths. ``check`` resolves them with ``huggingface_hub`` metadata calls
+only (``model_info`` / ``dataset_info`` with file sizes, ``auth_check`` for gated repos; nothing is
+downloaded) and returns what it resolved (revisions as commit hashes, weight sizes, parameter counts) and
+every problem, each with its config key. ``preflight`` raises one ``PreflightError`` naming all of them.
+
+Offline (``HF_HUB_OFFLINE`` set, or the hub unreachable) the hub part is skipped with one line; local
+paths and timm ids are still checked. ``pin_config`` writes a config whose revisions are the commits a
+preflight resolved, so a later run reads exactly those.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".gguf")
+HUB = "https://huggingface.co"
+
+
+class PreflightError(RuntimeError):
+    """Hub references or local paths a run cannot read; the message lists every one with its config key."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One thing a run reads. ``where`` is the config key path (for messages and for pinning)."""
+
+    key: str
+    kind: str  # model | dataset | timm | path
+    id: str
+    revision: str | None = None
+    splits: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+    pretrained: bool = True
+    where: tuple = field(default=(), compare=False)
+
+    def as_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, entry: dict) -> Reference:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()})
+
+
+def _model_key(i: int, name: str) -> str:
+    return f"models[{i}] (model '{name}')"
+
+
+def references(config: dict) -> list[Reference]:
+    """Everything a validated ``config`` reads from the hub or the disk, in config order."""
+    refs: list[Reference] = []
+    for i, m in enumerate(config["models"]):
+        key, where = _model_key(i, m["name"]), ("models", i)
+        gguf = (m["gguf_file"],) if m.get("gguf_file") else ()
+        if m["source"] == "huggingface" and m.get("id"):
+            refs.append(Reference(key, "model", m["id"], m.get("revision", "main"), files=gguf,
+                                  pretrained=m.get("pretrained", True), where=where))  # fmt: skip
+        elif m["source"] == "timm" and m.get("id"):
+            refs.append(Reference(key, "timm", m["id"], pretrained=m.get("pretrained", True), where=where))
+        if m.get("path"):
+            refs.append(Reference(key + ".path", "path", m["path"], files=gguf, where=where))
+    for i, d in enumerate(config["datasets"]):
+        key, where = f"datasets[{i}] (dataset '{d['name']}')", ("datasets", i)
+        if d.get("id"):
+            columns = (d.get("image_column", "image"), d.get("text_column", "text"))
+            refs.append(Reference(key, "dataset", d["id"], d["revision"], (d["split"],), columns, where=where))
+        elif d.get("path"):
+            refs.append(Reference(key + ".path", "path", d["path"], where=where))
+        elif d["kind"] == "places365" and not d.get("download", True):
+            refs.append(Reference(key + ".root", "path", d["root"], where=where))
+    for i, t in enumerate((config.get("probes") or {}).get("tasks", [])):
+        if t["kind"] != "vtab":
+            continue
+        key, where = f"probes.tasks[{i}] '{t['name']}'", ("probes", "tasks", i)
+        splits = tuple(dict.fromkeys((t.get("fit_split", "train"), t.get("test_split", "test"))))
+        if t.get("id"):
+            columns = (t.get("image_column", "webp"), t.get("label_column", "cls"))
+            refs.append(Reference(key, "dataset", t["id"], t["revision"], splits, columns, where=where))
+        else:
+            refs.append(Reference(key + ".path", "path", t["path"], where=where))
+    for name, task in config["downstream"]["tasks"].items():
+        key, where = f"downstream.tasks.{name}", ("downstream", "tasks", name)
+        if task["kind"] == "hellaswag" and task.get("id"):
+            columns = ("activity_label", "ctx_a", "ctx_b", "endings", "label")
+            refs.append(Reference(key, "dataset", task["id"], task.get("revision", "main"),
+                                  (task.get("split", "validation"),), columns, where=where))  # fmt: skip
+        for path_key in ("path", "table"):
+            if task.get(path_key):
+                refs.append(Reference(f"{key}.{path_key}", "path", task[path_key], where=where))
+    lm = config["lm_score"]
+    if lm["corpus"] == "openwebtext":
+        if lm.get("corpus_path"):
+            refs.append(Reference("lm_score.corpus_path", "path", lm["corpus_path"], where=("lm_score",)))
+        else:
+            hub = lm["corpus_hub"]
+            files = tuple(hub["data_files"])
+            refs.append(Reference("lm_score.corpus_hub", "dataset", hub["id"], hub["revision"], (), ("text",), files,
+                                  where=("lm_score", "corpus_hub")))  # fmt: skip
+    images = config["colour"]["images"] if config["colour"]["sets"] else {}
+    if images.get("kind") == "huggingface":
+        if images.get("id"):
+            refs.append(Reference("colour.images", "dataset", images["id"], images.get("revision", "main"),
+                                  (images.get("split", "train"),), (images.get("image_column", "image"),),
+                                  where=("colour", "images")))  # fmt: skip
+        elif images.get("path"):
+            refs.append(Reference("colour.images.path", "path", images["path"], where=("colour", "images")))
+    return refs
+
+
+# ---------------------------------------------------------------------------------------------- local
+def check_path(ref: Reference, root: Path) -> list[str]:
+    """A local path (relative to ``root``) exists, and so does each file it must hold (a GGUF file)."""
+    path = Path(ref.id) if Path(ref.id).is_absolute() else root / ref.id
+    if not path.exists():
+        return [f"{ref.key}: '{ref.id}' does not exist"]
+    return [f"{ref.key}: '{ref.id}' has no file '{f}'" for f in ref.files if not (path / f).is_file()]
+
+
+def check_timm(ref: Reference) -> tuple[list[str], Reference | None]:
+    """A timm id is a registered architecture, and a pretrained one has pretrained weights under that tag.
+    Returns the problems and, for pretrained weights on the hub, the hub model that holds them."""
+    import timm
+
+    arch = ref.id.split(".", 1)[0]
+    if not timm.is_model(arch):
+        from difflib import get_close_matches
+
+        close = get_close_matches(arch, timm.list_models(), n=3, cutoff=0.85)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        return [f"{ref.key}: '{ref.id}' is not a timm architecture{hint}"], None
+    if not ref.pretrained:
+        return [], None
+    if ref.id not in timm.list_pretrained(ref.id) and not ("." not in ref.id and timm.list_pretrained(f"{arch}.*")):
+        tags = timm.list_pretrained(f"{arch}.*")[:8]
+        return [f"{ref.key}: timm has no pretrained weights '{ref.id}' (it has: {', '.join(tags) or 'none'})"], None
+    cfg = timm.models.get_pretrained_cfg(ref.id)
+    hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+    if not hub_id:
+        return [], None
+    return [], Reference(ref.key, "model", hub_id, "main", where=ref.where)
+
+
+# ---------------------------------------------------------------------------------------------- hub
+def weight_files(siblings) -> list:
+    """The weight files of a repo: safetensors where there are any, else PyTorch pickles (or GGUF)."""
+    files = [s for s in siblings or [] if s.rfilename.endswith(WEIGHT_SUFFIXES)]
+    for suffix in (".safetensors", ".bin", ".pth", ".pt"):
+        chosen = [s for s in files if s.rfilename.endswith(suffix) and "optimizer" not in s.rfilename]
+        if chosen:
+            return chosen
+    return files
+
+
+def _card(info) -> dict:
+    """The YAML header of a repo's card as a dict (``CardData.to_dict``)."""
+    return info.card_data.to_dict() if info.card_data is not None else {}
+
+
+def split_names(info) -> list[str]:
+    """The splits a hub dataset offers, as ``datasets`` finds them: the card's ``configs`` data files, else
+    its ``dataset_info.splits``, else the split patterns of ``datasets`` over the repo's file names."""
+    card = _card(info)
+    for config in card.get("configs") or []:
+        if config.get("default") or len(card["configs"]) == 1 or config.get("config_name") == "default":
+            files = config.get("data_files")
+            if isinstance(files, list) and all(isinstance(f, dict) for f in files):
+                return [f["split"] for f in files]
+    dataset_info = card.get("dataset_info")
+    if isinstance(dataset_info, list):
+        dataset_info = dataset_info[0] if dataset_info else None
+    if isinstance(dataset_info, dict) and dataset_info.get("splits"):
+        return [s["name"] for s in dataset_info["splits"]]
+    from datasets.data_files import _get_data_files_patterns
+
+    names = [s.rfilename for s in info.siblings or [] if not s.rfilename.startswith(".")]
+
+    def resolve(pattern: str) -> list[str]:
+        bare = pattern[3:] if pattern.startswith("**/") else None
+        return [n for n in names if fnmatch.fnmatch(n, pattern) or (bare and fnmatch.fnmatch(n, bare))]
+
+    try:
+        return [str(s) for s in _get_data_files_patterns(resolve)]
+    except FileNotFoundError:
+        return []
+
+
+def column_names(info) -> list[str] | None:
+    """The columns the card lists (``dataset_info.features``), or None where it lists none."""
+    dataset_info = _card(info).get("dataset_info")
+    if isinstance(dataset_info, list):
+        dataset_info = dataset_info[0] if dataset_info else None
+    features = (dataset_info or {}).get("features") if isinstance(dataset_info, dict) else None
+    if not features:
+        return None
+    return [f["name"] for f in features if isinstance(f, dict) and "name" in f]
+
+
+def _gated_problem(ref: Reference, api, token, repo_type: str) -> str | None:
+    """None when the token may read the gated repo; else what to do about it."""
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    page = f"{HUB}/{'datasets/' if repo_type == 'dataset' else ''}{ref.id}"
+    if not token:
+        return f"{ref.key}: {ref.id} is gated: accept its licence at {page}, then set HF_TOKEN (no token is set)"
+    try:
+        api.auth_check(ref.id, repo_type=repo_type, token=token)
+    except (GatedRepoError, RepositoryNotFoundError):
+        return f"{ref.key}: {ref.id} is gated and this token has no access: accept its licence at {page}"
+    return None
+
+
+def resolve_hub(ref: Reference, api, token) -> tuple[dict, list[str]]:
+    """One hub model or dataset: what it resolves to, and its problems."""
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+    repo_type = "dataset" if ref.kind == "dataset" else "model"
+    fetch = api.dataset_info if repo_type == "dataset" else api.model_info
+    try:
+        info = fetch(ref.id, revision=ref.revision, files_metadata=True, token=token or None)
+    except RevisionNotFoundError:
+        return {}, [f"{ref.key}: {ref.id} has no revision '{ref.revision}'"]
+    except RepositoryNotFoundError:
+        return {}, [f"{ref.key}: {repo_type} {ref.id} does not exist on the hub (or is private)"]
+    resolved = {"sha": info.sha, "gated": info.gated or False}
+    problems = []
+    if info.gated and (problem := _gated_problem(ref, api, token, repo_type)):
+        problems.append(problem)
+    files = {s.rfilename: s for s in info.siblings or []}
+    problems += [f"{ref.key}: {ref.id}@{ref.revision} has no file '{f}'" for f in ref.files if f not in files]
+    if repo_type == "model":
+        weights = [files[f] for f in ref.files if f in files] or weight_files(info.siblings)
+        resolved["weight_bytes"] = int(sum(s.size or 0 for s in weights))
+        if info.safetensors is not None:
+            resolved["parameters"] = int(info.safetensors.total)
+        if ref.pretrained and not weights:
+            problems.append(f"{ref.key}: {ref.id}@{ref.revision} has no weight files")
+        return resolved, problems
+    splits = split_names(info)
+    resolved["splits"] = splits
+    problems += [
+        f"{ref.key}: {ref.id} has no split '{s}' (it has: {', '.join(splits) or 'none'})"
+        for s in ref.splits
+        if splits and s not in splits
+    ]
+    columns = column_names(info)
+    resolved["columns"] = columns
+    if columns is not None:
+        problems += [
+            f"{ref.key}: {ref.id} has no column '{c}' (it has: {', '.join(columns)})" for c in ref.columns
+            if c not in columns
+        ]  # fmt: skip
+    return resolved, problems
+
+
+def hub_offline_reason() -> str | None:
+    """Why the hub part is skipped, or None when it runs."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    return None
+
+
+def _unreachable(err: Exception) -> bool:
+    """A connection failure (no network, DNS, a refused proxy), not an answer from the hub: httpx's (and
+    httpx2's, which huggingface_hub uses) transport errors, or the standard library's."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if isinstance(err, HfHubHTTPError):
+        return False
+    names = {c.__name__ for c in type(err).__mro__}
+    return isinstance(err, (ConnectionError, TimeoutError)) or "TransportError" in names
+
+
+def check(refs: list[Reference], root: str | Path = ".", api=None, token: str | None = None) -> dict:
+    """Check every reference; return ``{"hub": ..., "references": [...], "problems": [...]}``."""
+    root = Path(root)
+    problems, entries, hub_refs = [], [], []
+    for ref in refs:
+        entry = ref.as_dict()
+        del entry["where"]
+        if ref.kind == "path":
+            found = check_path(ref, root)
+            problems += found
+            entries.append(entry | {"exists": not found})
+        elif ref.kind == "timm":
+            found, weights = check_timm(ref)
+            problems += found
+            entries.append(entry)
+            if weights is not None:
+                hub_refs.append((weights, entry))
+        else:
+            entries.append(entry)
+            hub_refs.append((ref, entry))
+    hub = "checked"
+    if hub_refs and (reason := hub_offline_reason()):
+        hub = f"skipped: {reason}; {len(hub_refs)} hub references not checked"
+    elif hub_refs:
+        from huggingface_hub import HfApi, get_token
+
+        api = api or HfApi()
+        token = token if token is not None else get_token()
+        for ref, entry in hub_refs:
+            try:
+                resolved, found = resolve_hub(ref, api, token)
+            except Exception as err:
+                if not _unreachable(err):
+                    raise
+                hub = f"skipped: the hub is unreachable ({err.__class__.__name__}); hub references not checked"
+                break
+            problems += found
+            entry.update(({"hub_id": ref.id} if entry["id"] != ref.id else {}) | resolved)
+    elif not hub_refs:
+        hub = "no hub references"
+    return {"hub": hub, "references": entries, "problems": problems}
+
+
+def preflight_references(refs: list[Reference], root: str | Path = ".", api=None, token: str | None = None) -> dict:
+    """``check`` the references; raise ``PreflightError`` listing every problem."""
+    report = check(refs, root, api, token)
+    if report["problems"]:
+        listing = "\n  - ".join(report["problems"])
+        raise PreflightError(f"preflight found {len(report['problems'])} problems; no model job has started:\n  - {listing}")
+    return report
+
+
+def preflight(config: dict, root: str | Path = ".", api=None, token: str | None = None) -> dict:
+    """``check`` every reference of a validated config; raise ``PreflightError`` listing every problem."""
+    return preflight_references(references(config), root, api, token)
+
+
+def pin_config(config: dict, validated: dict, report: dict) -> dict:
+    """A copy of the user's ``config`` whose hub revisions are the commits ``report`` resolved (``validated``:
+    the same config validated, defaults filled in; a section the user left to its defaults is written out)."""
+    pinned = copy.deepcopy(config)
+    refs = {r.key: r for r in references(validated)}
+    for entry in report["references"]:
+        ref = refs.get(entry["key"])
+        if ref is None or not entry.get("sha") or ref.kind not in ("model", "dataset"):
+            continue
+        node, full = pinned, validated
+        for part in ref.where:
+            full = full[part]
+            if isinstance(node, dict) and node.get(part) is None:
+                node[part] = copy.deepcopy(full)
+            node = node[part]
+        node["revision"] = entry["sha"]
+    return pinned
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m prh.preflight pin results/preflight.json CONFIG``: print CONFIG with pinned revisions."""
+    import json
+    import sys
+
+    import yaml
+
+    from prh.config import validate_config
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 3 or args[0] != "pin":
+        print(main.__doc__, file=sys.stderr)
+        return 2
+    report = json.loads(Path(args[1]).read_text())
+    config = yaml.safe_load(Path(args[2]).read_text())
+    validated = validate_config(copy.deepcopy(config))
+    sys.stdout.write(yaml.safe_dump(pin_config(config, validated, report), sort_keys=False, width=120))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

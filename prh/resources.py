@@ -1,0 +1,76 @@
+"""Cluster resources of a job from the size of what it holds, known before anything is downloaded.
+
+A model job's memory, GPUs and time follow from its parameter count (a model's ``params`` key, else what
+preflight resolved on the hub): its weights in the compute dtype, with ``HEADROOM`` for activations and the
+CUDA context, over as many GPUs as they need; its time from the forward FLOPs (2 · parameters · tokens) at
+``THROUGHPUT``, a conservative sustained rate of transformers' eager bfloat16 forward on one A100/H100. A state
+job's memory follows from its features store's layers × width × N.
+"""
+
+from __future__ import annotations
+
+import math
+
+BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
+HEADROOM = 1.2  # activations of a batch, the CUDA context, allocator fragmentation
+HOST_BASE_MB = 8000  # interpreter, torch, tokenizer, one batch of inputs
+SHARD_MB = 10000  # loading straight to the GPUs, the host holds about one safetensors shard at a time
+THROUGHPUT = 25e12  # FLOP/s
+BASE_MINUTES = 30  # start-up, the download from a warm cache, writing the store
+
+
+def weight_bytes(parameters: float, dtype: str) -> int:
+    """Bytes of ``parameters`` weights in ``dtype``."""
+    return int(math.ceil(parameters * BYTES[dtype]))
+
+
+def gpus_needed(weights: int, gpu_memory_gb: float) -> int:
+    """GPUs of ``gpu_memory_gb`` that hold ``weights`` bytes with ``HEADROOM``."""
+    return max(1, math.ceil(weights * HEADROOM / (gpu_memory_gb * 1e9)))
+
+
+def model_job(parameters: float, compute_dtype: str, tokens: float, gpus: int, gpu_memory_gb: float) -> dict:
+    """``mem_mb``, ``gpu`` and ``runtime`` (minutes) of a job that runs a model of ``parameters`` over
+    ``tokens`` tokens. ``gpus``: what the config gives each model job (0: none, the model runs on the CPU
+    and its weights live in host memory); a model that does not fit that many gets as many as it needs."""
+    weights = weight_bytes(parameters, compute_dtype)
+    if gpus:
+        gpu = max(gpus, gpus_needed(weights, gpu_memory_gb))
+        mem_mb = HOST_BASE_MB + min(SHARD_MB, math.ceil(weights / 1e6))
+    else:
+        gpu, mem_mb = 0, HOST_BASE_MB + math.ceil(weights * HEADROOM / 1e6)
+    runtime = BASE_MINUTES + math.ceil(2 * parameters * tokens / THROUGHPUT / 60)
+    return {"mem_mb": int(mem_mb), "gpu": int(gpu), "runtime": int(runtime)}
+
+
+def state_mem_mb(layers: int, width: int, samples: int) -> int:
+    """Memory of one model's state job: its features read as float64 and two working copies (the prepared
+    layers and the all-layers candidate), with ``HOST_BASE_MB`` for the rest."""
+    return HOST_BASE_MB // 4 + math.ceil(3 * layers * width * samples * 8 / 1e6)
+
+
+def store_state_mem_mb(path) -> int:
+    """``state_mem_mb`` of a features store, read from its shape (layer, sample, width) alone. A store that
+    does not exist yet raises FileNotFoundError: Snakemake then sizes the job once the store is written."""
+    from pathlib import Path
+
+    import zarr
+
+    if not Path(path).exists():
+        raise FileNotFoundError(2, "no features store yet", str(path))  # .filename: Snakemake's test
+    layers, samples, width = zarr.open_group(str(path), mode="r")["features"].shape
+    return state_mem_mb(layers, width, samples)
+
+
+def model_parameters(spec: dict, preflight: dict | None) -> float | None:
+    """A model's parameter count: its ``params`` key, else what preflight resolved on the hub (the
+    safetensors parameter count, else the weight bytes over the bytes of the stored dtype)."""
+    if spec.get("params"):
+        return float(spec["params"])
+    for entry in (preflight or {}).get("references", []):
+        if entry.get("key", "").endswith(f"(model '{spec['name']}')"):
+            if entry.get("parameters"):
+                return float(entry["parameters"])
+            if entry.get("weight_bytes"):
+                return entry["weight_bytes"] / 2  # hub weights are mostly float16/bfloat16
+    return None
