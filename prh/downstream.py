@@ -1,9 +1,9 @@
 """Downstream performance of causal language models (the paper's Fig. 4): multiple-choice tasks scored by
 log-likelihood, each item a context and its endings, the model's answer the ending it finds most likely.
 
-* ``score_endings`` is the scoring rule of HellaSwag as lm-evaluation-harness runs it: the summed
-  log-probability of each ending's tokens given the context, ``acc`` taking the largest and ``acc_norm`` the
-  largest per byte of the ending (length-normalised).
+* ``score_endings`` is the scoring rule of HellaSwag as lm-evaluation-harness (0.4) runs it: the summed
+  log-probability of each ending's tokens given the context (``encode_pair``: its token split), ``acc`` taking
+  the largest and ``acc_norm`` the largest per character of the choice (length-normalised).
 * Offline, the task is generated from the shapes world's latent scenes (``anchor_items``): a caption is cut
   before its second mention of the anchor group ("... to the left of the"), and the endings are the true
   noun with the rest of the caption, the same shape in the wrong grammatical number (a count swap), and two
@@ -11,7 +11,7 @@ log-likelihood, each item a context and its endings, the model's answer the endi
   the caption never mentions a colour twice, so every colour is equally likely given any prefix and even
   the true caption distribution scores them at chance.
 * ``read_task`` reads a task table (``context``, ``endings``, ``label``); ``hellaswag_items`` turns the hub's
-  HellaSwag rows (``ctx``, ``endings``, ``label``) into one.
+  HellaSwag rows into one with lm-evaluation-harness's context and preprocessing.
 * A benchmark scored by generation (GSM8K in the paper's Fig. 4) is out of scope: its accuracies are read from
   a versioned table of published scores (``read_published``, a CSV kept in git), one row per model with the
   citation it comes from, and ``published_scores`` matches the table to the config's language models. The
@@ -20,6 +20,7 @@ log-likelihood, each item a context and its endings, the model's answer the endi
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from prh.datasets import PLURALS, SHAPES, caption_scene, sample_scene
 
 DOWNSTREAM_STREAM = 300  # the task's scenes: a stream no dataset, probe task or training set uses
 TASK_COLUMNS = ("context", "endings", "label")
+HELLASWAG_COLUMNS = ("activity_label", "ctx_a", "ctx_b", "endings", "label")
 # model_id: a hub id (a config entry's id) or a config entry's name; accuracy: a fraction in [0, 1];
 # setting: how it was measured ("5-shot, exact match"); source: the citation; url: where it is printed
 PUBLISHED_COLUMNS = ("model_id", "accuracy", "setting", "source", "url")
@@ -68,10 +70,25 @@ def anchor_items(size: int, seed: int) -> list[dict]:
     return items
 
 
+def hellaswag_preprocess(text: str) -> str:
+    """lm-evaluation-harness's clean-up of HellaSwag text (``lm_eval/tasks/hellaswag/utils.py``): the WikiHow
+    part's `` [title]`` becomes ``". "``, other bracketed tags are removed, double spaces collapsed."""
+    text = text.strip().replace(" [title]", ". ")
+    text = re.sub("\\[.*?\\]", "", text)
+    return text.replace("  ", " ")
+
+
 def hellaswag_items(rows) -> list[dict]:
-    """HellaSwag's validation rows (``ctx``, ``endings``, ``label``; the hub's ``Rowan/hellaswag``) as items,
-    each ending preceded by a space, as lm-evaluation-harness scores them."""
-    return [{"context": r["ctx"], "endings": [" " + e for e in r["endings"]], "label": int(r["label"])} for r in rows]
+    """HellaSwag rows (the hub's ``Rowan/hellaswag``: ``activity_label``, ``ctx_a``, ``ctx_b``, ``endings``,
+    ``label``) as lm-evaluation-harness builds them (its ``process_docs``): the context
+    ``activity_label + ": " + ctx_a + " " + ctx_b.capitalize()`` and each ending, both preprocessed; each
+    ending is scored after the target delimiter, a space."""
+    items = []
+    for r in rows:
+        context = hellaswag_preprocess(r["activity_label"] + ": " + r["ctx_a"] + " " + r["ctx_b"].capitalize())
+        endings = [" " + hellaswag_preprocess(e) for e in r["endings"]]
+        items.append({"context": context, "endings": endings, "label": int(r["label"])})
+    return items
 
 
 def check_task(table, where: str) -> None:
@@ -89,23 +106,37 @@ def read_task(path: str | Path):
     return table
 
 
+def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """lm-evaluation-harness's split of a (context, continuation) into tokens (``_encode_pair``): trailing
+    spaces of the context move to the continuation, the whole text is encoded with the tokenizer's own
+    special tokens (a BOS where the tokenizer adds one), and the continuation's tokens are those beyond the
+    context's. An empty context is the BOS token (else EOS) alone."""
+    if not context:
+        prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        return [prefix], tokenizer(continuation)["input_ids"]
+    spaces = len(context) - len(context.rstrip())
+    if spaces:
+        context, continuation = context[:-spaces], context[-spaces:] + continuation
+    whole = tokenizer(context + continuation)["input_ids"]
+    context_ids = tokenizer(context)["input_ids"]
+    return context_ids, whole[len(context_ids) :]
+
+
 def score_pairs(model, tokenizer, pairs: list[tuple[str, str]], limit: int | None = None) -> np.ndarray:
-    """The log-likelihood of each (context, ending)'s ending given its context, all in one padded batch: the
-    ending's tokens are those of context + ending beyond the context's own tokens. A sequence longer than
-    ``limit`` tokens (the model's positions) keeps its last ``limit``: the context is cut from the left, as
-    lm-evaluation-harness does."""
+    """The log-likelihood of each (context, ending)'s ending given its context, all in one padded batch, as
+    lm-evaluation-harness computes it (``encode_pair``; the input is the last ``limit + 1`` tokens, the model's
+    positions, less the last one, so a long context is cut from the left)."""
     import torch
     import torch.nn.functional as F
 
-    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-    full = [tokenizer(c + e, add_special_tokens=False)["input_ids"] for c, e in pairs]
-    firsts = [1 + _common_prefix(tokenizer(c, add_special_tokens=False)["input_ids"], ids)
-              for (c, _), ids in zip(pairs, full)]  # fmt: skip
-    sequences = [[start] + ids for ids in full]
-    if limit is not None:
-        cut = [max(0, len(seq) - limit) for seq in sequences]
-        sequences = [seq[c:] for seq, c in zip(sequences, cut)]
-        firsts = [max(1, f - c) for f, c in zip(firsts, cut)]
+    encoded = [encode_pair(tokenizer, c, e) for c, e in pairs]
+    sequences, lengths = [], []
+    for context_ids, ending_ids in encoded:
+        tokens = context_ids + ending_ids
+        if limit is not None:
+            tokens = tokens[-(limit + 1) :]
+        sequences.append(tokens[:-1])
+        lengths.append(len(ending_ids))
     width = max(len(s) for s in sequences)
     inputs = torch.zeros((len(sequences), width), dtype=torch.long)
     mask = torch.zeros_like(inputs)
@@ -114,25 +145,24 @@ def score_pairs(model, tokenizer, pairs: list[tuple[str, str]], limit: int | Non
     device = next(model.parameters()).device
     with torch.inference_mode():
         logits = model(input_ids=inputs.to(device), attention_mask=mask.to(device)).logits.float()
-    logprobs = F.log_softmax(logits[:, :-1], dim=-1).cpu()
+    logprobs = F.log_softmax(logits, dim=-1).cpu()
     scores = []
-    for row, (s, first) in enumerate(zip(sequences, firsts)):
-        targets = torch.tensor(s[first:])
-        scores.append(float(logprobs[row, first - 1 : len(s) - 1].gather(1, targets[:, None]).sum()))
+    for row, ((_, ending_ids), s, n) in enumerate(zip(encoded, sequences, lengths)):
+        targets = torch.tensor(ending_ids)
+        scores.append(float(logprobs[row, len(s) - n : len(s)].gather(1, targets[:, None]).sum()))
     return np.array(scores)
 
 
+def choice_length(ending: str) -> int:
+    """The length ``acc_norm`` divides by: characters of the choice, without the target delimiter (a leading
+    space), as lm-evaluation-harness's ``process_results``."""
+    return len(ending.removeprefix(" "))
+
+
 def score_endings(model, tokenizer, context: str, endings: list[str], limit: int | None = None):
-    """(log-likelihood, bytes) of each ending of one item given its context."""
+    """(log-likelihood, length of each choice) of each ending of one item given its context."""
     loglik = score_pairs(model, tokenizer, [(context, e) for e in endings], limit)
-    return loglik, np.array([len(e.encode("utf-8")) for e in endings])
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    while n < min(len(a), len(b)) and a[n] == b[n]:
-        n += 1
-    return n
+    return loglik, np.array([choice_length(e) for e in endings])
 
 
 def evaluate(model, tokenizer, table, batch_size: int = 32, limit: int | None = None) -> dict:
@@ -144,10 +174,10 @@ def evaluate(model, tokenizer, table, batch_size: int = 32, limit: int | None = 
                              for b in range(0, len(pairs), batch_size)])  # fmt: skip
     correct, correct_norm, start = 0, 0, 0
     for _, endings, label in items:
-        scores, nbytes = loglik[start : start + len(endings)], np.array([len(e.encode("utf-8")) for e in endings])
+        scores, lengths = loglik[start : start + len(endings)], np.array([choice_length(e) for e in endings])
         start += len(endings)
         correct += int(np.argmax(scores) == label)
-        correct_norm += int(np.argmax(scores / nbytes) == label)
+        correct_norm += int(np.argmax(scores / lengths) == label)
     chance = float(np.mean([1 / len(e) for _, e, _ in items]))
     return {"items": len(items), "acc": correct / len(items), "acc_norm": correct_norm / len(items), "chance": chance}
 
@@ -164,7 +194,7 @@ def build_task(spec: dict, where: str):
         from prh.datasets import load_hf_table
 
         rows = load_hf_table(spec, spec["split"], where)
-        missing = [c for c in ("ctx", "endings", "label") if c not in rows.column_names]
+        missing = [c for c in HELLASWAG_COLUMNS if c not in rows.column_names]
         if missing:
             raise ValueError(f"{where}: the HellaSwag table has no column {', '.join(map(repr, missing))}")
         size = spec.get("size") or len(rows)

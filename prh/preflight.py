@@ -88,7 +88,8 @@ def references(config: dict) -> list[Reference]:
     for name, task in config["downstream"]["tasks"].items():
         key, where = f"downstream.tasks.{name}", ("downstream", "tasks", name)
         if task["kind"] == "hellaswag" and task.get("id"):
-            columns = ("activity_label", "ctx_a", "ctx_b", "endings", "label")
+            from prh.downstream import HELLASWAG_COLUMNS as columns
+
             refs.append(Reference(key, "dataset", task["id"], task.get("revision", "main"),
                                   (task.get("split", "validation"),), columns, where=where))  # fmt: skip
         for path_key in ("path", "table"):

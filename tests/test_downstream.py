@@ -34,32 +34,32 @@ def tiny_lm():
 
 
 def test_an_item_scores_as_a_hand_computed_log_likelihood(tiny_lm):
+    """lm-evaluation-harness's convention, by hand: the text as the tokenizer encodes it (this byte-level BPE
+    adds no BOS), the first token unscored, each ending token scored given everything before it."""
     model, tokenizer = tiny_lm
     context, endings = "Two small red circles above the", [" square.", " squares.", " star on a plain background."]
-    ours, nbytes = score_endings(model, tokenizer, context, endings)
-    start = tokenizer.bos_token_id
+    ours, lengths = score_endings(model, tokenizer, context, endings)
     for ending, value in zip(endings, ours):  # one sequence at a time, token by token
-        ids = [start] + tokenizer(context + ending, add_special_tokens=False)["input_ids"]
-        first = 1 + len(tokenizer(context, add_special_tokens=False)["input_ids"])
+        ids = tokenizer(context + ending)["input_ids"]
+        first = len(tokenizer(context)["input_ids"])
         with torch.no_grad():
             logits = model(torch.tensor([ids])).logits[0]
         expected = sum(float(torch.log_softmax(logits[t - 1], -1)[ids[t]]) for t in range(first, len(ids)))
         assert value == pytest.approx(expected, abs=1e-4)
-    assert nbytes.tolist() == [8, 9, 28]
+    assert lengths.tolist() == [7, 8, 27]  # characters of each choice, the delimiter (a space) excluded
     mixed = [("A large", " blue star."), (context, endings[2]), ("Three", " small crosses.")]  # padded together
     alone = [score_pairs(model, tokenizer, [pair])[0] for pair in mixed]
     np.testing.assert_allclose(score_pairs(model, tokenizer, mixed), alone, atol=1e-4)
-    # beyond the model's positions the context is cut from the left: the last `limit` tokens are scored
-    ids = [tokenizer.bos_token_id] + tokenizer(context + endings[2], add_special_tokens=False)["input_ids"]
-    n_ending = len(ids) - 1 - len(tokenizer(context, add_special_tokens=False)["input_ids"])
+    # beyond the model's positions the context is cut from the left: the last `limit` + 1 tokens, less the last
+    ids = tokenizer(context + endings[2])["input_ids"]
+    n_ending = len(ids) - len(tokenizer(context)["input_ids"])
     limit = n_ending + 2  # two context tokens kept
-    assert limit < len(ids)
+    kept = ids[-(limit + 1) :]
     with torch.no_grad():
-        logits = model(torch.tensor([ids[-limit:]])).logits[0]
-    kept = ids[-limit:]
-    expected = sum(float(torch.log_softmax(logits[t - 1], -1)[kept[t]]) for t in range(limit - n_ending, limit))
+        logits = model(torch.tensor([kept[:-1]])).logits[0]
+    expected = sum(float(torch.log_softmax(logits[t - 1], -1)[kept[t]]) for t in range(len(kept) - n_ending, len(kept)))
     assert score_pairs(model, tokenizer, [(context, endings[2])], limit)[0] == pytest.approx(expected, abs=1e-4)
-    table = pl.DataFrame({"context": [context], "endings": [endings], "label": [int(np.argmax(ours / nbytes))]})
+    table = pl.DataFrame({"context": [context], "endings": [endings], "label": [int(np.argmax(ours / lengths))]})
     assert evaluate(model, tokenizer, table) | {"acc": None} == {"items": 1, "acc": None, "acc_norm": 1.0,
                                                                   "chance": pytest.approx(1 / 3)}  # fmt: skip
 
@@ -88,13 +88,19 @@ def test_a_task_table_missing_a_column_is_one_clear_error(tmp_path):
 
 
 def test_hellaswag_rows_from_a_local_save_to_disk_folder(tmp_path):
+    """HellaSwag's first validation row: its context as lm-evaluation-harness builds it (activity label, ctx_a,
+    ctx_b capitalised), not the raw ``ctx``; a table without those columns is one clear error."""
     import datasets
 
-    rows = {"ctx": ["A man is sitting on a roof. he"], "endings": [["is using wrap.", "is ripping level tiles off.",
+    rows = {"activity_label": ["Roof shingle removal"], "ctx_a": ["A man is sitting on a roof."], "ctx_b": ["he"],
+            "ctx": ["A man is sitting on a roof. he"], "endings": [["is using wrap.", "is ripping level tiles off.",
             "is holding a rubik's cube.", "starts pulling up roofing."]], "label": ["3"], "split": ["val"]}  # fmt: skip
     datasets.Dataset.from_dict(rows).save_to_disk(tmp_path / "hellaswag")
     table = build_task({"kind": "hellaswag", "path": str(tmp_path / "hellaswag"), "split": "validation"}, "hs")
-    assert table.row(0) == (rows["ctx"][0], [" " + e for e in rows["endings"][0]], 3)
+    assert table.row(0) == ("Roof shingle removal: A man is sitting on a roof. He", [" " + e for e in rows["endings"][0]], 3)
+    datasets.Dataset.from_dict({k: rows[k] for k in ("ctx", "endings", "label")}).save_to_disk(tmp_path / "old")
+    with pytest.raises(ValueError, match="hs: the HellaSwag table has no column 'activity_label', 'ctx_a', 'ctx_b'"):
+        build_task({"kind": "hellaswag", "path": str(tmp_path / "old"), "split": "validation"}, "hs")
 
 
 PUBLISHED = """# GSM8K, version 2 (a comment line)
@@ -146,3 +152,86 @@ def test_the_paper_presets_gsm8k_table_is_well_formed():
     ids = {m.get("id") for m in yaml.safe_load(open("configs/paper.yaml"))["models"]}
     assert set(table["model_id"]) <= ids
     assert all(url.startswith("https://") for url in table["url"]) and table["setting"].str.len_chars().min() > 0
+
+
+# HellaSwag-shaped rows (fixture text): an ActivityNet item, and WikiHow items with [title]/[step] tags,
+# double spaces and a lowercase ctx_b, the cases lm-evaluation-harness's preprocessing touches.
+HELLASWAG_ROWS = [
+    {"activity_label": "Washing face", "ctx_a": "A man stands at a sink and splashes water.", "ctx_b": "he",
+     "endings": ["reaches for a towel.", "rides a horse across the sink.", "paints the  mirror blue.",
+                 "sings to the faucet."], "label": 0},
+    {"activity_label": "Home and Garden", "ctx_a": "[header] How to water a cactus [title] Check the soil.",
+     "ctx_b": "[step] push a finger into the soil.", "endings": ["[substeps] If it is dry, water it.",
+     "Water it every hour [title] forever.", "The cactus [step] sings.", "Dig it up and throw it away."],
+     "label": 0},
+    {"activity_label": "Playing guitar", "ctx_a": "A girl sits on a chair holding a guitar.", "ctx_b": "she",
+     "endings": ["strums the strings slowly.", "eats the guitar.", "throws the chair  at the wall.",
+                 "flies out of the window."], "label": 0},
+    {"activity_label": "Cooking", "ctx_a": "[header] How to boil an egg [title] Fill a pot with water.",
+     "ctx_b": "", "endings": ["[step] Place the egg in the pot and heat it.", "Paint the egg red.",
+     "Throw the pot [title] away.", "Sit on the egg."], "label": 0},
+]  # fmt: skip
+
+
+def test_hellaswag_items_are_lm_eval_process_docs():
+    """Context and endings equal lm-evaluation-harness's own process_docs (lm-eval 0.4.13) on the same rows."""
+    import datasets
+    from lm_eval.tasks.hellaswag.utils import process_docs
+
+    from prh.downstream import hellaswag_items
+
+    theirs = process_docs(datasets.Dataset.from_list(HELLASWAG_ROWS))
+    ours = hellaswag_items(HELLASWAG_ROWS)
+    assert [i["context"] for i in ours] == theirs["query"]
+    assert [[e[1:] for e in i["endings"]] for i in ours] == theirs["choices"]  # ours carry the delimiter
+    assert [i["endings"][0][0] for i in ours] == [" "] * len(ours)
+    assert [i["label"] for i in ours] == theirs["gold"]
+    assert ours[1]["context"] == "Home and Garden: How to water a cactus. Check the soil. push a finger into the soil."  # capitalize() meets "["
+
+
+def test_loglikelihoods_and_accuracies_equal_lm_eval(tiny_lm, tmp_path):
+    """lm-evaluation-harness's HFLM and its HellaSwag task definition (a local copy reading these rows) on the
+    same tiny GPT-2: the same per-ending log-likelihoods (to 1e-5), acc and acc_norm. The model's 64 positions
+    make the longer items cut their context from the left in both."""
+    import json
+
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    from prh.downstream import hellaswag_items
+
+    model, tokenizer = tiny_lm
+    folder = tmp_path / "tiny-gpt2"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    rows = HELLASWAG_ROWS * 2  # 8 items, two of each
+    data = tmp_path / "hellaswag.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "utils.py").write_text("from lm_eval.tasks.hellaswag.utils import process_docs  # noqa: F401\n")
+    (tasks / "hellaswag_local.yaml").write_text(
+        "task: hellaswag_local\ndataset_path: json\n"
+        f"dataset_kwargs:\n  data_files:\n    validation: {data}\n"
+        "output_type: multiple_choice\nvalidation_split: validation\ntest_split: null\n"
+        "process_docs: !function utils.process_docs\n"  # the rest as lm_eval/tasks/hellaswag/hellaswag.yaml
+        'doc_to_text: "{{query}}"\ndoc_to_target: "{{label}}"\ndoc_to_choice: "choices"\n'
+        "metric_list:\n  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n"
+        "  - metric: acc_norm\n    aggregation: mean\n    higher_is_better: true\n"
+    )
+    lm = HFLM(pretrained=str(folder), device="cpu", batch_size=4)
+    out = lm_eval.simple_evaluate(model=lm, tasks=["hellaswag_local"], task_manager=TaskManager(include_path=str(tasks)),
+                                  log_samples=True, num_fewshot=0)  # fmt: skip
+    samples = sorted(out["samples"]["hellaswag_local"], key=lambda s: s["doc_id"])
+    theirs = np.array([[float(r[0][0]) for r in s["resps"]] for s in samples])
+    items = hellaswag_items(rows)
+    limit = model.config.n_positions
+    ours = np.array([score_pairs(model, tokenizer, [(i["context"], e) for e in i["endings"]], limit) for i in items])
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    longest = max(len(tokenizer(i["context"] + i["endings"][0])["input_ids"]) for i in items)
+    assert longest > limit  # the left cut is exercised
+    table = pl.DataFrame(items)
+    scores = evaluate(model, tokenizer, table, limit=limit)
+    metrics = out["results"]["hellaswag_local"]
+    assert scores["acc"] == pytest.approx(metrics["acc,none"]) and scores["acc_norm"] == pytest.approx(metrics["acc_norm,none"])

@@ -166,11 +166,19 @@ def test_complete_run_has_nothing_to_do(run):
     assert "Nothing to be done" in snakemake(run, "--dry-run").stdout
 
 
+def test_preflight_run_again_replans_nothing_else(run):
+    """Preflight forced to run again (the same references, the same result): every job that waited for it is
+    still up to date (its input is ancient), so the plan is preflight and the final target only."""
+    out = snakemake(run, "--dry-run", "--forcerun", "preflight").stdout
+    assert set(re.findall(r"^(?:local)?rule (\w+):", out, re.M)) == {"preflight", "all"}
+
+
 def test_adding_a_model_plans_only_its_jobs(run):
     new = {"name": "effnet-test", "modality": "vision", "source": "timm", "id": "test_efficientnet"}
     jobs = _with_config(run, lambda c: c["models"].append(new | {"pretrained": False, "batch_size": 16}))
     assert jobs == sorted(
         [
+            ("preflight", "results/preflight.json"),  # a new hub reference; ancient: nothing else reruns for it
             ("embed", "results/features/tiny/effnet-test.zarr"),
             ("alignment_state", "results/states/tiny/effnet-test.zarr"),
             ("align_pair", "results/alignment/tiny/pairs/convnext-test/effnet-test.nc"),
