@@ -328,7 +328,18 @@ PROBE_KIND_KEYS = {
     "digits": ("size", "train", "val"),
     "mnist": ("size", "train", "val"),
 }
-PROBE_DEFAULTED = ("bins", "image_column", "label_column", "image_size", "max_train", "max_val", "train", "val", "fit_split", "test_split")
+PROBE_DEFAULTED = (
+    "bins",
+    "image_column",
+    "label_column",
+    "image_size",
+    "max_train",
+    "max_val",
+    "train",
+    "val",
+    "fit_split",
+    "test_split",
+)
 
 
 def _probe_problems(config: dict) -> list[str]:

@@ -307,9 +307,14 @@ def load_hf_model(spec: dict, model_class, device: str = "cpu"):
     kwargs["trust_remote_code"] = spec["trust_remote_code"]
     dtype = COMPUTE_DTYPES[spec["compute_dtype"]]
     _seeded(spec["seed"])
-    if spec["pretrained"] and spec.get("device_map"):  # split over every visible device (accelerate)
-        model = model_class.from_pretrained(location, dtype=dtype, device_map=spec["device_map"], **kwargs).eval()
+    device_map = spec.get("device_map")
+    if device_map is None and device.startswith("cuda") and torch.cuda.device_count() > 1:
+        device_map = "auto"  # the job was given several GPUs for this model (prh/resources.py): use them all
+    if spec["pretrained"] and device_map:  # split over every visible device (accelerate)
+        model = model_class.from_pretrained(location, dtype=dtype, device_map=device_map, **kwargs).eval()
         return model, str(model.get_input_embeddings().weight.device)  # inputs go where the first layer is
+    if spec["pretrained"] and device != "cpu":  # straight to the device: the weights never sit in host memory
+        return model_class.from_pretrained(location, dtype=dtype, device_map=device, **kwargs).eval(), device
     if spec["pretrained"]:
         return model_class.from_pretrained(location, dtype=dtype, **kwargs).to(device).eval(), device
     config = AutoConfig.from_pretrained(location, **kwargs)

@@ -328,7 +328,9 @@ def preflight_references(refs: list[Reference], root: str | Path = ".", api=None
     report = check(refs, root, api, token)
     if report["problems"]:
         listing = "\n  - ".join(report["problems"])
-        raise PreflightError(f"preflight found {len(report['problems'])} problems; no model job has started:\n  - {listing}")
+        raise PreflightError(
+            f"preflight found {len(report['problems'])} problems; no model job has started:\n  - {listing}"
+        )
     return report
 
 

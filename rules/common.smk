@@ -65,19 +65,25 @@ def job_tokens(rule):
     """About how many tokens a model job runs over (its time estimate, prh/resources.py)."""
     n = max((d.get("size") or 1024 for d in config["datasets"]), default=1024)
     tasks = (config.get("probes") or {}).get("tasks", [])
-    probe_images = sum(t.get("max_train", 0) + t.get("max_val", 0) + (t.get("max_test") or 10000) for t in tasks)
+    probe_images = sum(
+        t.get("max_train", 0) + t.get("max_val", 0) + (t.get("max_test") or 10000)
+        for t in tasks
+    )
     return {
         "embed": n * 256,  # a ViT's patch tokens, or a caption's
         "embed_texts": n * 128,
         "embed_probe_tasks": probe_images * 256,
         "lm_score": config["lm_score"]["max_bytes"] / 4,  # about 4 bytes a token
-        "downstream_score": 10042 * 4 * 128,  # HellaSwag validation: 4 endings of each item
+        "downstream_score": 10042
+        * 4
+        * 128,  # HellaSwag validation: 4 endings of each item
     }[rule]
 
 
 def model_resources(rule):
     """A model job's ``mem_mb``, ``gpu`` and ``runtime`` from the model's size: its ``params``, else what
-    preflight resolved for a hub model (read once preflight has run), else the defaults."""
+    preflight resolved for a hub model (read once preflight has run), else the defaults.
+    """
     embedding = config["embedding"]
     defaults = {"mem_mb": 6000, "gpu": embedding["gpus"], "runtime": 240}
 
@@ -85,7 +91,11 @@ def model_resources(rule):
         def resource(wildcards, input):
             spec = MODELS[wildcards.model]
             preflight = None
-            if not spec.get("params") and spec.get("id") and spec["source"] == "huggingface":
+            if (
+                not spec.get("params")
+                and spec.get("id")
+                and spec["source"] == "huggingface"
+            ):
                 preflight = json.loads(Path(input.preflight).read_text())
             parameters = model_parameters(spec, preflight)
             if parameters is None:

@@ -10,9 +10,9 @@ rule preflight:
         "logs/preflight.log",
     benchmark:
         "logs/benchmarks/preflight.tsv"
+    priority: 100
     conda:
         "../envs/prh.yaml"
-    priority: 100
     params:
         references=[r.as_dict() for r in hub_references(config)],
     script:

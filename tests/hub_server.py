@@ -57,7 +57,9 @@ class _Handler(BaseHTTPRequestHandler):
         sha = entry["refs"].get(revision) or (revision if revision in entry["refs"].values() else None)
         if sha is None:
             return self._send(404, error="RevisionNotFound")
-        self._send(200, {"_id": repo, "id": repo, "sha": sha, "gated": entry["gated"], "private": False} | entry["info"])
+        self._send(
+            200, {"_id": repo, "id": repo, "sha": sha, "gated": entry["gated"], "private": False} | entry["info"]
+        )
 
 
 @contextmanager

@@ -97,7 +97,11 @@ def test_hellaswag_rows_from_a_local_save_to_disk_folder(tmp_path):
             "is holding a rubik's cube.", "starts pulling up roofing."]], "label": ["3"], "split": ["val"]}  # fmt: skip
     datasets.Dataset.from_dict(rows).save_to_disk(tmp_path / "hellaswag")
     table = build_task({"kind": "hellaswag", "path": str(tmp_path / "hellaswag"), "split": "validation"}, "hs")
-    assert table.row(0) == ("Roof shingle removal: A man is sitting on a roof. He", [" " + e for e in rows["endings"][0]], 3)
+    assert table.row(0) == (
+        "Roof shingle removal: A man is sitting on a roof. He",
+        [" " + e for e in rows["endings"][0]],
+        3,
+    )
     datasets.Dataset.from_dict({k: rows[k] for k in ("ctx", "endings", "label")}).save_to_disk(tmp_path / "old")
     with pytest.raises(ValueError, match="hs: the HellaSwag table has no column 'activity_label', 'ctx_a', 'ctx_b'"):
         build_task({"kind": "hellaswag", "path": str(tmp_path / "old"), "split": "validation"}, "hs")
@@ -186,7 +190,9 @@ def test_hellaswag_items_are_lm_eval_process_docs():
     assert [[e[1:] for e in i["endings"]] for i in ours] == theirs["choices"]  # ours carry the delimiter
     assert [i["endings"][0][0] for i in ours] == [" "] * len(ours)
     assert [i["label"] for i in ours] == theirs["gold"]
-    assert ours[1]["context"] == "Home and Garden: How to water a cactus. Check the soil. push a finger into the soil."  # capitalize() meets "["
+    assert (
+        ours[1]["context"] == "Home and Garden: How to water a cactus. Check the soil. push a finger into the soil."
+    )  # capitalize() meets "["
 
 
 def test_loglikelihoods_and_accuracies_equal_lm_eval(tiny_lm, tmp_path):
@@ -221,8 +227,8 @@ def test_loglikelihoods_and_accuracies_equal_lm_eval(tiny_lm, tmp_path):
         "  - metric: acc_norm\n    aggregation: mean\n    higher_is_better: true\n"
     )
     lm = HFLM(pretrained=str(folder), device="cpu", batch_size=4)
-    out = lm_eval.simple_evaluate(model=lm, tasks=["hellaswag_local"], task_manager=TaskManager(include_path=str(tasks)),
-                                  log_samples=True, num_fewshot=0)  # fmt: skip
+    manager = TaskManager(include_path=str(tasks))
+    out = lm_eval.simple_evaluate(model=lm, tasks=["hellaswag_local"], task_manager=manager, log_samples=True)
     samples = sorted(out["samples"]["hellaswag_local"], key=lambda s: s["doc_id"])
     theirs = np.array([[float(r[0][0]) for r in s["resps"]] for s in samples])
     items = hellaswag_items(rows)
@@ -234,4 +240,6 @@ def test_loglikelihoods_and_accuracies_equal_lm_eval(tiny_lm, tmp_path):
     table = pl.DataFrame(items)
     scores = evaluate(model, tokenizer, table, limit=limit)
     metrics = out["results"]["hellaswag_local"]
-    assert scores["acc"] == pytest.approx(metrics["acc,none"]) and scores["acc_norm"] == pytest.approx(metrics["acc_norm,none"])
+    assert scores["acc"] == pytest.approx(metrics["acc,none"]) and scores["acc_norm"] == pytest.approx(
+        metrics["acc_norm,none"]
+    )

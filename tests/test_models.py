@@ -226,6 +226,34 @@ def test_openwebtext_corpus_from_a_local_copy(tmp_path):
     assert len(corpus.encode("utf-8")) <= 40 and "Third" not in corpus
 
 
+def test_openwebtext_is_read_from_its_parquet_files_not_its_loading_script(tmp_path, monkeypatch):
+    """The repo layout of Skylion007/openwebtext at the pinned commit: a loading script beside the parquet
+    upload. datasets (>= 4) refuses the script, which is how every paper lm_score job failed; the corpus now
+    streams the pinned parquet files with the parquet builder, in file order."""
+    import datasets
+    import polars as pl
+
+    from prh import corpora
+
+    repo = tmp_path / "openwebtext"
+    (repo / "data").mkdir(parents=True)
+    (repo / "openwebtext.py").write_text("import datasets  # a loading script\n")
+    pl.DataFrame({"text": ["First document.", "Second one.", "Third, never reached."]}).write_parquet(
+        repo / "data" / "train-00000-of-00093.parquet"
+    )
+    with pytest.raises(Exception, match="[Ss]cript"):
+        datasets.load_dataset(str(repo), split="train")  # what the paper preset did before
+    hub = corpora.OPENWEBTEXT
+    assert corpora.hub_files(hub["id"], hub["revision"], hub["data_files"]) == [
+        "hf://datasets/Skylion007/openwebtext@c6680bb039f28c472e44d33acb240c3068b89a82/data/train-00000-of-00093.parquet"
+    ]
+    assert corpora.hub_files("a/b", "refs/convert/parquet", ["x.parquet"]) == [
+        "hf://datasets/a/b@refs%2Fconvert%2Fparquet/x.parquet"
+    ]
+    monkeypatch.setattr(corpora, "hub_files", lambda id, revision, files: [str(repo / f) for f in files])
+    assert corpora.load_corpus("openwebtext", max_bytes=30, hub=hub) == "First document.\n\nSecond one."[:30]
+
+
 def test_embedding_stage_with_a_static_model(tmp_path):
     """wordllama has no torch module: the embedding stage still streams its one layer into a store."""
     from prh.datasets import generate_shapes_world, read_captions

@@ -40,11 +40,22 @@ def _paper_like(validate: bool = True, **changes) -> dict:
         {"name": "sun397", "kind": "vtab", "id": "clip-benchmark/wds_sun397", "revision": "main", "fit_split": "test"},
         {"name": "dtd", "kind": "vtab", "id": "clip-benchmark/wds_vtab-dtd", "revision": "main"},
     ]
-    config["downstream"] = {"dataset": "tiny", "reference": "vit-test", "tasks": {
-        "hellaswag": {"kind": "hellaswag", "id": "Rowan/hellaswag", "revision": "main", "split": "validation"}}}
+    config["downstream"] = {
+        "dataset": "tiny",
+        "reference": "vit-test",
+        "tasks": {
+            "hellaswag": {"kind": "hellaswag", "id": "Rowan/hellaswag", "revision": "main", "split": "validation"}
+        },
+    }
     config["lm_score"] = {"corpus": "openwebtext", "max_bytes": 1000}
-    config["colour"] = {"images": {"kind": "huggingface", "id": "uoft-cs/cifar10", "revision": "main",
-                                   "split": "train", "image_column": "img"}, "sets": {"few": ["red", "blue", "green", "yellow"]}}  # fmt: skip
+    images = {
+        "kind": "huggingface",
+        "id": "uoft-cs/cifar10",
+        "revision": "main",
+        "split": "train",
+        "image_column": "img",
+    }
+    config["colour"] = {"images": images, "sets": {"few": ["red", "blue", "green", "yellow"]}}
     for mutate in changes.values():
         mutate(config)
     return validate_config(config) if validate else config
@@ -114,7 +125,9 @@ def test_a_token_without_access_is_told_apart_from_no_token(hub, tmp_path):
 def test_a_repo_that_does_not_exist(hub, tmp_path):
     config = _paper_like(typo=lambda c: c["models"][4].update(id="bigscience/bloomz-561m"))
     problems = check(references(config), tmp_path, hub, token=GRANTED)["problems"]
-    assert problems == ["models[4] (model 'bloomz-560m'): model bigscience/bloomz-561m does not exist on the hub (or is private)"]
+    assert problems == [
+        "models[4] (model 'bloomz-560m'): model bigscience/bloomz-561m does not exist on the hub (or is private)"
+    ]
 
 
 def test_offline_skips_the_hub_in_one_line_and_still_checks_paths_and_timm(monkeypatch, tmp_path):
@@ -126,7 +139,9 @@ def test_offline_skips_the_hub_in_one_line_and_still_checks_paths_and_timm(monke
     assert report["hub"] == "skipped: HF_HUB_OFFLINE is set; 8 hub references not checked"
     bad = _paper_like(bad=lambda c: c["models"].append(
         {"name": "bad-net", "modality": "vision", "source": "timm", "id": "no_such_net"}))  # fmt: skip
-    assert check(references(bad), tmp_path)["problems"] == ["models[7] (model 'bad-net'): 'no_such_net' is not a timm architecture"]
+    assert check(references(bad), tmp_path)["problems"] == [
+        "models[7] (model 'bad-net'): 'no_such_net' is not a timm architecture"
+    ]
 
 
 def test_an_unreachable_hub_is_skipped_not_an_error(monkeypatch, tmp_path):
@@ -148,7 +163,9 @@ def test_pinning_writes_the_resolved_commits_into_the_users_config(hub, tmp_path
     shas = {e["key"]: e.get("sha") for e in report["references"]}
     assert pinned["models"][4]["revision"] == shas["models[4] (model 'bloomz-560m')"] != "main"
     assert pinned["probes"]["tasks"][2]["revision"] == shas["probes.tasks[2] 'sun397'"]
-    assert pinned["lm_score"]["corpus_hub"]["revision"] == "c6680bb039f28c472e44d33acb240c3068b89a82"  # a default, written out
+    assert (
+        pinned["lm_score"]["corpus_hub"]["revision"] == "c6680bb039f28c472e44d33acb240c3068b89a82"
+    )  # a default, written out
     assert "revision" not in pinned["models"][0]  # a random-init timm model has nothing to pin
     again = preflight(validate_config(pinned), root=tmp_path, api=hub, token=GRANTED)
     assert {e["key"]: e.get("sha") for e in again["references"]} == shas
