@@ -165,14 +165,27 @@ def _density_problems(config: dict) -> list[str]:
     if spec is None or spec["kind"] == "places365":
         what = "is not a dataset of datasets" if spec is None else "has no captions"
         return [f"density.dataset: '{density['dataset']}' {what}"]
-    if spec["kind"] == "shapes":
-        from prh.density import LEVELS
+    from prh.density import LEVELS, summary_words
 
+    summaries = density["summaries"]
+    summarised = [level for level in density["levels"] if summaries and summary_words(level)]
+    if spec["kind"] == "shapes":
         problems += [
-            f"density.levels[{i}]: '{level}' is beyond what the shapes world's Z describes ({', '.join(LEVELS)})"
+            f"density.levels[{i}]: '{level}' is beyond what the shapes world's Z describes ({', '.join(LEVELS)}; "
+            f"summary_<n> with density.summaries)"
             for i, level in enumerate(density["levels"])
-            if level not in LEVELS
+            if level not in LEVELS and level not in summarised
         ]
+    if summaries:
+        model, dense = summaries["model"], summaries["dense"]
+        if not summarised:
+            problems.append("density.summaries: no level of density.levels is a summary level (summary_<n>)")
+        if model["source"] != "huggingface" or not ({"id", "path", "package"} & set(model)):
+            problems.append("density.summaries.model: an instruction-tuned huggingface model (id, path or package)")
+        if dense != "caption" and (spec["kind"] != "shapes" or dense not in LEVELS):
+            problems.append(
+                f"density.summaries.dense: '{dense}' is neither 'caption' nor a level the shapes world's Z describes"
+            )
     problems += [
         f"density.metrics[{i}]: '{metric}' is not a metric of alignment.metrics (its parameters come from there)"
         for i, metric in enumerate(density["metrics"])

@@ -55,8 +55,12 @@ def _model_key(i: int, name: str) -> str:
 
 def references(config: dict) -> list[Reference]:
     """Everything a validated ``config`` reads from the hub or the disk, in config order."""
+    from prh.ladder import CHECKPOINTS
+
     refs: list[Reference] = []
     for i, m in enumerate(config["models"]):
+        if str(m.get("path", "")).startswith(CHECKPOINTS):  # a rung of the ladder: the workflow trains it
+            continue
         key, where = _model_key(i, m["name"]), ("models", i)
         gguf = (m["gguf_file"],) if m.get("gguf_file") else ()
         if m["source"] == "huggingface" and m.get("id"):
@@ -94,7 +98,19 @@ def references(config: dict) -> list[Reference]:
                                   (task.get("split", "validation"),), columns, where=where))  # fmt: skip
         for path_key in ("path", "table"):
             if task.get(path_key):
-                refs.append(Reference(f"{key}.{path_key}", "path", task[path_key], where=where))
+                from prh.downstream import resolve_table  # the presets' tables ship in the repository
+
+                where_found = task[path_key] if task["kind"] == "hellaswag" else str(resolve_table(task[path_key]))
+                refs.append(Reference(f"{key}.{path_key}", "path", where_found, where=where))
+    summaries = config["density"]["summaries"] if config["density"]["dataset"] else None
+    if summaries:
+        m, key = summaries["model"], "density.summaries.model"
+        if m.get("id"):
+            refs.append(
+                Reference(key, "model", m["id"], m.get("revision", "main"), where=("density", "summaries", "model"))
+            )
+        elif m.get("path") and not str(m["path"]).startswith(CHECKPOINTS):
+            refs.append(Reference(key + ".path", "path", m["path"], where=("density", "summaries", "model")))
     lm = config["lm_score"]
     if lm["corpus"] == "openwebtext":
         if lm.get("corpus_path"):

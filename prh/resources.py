@@ -74,3 +74,77 @@ def model_parameters(spec: dict, preflight: dict | None) -> float | None:
             if entry.get("weight_bytes"):
                 return entry["weight_bytes"] / 2  # hub weights are mostly float16/bfloat16
     return None
+
+
+def job_tokens(config: dict) -> dict[str, float]:
+    """About how many tokens one job of each model rule runs over, for its time estimate."""
+    n = max((d.get("size") or 1024 for d in config["datasets"]), default=1024)
+    tasks = (config.get("probes") or {}).get("tasks", [])
+    probe_images = sum(t.get("max_train", 0) + t.get("max_val", 0) + (t.get("max_test") or 10000) for t in tasks)
+    return {
+        "embed": n * 256,  # a ViT's patch tokens, or a caption's
+        "embed_texts": n * 128,
+        "embed_probe_tasks": probe_images * 256,
+        "lm_score": config["lm_score"]["max_bytes"] / 4,  # about 4 bytes a token
+        "downstream_score": 10042 * 4 * 128,  # HellaSwag's validation items, 4 endings each
+        "density_summaries": n * 512,  # the prompt with its dense description, then the summary
+    }
+
+
+def stage_estimates(config: dict, tokens: dict | None = None) -> list[dict]:
+    """GPU-hours per model stage of a validated config: each job's forward FLOPs (2 · parameters · tokens) at
+    ``THROUGHPUT``, times the GPUs it holds (a model split over devices runs one device at a time);
+    ``tokens``: rule -> tokens per job (the workflow's ``job_tokens``). Models without ``params`` are left out."""
+    embedding, tokens = config["embedding"], tokens or job_tokens(config)
+    models = {m["name"]: m for m in config["models"] if m.get("params")}
+    language = [m for m in models.values() if m["modality"] == "language"]
+    vision = [m for m in models.values() if m["modality"] == "vision"]
+    captioned = [d for d in config["datasets"] if d["kind"] != "places365"]
+    density = config["density"]
+    jobs = {
+        "embed": [
+            (m, n) for m in models.values() for n in (captioned if m["modality"] == "language" else config["datasets"])
+        ],
+        "embed_texts": [(m, level) for m in language for level in (density["levels"] if density["dataset"] else [])],
+        "embed_probe_tasks": [(m, None) for m in vision] if config.get("probes") else [],
+        "lm_score": [(m, None) for m in language],
+        "downstream_score": [(m, None) for m in language if config["downstream"]["tasks"]],
+    }
+    summariser = (density.get("summaries") or {}).get("model")
+    if summariser and summariser.get("params"):
+        jobs["density_summaries"] = [(summariser, level) for level in density["levels"]]
+    rows = []
+    for rule, members in jobs.items():
+        hours = 0.0
+        for spec, _ in members:
+            dtype = spec.get("compute_dtype", "float32")
+            job = model_job(spec["params"], dtype, tokens[rule], max(1, embedding["gpus"]), embedding["gpu_memory_gb"])
+            hours += job["gpu"] * 2 * spec["params"] * tokens[rule] / THROUGHPUT / 3600
+        rows.append({"stage": rule, "jobs": len(members), "gpu_hours": hours})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m prh.resources CONFIG``: GPU-hours per model stage and the weights to download, as markdown."""
+    import sys
+
+    import yaml
+
+    from prh.config import validate_config
+
+    args = sys.argv[1:] if argv is None else argv
+    config = validate_config(yaml.safe_load(open(args[0])))
+    rows = stage_estimates(config)
+    print("| stage | jobs | GPU-hours |\n|---|---|---|")
+    for row in rows:
+        print(f"| {row['stage']} | {row['jobs']} | {row['gpu_hours']:.1f} |")
+    print(f"| all | {sum(r['jobs'] for r in rows)} | {sum(r['gpu_hours'] for r in rows):.1f} |")
+    weights = sum(m["params"] * 2 for m in config["models"] if m.get("params"))
+    summariser = (config["density"].get("summaries") or {}).get("model") or {}
+    weights += 2 * summariser.get("params", 0)
+    print(f"\nWeights to download (about 2 bytes a parameter): {weights / 1e9:.0f} GB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -5,10 +5,11 @@ from pathlib import Path
 
 from prh.config import WORLD, load_schema, validate_config
 from prh.datasets import has_captions
+from prh.density import summary_words
 from prh.downstream import resolve_table
 from prh.ladder import expand as expand_ladder  # not snakemake's expand
 from prh.preflight import references as hub_references
-from prh.resources import model_job, model_parameters, store_state_mem_mb
+from prh.resources import job_tokens, model_job, model_parameters, store_state_mem_mb
 from prh.provenance import share_git_state
 from prh.workflow import library_modules
 
@@ -61,26 +62,7 @@ wildcard_constraints:
 PREFLIGHT = ancient("results/preflight.json")
 
 
-def job_tokens(rule):
-    """About how many tokens a model job runs over (its time estimate, prh/resources.py)."""
-    n = max((d.get("size") or 1024 for d in config["datasets"]), default=1024)
-    tasks = (config.get("probes") or {}).get("tasks", [])
-    probe_images = sum(
-        t.get("max_train", 0) + t.get("max_val", 0) + (t.get("max_test") or 10000)
-        for t in tasks
-    )
-    return {
-        "embed": n * 256,  # a ViT's patch tokens, or a caption's
-        "embed_texts": n * 128,
-        "embed_probe_tasks": probe_images * 256,
-        "lm_score": config["lm_score"]["max_bytes"] / 4,  # about 4 bytes a token
-        "downstream_score": 10042
-        * 4
-        * 128,  # HellaSwag validation: 4 endings of each item
-    }[rule]
-
-
-def model_resources(rule):
+def model_resources(rule, spec_of=lambda wildcards: MODELS[wildcards.model]):
     """A model job's ``mem_mb``, ``gpu`` and ``runtime`` from the model's size: its ``params``, else what
     preflight resolved for a hub model (read once preflight has run), else the defaults.
     """
@@ -89,7 +71,7 @@ def model_resources(rule):
 
     def of(key):
         def resource(wildcards, input):
-            spec = MODELS[wildcards.model]
+            spec = spec_of(wildcards)
             preflight = None
             if (
                 not spec.get("params")
@@ -103,7 +85,7 @@ def model_resources(rule):
             return model_job(
                 parameters,
                 spec["compute_dtype"],
-                job_tokens(rule),
+                job_tokens(config)[rule],
                 embedding["gpus"],
                 embedding["gpu_memory_gb"],
             )[key]
@@ -323,6 +305,26 @@ def density_level_inputs(wildcards):
         ],
         "language": [f"results/texts/{level}/{m}.zarr" for m in DENSITY_LANGUAGE],
     }
+
+
+# App. E: the instruction-tuned model that writes the summary levels (summary_<n>), when one is configured.
+SUMMARIES = config["density"]["summaries"]
+SUMMARISER = SUMMARIES["model"] if SUMMARIES else None
+
+
+def level_summaries(wildcards):
+    """A summary level's captions come from its summaries file; other levels have none."""
+    if SUMMARIES and summary_words(wildcards.level):
+        name = SUMMARISER["name"]
+        return [
+            f"data/texts/density/{wildcards.dataset}/{wildcards.level}/summaries/{name}.parquet"
+        ]
+    return []
+
+
+def summariser_checkpoint(wildcards):
+    """A summariser read from a folder the workflow writes (a trained rung) depends on it."""
+    return [SUMMARISER["path"]] if SUMMARISER.get("path") else []
 
 
 COLOUR_LANGUAGE = config["colour"]["language"] or LANGUAGE_MODELS

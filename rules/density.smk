@@ -1,11 +1,46 @@
 DENSITY = config["density"]
 
 
-rule density_captions:
-    """The dataset's captions at one density level: regenerated from each scene's Z, or a hub column."""
+rule density_summaries:
+    """App. E: every sample's dense description summarised into about n words (a summary_<n> level) by the
+    instruction-tuned summariser, greedy, with the paper's prompt; cached per model and level.
+    """
     input:
         samples="data/{dataset}/samples.parquet",
         record="data/{dataset}/dataset.json",
+        preflight=PREFLIGHT,
+        checkpoint=summariser_checkpoint,
+        code=library_of("density_summaries.py"),
+    output:
+        "data/texts/density/{dataset}/{level}/summaries/{summariser}.parquet",
+    log:
+        "logs/density/{dataset}/{level}/summaries_{summariser}.log",
+    benchmark:
+        "logs/benchmarks/density_summaries/{dataset}/{level}/{summariser}.tsv"
+    wildcard_constraints:
+        summariser=re.escape(SUMMARISER["name"]) if SUMMARISER else "(?!)",
+    conda:
+        "../envs/prh.yaml"
+    threads: config["embedding"]["threads"]
+    resources:
+        **model_resources("density_summaries", lambda wildcards: SUMMARISER),
+    params:
+        spec=lambda wildcards: DATASETS[wildcards.dataset],
+        model=SUMMARISER,
+        dense=SUMMARIES["dense"] if SUMMARIES else None,
+        size=DENSITY["size"],
+        device=config["embedding"]["device"],
+    script:
+        "../scripts/density_summaries.py"
+
+
+rule density_captions:
+    """The dataset's captions at one density level: regenerated from each scene's Z, a hub column, or the
+    level's summaries."""
+    input:
+        samples="data/{dataset}/samples.parquet",
+        record="data/{dataset}/dataset.json",
+        summaries=level_summaries,
         code=library_of("density_captions.py"),
     output:
         samples="data/texts/density/{dataset}/{level}/samples.parquet",

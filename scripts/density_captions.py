@@ -6,6 +6,8 @@ from prh.workflow import logged
 
 with logged(snakemake.log[0]) as log:
     out = Path(snakemake.output.record).parent
-    record = write_level(Path(snakemake.input.record).parent, out, snakemake.wildcards.level,
-                         snakemake.params.spec, script_provenance(snakemake), snakemake.params.size)  # fmt: skip
+    summaries = snakemake.input.summaries[0] if snakemake.input.summaries else None  # a summary level's file
+    p = snakemake.params
+    record = write_level(Path(snakemake.input.record).parent, out, snakemake.wildcards.level, p.spec,
+                         script_provenance(snakemake), p.size, summaries)  # fmt: skip
     log.info("%s", record)

@@ -129,6 +129,8 @@ def _background_runs(request, tmp_path_factory):
     two each), and the SLURM run on a one-node cluster (mostly waiting on the scheduler). The tests that need
     none of them run meanwhile (``pytest_collection_modifyitems``); under pytest-xdist every worker joins the
     same runs."""
+    # One cache of built weights (SmolLM2 dequantised, 47 s) for every test and run of the session
+    os.environ.setdefault("PRH_CACHE", str(_shared_root(tmp_path_factory) / "cache"))
     runs: dict = {}
     if _selected(request.session, "tiny_run"):
         runs["tiny"] = shared_run(tmp_path_factory, "tiny", tiny_config(), "--cores", "2")

