@@ -339,13 +339,21 @@ def check(refs: list[Reference], root: str | Path = ".", api=None, token: str | 
     return {"hub": hub, "references": entries, "problems": problems}
 
 
+def references_hash(refs: list[Reference]) -> str:
+    """What a preflight report was made for: the sha256 of its references."""
+    import hashlib
+    import json
+
+    return "sha256:" + hashlib.sha256(json.dumps([r.as_dict() for r in refs], sort_keys=True).encode()).hexdigest()
+
+
 def preflight_references(refs: list[Reference], root: str | Path = ".", api=None, token: str | None = None) -> dict:
     """``check`` the references; raise ``PreflightError`` listing every problem."""
-    report = check(refs, root, api, token)
+    report = check(refs, root, api, token) | {"references_hash": references_hash(refs)}
     if report["problems"]:
         listing = "\n  - ".join(report["problems"])
         raise PreflightError(
-            f"preflight found {len(report['problems'])} problems; no model job has started:\n  - {listing}"
+            f"preflight found {len(report['problems'])} problem(s); no model job has started:\n  - {listing}"
         )
     return report
 
@@ -353,6 +361,35 @@ def preflight_references(refs: list[Reference], root: str | Path = ".", api=None
 def preflight(config: dict, root: str | Path = ".", api=None, token: str | None = None) -> dict:
     """``check`` every reference of a validated config; raise ``PreflightError`` listing every problem."""
     return preflight_references(references(config), root, api, token)
+
+
+def write_report(path: str | Path, report: dict, provenance: dict | None = None) -> None:
+    """``results/preflight.json``, written atomically."""
+    import json
+
+    from prh.workflow import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(report | {"provenance": provenance or {}}, indent=2, sort_keys=True) + "\n")
+
+
+def refresh(path: str | Path, refs: list[Reference], provenance=None) -> bool:
+    """Check the references again when ``path`` holds a report made for other references (a model added, a
+    revision changed), before the workflow plans any job; raises ``PreflightError`` naming every problem.
+    Returns whether it checked. A missing report is left to the preflight job.
+
+    Why not rerun the job: a job whose result other jobs read as ``ancient`` and that must run again while
+    that result exists makes Snakemake's planner (9.x, ``DAG.update_needrun``) mask everything downstream
+    of it, and a masked job whose only link to it is that ancient file is never planned, however
+    missing its own output: the new model's jobs would wait for a second invocation."""
+    import json
+
+    path = Path(path)
+    if not path.exists() or json.loads(path.read_text()).get("references_hash") == references_hash(refs):
+        return False
+    report = preflight_references(refs)
+    write_report(path, report, provenance() if callable(provenance) else provenance)  # provenance: made on demand
+    return True
 
 
 def pin_config(config: dict, validated: dict, report: dict) -> dict:

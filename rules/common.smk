@@ -9,8 +9,9 @@ from prh.density import summary_words
 from prh.downstream import resolve_table
 from prh.ladder import expand as expand_ladder  # not snakemake's expand
 from prh.preflight import references as hub_references
+from prh.preflight import refresh as refresh_preflight
 from prh.resources import job_tokens, model_job, model_parameters, store_state_mem_mb
-from prh.provenance import share_git_state
+from prh.provenance import run_provenance, share_git_state
 from prh.workflow import library_modules
 
 REPO = Path(workflow.basedir)
@@ -58,8 +59,14 @@ wildcard_constraints:
     model_y="[^/]+",
 
 
-# What reads the hub waits for preflight; ancient: a preflight rerun (a model added) reruns nothing else.
+# What reads the hub waits for preflight (ancient: a new report reruns nothing). Changed references are
+# checked again here, before planning: a bad one stops the run before any job.
 PREFLIGHT = ancient("results/preflight.json")
+refresh_preflight(
+    "results/preflight.json",
+    hub_references(config),
+    lambda: run_provenance(config, REPO),
+)
 
 
 def model_resources(rule, spec_of=lambda wildcards: MODELS[wildcards.model]):

@@ -1,9 +1,9 @@
 rule preflight:
     """Every hub reference and local path of the run, resolved with metadata calls only, before any model
     job: one error names every problem; results/preflight.json records the commits and sizes it resolved.
+    It runs when that file is missing; when the references change, rules/common.smk checks them again
+    before planning (prh.preflight.refresh), so no params or code input makes this job rerun.
     """
-    input:
-        code=library_of("preflight.py"),
     output:
         "results/preflight.json",
     log:
@@ -13,7 +13,5 @@ rule preflight:
     priority: 100
     conda:
         "../envs/prh.yaml"
-    params:
-        references=[r.as_dict() for r in hub_references(config)],
     script:
         "../scripts/preflight.py"

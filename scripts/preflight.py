@@ -1,13 +1,8 @@
-import json
-
-from prh.preflight import Reference, preflight_references
+from prh.preflight import preflight, write_report
 from prh.provenance import script_provenance
-from prh.workflow import atomic_path, logged
+from prh.workflow import logged
 
 with logged(snakemake.log[0]) as log:
-    refs = [Reference.from_dict(r) for r in snakemake.params.references]
-    report = preflight_references(refs)  # raises PreflightError naming every problem
-    log.info("hub: %s; %d references", report["hub"], len(refs))
-    report["provenance"] = script_provenance(snakemake)
-    with atomic_path(snakemake.output[0]) as tmp:
-        tmp.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    report = preflight(snakemake.config)  # raises PreflightError naming every problem
+    log.info("hub: %s; %d references", report["hub"], len(report["references"]))
+    write_report(snakemake.output[0], report, script_provenance(snakemake))

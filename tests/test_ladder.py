@@ -158,6 +158,8 @@ def test_adding_a_rung_plans_only_its_jobs(ladder_run):
         # Fig. 9 scores every vision model at each level; Fig. 12 over k needs three vision models, now four
         ("density_alignment", "results/density/tiny/count/alignment.nc"),
         ("density_alignment", "results/density/tiny/background/alignment.nc"),
+        ("density_alignment", "results/density/tiny/summary_5/alignment.nc"),
+        ("density_alignment", "results/density/tiny/summary_20/alignment.nc"),
         ("plot_caption_density", "results/density/tiny/summary.parquet"),
         ("metric_variants", "results/alignment/tiny/metric_variants.nc"),
         ("plot_metric_variants", "results/figures/tiny/metric_variants.png"),
@@ -213,13 +215,16 @@ def test_published_scores_are_read_for_each_model_and_a_new_table_plans_one_job(
 
 
 def test_a_density_level_plans_only_its_jobs_and_no_vision_embedding(ladder_run):
-    """Fig. 9 is in the run; a new level: its captions, each GPT rung's embedding of them, the level's
-    alignment and the figure, and no vision model embeds anything (the CNN's features are reused)."""
+    """Fig. 9 is in the run, two levels of them summaries; a new level: its captions, each GPT rung's
+    embedding of them, the level's alignment and the figure, and no vision model embeds anything (the CNN's
+    features are reused), nor is anything summarised again."""
     summary = pl.read_parquet(ladder_run / "results/density/tiny/summary.parquet")
-    assert summary["level"].to_list() == ["count", "background"] and summary["language_models"][0] == len(GPT)
+    assert summary["level"].to_list() == ["count", "background", "summary_5", "summary_20"]
+    assert summary["language_models"][0] == len(GPT)
     assert summary["words"][0] == 2 and summary["words"][1] > 10  # "Three objects." against the full caption
     assert (ladder_run / "results/figures/tiny/caption_density.png").stat().st_size > 10_000
-    jobs = plan_with(ladder_run, lambda c: c["density"].update(levels=["count", "colours", "background"]))
+    levels = ["count", "colours", "background", "summary_5", "summary_20"]
+    jobs = plan_with(ladder_run, lambda c: c["density"].update(levels=levels))
     expected = {("density_captions", "data/texts/density/tiny/colours/samples.parquet"),
                 ("density_alignment", "results/density/tiny/colours/alignment.nc"),
                 ("plot_caption_density", "results/density/tiny/summary.parquet")}  # fmt: skip
@@ -302,3 +307,19 @@ def test_a_diverging_run_fails_its_job_naming_step_and_loss(ladder_run, tmp_path
     after = digests(workdir / "results/features")
     assert {k: v for k, v in after.items() if "gpt" not in k} == {k: v for k, v in before.items() if "gpt" not in k}
     assert (workdir / "results/checkpoints/cnn-w8-all-s0/step-80").is_dir()
+
+
+def test_summary_levels_are_written_by_the_instruct_model(ladder_run):
+    """App. E offline: SmolLM2-135M-Instruct's summaries of each scene's positions description, one file per
+    level, each level's captions those summaries, with the word-count check and the prompt recorded."""
+    import json
+
+    for level, n in (("summary_5", 5), ("summary_20", 20)):
+        path = ladder_run / f"data/texts/density/tiny/{level}/summaries/smollm2-instruct.parquet"
+        table = pl.read_parquet(path)
+        record = json.loads(pl.read_parquet_metadata(path)["prh_provenance"])["summaries"]
+        captions = pl.read_parquet(ladder_run / f"data/texts/density/tiny/{level}/samples.parquet")
+        assert captions["caption"].to_list() == table["summary"].to_list() and len(table) == 64
+        assert record["words"] == n and record["decoding"] == "greedy" and f"about {n} words" in record["prompt"]
+        assert record["check"]["mean_words"] == pytest.approx(table["words"].mean())
+        assert all(" is " in d or " are " in d for d in table["dense"])  # the positions level: where each group is

@@ -52,6 +52,7 @@ def test_paper_preset_plans_every_model_and_pair(tmp_path):
     # Fig. 9: five DCI summary lengths, embedded by the language models only; Fig. 8: one colour set.
     levels = config["density"]["levels"]
     assert int(counts["density_captions"]) == int(counts["density_alignment"]) == len(levels) == 5
+    assert int(counts["density_summaries"]) == 5 and int(counts["preflight"]) == 1  # App. E's summaries, made here
     assert int(counts["embed_texts"]) == (len(levels) + 1) * len(language)
     assert int(counts["colour_cooccurrence"]) == int(counts["colour_analysis"]) == 1
     # Competence: the 19 VTAB tasks, each embedded and probed by every vision model (one job per model each).
@@ -77,3 +78,17 @@ def test_conda_env_is_self_contained_and_equals_the_requirements():
     post = (REPO / "envs" / "prh.post-deploy.sh").read_text().replace("\\\n", " ")
     installed = sorted(word for word in post.split() if "==" in word)
     assert installed == _pins((REPO / "requirements-nodeps.txt").read_text().splitlines())
+
+
+def test_paper_preset_reads_the_authors_models_from_where_they_load():
+    """The authors' model sets (their tasks.py): OLMo-1B and OLMo-7B, Llama 3 from the ungated NousResearch
+    mirrors; the models that stay gated are the ones the README's "Running the paper" names."""
+    config = yaml.safe_load((REPO / "configs" / "paper.yaml").read_text())
+    ids = {m.get("id") for m in config["models"]}
+    assert {"allenai/OLMo-1B-hf", "allenai/OLMo-7B-hf"} <= ids
+    assert {"NousResearch/Meta-Llama-3-8B", "NousResearch/Meta-Llama-3-70B"} <= ids
+    assert not any(i.startswith("meta-llama/") for i in ids if i)
+    gated = {"google/gemma-2b", "google/gemma-7b", "mistralai/Mistral-7B-v0.1", "mistralai/Mixtral-8x7B-v0.1"}
+    readme = (REPO / "README.md").read_text()
+    assert gated <= ids and "Gemma 2B/7B, Mistral-7B and Mixtral-8x7B are gated" in readme
+    assert all(m.get("params") for m in config["models"])  # every job is sized before download

@@ -168,9 +168,33 @@ def test_complete_run_has_nothing_to_do(run):
 
 def test_preflight_run_again_replans_nothing_else(run):
     """Preflight forced to run again (the same references, the same result): every job that waited for it is
-    still up to date (its input is ancient), so the plan is preflight and the final target only."""
+    still up to date (its input is ancient), so the plan is preflight (and the final target) only."""
     out = snakemake(run, "--dry-run", "--forcerun", "preflight").stdout
-    assert set(re.findall(r"^(?:local)?rule (\w+):", out, re.M)) == {"preflight", "all"}
+    assert "preflight" in set(re.findall(r"^(?:local)?rule (\w+):", out, re.M)) <= {"preflight", "all"}
+
+
+def test_new_references_are_checked_before_planning(run):
+    """A model added to a finished run: its references are checked while the workflow plans (no preflight
+    job, nothing else replanned, results/preflight.json lists it); a timm id that does not exist stops the
+    plan itself with the error naming it, and nothing is planned or lost."""
+    report = run / "results" / "preflight.json"
+    bad = {"name": "bad-net", "modality": "vision", "source": "timm", "id": "no_such_net", "pretrained": False}
+    config = tiny_config()
+    config["models"].append(bad)
+    write_config(run, config)
+    try:
+        before = report.read_text()
+        result = snakemake(run, "--dry-run", check=False)
+        assert result.returncode != 0 and "Building DAG" not in result.stdout + result.stderr
+        assert "models[4] (model 'bad-net'): 'no_such_net' is not a timm architecture" in result.stdout + result.stderr
+        assert report.read_text() == before  # the last good report stays
+        config["models"][-1] |= {"name": "effnet-test", "id": "test_efficientnet"}
+        write_config(run, config)
+        rules = {rule for rule, _ in planned_jobs(run)}
+        assert "preflight" not in rules and "embed" in rules
+        assert "models[4] (model 'effnet-test')" in {e["key"] for e in json.loads(report.read_text())["references"]}
+    finally:
+        write_config(run, tiny_config())
 
 
 def test_adding_a_model_plans_only_its_jobs(run):
@@ -178,7 +202,6 @@ def test_adding_a_model_plans_only_its_jobs(run):
     jobs = _with_config(run, lambda c: c["models"].append(new | {"pretrained": False, "batch_size": 16}))
     assert jobs == sorted(
         [
-            ("preflight", "results/preflight.json"),  # a new hub reference; ancient: nothing else reruns for it
             ("embed", "results/features/tiny/effnet-test.zarr"),
             ("alignment_state", "results/states/tiny/effnet-test.zarr"),
             ("align_pair", "results/alignment/tiny/pairs/convnext-test/effnet-test.nc"),
