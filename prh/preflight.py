@@ -373,9 +373,18 @@ def write_report(path: str | Path, report: dict, provenance: dict | None = None)
         tmp.write_text(json.dumps(report | {"provenance": provenance or {}}, indent=2, sort_keys=True) + "\n")
 
 
-def refresh(path: str | Path, refs: list[Reference], provenance=None) -> bool:
+def stale(report: dict, refs: list[Reference]) -> bool:
+    """Whether a report no longer answers for ``refs``: made for other references, or with its hub part
+    skipped for ``HF_HUB_OFFLINE`` while that is no longer set."""
+    if report.get("references_hash") != references_hash(refs):
+        return True
+    return str(report.get("hub", "")).startswith("skipped: HF_HUB_OFFLINE") and hub_offline_reason() is None
+
+
+def refresh(path: str | Path, refs: list[Reference], provenance=None, api=None) -> bool:
     """Check the references again when ``path`` holds a report made for other references (a model added, a
     revision changed), before the workflow plans any job; raises ``PreflightError`` naming every problem.
+    A report whose hub part was skipped under ``HF_HUB_OFFLINE`` is checked again once that is unset.
     Returns whether it checked. A missing report is left to the preflight job.
 
     Why not rerun the job: a job whose result other jobs read as ``ancient`` and that must run again while
@@ -385,9 +394,9 @@ def refresh(path: str | Path, refs: list[Reference], provenance=None) -> bool:
     import json
 
     path = Path(path)
-    if not path.exists() or json.loads(path.read_text()).get("references_hash") == references_hash(refs):
+    if not path.exists() or not stale(json.loads(path.read_text()), refs):
         return False
-    report = preflight_references(refs)
+    report = preflight_references(refs, api=api)
     write_report(path, report, provenance() if callable(provenance) else provenance)  # provenance: made on demand
     return True
 

@@ -4,6 +4,7 @@ rule preflight:
     It runs when that file is missing; when the references change, rules/common.smk checks them again
     before planning (prh.preflight.refresh), so no params or code input makes this job rerun.
     """
+    localrule: True  # where snakemake runs, which reaches the hub; cluster nodes may not
     output:
         "results/preflight.json",
     log:

@@ -194,3 +194,30 @@ def test_preflight_runs_first_and_a_bad_reference_stops_every_model_job(tmp_path
     assert not (tmp_path / "results" / "features").exists() and not (tmp_path / "data").exists()
     first = [rule for rule, _ in planned_jobs(tmp_path)]
     assert "preflight" in first
+
+
+def test_a_report_is_checked_again_when_its_references_change_or_the_hub_comes_back(hub, monkeypatch, tmp_path):
+    """refresh (run while the workflow plans): nothing for an unchanged report; a new model is checked and
+    written; a report made under HF_HUB_OFFLINE is checked against the hub once that is unset; a problem
+    raises and leaves the last good report."""
+    from huggingface_hub import constants
+
+    from prh.preflight import references_hash, refresh, write_report
+
+    path = tmp_path / "preflight.json"
+    config = _paper_like()
+    refs = references(config)
+    assert not refresh(path, refs, api=hub)  # no report yet: the preflight job makes the first
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    write_report(path, check(refs, tmp_path) | {"references_hash": references_hash(refs)})
+    assert not refresh(path, refs, api=hub)  # still offline: nothing to do
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_TOKEN", GRANTED)
+    monkeypatch.chdir(tmp_path)
+    assert refresh(path, refs, api=hub) and json.loads(path.read_text())["hub"] == "checked"
+    assert not refresh(path, refs, api=hub)
+    good = path.read_text()
+    bad = references(_paper_like(typo=lambda c: c["models"][4].update(revision="no-such-branch")))
+    with pytest.raises(PreflightError, match="has no revision 'no-such-branch'"):
+        refresh(path, bad, api=hub)
+    assert path.read_text() == good
