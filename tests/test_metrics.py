@@ -196,6 +196,38 @@ def test_cknna_at_every_neighbour_is_unbiased_cka_only_in_the_authors_variant():
     assert abs(cknna(X, Y, n - 1) - cka(X, Y)) > 1e-3 and abs(cknna(X, Y, n - 1) - unbiased_cka(X, Y)) > 1e-3
 
 
+def brute_hsic_1(K, L):
+    """HSIC_1 (Song et al. 2012, eq. 5) term by term with loops, as the authors' ``hsic_unbiased`` evaluates
+    it for matrices that need not be symmetric (neighbour masks are not): the trace term pairs K_ij with L_ji."""
+    n = len(K)
+    Kt = [[0.0 if i == j else K[i][j] for j in range(n)] for i in range(n)]
+    Lt = [[0.0 if i == j else L[i][j] for j in range(n)] for i in range(n)]
+    trace = sum(Kt[i][j] * Lt[j][i] for i in range(n) for j in range(n))
+    sums = sum(map(sum, Kt)) * sum(map(sum, Lt)) / ((n - 1) * (n - 2))
+    chain = sum(Kt[i][j] * Lt[j][q] for i in range(n) for j in range(n) for q in range(n))
+    return (trace + sums - 2 * chain / (n - 2)) / (n * (n - 3))
+
+
+def test_authors_cknna_at_k_5_is_the_masked_hsic_1():
+    """The authors' CKNNA at k = 5 of 12 samples against HSIC_1 of the neighbour-masked kernels written out
+    with loops. At k = N - 1 every mask is 1, so only a k below N - 1 tells a version that applies the masks
+    from one that ignores them."""
+    X, Y = _related(3, n=12)
+    n, k = len(X), 5
+    K, L = X @ X.T, Y @ Y.T
+    nx, ny = [set(brute_neighbours(X, i, k)) for i in range(n)], [set(brute_neighbours(Y, i, k)) for i in range(n)]
+    mask_x = np.array([[j in nx[i] for j in range(n)] for i in range(n)], dtype=float)
+    mask_y = np.array([[j in ny[i] for j in range(n)] for i in range(n)], dtype=float)
+    both = mask_x * mask_y
+    expected = brute_hsic_1(both * K, both * L) / np.sqrt(
+        brute_hsic_1(mask_x * K, mask_x * K) * brute_hsic_1(mask_y * L, mask_y * L)
+    )
+    assert cknna(X, Y, k, variant="authors") == pytest.approx(expected, abs=1e-10)
+    unmasked = brute_hsic_1(K, L) / np.sqrt(brute_hsic_1(K, K) * brute_hsic_1(L, L))
+    assert unmasked == pytest.approx(cknna(X, Y, n - 1, variant="authors"), abs=1e-10)
+    assert abs(expected - unmasked) > 1e-2  # the masks change the value
+
+
 # --- properties --------------------------------------------------------------------------------------
 
 ALL = {
