@@ -66,7 +66,7 @@ def _reference(metric: str, xs, ys, perms: np.ndarray, alpha: float, params: dic
     return float(score), float(p), float(tau)
 
 
-@pytest.mark.parametrize("shared", [0.9, 0.0], ids=["aligned", "unrelated"])
+@pytest.mark.parametrize("shared", [0.9, 0.25, 0.0], ids=["aligned", "weak", "unrelated"])
 @pytest.mark.parametrize("metric", list(CASES))
 def test_calibrate_layers_equals_the_reference(metric, shared):
     xs, ys = _stacks(shared)
@@ -77,8 +77,10 @@ def test_calibrate_layers_equals_the_reference(metric, shared):
     assert ours.calibrated == pytest.approx(calibrated, abs=1e-6)
     assert ours.p_value == pytest.approx(p, rel=1e-6)  # the same count of draws ≥ observed, over K + 1 = 41
     assert round(ours.p_value * 41) == round(p * 41)
-    if shared:  # a real alignment beats every draw: the smallest p-value, a positive calibrated score
+    if shared == 0.9:  # a real alignment beats every draw: the smallest p-value, a positive calibrated score
         assert ours.p_value == 1 / 41 and ours.calibrated > 0
+    if shared == 0.25:  # a weak one: strictly between the clamps, so the comparison above is not 0 == 0
+        assert 0 < ours.calibrated < 0.2
     # each null draw is the max over all layer pairs of the metric recomputed on Y[perm]
     first = max(PAIRWISE[metric](x, y[perms[0]], **CASES[metric]) for x in xs for y in ys)
     assert ours.null[0] == pytest.approx(first, abs=1e-9)

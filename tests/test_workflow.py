@@ -125,6 +125,34 @@ def test_alignment_dataset_matches_brute_force(run):
     np.testing.assert_allclose(cycle_q[off], false_discovery_control(ds["p_value"].sel(metric="cycle_knn").values[off]))
 
 
+def test_a_pair_jobs_null_and_interval_equal_the_public_api_on_the_features(run):
+    """The pair file's null draws, τ, p-value and calibrated score against ``calibrate_layers`` run on the
+    stores' features prepared independently (the same seeded permutations), and its half-sample interval
+    against every layer pair scored from scratch on each half-sample's rows (no neighbour lists reused)."""
+    from prh.metrics import best_of, layer_scores
+    from prh.metrics.calibration import calibrate_layers, draw_permutations
+    from prh.metrics.resampling import half_sample_interval, half_samples
+
+    pair = xr.open_dataset(run / "results/alignment/tiny/pairs/minilm/vit-test.nc", engine="scipy").load()
+    xs, ys = _prepared(run, "minilm"), _prepared(run, "vit-test")
+    n, attrs = len(xs[0]), pair.attrs
+    perms = draw_permutations(n, attrs["permutations"], attrs["null_seed"])
+    rows = half_samples(n, attrs["resamples"], attrs["bootstrap_seed"])
+    # neighbour counts are exact; the state store keeps Gram products in float32 (about 1e-6 on CKA)
+    for metric, tol in (("mutual_knn", 1e-12), ("unbiased_cka", 1e-5)):
+        params = {"k": 5} if metric == "mutual_knn" else {}
+        stored = pair.sel(metric=metric, direction="forward")
+        ours = calibrate_layers(metric, xs, ys, perms, attrs["alpha"], **params)
+        np.testing.assert_allclose(stored["null"].values, ours.null, atol=tol)
+        assert float(stored["tau"]) == pytest.approx(ours.tau, abs=tol)
+        assert float(stored["p_value"]) == ours.p_value
+        assert float(stored["calibrated"]) == pytest.approx(ours.calibrated, abs=tol)
+        values = [best_of(layer_scores(metric, [x[r] for x in xs], [y[r] for y in ys], **params))[0] for r in rows]
+        low, high = half_sample_interval(float(stored["best"]), np.array(values), attrs["level"])
+        assert (float(stored["ci_low"]), float(stored["ci_high"])) == pytest.approx((low, high), abs=tol)
+        assert low < float(stored["best"]) < high
+
+
 def test_figures_and_report(run):
     figures = run / "results/figures/tiny"
     for name in ("best_alignment", "metric_agreement", "cross_modal_metrics", "cknna_versus_k"):
