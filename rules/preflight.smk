@@ -1,10 +1,14 @@
+# Preflight runs where snakemake runs, which reaches the hub; cluster nodes may not.
+localrules:
+    preflight,
+
+
 rule preflight:
     """Every hub reference and local path of the run, resolved with metadata calls only, before any model
     job: one error names every problem; results/preflight.json records the commits and sizes it resolved.
     It runs when that file is missing; when the references change, rules/common.smk checks them again
     before planning (prh.preflight.refresh), so no params or code input makes this job rerun.
     """
-    localrule: True  # where snakemake runs, which reaches the hub; cluster nodes may not
     output:
         "results/preflight.json",
     log:
