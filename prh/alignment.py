@@ -131,7 +131,7 @@ def pair_scores(
     perms = draw_permutations(n, permutations, null_seed) if permutations else None
     boot = half_sample_best(metrics, sx, sy, resamples, bootstrap_seed, reverse=True) if resamples else {}
     for d, direction in enumerate(DIRECTIONS):
-        own = {n: p for n, p in metrics.items() if d == 0 or not get_metric(n).symmetric}
+        own = {n: p for n, p in metrics.items() if d == 0 or not get_metric(n).is_symmetric(p)}
         sx, sy = states[direction]
         nulls = permutation_null(own, sx, sy, perms, keep_layers=True) if permutations else {}
         for name, params in own.items():
@@ -163,7 +163,7 @@ def pair_scores(
                     summary["best"][m, d], values, level
                 )
     for m, name in enumerate(names):  # a symmetric metric reads the same both ways
-        if get_metric(name).symmetric:
+        if get_metric(name).is_symmetric(metrics[name]):
             score[m, 1] = score[m, 0]
             null[m, 1] = null[m, 0]
             for v in SUMMARY:
@@ -277,7 +277,10 @@ def aggregate(pair_paths: Sequence[str | Path], models: Sequence[dict]):
         # seen from (y, x), the layers swap roles
         summary["best_layer_x"][:, j, i] = reverse["best_layer_y"].values
         summary["best_layer_y"][:, j, i] = reverse["best_layer_x"].values
-    summary["q_value"] = pair_q_values(summary["p_value"], [get_metric(m).symmetric for m in metrics])
+    params = pairs[0].attrs.get("metric_params") or {}  # a variant can make a metric asymmetric
+    params = json.loads(params) if isinstance(params, str) else params
+    symmetric = [get_metric(m).is_symmetric(params.get(m)) for m in metrics]
+    summary["q_value"] = pair_q_values(summary["p_value"], symmetric)
     dims = ("metric", "model_x", "model_y")
     data = {"score": (dims + ("layer_x", "layer_y"), score)}
     for v, values in summary.items():

@@ -228,6 +228,53 @@ def test_authors_cknna_at_k_5_is_the_masked_hsic_1():
     assert abs(expected - unmasked) > 1e-2  # the masks change the value
 
 
+def aristotelian_procrustes(X, Y):
+    """The 2026 re-analysis's registered Procrustes metric (``Procrustes._compute_raw`` in
+    aristotelian/metrics/other_metrics.py), written out: the nuclear norm from the eigenvalues of M Mᵀ,
+    M = XcᵀYc, then 1 − sqrt(‖Xc‖² + ‖Yc‖² − 2‖M‖_*) / ‖Yc‖ (without their 1e-8)."""
+    Xc, Yc = X - X.mean(axis=0), Y - Y.mean(axis=0)
+    M = Xc.T @ Yc
+    nuclear = np.sqrt(np.clip(np.linalg.eigvalsh(M @ M.T), 0, None)).sum()
+    return 1.0 - np.sqrt(max((Xc**2).sum() + (Yc**2).sum() - 2 * nuclear, 0)) / np.linalg.norm(Yc)
+
+
+def procrustes_residual(X, Y):
+    """Their numpy ``procrustes_score``: 1 − ‖XcR − Yc‖ / ‖Yc‖ with R the orthogonal Procrustes fit."""
+    Xc, Yc = X - X.mean(axis=0), Y - Y.mean(axis=0)
+    U, _, Vt = np.linalg.svd(Xc.T @ Yc, full_matrices=False)
+    return 1.0 - np.linalg.norm(Xc @ (U @ Vt) - Yc) / np.linalg.norm(Yc)
+
+
+def test_the_2026_codes_procrustes_is_an_option():
+    """``procrustes: {variant: aristotelian}``: their score, asymmetric and scale-dependent (ours is neither),
+    the same through the all-layer-pairs engine, and a metric the pipeline scores in both directions."""
+    from prh.metrics.definitions import procrustes
+    from prh.metrics.layerwise import get_metric
+
+    X, Y = _related(0)  # widths 12 and 7
+    theirs = procrustes(X, Y, variant="aristotelian")
+    # their eigvalsh of M Mᵀ squares M's small singular values: agreement to 1e-8, not to rounding
+    assert theirs == pytest.approx(aristotelian_procrustes(X, Y), abs=1e-8)
+    assert procrustes(Y, X, variant="aristotelian") == pytest.approx(aristotelian_procrustes(Y, X), abs=1e-8)
+    # the residual form agrees when X is no wider than Y; a wider X loses its directions outside Y's in XcR
+    assert procrustes(Y, X, variant="aristotelian") == pytest.approx(procrustes_residual(Y, X), abs=1e-12)
+    assert abs(theirs - procrustes_residual(X, Y)) > 1e-3
+    assert abs(procrustes(Y, X, variant="aristotelian") - theirs) > 1e-3
+    assert abs(procrustes(2 * X, Y, variant="aristotelian") - theirs) > 1e-3
+    assert procrustes(2 * X, Y) == pytest.approx(procrustes(X, Y), abs=1e-12) == procrustes(Y, X)
+    xs, ys = [X, X[:, :5]], [Y, Y[:, :4]]
+    expected = [[aristotelian_procrustes(x, y) for y in ys] for x in xs]
+    np.testing.assert_allclose(layer_scores("procrustes", xs, ys, variant="aristotelian"), expected, atol=1e-8)
+    metric = get_metric("procrustes")
+    assert metric.is_symmetric({"variant": "paper"}) and not metric.is_symmetric({"variant": "aristotelian"})
+    from prh.metrics import half_sample_best
+
+    boot = half_sample_best({"procrustes": {"variant": "aristotelian"}}, LayerStates(xs), LayerStates(ys), 3, 0, True)
+    assert ("procrustes", "reverse") in boot  # the pipeline's half-samples score Y against X too
+    with pytest.raises(ValueError, match="procrustes variant 'other'"):
+        procrustes(X, Y, variant="other")
+
+
 # --- properties --------------------------------------------------------------------------------------
 
 ALL = {

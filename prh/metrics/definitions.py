@@ -344,15 +344,30 @@ def _centred(X: np.ndarray) -> np.ndarray:
     return X - X.mean(axis=0)
 
 
-def procrustes(X: np.ndarray, Y: np.ndarray) -> float:
+def procrustes(X: np.ndarray, Y: np.ndarray, variant: str = "paper") -> float:
     """Orthogonal Procrustes similarity (Ding et al. 2021; Williams et al. 2021): with both representations
     centred and scaled to unit Frobenius norm, 1 − d²/2, where d² = min over orthogonal Q of ‖X̃ − ỸQ‖²_F
     (the narrower one padded with zero columns) = 2 − 2‖X̃ᵀỸ‖_*. So it is the nuclear norm ‖X̃ᵀỸ‖_*, in
-    [0, 1], 1 when the two agree up to a rotation, a reflection, a translation and an isotropic scaling."""
+    [0, 1], 1 when the two agree up to a rotation, a reflection, a translation and an isotropic scaling.
+
+    ``variant="aristotelian"``: the 2026 re-analysis's registered metric (``mlbio-epfl/Aristotelian``,
+    ``Procrustes``), 1 − sqrt(‖Xc‖² + ‖Yc‖² − 2‖XcᵀYc‖_*) / ‖Yc‖ with no scaling: scale-dependent,
+    asymmetric, in (−∞, 1]. It is 1 − ‖XcR − Yc‖_F / ‖Yc‖_F (R the orthogonal Procrustes fit, their numpy
+    ``procrustes_score``) when X is no wider than Y. (They add 1e-8 to the denominator.)"""
     _check_paired(X, Y)
     Xc, Yc = _centred(X), _centred(Y)
+    if variant == "aristotelian":
+        nuclear = np.linalg.svd(Xc.T @ Yc, compute_uv=False).sum()
+        return _procrustes_distance_score((Xc**2).sum(), (Yc**2).sum(), nuclear)
+    if variant != "paper":
+        raise ValueError(f"procrustes variant '{variant}' is not one of paper, aristotelian")
     Xc, Yc = Xc / np.linalg.norm(Xc), Yc / np.linalg.norm(Yc)
     return float(np.linalg.svd(Xc.T @ Yc, compute_uv=False).sum())
+
+
+def _procrustes_distance_score(norm_x2: float, norm_y2: float, nuclear: float) -> float:
+    """1 − (the Procrustes residual ‖XcR − Yc‖) / ‖Yc‖ from ‖Xc‖², ‖Yc‖² and ‖XcᵀYc‖_*."""
+    return float(1.0 - np.sqrt(max(norm_x2 + norm_y2 - 2.0 * nuclear, 0.0)) / np.sqrt(norm_y2))
 
 
 def rsa(X: np.ndarray, Y: np.ndarray) -> float:

@@ -460,10 +460,13 @@ def _rv(sx: LayerStates, sy: LayerStates, variant: str = "classic") -> np.ndarra
     return cross / np.sqrt(np.outer(self_x, self_y))
 
 
-def _procrustes_of(ux, sx_, uy, sy_) -> float:
-    return float(
-        np.linalg.svd((ux * sx_).T @ (uy * sy_), compute_uv=False).sum() / np.sqrt((sx_**2).sum() * (sy_**2).sum())
-    )
+def _procrustes_of(ux, sx_, uy, sy_, variant: str = "paper") -> float:
+    nuclear = np.linalg.svd((ux * sx_).T @ (uy * sy_), compute_uv=False).sum()
+    if variant == "aristotelian":
+        return d._procrustes_distance_score((sx_**2).sum(), (sy_**2).sum(), nuclear)
+    if variant != "paper":
+        raise ValueError(f"procrustes variant '{variant}' is not one of paper, aristotelian")
+    return float(nuclear / np.sqrt((sx_**2).sum() * (sy_**2).sum()))
 
 
 def _cca_of(ux, uy) -> float:
@@ -473,17 +476,17 @@ def _cca_of(ux, uy) -> float:
 def _basis_scores(score: Callable) -> Callable:
     """A measure of the per-layer thin SVDs, for every layer pair: one small SVD per pair."""
 
-    def layerwise(sx: LayerStates, sy: LayerStates) -> np.ndarray:
+    def layerwise(sx: LayerStates, sy: LayerStates, **params) -> np.ndarray:
         out = np.empty((len(sx), len(sy)))
         for a, bx in enumerate(sx.bases()):
             for b, by in enumerate(sy.bases()):
-                out[a, b] = score(bx, by)
+                out[a, b] = score(bx, by, **params)
         return out
 
     return layerwise
 
 
-_PROCRUSTES = _basis_scores(lambda bx, by: _procrustes_of(bx[0], bx[1], by[0], by[1]))
+_PROCRUSTES = _basis_scores(lambda bx, by, variant="paper": _procrustes_of(bx[0], bx[1], by[0], by[1], variant))
 _CCA = _basis_scores(lambda bx, by: _cca_of(bx[0], by[0]))
 _PWCCA = _basis_scores(lambda bx, by: d.pwcca_of_bases(*bx, by[0]))
 
@@ -502,6 +505,11 @@ class Metric:
     defaults: dict = field(default_factory=dict)
     symmetric: bool = True
     uses_neighbours: bool = True
+    asymmetric_variants: tuple[str, ...] = ()  # variants that score X against Y differently from Y against X
+
+    def is_symmetric(self, params: dict | None = None) -> bool:
+        """Whether (X, Y) and (Y, X) score alike with these parameters."""
+        return self.symmetric and (params or {}).get("variant") not in self.asymmetric_variants
 
 
 METRICS: dict[str, Metric] = {
@@ -522,7 +530,14 @@ METRICS: dict[str, Metric] = {
         Metric("cknna", d.cknna, _cknna, {"k": 10, "variant": "paper"}),
         Metric("svcca", d.svcca, _svcca, {"dims": 10}, uses_neighbours=False),
         # the measures of the 2026 re-analysis (Gröger, Wen & Brbić) that App. B does not have
-        Metric("procrustes", d.procrustes, _PROCRUSTES, {}, uses_neighbours=False),
+        Metric(
+            "procrustes",
+            d.procrustes,
+            _PROCRUSTES,
+            {"variant": "paper"},
+            uses_neighbours=False,
+            asymmetric_variants=("aristotelian",),
+        ),  # fmt: skip
         Metric("rsa", d.rsa, _rsa, {}, uses_neighbours=False),
         Metric("rv_coefficient", d.rv_coefficient, _rv, {"variant": "classic"}, uses_neighbours=False),
         Metric("cca", d.cca, _CCA, {}, uses_neighbours=False),
@@ -584,7 +599,7 @@ def permutation_null(
         shuffled_y = sy.permuted(perm)
         shuffled_x = sx.permuted(np.argsort(perm)) if len(sx) < len(sy) else None
         for name, params in metrics.items():
-            if shuffled_x is not None and get_metric(name).symmetric:
+            if shuffled_x is not None and get_metric(name).is_symmetric(params):
                 null[name][r] = layer_scores(name, shuffled_x, sy, **params)
             else:
                 null[name][r] = layer_scores(name, sx, shuffled_y, **params)

@@ -284,8 +284,8 @@ def _svcca(pair: Resample, dims: int):
 
 
 def _basis(name: str) -> Callable:
-    def score(pair: Resample):
-        return METRICS[name].layerwise(pair.x.bases(), pair.y.bases())
+    def score(pair: Resample, **params):
+        return METRICS[name].layerwise(pair.x.bases(), pair.y.bases(), **params)
 
     return score
 
@@ -357,7 +357,7 @@ def half_sample_best(
     counts = half_sample_counts(sx.n, resamples, seed)
     ks = {p["k"] for name, p in metrics.items() if "k" in p and p.get("variant") != "authors"}
     lists = {(side, k): covering_lists(states, k, counts) for side, states in (("x", sx), ("y", sy)) for k in ks}
-    asymmetric = [name for name in metrics if reverse and not METRICS[name].symmetric]
+    asymmetric = [name for name, params in metrics.items() if reverse and not METRICS[name].is_symmetric(params)]
     best = {name: np.empty(resamples) for name in metrics} | {(n, "reverse"): np.empty(resamples) for n in asymmetric}
     for r, w in enumerate(counts):
         pair = Resample.of(sx, sy, w, lists)
