@@ -44,10 +44,6 @@ class Reference:
     def as_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
-    @classmethod
-    def from_dict(cls, entry: dict) -> Reference:
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()})
-
 
 def _model_key(i: int, name: str) -> str:
     return f"models[{i}] (model '{name}')"
