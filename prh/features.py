@@ -143,6 +143,11 @@ def store_attrs(path: str | Path) -> dict:
     return dict(group.attrs) | {"n_samples": n}
 
 
+def store_dtype(path: str | Path) -> np.dtype:
+    """The dtype a store holds its features in (float32 or float16): the precision they can resolve."""
+    return np.dtype(_open_group(path)["features"].dtype)
+
+
 def read_layers(path: str | Path, dtype=np.float64) -> list[np.ndarray]:
     """Every layer of a store as a list of (N, D_l) arrays, padding removed, cast to ``dtype``. Raises
     ``FeatureStoreError`` for a store that cannot be read or holds NaN/Inf (naming layer and sample)."""

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from prh.dense import dense_limit_message, dense_requirements
-from prh.features import layer_reader, read_layers, store_attrs
+from prh.features import layer_reader, read_layers, store_attrs, store_dtype
 from prh.metrics import definitions as d
 from prh.metrics import neighbours
 from prh.metrics.layerwise import LayerStates, resolve_params
@@ -153,7 +153,7 @@ def compute_state(
         raw = read_layers(features_path)
         threshold = _threshold_of(raw, quantile, quantile_mode)
         layers = d.prepare_stack(raw, quantile, quantile_mode, concat_layers, normalize)
-        states = LayerStates(layers, device)
+        states = LayerStates(layers, device, precision=store_dtype(features_path))  # SVD ranks cut there
         data = {}
         if parts["k"]:
             knn = states.knn(parts["k"]) if counts is None else covering_lists(states, parts["k"], counts)
@@ -273,6 +273,7 @@ def _streamed_states(features_path, parts, q, mode, normalize, knn_method, block
     """States one layer at a time, memory O(N · D + block · N); no Grams (linear CKA streams in the pair).
     With bootstrap ``counts`` the lists are searched deeper (4k, doubled) until they cover every resample."""
     read, count = _layer_reader(features_path)
+    precision = store_dtype(features_path)  # SVD ranks are cut at the stored precision
     if q >= 1.0:
         thresholds = [None] * count
     elif mode == "global":
@@ -309,7 +310,7 @@ def _streamed_states(features_path, parts, q, mode, normalize, knn_method, block
             if counts is not None:
                 half_svd.append(_half_svd(counts, lambda rows, a=layer: d.svd_directions(a[rows], parts["dims"])[None]))
         if parts["bases"]:
-            bases.append(d.orthonormal_basis(layer))
+            bases.append(d.orthonormal_basis(layer, precision))
     for i, knn in enumerate(data["knn"]):  # a later layer's resamples reached deeper: one depth for all
         if knn.shape[1] < depth:
             knn, data["knn_values"][i], _ = neighbour_states(prepared(i), depth)

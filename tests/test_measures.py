@@ -122,3 +122,30 @@ def test_layerwise_engine_equals_the_definitions_with_null_and_bootstrap(tmp_pat
             assert values[0] == pytest.approx(direct, abs=0.05)
         else:
             assert values[0] == pytest.approx(direct, abs=1e-9), name
+
+
+def test_svd_ranks_are_cut_at_the_stored_precision(tmp_path):
+    """A rank-5 layer 400 wide stored as float32 holds 5 directions of signal; its rounding fills the rest.
+    Cut at float64 precision, that rounding spans every direction and CCA against independent noise is 1;
+    cut at float32's (the dtype it came in, or the stored dtype given), CCA sees the 5 directions only."""
+    rng = np.random.default_rng(0)
+    n = 300
+    X32 = (rng.normal(size=(n, 5)) @ rng.normal(size=(5, 400))).astype(np.float32)
+    noise = rng.normal(size=(n, 20))
+    as_float64 = X32.astype(np.float64)
+    assert len(d.orthonormal_basis(as_float64)[1]) > 250  # float64's tolerance keeps the rounding
+    assert d.cca(as_float64, noise) == pytest.approx(1.0, abs=1e-6)
+    assert len(d.orthonormal_basis(X32)[1]) == len(d.orthonormal_basis(as_float64, np.float32)[1]) == 5
+    assert d.cca(X32, noise) < 0.3 and d.pwcca(X32, noise) < 0.3
+    assert layer_scores("cca", [X32], [noise])[0, 0] == pytest.approx(d.cca(X32, noise), abs=1e-12)
+    assert layer_scores("cca", LayerStates([as_float64], precision=np.float32), [noise])[0, 0] < 0.3
+    assert d.cca(rng.normal(size=(n, 30)).astype(np.float32), noise) < 0.3  # full rank: nothing is cut
+    # a state job reads the store as float64 and cuts at the store's dtype (no clamp here: it would add rank)
+    from test_scaling import write_store
+
+    from prh.states import compute_state
+
+    write_store(tmp_path / "x.zarr", [X32], "x")
+    for limit in (8192, 100):  # with the Grams, and streamed layer by layer above dense_limit
+        state, _ = compute_state(tmp_path / "x.zarr", {"cca": {}}, quantile=1.0, dense_limit=limit)
+        assert int(state["basis_rank"].values[0]) == 5

@@ -398,12 +398,24 @@ def rv_coefficient(X: np.ndarray, Y: np.ndarray, variant: str = "classic") -> fl
     return _ratio((K * L).sum(), (K * K).sum(), (L * L).sum())
 
 
-def orthonormal_basis(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Thin SVD of the centred X, truncated at its numerical rank (numpy's ``matrix_rank`` tolerance,
-    σ > σ_max · max(N, D) · eps): U (N, r) orthonormal, σ (r,), V (D, r), Xc = U diag(σ) Vᵀ."""
+def stored_precision(X, precision=None) -> np.dtype:
+    """The floating dtype whose rounding bounds what X can resolve: ``precision`` when given (the dtype the
+    features were stored in), else X's own when it is a float, else float64."""
+    if precision is not None:
+        return np.dtype(precision)
+    dtype = np.asarray(X).dtype
+    return dtype if dtype.kind == "f" else np.dtype(np.float64)
+
+
+def orthonormal_basis(X: np.ndarray, precision=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thin SVD of the centred X, truncated at its numerical rank at the precision X was stored in: numpy's
+    ``matrix_rank`` rule σ > σ_max · max(N, D) · eps, with eps of ``precision`` (``stored_precision``:
+    float32 1.2e-7, float16 9.8e-4, float64 2.2e-16). Directions below it are rounding of the stored values,
+    not signal, and CCA would count them. Returns U (N, r) orthonormal, σ (r,), V (D, r), Xc = U diag(σ) Vᵀ."""
+    eps = np.finfo(stored_precision(X, precision)).eps
     Xc = _centred(X)
     U, sigma, Vt = np.linalg.svd(Xc, full_matrices=False)
-    rank = int(np.sum(sigma > sigma[0] * max(Xc.shape) * np.finfo(np.float64).eps)) if sigma.size else 0
+    rank = int(np.sum(sigma > sigma[0] * max(Xc.shape) * eps)) if sigma.size else 0
     return U[:, :rank], sigma[:rank], Vt[:rank].T
 
 

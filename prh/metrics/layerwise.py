@@ -28,7 +28,12 @@ class LayerStates:
     """
 
     def __init__(
-        self, layers, device: str = "cpu", _parent: LayerStates | None = None, _perm: np.ndarray | None = None
+        self,
+        layers,
+        device: str = "cpu",
+        _parent: LayerStates | None = None,
+        _perm: np.ndarray | None = None,
+        precision=None,
     ):
         self.device = backend.resolve_device(device) if _parent is None else _parent.device
         self._parent, self._perm = _parent, _perm
@@ -37,10 +42,17 @@ class LayerStates:
         self.source = "layers" if _parent is None else f"a permuted view of {_parent.source}"
         if _parent is not None:  # a permuted view: its layers are only materialised if asked for
             self._layers, self.n, self._count = None, _parent.n, len(_parent)
+            self.precision = _parent.precision
             return
-        if layers is None:  # filled by from_arrays
-            self._layers = None
+        if layers is None:  # filled by from_arrays (a state store's bases are cut already)
+            self._layers, self.precision = None, np.dtype(np.float64)
             return
+        # the coarsest float the layers came in (or ``precision``, the stored dtype): where SVD ranks are cut
+        self.precision = (
+            np.dtype(precision)
+            if precision is not None
+            else max((d.stored_precision(a) for a in layers), key=lambda t: np.finfo(t).eps)
+        )
         self._layers = [np.asarray(a, dtype=np.float64) for a in layers]
         self.n, self._count = self._layers[0].shape[0], len(self._layers)
         for a in self._layers:
@@ -255,7 +267,7 @@ class LayerStates:
         (``definitions.orthonormal_basis``): what Procrustes, CCA and PWCCA need."""
         return self._memo(
             ("bases",),
-            lambda: [d.orthonormal_basis(a) for a in self.layers],
+            lambda: [d.orthonormal_basis(a, self.precision) for a in self.layers],
             lambda parent: [(u[self._perm], s, v) for u, s, v in parent],
         )
 
