@@ -408,14 +408,20 @@ def stored_precision(X, precision=None) -> np.dtype:
 
 
 def orthonormal_basis(X: np.ndarray, precision=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Thin SVD of the centred X, truncated at its numerical rank at the precision X was stored in: numpy's
-    ``matrix_rank`` rule σ > σ_max · max(N, D) · eps, with eps of ``precision`` (``stored_precision``:
-    float32 1.2e-7, float16 9.8e-4, float64 2.2e-16). Directions below it are rounding of the stored values,
-    not signal, and CCA would count them. Returns U (N, r) orthonormal, σ (r,), V (D, r), Xc = U diag(σ) Vᵀ."""
+    """Thin SVD of the centred X, truncated where the precision X was stored in (``stored_precision``) can no
+    longer resolve a direction: σ > max(eps_stored · ‖X‖_F, σ_max · max(N, D) · eps_float64). Rounding to
+    the stored dtype perturbs X by at most eps_stored · ‖X‖_F in Frobenius (hence spectral) norm, and by
+    Weyl's inequality moves no singular value by more, so a smaller one may be rounding alone; the second
+    term is numpy's ``matrix_rank`` rule in float64 (centring's own null direction). CCA would otherwise
+    count rounding as signal. Returns U (N, r) orthonormal, σ (r,), V (D, r), Xc = U diag(σ) Vᵀ."""
     eps = np.finfo(stored_precision(X, precision)).eps
+    X = np.asarray(X, dtype=np.float64)
     Xc = _centred(X)
     U, sigma, Vt = np.linalg.svd(Xc, full_matrices=False)
-    rank = int(np.sum(sigma > sigma[0] * max(Xc.shape) * eps)) if sigma.size else 0
+    if not sigma.size:
+        return U, sigma, Vt.T
+    tolerance = max(eps * np.linalg.norm(X), sigma[0] * max(Xc.shape) * np.finfo(np.float64).eps)
+    rank = int(np.sum(sigma > tolerance))
     return U[:, :rank], sigma[:rank], Vt[:rank].T
 
 
