@@ -176,6 +176,14 @@ def _card(info) -> dict:
     return info.card_data.to_dict() if info.card_data is not None else {}
 
 
+def _dataset_info(card: dict) -> dict:
+    """The card's ``dataset_info`` (the first config's where it lists several), or {}."""
+    dataset_info = card.get("dataset_info")
+    if isinstance(dataset_info, list):
+        dataset_info = dataset_info[0] if dataset_info else None
+    return dataset_info if isinstance(dataset_info, dict) else {}
+
+
 def split_names(info) -> list[str]:
     """The splits a hub dataset offers, as ``datasets`` finds them: the card's ``configs`` data files, else
     its ``dataset_info.splits``, else the split patterns of ``datasets`` over the repo's file names."""
@@ -185,11 +193,8 @@ def split_names(info) -> list[str]:
             files = config.get("data_files")
             if isinstance(files, list) and all(isinstance(f, dict) for f in files):
                 return [f["split"] for f in files]
-    dataset_info = card.get("dataset_info")
-    if isinstance(dataset_info, list):
-        dataset_info = dataset_info[0] if dataset_info else None
-    if isinstance(dataset_info, dict) and dataset_info.get("splits"):
-        return [s["name"] for s in dataset_info["splits"]]
+    if splits := _dataset_info(card).get("splits"):
+        return [s["name"] for s in splits]
     from datasets.data_files import _get_data_files_patterns
 
     names = [s.rfilename for s in info.siblings or [] if not s.rfilename.startswith(".")]
@@ -206,10 +211,7 @@ def split_names(info) -> list[str]:
 
 def column_names(info) -> list[str] | None:
     """The columns the card lists (``dataset_info.features``), or None where it lists none."""
-    dataset_info = _card(info).get("dataset_info")
-    if isinstance(dataset_info, list):
-        dataset_info = dataset_info[0] if dataset_info else None
-    features = (dataset_info or {}).get("features") if isinstance(dataset_info, dict) else None
+    features = _dataset_info(_card(info)).get("features")
     if not features:
         return None
     return [f["name"] for f in features if isinstance(f, dict) and "name" in f]

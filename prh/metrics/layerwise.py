@@ -549,7 +549,7 @@ METRICS: dict[str, Metric] = {
             {"variant": "paper"},
             uses_neighbours=False,
             asymmetric_variants=("aristotelian",),
-        ),  # fmt: skip
+        ),
         Metric("rsa", d.rsa, _rsa, {}, uses_neighbours=False),
         Metric("rv_coefficient", d.rv_coefficient, _rv, {"variant": "classic"}, uses_neighbours=False),
         Metric("cca", d.cca, _CCA, {}, uses_neighbours=False),
