@@ -4,7 +4,11 @@
 A state store (``results/states/{dataset}/{model}.zarr``) holds, for the model's prepared layer stack
 (clamped at the quantile, l2-normalised, App. C.2):
 
-    knn         (layer, sample, neighbour)  int32    neighbour lists up to the largest k of the metrics
+    knn         (layer, sample, neighbour)  int32    neighbour lists up to the largest k of the metrics (deeper
+                                                 for the bootstrap, and past any tie group at the k-th place)
+    knn_starts  (layer, sample, neighbour)  int32    where each place's tie group starts (only with ties);
+                                                 attrs ``knn_ties``: per layer, the samples whose k-th
+                                                 neighbour ties with another sample
     knn_values  (layer, sample, neighbour)  float64  the row-centred kernel K̄ (eq. 12) at those neighbours
     gram        (layer, sample, sample_b)   float32  linear Gram matrices (dense metrics only), with their
                                                  float64 invariants centred_norm and unbiased_self (layer,)
@@ -40,7 +44,7 @@ from prh.features import layer_reader, read_layers, store_attrs, store_dtype
 from prh.metrics import definitions as d
 from prh.metrics import neighbours
 from prh.metrics.layerwise import LayerStates, resolve_params
-from prh.metrics.resampling import covering_lists, covers, deeper, half_sample_counts
+from prh.metrics.resampling import covering_depth, covers, deeper, half_sample_counts
 from prh.provenance import as_attrs, package_versions
 
 NEIGHBOUR_METRICS = ("mutual_knn", "cycle_knn", "lcs_knn", "edit_distance_knn", "cknna")
@@ -156,10 +160,9 @@ def compute_state(
         states = LayerStates(layers, device, precision=store_dtype(features_path))  # SVD ranks cut there
         data = {}
         if parts["k"]:
-            knn = states.knn(parts["k"]) if counts is None else covering_lists(states, parts["k"], counts)
-            data["knn"] = knn.astype(np.int32)
-            if parts["values"]:
-                data["knn_values"] = states.knn_values(knn.shape[2])
+            depth = parts["k"] if counts is None else covering_depth(states, parts["k"], counts)
+            data |= _neighbour_arrays(states, depth, parts)
+            info["knn_ties"] = states.tie_counts(parts["k"]).tolist()
         if parts["grams"]:
             data["gram"] = states.grams().astype(np.float32)
             # invariants under permutation, computed in float64 once here instead of in every pair job
@@ -185,6 +188,7 @@ def compute_state(
         )
     dims = {
         "knn": ("layer", "sample", "neighbour"),
+        "knn_starts": ("layer", "sample", "neighbour"),
         "knn_values": ("layer", "sample", "neighbour"),
         "gram": ("layer", "sample", "sample_b"),
         "svd": ("layer", "sample", "direction"),
@@ -225,6 +229,17 @@ def compute_state(
         )
     )
     return ds, info
+
+
+def _neighbour_arrays(states: LayerStates, depth: int, parts: dict) -> dict[str, np.ndarray]:
+    """The lists (``knn``), their tie groups where there are any (``knn_starts``) and CKNNA's kernel at them."""
+    lists, starts = states.neighbours(depth)
+    data = {"knn": lists.astype(np.int32)}
+    if np.any(starts != np.arange(starts.shape[2])):
+        data["knn_starts"] = starts.astype(np.int32)
+    if parts["values"]:
+        data["knn_values"] = states.knn_values(depth)
+    return data
 
 
 def _half_svd(counts: np.ndarray, directions) -> dict[str, np.ndarray]:
@@ -288,35 +303,41 @@ def _streamed_states(features_path, parts, q, mode, normalize, knn_method, block
         return d.l2_normalize(layer) if normalize else layer
 
     def neighbour_states(layer, depth):
-        knn, depth = _covering_search(layer, parts["k"], depth, counts, knn_method, block)
+        knn, starts, depth = _covering_search(layer, parts["k"], depth, counts, knn_method, block)
         values = None
         if parts["values"]:  # K̄_ij = x_i·x_j − x_i·mean(x): no Gram matrix needed
             values = np.einsum("nd,nkd->nk", layer, layer[knn]) - (layer @ layer.mean(axis=0))[:, None]
-        return knn, values, depth
+        return knn, starts, values, depth
 
-    data: dict[str, list] = {"knn": [], "knn_values": [], "svd": []}
-    recalls, bases, half_svd = [], [], []
+    data: dict[str, list] = {"knn": [], "knn_starts": [], "knn_values": [], "svd": []}
+    recalls, bases, half_svd, ties = [], [], [], []
     depth = parts["k"]  # the deepest list so far: every later layer is searched at least this deep
     for i in range(count):
         layer = prepared(i)
         if parts["k"]:
-            knn, values, depth = neighbour_states(layer, depth)
+            knn, starts, values, depth = neighbour_states(layer, depth)
             if knn_method == "faiss":
                 recalls.append(neighbours.knn_recall(layer, knn, knn.shape[1]))
             data["knn"].append(knn.astype(np.int32))
+            data["knn_starts"].append(starts.astype(np.int32))
             data["knn_values"].append(values)
+            ties.append(neighbours.tied_samples(starts, parts["k"]))
         if parts["dims"]:
             data["svd"].append(d.svd_directions(layer, parts["dims"]))
             if counts is not None:
                 half_svd.append(_half_svd(counts, lambda rows, a=layer: d.svd_directions(a[rows], parts["dims"])[None]))
         if parts["bases"]:
             bases.append(d.orthonormal_basis(layer, precision))
-    for i, knn in enumerate(data["knn"]):  # a later layer's resamples reached deeper: one depth for all
-        if knn.shape[1] < depth:
-            knn, data["knn_values"][i], _ = neighbour_states(prepared(i), depth)
-            data["knn"][i] = knn.astype(np.int32)
+    while len({knn.shape[1] for knn in data["knn"]}) > 1:  # a later layer reached deeper: one depth for all
+        depth = max(knn.shape[1] for knn in data["knn"])
+        for i, knn in enumerate(data["knn"]):
+            if knn.shape[1] < depth:
+                knn, starts, data["knn_values"][i], _ = neighbour_states(prepared(i), depth)
+                data["knn"][i], data["knn_starts"][i] = knn.astype(np.int32), starts.astype(np.int32)
     data["knn_values"] = [v for v in data["knn_values"] if v is not None]
-    info = {"knn_recall": recalls} if recalls else {}
+    if not any(np.any(s != np.arange(s.shape[1])) for s in data["knn_starts"]):
+        data["knn_starts"] = []  # stored only where there are ties
+    info = ({"knn_recall": recalls} if recalls else {}) | ({"knn_ties": ties} if ties else {})
     threshold = thresholds[0] if mode == "global" else thresholds
     stacked = {name: np.stack(v) for name, v in data.items() if v}
     if half_svd:  # per layer (R, 1, m, dims): joined along the layers
@@ -326,12 +347,16 @@ def _streamed_states(features_path, parts, q, mode, normalize, knn_method, block
 
 
 def _covering_search(layer, k, depth, counts, knn_method, block):
-    """The layer's neighbour lists, at least ``depth`` deep, deep enough for every resample in ``counts``."""
-    search = neighbours.faiss_knn if knn_method == "faiss" else lambda a, k: neighbours.blocked_knn(a, k, block)
+    """The layer's neighbour lists and tie groups, at least ``depth`` deep, deep enough for every resample in
+    ``counts``; returns them and their depth. faiss's approximate lists carry no tie groups."""
     while True:
-        knn = search(layer, depth)
-        if counts is None or depth == len(layer) - 1 or covers(knn[None], counts, k):
-            return knn, depth
+        if knn_method == "faiss":
+            lists = neighbours.faiss_knn(layer, depth)
+            starts = np.broadcast_to(np.arange(depth), lists.shape)
+        else:
+            lists, starts = neighbours.search(layer, k, depth, block)
+        if counts is None or depth == len(layer) - 1 or covers(lists[None], counts, k):
+            return lists, starts, lists.shape[1]
         depth = deeper(depth, k, len(layer))
 
 
@@ -370,6 +395,7 @@ def open_state(path: str | Path, device: str = "cpu") -> tuple[LayerStates, dict
         attrs["n_samples"],
         attrs["n_layers"],
         knn=values["knn"].astype(np.int64) if "knn" in values else None,
+        knn_starts=values["knn_starts"].astype(np.int64) if "knn_starts" in values else None,
         knn_values=values.get("knn_values"),
         grams=values.get("gram"),  # float32 as stored; LayerStates upcasts a copy for the scores
         svd=values.get("svd"),

@@ -2,7 +2,8 @@
 
 Only the O(N^2 D) and O(L N^2 L') products move to the device (Gram matrices, similarity matrices, the
 products of flattened Gram stacks); everything else stays in numpy, so both paths share one
-implementation. Products are float64 on every device; a GPU sums in a different order, so results agree
+implementation. Products are float64 on every device (float32 where only an order is wanted: the neighbour
+search's candidates); a GPU sums in a different order, so results agree
 with the CPU path to rounding (about 1e-12 here), not bit for bit.
 
 torch is imported only when a non-CPU device is asked for, keeping CPU jobs free of its start-up cost.
@@ -44,15 +45,18 @@ def _torch(device: str):
     return torch, ("cpu" if device == "torch-cpu" else device)
 
 
-def products(A: np.ndarray, B: np.ndarray, device: str = "cpu") -> np.ndarray:
-    """``A @ B.T`` for A (m, d) and B (n, d), in float64, on ``device``."""
+def products(A: np.ndarray, B: np.ndarray, device: str = "cpu", dtype=np.float64) -> np.ndarray:
+    """``A @ B.T`` for A (m, d) and B (n, d), in ``dtype`` (float64, or float32 where only an order is
+    wanted: the neighbour search's candidates), on ``device``."""
     if device == "cpu":
-        return A @ B.T
+        return A.astype(dtype, copy=False) @ B.astype(dtype, copy=False).T
     torch, where = _torch(device)
-    dtype = torch.float32 if where == "mps" else torch.float64  # MPS has no float64
-    a = torch.as_tensor(np.ascontiguousarray(A), dtype=dtype, device=where)
-    b = a if B is A else torch.as_tensor(np.ascontiguousarray(B), dtype=dtype, device=where)
-    return (a @ b.T).double().cpu().numpy()
+    wide = dtype == np.float64 and where != "mps"  # MPS has no float64
+    kind = torch.float64 if wide else torch.float32
+    a = torch.as_tensor(np.ascontiguousarray(A), dtype=kind, device=where)
+    b = a if B is A else torch.as_tensor(np.ascontiguousarray(B), dtype=kind, device=where)
+    out = (a @ b.T).cpu().numpy()
+    return out.astype(dtype, copy=False)
 
 
 def gram(X: np.ndarray, device: str = "cpu") -> np.ndarray:

@@ -7,8 +7,11 @@ the same N (widths may differ), or one (L, N, D) array.
 Conventions shared by every metric:
 
 * neighbourhoods use cosine similarity (the inner-product kernel after l2 normalisation, App. C.2) and
-  exclude the sample itself (eq. 9–10); ties in similarity go to the lower sample index, so every score
-  is deterministic;
+  exclude the sample itself (eq. 9–10). Similarities within ``tie_tolerance`` of each other are ties; a
+  score is its expectation under uniformly random tie-breaking, independent for every sample of every
+  representation (``neighbour_weights``): exact for mutual k-NN, cycle k-NN and CKNNA, a seeded average
+  over ``TIE_DRAWS`` tie orders for the ordinal LCS and edit distance (``tie_orders``). Without ties this
+  is the plain definition; ``knn_indices`` lists tied neighbours by index;
 * kernels are the inner product of the features as given (the pipeline l2-normalises them first,
   ``prepare_stack``); ``cka`` also offers an RBF kernel.
 
@@ -19,8 +22,11 @@ versions that score all layer pairs at once live in ``prh.layerwise`` and are te
 from __future__ import annotations
 
 from collections.abc import Sequence
+from math import comb
 
 import numpy as np
+
+from prh.metrics import kernels
 
 LayerStack = Sequence[np.ndarray] | np.ndarray
 
@@ -79,19 +85,62 @@ def cosine_similarity(X: np.ndarray) -> np.ndarray:
     return X @ X.T
 
 
-def knn_indices(X: np.ndarray, k: int) -> np.ndarray:
-    """Indices (N, k) of each sample's k nearest neighbours by cosine similarity, itself excluded (eq. 9),
-    most similar first; ties go to the lower index (the order of a stable sort)."""
+def tie_tolerance(width: int) -> float:
+    """Cosine similarities of ``width``-wide rows that differ by no more than this are a tie: twice the bound
+    on float64 rounding of one (normalising both rows, then a ``width``-long dot product: (width + 4) u,
+    u = 2^-53). It is 1e-12 at width 4,096, five orders under float32 rounding: ties are judged on float64
+    values, so float32 products can neither make nor hide one."""
+    gamma = (width + 4) * 2.0**-53
+    return 2.0 * gamma / (1.0 - gamma)
+
+
+def sorted_neighbours(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every sample's other samples by cosine similarity, most similar first, each tie group by index:
+    (N, N − 1) indices and the place each place's tie group starts (``kernels.tie_starts``)."""
     n = len(X)
-    if not 1 <= k <= n - 1:
-        raise ValueError(f"k = {k} must be between 1 and N - 1 = {n - 1}")
     similarity = cosine_similarity(X)
     np.fill_diagonal(similarity, -np.inf)
-    return top_k(similarity, k)
+    order = np.lexsort((np.broadcast_to(np.arange(n), (n, n)), -similarity), axis=1)[:, : n - 1]
+    starts = kernels.tie_starts(np.take_along_axis(similarity, order, axis=1), tie_tolerance(X.shape[1]))
+    return kernels.order_groups(order, starts), starts
+
+
+def knn_indices(X: np.ndarray, k: int) -> np.ndarray:
+    """Indices (N, k) of each sample's k nearest neighbours by cosine similarity, itself excluded (eq. 9),
+    most similar first; tied neighbours by index."""
+    _check_k(len(X), k)
+    return sorted_neighbours(X)[0][:, :k]
+
+
+def neighbour_weights(X: np.ndarray, k: int) -> np.ndarray:
+    """(N, N) P(j ∈ S(x_i)), the k-NN sets under uniformly random tie-breaking: 1 for neighbours more similar
+    than the k-th, r / t for the t samples tied with the k-th when r of them fill the set, 0 otherwise.
+    Without ties, the boolean ``neighbour_mask`` of the k nearest."""
+    _check_k(len(X), k)
+    order, starts = sorted_neighbours(X)
+    weights = np.zeros((len(X), len(X)))
+    np.put_along_axis(weights, order, kernels.place_weights(starts, k), axis=1)
+    return weights
+
+
+def tie_orders(X: np.ndarray, k: int, draws: int, side: int = 0) -> list[np.ndarray]:
+    """(N, k) lists of ``draws`` random tie orders: in draw r each tie group is ordered by
+    ``kernels.tie_key(2r + side, i, j)``, a fixed hash, so every draw is reproducible and shared by the
+    engine; ``side`` (0 for X, 1 for Y) keeps the two representations' orders independent."""
+    order, starts = sorted_neighbours(X)
+    out = []
+    for r in range(draws):
+        keys = kernels.tie_keys(2 * r + side, order)
+        resorted = np.lexsort((keys, starts), axis=1)
+        out.append(np.take_along_axis(order, resorted, axis=1)[:, :k])
+    return out
+
+
+TIE_DRAWS = 32  # tie orders averaged by the ordinal metrics when a representation has ties
 
 
 def top_k(similarity: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of the k largest entries of each row, largest first, ties to the lower index:
+    """Column indices of the k largest entries of each row, largest first, exact ties to the lower index:
     the first k columns of a stable descending argsort, found by partial sorting."""
     n = similarity.shape[1]
     if k >= n - 1:
@@ -121,30 +170,43 @@ def neighbour_mask(knn: np.ndarray) -> np.ndarray:
 
 
 def mutual_knn_terms(X: np.ndarray, Y: np.ndarray, k: int = 10) -> np.ndarray:
-    """Per-sample terms of ``mutual_knn``: ``|S(x_i) ∩ S(y_i)| / k`` (eq. 11)."""
+    """Per-sample terms of ``mutual_knn``: ``E|S(x_i) ∩ S(y_i)| / k`` (eq. 11), the sets' tie-breaking
+    independent, so the expectation is sum_j P(j ∈ S(x_i)) P(j ∈ S(y_i))."""
     _check_paired(X, Y)
-    knn_x, knn_y = knn_indices(X, k), knn_indices(Y, k)
-    return np.take_along_axis(neighbour_mask(knn_y), knn_x, axis=1).sum(axis=1) / k
+    return (neighbour_weights(X, k) * neighbour_weights(Y, k)).sum(axis=1) / k
 
 
 def mutual_knn(X: np.ndarray, Y: np.ndarray, k: int = 10) -> float:
     """Mutual k-nearest-neighbour alignment m_NN (App. A, eq. 9–11): the mean over samples of
-    ``|S(x_i) ∩ S(y_i)| / k``, with S the k-NN sets within X and within Y. 1 for identical
-    neighbourhoods; about k / (N - 1) for unrelated ones."""
+    ``|S(x_i) ∩ S(y_i)| / k``, with S the k-NN sets within X and within Y (its expectation over random
+    tie-breaking where neighbours tie). 1 for identical neighbourhoods; about k / (N - 1) for unrelated ones."""
     return float(mutual_knn_terms(X, Y, k).mean())
 
 
 def cycle_knn_terms(X: np.ndarray, Y: np.ndarray, k: int = 10) -> np.ndarray:
-    """Per-sample terms of ``cycle_knn``: 1 when the cycle from sample i closes, else 0."""
+    """Per-sample terms of ``cycle_knn``: the probability that the cycle from sample i closes (1 or 0
+    without ties). With p_j = P(i ∈ S_x(j)), independent over j, and Y's set at i made of sure members A and
+    r of the t tied samples T: 1 − prod_A (1 − p_j) · e_r(1 − p_T) / C(t, r), e_r the elementary symmetric
+    polynomial (the mean of the product over the r-subsets of T)."""
     _check_paired(X, Y)
-    knn_x, knn_y = knn_indices(X, k), knn_indices(Y, k)
-    # mask_x[j, i]: i is among the X-neighbours of j; look it up for every Y-neighbour j of i.
-    return neighbour_mask(knn_x).T[np.arange(len(X))[:, None], knn_y].any(axis=1).astype(float)
+    wx, wy = neighbour_weights(X, k), neighbour_weights(Y, k)
+    out = np.empty(len(X))
+    for i in range(len(X)):
+        miss = 1.0 - wx[:, i]  # 1 − P(i ∈ S_x(j)) for every j
+        sure, tied = wy[i] == 1.0, (wy[i] > 0) & (wy[i] < 1)
+        polynomial = np.array([1.0])
+        for q in miss[tied]:  # prod_T (1 + q_j z): its z^r coefficient is e_r
+            polynomial = np.convolve(polynomial, [1.0, q])
+        r = k - int(sure.sum())
+        mean = polynomial[r] / comb(int(tied.sum()), r) if tied.any() else 1.0
+        out[i] = 1.0 - np.prod(miss[sure]) * mean
+    return out
 
 
 def cycle_knn(X: np.ndarray, Y: np.ndarray, k: int = 10) -> float:
     """Cycle k-NN (App. B, Table 11): the fraction of samples i for which going to the k nearest
-    neighbours of i **in Y**, then to their k nearest neighbours **in X**, returns to i.
+    neighbours of i **in Y**, then to their k nearest neighbours **in X**, returns to i (its expectation
+    over random tie-breaking where neighbours tie).
 
     Direction: Y then X, as the authors' ``knn_A[knn_B]`` with A = X, B = Y. Asymmetric:
     ``cycle_knn(X, Y) != cycle_knn(Y, X)`` in general. With Y = X it is 1 only when every sample is a
@@ -175,28 +237,45 @@ def edit_distance(a: Sequence[int], b: Sequence[int]) -> int:
     return previous[-1]
 
 
-def lcs_knn_terms(X: np.ndarray, Y: np.ndarray, k: int = 10) -> np.ndarray:
+def _ordinal_draws(X: np.ndarray, Y: np.ndarray, k: int, score) -> np.ndarray:
+    """(draws, N) per-sample ``score(list_x, list_y)`` over the tie orders of ``tie_orders`` (one draw when
+    neither representation has ties: then every order is the same)."""
     _check_paired(X, Y)
-    knn_x, knn_y = knn_indices(X, k), knn_indices(Y, k)
-    return np.array([longest_common_subsequence(a, b) for a, b in zip(knn_x, knn_y)]) / k
+    _check_k(len(X), k)
+    places = min(k + 1, len(X) - 1)  # a tie reaching the k-th place shows at place k + 1
+    tied = any(np.any(sorted_neighbours(A)[1][:, :places] != np.arange(places)) for A in (X, Y))
+    draws = TIE_DRAWS if tied else 1
+    pairs = zip(tie_orders(X, k, draws), tie_orders(Y, k, draws, side=1))
+    return np.array([[score(a, b) for a, b in zip(lx, ly)] for lx, ly in pairs])
+
+
+def lcs_knn_terms(X: np.ndarray, Y: np.ndarray, k: int = 10) -> np.ndarray:
+    """Per-sample LCS / k, averaged over the tie orders (``_ordinal_draws``)."""
+    return _ordinal_draws(X, Y, k, longest_common_subsequence).mean(axis=0) / k
 
 
 def lcs_knn(X: np.ndarray, Y: np.ndarray, k: int = 10) -> float:
     """Longest common subsequence of the two ordered k-NN lists of each sample, divided by k, averaged
-    (App. B, Table 11). Ordinal: the order of the neighbours matters. 1 = identical lists."""
+    (App. B, Table 11). Ordinal: the order of the neighbours matters. 1 = identical lists. Where neighbours
+    tie, the mean over ``TIE_DRAWS`` seeded random tie orders (``ordinal_tie_error``: its standard error)."""
     return float(lcs_knn_terms(X, Y, k).mean())
 
 
 def edit_distance_knn_terms(X: np.ndarray, Y: np.ndarray, k: int = 10) -> np.ndarray:
-    _check_paired(X, Y)
-    knn_x, knn_y = knn_indices(X, k), knn_indices(Y, k)
-    return 1.0 - np.array([edit_distance(a, b) for a, b in zip(knn_x, knn_y)]) / k
+    return 1.0 - _ordinal_draws(X, Y, k, edit_distance).mean(axis=0) / k
 
 
 def edit_distance_knn(X: np.ndarray, Y: np.ndarray, k: int = 10) -> float:
     """One minus the edit distance between the two ordered k-NN lists of each sample divided by k, averaged
-    (App. B, Table 11). 1 = identical lists, 0 = no element in place."""
+    (App. B, Table 11). 1 = identical lists, 0 = no element in place. Ties: as ``lcs_knn``."""
     return float(edit_distance_knn_terms(X, Y, k).mean())
+
+
+def ordinal_tie_error(X: np.ndarray, Y: np.ndarray, k: int = 10, lcs: bool = True) -> float:
+    """The standard error of ``lcs_knn`` (or of ``edit_distance_knn``) from averaging over tie orders: the
+    standard deviation of the per-draw scores over sqrt(draws); 0 without ties."""
+    scores = _ordinal_draws(X, Y, k, longest_common_subsequence if lcs else edit_distance).mean(axis=1) / k
+    return float(scores.std(ddof=1) / np.sqrt(len(scores))) if len(scores) > 1 else 0.0
 
 
 # --- kernel metrics ----------------------------------------------------------------------------------
@@ -268,8 +347,8 @@ def cknna_row_terms(X: np.ndarray, Y: np.ndarray, k: int = 10) -> tuple[np.ndarr
     """Per-sample sums over j of eq. 16 for (K, L), (K, K) and (L, L): CKNNA is the ratio of their totals."""
     _check_paired(X, Y)
     Kb, Lb = row_centred_kernel(X), row_centred_kernel(Y)
-    mask_x, mask_y = neighbour_mask(knn_indices(X, k)), neighbour_mask(knn_indices(Y, k))
-    alpha = mask_x & mask_y  # eq. 17; neighbour sets already exclude i = j
+    mask_x, mask_y = neighbour_weights(X, k), neighbour_weights(Y, k)
+    alpha = mask_x * mask_y  # eq. 17 in expectation over tie orders; neighbour sets already exclude i = j
     return (alpha * Kb * Lb).sum(1), (mask_x * Kb * Kb).sum(1), (mask_y * Lb * Lb).sum(1)
 
 
@@ -279,13 +358,16 @@ def cknna(X: np.ndarray, Y: np.ndarray, k: int = 10, variant: str = "paper") -> 
     ``variant="paper"`` (default): Align_knn(K, L) = sum_ij alpha(i, j) K̄_ij L̄_ij with K̄ the row-centred
     kernel of eq. 12 and alpha(i, j) = 1 when j is among the k nearest neighbours of i in both X and Y
     (i != j); CKNNA = Align(K, L) / sqrt(Align(K, K) Align(L, L)), where Align(K, K) keeps X's own
-    neighbours.
+    neighbours. Where neighbours tie, alpha and the masks are their expectations over random tie-breaking
+    (``neighbour_weights``): on l2-normalised features tied neighbours have equal K̄_ij, so Align(K, K) does
+    not depend on the tie order and the score is its exact expectation.
 
     ``variant="authors"``: what the authors' published code computes instead: the *unbiased HSIC* of the
     neighbour-masked, uncentred kernels, HSIC_1(alpha∘K, alpha∘L) / sqrt(HSIC_1(m_X∘K, m_X∘K)
     HSIC_1(m_Y∘L, m_Y∘L)). It centres through the estimator (over all n samples, masked entries counting as
     zeros) rather than row-wise, and its trace term pairs alpha_ij with alpha_ji. The two agree in trend,
-    not in value. (The authors also add 1e-6 to the denominator; this does not.)
+    not in value. (The authors also add 1e-6 to the denominator; this does not.) Ties: the expected masks,
+    as in the paper variant; their code breaks ties by ``torch.topk``'s order.
     """
     if variant == "paper":
         kl, kk, ll = cknna_row_terms(X, Y, k)
@@ -293,8 +375,8 @@ def cknna(X: np.ndarray, Y: np.ndarray, k: int = 10, variant: str = "paper") -> 
     if variant == "authors":
         _check_paired(X, Y)
         K, L = kernel(X), kernel(Y)
-        mask_x, mask_y = neighbour_mask(knn_indices(X, k)), neighbour_mask(knn_indices(Y, k))
-        alpha = mask_x & mask_y
+        mask_x, mask_y = neighbour_weights(X, k), neighbour_weights(Y, k)
+        alpha = mask_x * mask_y
         return _ratio(
             hsic_unbiased(alpha * K, alpha * L),
             hsic_unbiased(mask_x * K, mask_x * K),
@@ -462,6 +544,11 @@ def pwcca(X: np.ndarray, Y: np.ndarray) -> float:
 def _ratio(cross: float, self_x: float, self_y: float) -> float:
     denominator = np.sqrt(self_x * self_y)
     return float(cross / denominator) if denominator > 0 else float("nan")
+
+
+def _check_k(n: int, k: int) -> None:
+    if not 1 <= k <= n - 1:
+        raise ValueError(f"k = {k} must be between 1 and N - 1 = {n - 1}")
 
 
 def _check_paired(X: np.ndarray, Y: np.ndarray) -> None:

@@ -303,3 +303,232 @@ def resampled_values(values: np.ndarray, places: np.ndarray, counts: np.ndarray,
                     out[a, p, s] = values[a, i, places[a, p, s]] + shift[a, i]
                 p += 1
     return out
+
+
+# --- ties -------------------------------------------------------------------------------------------------------
+# A row's neighbours sorted by similarity fall into tie groups (similarities within ``tie_tolerance`` of the
+# group's first); ``starts[.., p]`` is the place where place p's group starts. Uniformly random tie-breaking,
+# independent for every row of every representation, puts each member of the group at the k-th place into the
+# k nearest with the same probability: (k − start) / (end − start).
+
+
+@njit(cache=True)
+def tie_starts(values: np.ndarray, tolerance: float) -> np.ndarray:
+    """(rows, m) descending similarities -> (rows, m) the place each place's tie group starts at."""
+    rows, m = values.shape
+    out = np.empty((rows, m), np.int64)
+    for r in range(rows):
+        first = 0
+        for p in range(m):
+            if values[r, p] < values[r, first] - tolerance:
+                first = p
+            out[r, p] = first
+    return out
+
+
+@njit(cache=True)
+def order_groups(lists: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """The lists with each tie group's members in index order (insertion sort: groups are short)."""
+    out = lists.copy()
+    rows, m = lists.shape
+    for r in range(rows):
+        for p in range(1, m):
+            j = out[r, p]
+            q = p
+            while q > starts[r, p] and out[r, q - 1] > j:
+                out[r, q] = out[r, q - 1]
+                q -= 1
+            out[r, q] = j
+    return out
+
+
+@njit(cache=True)
+def group_ends(starts: np.ndarray, k: int) -> np.ndarray:
+    """(rows,) the place after the last member of each row's tie group at place k − 1."""
+    rows, m = starts.shape
+    out = np.empty(rows, np.int64)
+    for r in range(rows):
+        end = k
+        while end < m and starts[r, end] == starts[r, k - 1]:
+            end += 1
+        out[r] = end
+    return out
+
+
+@njit(cache=True)
+def place_weights(starts: np.ndarray, k: int) -> np.ndarray:
+    """(rows, m) the probability that each place's sample is among the k nearest under random tie-breaking:
+    1 before the tie group at place k − 1, (k − start) / (end − start) in it, 0 after."""
+    rows, m = starts.shape
+    out = np.zeros((rows, m))
+    ends = group_ends(starts, k)
+    for r in range(rows):
+        first = starts[r, k - 1]
+        for p in range(first):
+            out[r, p] = 1.0
+        share = (k - first) / (ends[r] - first)
+        for p in range(first, ends[r]):
+            out[r, p] = share
+    return out
+
+
+@njit(cache=True)
+def weighted_mutual_terms(knn_x: np.ndarray, w_x: np.ndarray, knn_y: np.ndarray, w_y: np.ndarray) -> np.ndarray:
+    """E|S_x(i) ∩ S_y(i)| = sum_j P(j ∈ S_x(i)) P(j ∈ S_y(i)): ``mutual_knn_counts`` with place weights."""
+    lx, n, ly = knn_x.shape[0], knn_x.shape[1], knn_y.shape[0]
+    out = np.zeros((lx, ly, n))
+    stamp = np.full(n, -1, np.int64)
+    weight = np.zeros(n)
+    for a in range(lx):
+        for i in range(n):
+            tag = a * n + i
+            for p in range(knn_x.shape[2]):
+                if w_x[a, i, p] > 0:
+                    stamp[knn_x[a, i, p]] = tag
+                    weight[knn_x[a, i, p]] = w_x[a, i, p]
+            for b in range(ly):
+                total = 0.0
+                for q in range(knn_y.shape[2]):
+                    j = knn_y[b, i, q]
+                    if w_y[b, i, q] > 0 and stamp[j] == tag:
+                        total += weight[j] * w_y[b, i, q]
+                out[a, b, i] = total
+    return out
+
+
+@njit(cache=True)
+def weighted_kernel_terms(
+    knn_x: np.ndarray, w_x: np.ndarray, values_x: np.ndarray, knn_y: np.ndarray, w_y: np.ndarray, values_y: np.ndarray
+) -> np.ndarray:
+    """E[sum over j in S_x(i) ∩ S_y(i) of K̄_ij L̄_ij]: ``mutual_kernel_terms`` with place weights."""
+    lx, n, ly = knn_x.shape[0], knn_x.shape[1], knn_y.shape[0]
+    out = np.zeros((lx, ly, n))
+    stamp = np.full(n, -1, np.int64)
+    weighted = np.zeros(n)
+    for a in range(lx):
+        for i in range(n):
+            tag = a * n + i
+            for p in range(knn_x.shape[2]):
+                if w_x[a, i, p] > 0:
+                    stamp[knn_x[a, i, p]] = tag
+                    weighted[knn_x[a, i, p]] = w_x[a, i, p] * values_x[a, i, p]
+            for b in range(ly):
+                total = 0.0
+                for q in range(knn_y.shape[2]):
+                    j = knn_y[b, i, q]
+                    if w_y[b, i, q] > 0 and stamp[j] == tag:
+                        total += weighted[j] * w_y[b, i, q] * values_y[b, i, q]
+                out[a, b, i] = total
+    return out
+
+
+@njit(cache=True)
+def subset_product_mean(q: np.ndarray, r: int) -> float:
+    """The mean of prod_{j in R} q_j over the r-subsets R of q, uniformly drawn, by the recurrence
+    E(m, c) = (c/m) q_m E(m−1, c−1) + ((m−c)/m) E(m−1, c) (a convex combination: no overflow)."""
+    e = np.zeros(r + 1)
+    e[0] = 1.0
+    for m in range(1, len(q) + 1):
+        for c in range(min(r, m), 0, -1):
+            e[c] = (c / m) * q[m - 1] * e[c - 1] + ((m - c) / m) * e[c]
+    return e[r]
+
+
+@njit(cache=True)
+def cycle_knn_probability(knn_x: np.ndarray, w_x: np.ndarray, knn_y: np.ndarray, w_y: np.ndarray, k: int):
+    """P(the cycle from sample i closes) under random tie-breaking: with p_j = P(i ∈ S_x(j)) (rows broken
+    independently), 1 − prod over sure Y-neighbours j of (1 − p_j) times the mean of that product over the
+    r-subsets of the Y tie group that fill the list (``subset_product_mean``)."""
+    lx, n, ly = knn_x.shape[0], knn_x.shape[1], knn_y.shape[0]
+    dx, dy = knn_x.shape[2], knn_y.shape[2]
+    out = np.zeros((lx, ly, n))
+    for a in range(lx):
+        count = np.zeros(n + 1, np.int64)
+        for j in range(n):
+            for p in range(dx):
+                if w_x[a, j, p] > 0:
+                    count[knn_x[a, j, p] + 1] += 1
+        start = np.cumsum(count)
+        fill = start[:-1].copy()
+        members = np.empty(start[n], np.int64)
+        chance = np.empty(start[n])
+        for j in range(n):
+            for p in range(dx):
+                if w_x[a, j, p] > 0:
+                    i = knn_x[a, j, p]
+                    members[fill[i]] = j
+                    chance[fill[i]] = w_x[a, j, p]
+                    fill[i] += 1
+        stamp = np.full(n, -1, np.int64)
+        reach = np.zeros(n)
+        tied = np.empty(dy)
+        for i in range(n):
+            for m in range(start[i], start[i + 1]):
+                stamp[members[m]] = i
+                reach[members[m]] = chance[m]
+            for b in range(ly):
+                sure, t = 1.0, 0
+                filled = 0
+                for q in range(dy):
+                    w = w_y[b, i, q]
+                    if w <= 0:
+                        continue
+                    j = knn_y[b, i, q]
+                    miss = 1.0 - reach[j] if stamp[j] == i else 1.0
+                    if w >= 1.0:
+                        sure *= miss
+                        filled += 1
+                    else:
+                        tied[t] = miss
+                        t += 1
+                out[a, b, i] = 1.0 - sure * (subset_product_mean(tied[:t], k - filled) if t else 1.0)
+    return out
+
+
+@njit(cache=True)
+def tie_key(draw: int, i: int, j: int) -> np.uint64:
+    """A reproducible random key for neighbour j of sample i in tie draw ``draw`` (splitmix64's finaliser)."""
+    z = np.uint64(draw) * np.uint64(0x9E3779B97F4A7C15)
+    z += np.uint64(i) * np.uint64(0xBF58476D1CE4E5B9) + np.uint64(j) * np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(30)
+    z *= np.uint64(0xBF58476D1CE4E5B9)
+    z ^= z >> np.uint64(27)
+    z *= np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    return z
+
+
+@njit(cache=True)
+def broken_ties(knn: np.ndarray, starts: np.ndarray, k: int, draw: int) -> np.ndarray:
+    """(L, N, k) lists with every tie group ordered by ``tie_key(draw, i, j)``: one uniformly random tie
+    order per row (the group at the k-th place then also decides which of its members are in)."""
+    layers, n, depth = knn.shape
+    out = np.empty((layers, n, k), np.int64)
+    row = np.empty(depth, np.int64)
+    keys = np.empty(depth, np.uint64)
+    for a in range(layers):
+        for i in range(n):
+            end = k
+            while end < depth and starts[a, i, end] == starts[a, i, k - 1]:
+                end += 1
+            for p in range(end):
+                j = knn[a, i, p]
+                key = tie_key(draw, i, j)
+                q = p
+                while q > starts[a, i, p] and keys[q - 1] > key:
+                    row[q], keys[q] = row[q - 1], keys[q - 1]
+                    q -= 1
+                row[q], keys[q] = j, key
+            out[a, i] = row[:k]
+    return out
+
+
+@njit(cache=True)
+def tie_keys(draw: int, lists: np.ndarray) -> np.ndarray:
+    """(rows, m) ``tie_key(draw, i, lists[i, p])``."""
+    rows, m = lists.shape
+    out = np.empty((rows, m), np.uint64)
+    for i in range(rows):
+        for p in range(m):
+            out[i, p] = tie_key(draw, i, lists[i, p])
+    return out

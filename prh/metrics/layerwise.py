@@ -6,7 +6,12 @@ array operations; plus permutation nulls built on the same per-layer work (half-
 the metrics need: neighbour lists, neighbour masks, centred Gram matrices, SVD directions. A permuted
 view (``states.permuted(perm)``, the features of the samples reordered) derives its states from the
 unpermuted ones by re-indexing instead of recomputing them; this is exact for the Gram and SVD states
-and for neighbour lists without exactly tied similarities (ties then break by the permuted index).
+and for the neighbour lists' tie groups (within a group the order is the unpermuted index's, which no
+tie-aware score depends on).
+
+Neighbour lists carry their tie groups (``neighbours``): mutual k-NN, cycle k-NN and CKNNA take their exact
+expectation over random tie-breaking, LCS and edit distance average ``definitions.TIE_DRAWS`` seeded tie
+orders (``definitions``). Without ties they run the integer-count loops unchanged.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from prh.metrics import backend, kernels
+from prh.metrics import backend, kernels, neighbours
 from prh.metrics import definitions as d
 
 
@@ -66,6 +71,7 @@ class LayerStates:
         count: int,
         *,
         knn: np.ndarray | None = None,
+        knn_starts: np.ndarray | None = None,
         knn_values: np.ndarray | None = None,
         grams: np.ndarray | None = None,
         svd: np.ndarray | None = None,
@@ -77,7 +83,8 @@ class LayerStates:
         device: str = "cpu",
         source: str = "state store",
     ) -> LayerStates:
-        """States computed elsewhere: ``knn`` (L, N, k) neighbour lists, ``knn_values`` (L, N, k) the row-centred
+        """States computed elsewhere: ``knn`` (L, N, k) neighbour lists and ``knn_starts`` their tie groups
+        (absent: no ties), ``knn_values`` (L, N, k) the row-centred
         kernel at them, ``grams`` (L, N, N) linear Grams, ``svd`` (L, N, dims) directions, the (L,) Gram
         invariants ``centred_norms`` and ``unbiased_self``, RSA's ``rsa_ranks`` (L, N, N) and the per-layer
         ``bases`` (U, σ, V); ``half_svd``, (samples (R, m), directions (R, L, m, dims)): SVCCA's directions
@@ -86,7 +93,8 @@ class LayerStates:
         states = cls(None, device)
         states.n, states._count, states.source = n, count, source
         if knn is not None:
-            states._cache[("knn", knn.shape[2])] = knn
+            starts = knn_starts if knn_starts is not None else np.broadcast_to(np.arange(knn.shape[2]), knn.shape)
+            states._cache[("neighbours", knn.shape[2])] = (knn, starts)
         if knn_values is not None:
             states._cache[("knn_values", knn_values.shape[2])] = knn_values
         if grams is not None:
@@ -139,7 +147,7 @@ class LayerStates:
 
     def knn_depth(self) -> int:
         """The length of the longest neighbour lists held (0 for none)."""
-        return max((key[1] for key in self._cache if key[0] == "knn"), default=0)
+        return max((value[0].shape[2] for key, value in self._cache.items() if key[0] == "neighbours"), default=0)
 
     def compact_grams(self, kernel: str = "linear", sigma: float = 1.0) -> np.ndarray:
         """The Gram matrices as stored (float32 from a state store), else float64."""
@@ -153,14 +161,6 @@ class LayerStates:
         """The states of the same layers with samples reordered: sample i of the view is ``perm[i]``."""
         return LayerStates(None, _parent=self, _perm=np.asarray(perm))
 
-    def _knn(self, a: np.ndarray, k: int) -> np.ndarray:
-        """``definitions.knn_indices`` with the similarity matrix computed on this stack's device."""
-        if not 1 <= k <= self.n - 1:
-            raise ValueError(f"k = {k} must be between 1 and N - 1 = {self.n - 1}")
-        similarity = backend.gram(d.l2_normalize(a), self.device)
-        np.fill_diagonal(similarity, -np.inf)
-        return d.top_k(similarity, k)
-
     def _memo(self, key, compute: Callable, derive: Callable):
         if key not in self._cache:
             self._cache[key] = compute() if self._parent is None else derive(self._parent._memo_get(key))
@@ -169,11 +169,6 @@ class LayerStates:
     def _memo_get(self, key):
         method, *args = key
         return getattr(self, method)(*args)
-
-    def _longer(self, name: str, k: int):
-        """A cached (L, N, k') state with k' > k: its first k columns are the k-state (lists are sorted)."""
-        longer = [key[1] for key in self._cache if key[0] == name and key[1] > k]
-        return self._cache[(name, min(longer))][:, :, :k] if longer else None
 
     def _square(self, stacked: np.ndarray) -> np.ndarray:
         """Re-index (L, N, N) matrices by the permutation on both sample axes."""
@@ -186,35 +181,102 @@ class LayerStates:
         """A state that a permutation of the samples leaves unchanged: the parent's value is reused."""
         return self._memo(key, compute, lambda parent: parent)
 
-    def knn(self, k: int) -> np.ndarray:
-        """(L, N, k) neighbour lists, most similar first."""
+    def neighbours(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(L, N, D) neighbour lists, most similar first, and the place each place's tie group starts
+        (``prh.metrics.neighbours.search``); D ≥ k reaches past every tie group at the k-th place, one D for
+        all layers."""
 
         def compute():
-            longer = self._longer("knn", k)
-            return longer if longer is not None else np.stack([self._knn(a, k) for a in self.layers])
+            held = [key[1] for key in self._cache if key[0] == "neighbours" and key[1] >= k]
+            if held:
+                return self._cache[("neighbours", min(held))]
+            if not 1 <= k <= self.n - 1:
+                raise ValueError(f"k = {k} must be between 1 and N - 1 = {self.n - 1}")
+            found = [neighbours.search(a, k, device=self.device) for a in self.layers]
+            while len({lists.shape[1] for lists, _ in found}) > 1:  # one depth for all layers
+                depth = max(lists.shape[1] for lists, _ in found)
+                found = [f if f[0].shape[1] == depth else neighbours.search(a, k, depth, device=self.device)
+                         for f, a in zip(found, self.layers)]  # fmt: skip
+            return np.stack([f[0] for f in found]), np.stack([f[1] for f in found])
 
-        return self._memo(("knn", k), compute, lambda parent: self._inverse[parent[:, self._perm]])
+        def derive(parent):
+            lists, starts = parent
+            return self._inverse[lists[:, self._perm]], starts[:, self._perm]
+
+        return self._memo(("neighbours", k), compute, derive)
+
+    def knn(self, k: int) -> np.ndarray:
+        """(L, N, k) neighbour lists, most similar first, tied neighbours by index."""
+        return self.neighbours(k)[0][:, :, :k]
+
+    def weights(self, k: int) -> np.ndarray:
+        """(L, N, D) the probability that each place of ``neighbours(k)`` is among the k nearest under random
+        tie-breaking (``kernels.place_weights``)."""
+        return self._memo(
+            ("weights", k),
+            lambda: self._per_layer(lambda starts: kernels.place_weights(starts, k), self.neighbours(k)[1]),
+            lambda parent: parent[:, self._perm],
+        )
+
+    def _per_layer(self, function: Callable, stacked: np.ndarray) -> np.ndarray:
+        layers, n, depth = stacked.shape
+        return function(np.ascontiguousarray(stacked).reshape(layers * n, depth)).reshape(layers, n, -1)
+
+    def ties(self, k: int) -> bool:
+        """Whether a tie group straddles the k-th place anywhere (the k-NN sets depend on tie-breaking)."""
+        return self._invariant(("ties", k), lambda: bool(self.tie_counts(k, straddling=True).any()))
+
+    def ordered_ties(self, k: int) -> bool:
+        """Whether any tie reaches into the first k places (the ordered k-NN lists depend on tie-breaking)."""
+
+        def compute():
+            starts = self.neighbours(k)[1]
+            places = min(k + 1, starts.shape[2])
+            return bool(np.any(starts[:, :, :places] != np.arange(places)))
+
+        return self._invariant(("ordered_ties", k), compute)
+
+    def tie_counts(self, k: int, straddling: bool = False) -> np.ndarray:
+        """(L,) how many samples have their k-th neighbour tied with another sample (``straddling``: tied
+        with one outside the k nearest, so the k-NN set itself depends on tie-breaking)."""
+        starts = self.neighbours(k)[1]
+        return self._invariant(
+            ("tie_counts", k, straddling),
+            lambda: np.array([neighbours.tied_samples(s, k, straddling) for s in starts]),
+        )
+
+    def broken_ties(self, k: int, draw: int) -> np.ndarray:
+        """(L, N, k) lists in tie order ``draw`` (``kernels.broken_ties``)."""
+        lists, starts = self.neighbours(k)
+        return kernels.broken_ties(lists, np.ascontiguousarray(starts), k, draw)
 
     def knn_values(self, k: int) -> np.ndarray:
-        """(L, N, k) the row-centred kernel K̄ (eq. 12) at each sample's k neighbours, in list order."""
+        """(L, N, D) the row-centred kernel K̄ (eq. 12) at each place of ``neighbours(k)``."""
 
         def compute():
-            longer = self._longer("knn_values", k)
-            if longer is not None:
-                return longer
+            lists = self.neighbours(k)[0]
+            held = [v for key, v in self._cache.items() if key[0] == "knn_values" and v.shape[2] >= lists.shape[2]]
+            if held:
+                return held[0][:, :, : lists.shape[2]]
             grams = self.grams()
             centred = grams - grams.mean(axis=2, keepdims=True)
-            return np.take_along_axis(centred, self.knn(k), axis=2)
+            return np.take_along_axis(centred, lists, axis=2)
 
         return self._memo(("knn_values", k), compute, lambda parent: parent[:, self._perm])
 
     def masks(self, k: int) -> np.ndarray:
-        """(L, N, N) boolean neighbour masks."""
-        return self._memo(
-            ("masks", k),
-            lambda: np.stack([d.neighbour_mask(n) for n in self.knn(k)]),
-            lambda parent: self._square(parent),
-        )
+        """(L, N, N) neighbour masks: boolean, or with ties the probabilities ``weights`` of membership."""
+
+        def compute():
+            if not self.ties(k):
+                return np.stack([d.neighbour_mask(n) for n in self.knn(k)])
+            lists, weights = self.neighbours(k)[0], self.weights(k)
+            out = np.zeros((len(self), self.n, self.n))
+            for layer, (at, w) in enumerate(zip(lists, weights)):
+                np.put_along_axis(out[layer], at, w, axis=1)
+            return out
+
+        return self._memo(("masks", k), compute, lambda parent: self._square(parent))
 
     def grams(self, kernel: str = "linear", sigma: float = 1.0) -> np.ndarray:
         """(L, N, N) Gram matrices K; other kernels derive from the linear Gram."""
@@ -309,8 +371,12 @@ class LayerStates:
     def cknna_self(self, k: int) -> np.ndarray:
         """(L, N) per-sample sums of K̄_ij² over the k neighbours j of i (CKNNA's Align(K, K), eq. 16)."""
         return self._memo(
-            ("cknna_self", k), lambda: (self.knn_values(k) ** 2).sum(axis=2), lambda parent: parent[:, self._perm]
+            ("cknna_self", k), lambda: self._weighted(k, self.knn_values(k) ** 2), lambda parent: parent[:, self._perm]
         )
+
+    def _weighted(self, k: int, values: np.ndarray) -> np.ndarray:
+        """(L, N) per-sample sums of ``values`` (L, N, D) over the k-NN sets (in expectation under ties)."""
+        return (self.weights(k) * values).sum(axis=2) if self.ties(k) else values[:, :, :k].sum(axis=2)
 
     def masked_kernels(self, k: int) -> list:
         """Per layer, the uncentred linear kernel kept at each sample's k neighbours, sparse (N, N) (scipy's
@@ -353,19 +419,59 @@ class LayerStates:
 
 
 class _Counts:
-    """A neighbour metric as per-sample counts: ``score`` = f(sum of counts, N, k)."""
+    """A neighbour metric as per-sample terms: ``score`` = f(sum of terms, N, k). Without ties the terms are
+    integer ``counts`` of the two (L, N, k) list stacks; with ties ``expected`` gives their expectation over
+    random tie-breaking from both states, or, for an ordinal metric (``expected`` None), the counts are
+    averaged over ``definitions.TIE_DRAWS`` seeded tie orders."""
 
-    def __init__(self, counts: Callable, score: Callable):
-        self.counts, self.score = counts, score
+    def __init__(self, counts: Callable, score: Callable, expected: Callable | None = None):
+        self.counts, self.score, self.expected = counts, score, expected
+
+    def draws(self, sx: LayerStates, sy: LayerStates, k: int) -> np.ndarray:
+        """(draws, Lx, Ly) scores: one without ties (or for an exact expectation), else one per tie order."""
+        if self.expected is not None:
+            if sx.ties(k) or sy.ties(k):
+                return self.score(self.expected(sx, sy, k).sum(axis=2), sx.n, k)[None]
+        elif sx.ordered_ties(k) or sy.ordered_ties(k):
+            orders = ((sx.broken_ties(k, 2 * r), sy.broken_ties(k, 2 * r + 1)) for r in range(d.TIE_DRAWS))
+            return np.stack([self.score(self.counts(x, y, k).sum(axis=2), sx.n, k) for x, y in orders])
+        return self.score(self.counts(sx.knn(k), sy.knn(k), k).sum(axis=2), sx.n, k)[None]
 
     def layerwise(self, sx: LayerStates, sy: LayerStates, k: int) -> np.ndarray:
-        return self.score(self.counts(sx.knn(k), sy.knn(k), k).sum(axis=2), sx.n, k)
+        return self.draws(sx, sy, k).mean(axis=0)
 
 
-_MUTUAL = _Counts(kernels.mutual_knn_counts, lambda s, n, k: s / (k * n))
-_CYCLE = _Counts(kernels.cycle_knn_counts, lambda s, n, k: s / n)
+def _weighted_terms(kernel: Callable) -> Callable:
+    def expected(sx: LayerStates, sy: LayerStates, k: int) -> np.ndarray:
+        (lx, _), (ly, _) = sx.neighbours(k), sy.neighbours(k)
+        return kernel(lx, sx.weights(k), ly, sy.weights(k))
+
+    return expected
+
+
+_MUTUAL = _Counts(
+    kernels.mutual_knn_counts, lambda s, n, k: s / (k * n), _weighted_terms(kernels.weighted_mutual_terms)
+)
+_CYCLE = _Counts(
+    kernels.cycle_knn_counts,
+    lambda s, n, k: s / n,
+    lambda sx, sy, k: _weighted_terms(lambda *a: kernels.cycle_knn_probability(*a, k))(sx, sy, k),
+)
 _LCS = _Counts(lambda x, y, k: kernels.ordinal_counts(x, y, k, True), lambda s, n, k: s / n / k)
 _EDIT = _Counts(lambda x, y, k: kernels.ordinal_counts(x, y, k, False), lambda s, n, k: 1.0 - s / n / k)
+_ORDINAL = {"lcs_knn": _LCS, "edit_distance_knn": _EDIT}
+
+
+def tie_errors(metric: str, Xs, Ys, *, device: str = "cpu", **params) -> np.ndarray:
+    """(Lx, Ly) the standard error that averaging over tie orders leaves in ``layer_scores`` (LCS and edit
+    distance, whose expectation over tie orders has no closed form): the per-draw scores' standard deviation
+    over sqrt(draws). 0 for every other metric, and without ties."""
+    params = resolve_params(metric, params)
+    sx, sy = _states(Xs, device), _states(Ys, device)
+    if metric not in _ORDINAL:
+        return np.zeros((len(sx), len(sy)))
+    draws = _ORDINAL[metric].draws(sx, sy, params["k"])
+    return draws.std(axis=0, ddof=1) / np.sqrt(len(draws)) if len(draws) > 1 else np.zeros(draws.shape[1:])
 
 
 def _cka(sx: LayerStates, sy: LayerStates, kernel: str = "linear", sigma: float = 1.0) -> np.ndarray:
@@ -405,7 +511,12 @@ def _sparse_hsic_unbiased(A, B) -> float:
 
 def _cknna_terms(sx: LayerStates, sy: LayerStates, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-sample sums of eq. 16 for (K, L) (Lx, Ly, N), (K, K) (Lx, N) and (L, L) (Ly, N)."""
-    cross = kernels.mutual_kernel_terms(sx.knn(k), sx.knn_values(k), sy.knn(k), sy.knn_values(k), k)
+    if sx.ties(k) or sy.ties(k):
+        (lx, _), (ly, _) = sx.neighbours(k), sy.neighbours(k)
+        wx, wy, vx, vy = sx.weights(k), sy.weights(k), sx.knn_values(k), sy.knn_values(k)
+        cross = kernels.weighted_kernel_terms(lx, wx, vx, ly, wy, vy)
+    else:
+        cross = kernels.mutual_kernel_terms(sx.knn(k), sx.knn_values(k), sy.knn(k), sy.knn_values(k), k)
     return cross, sx.cknna_self(k), sy.cknna_self(k)
 
 
@@ -581,11 +692,14 @@ def layer_scores(metric: str, Xs, Ys, *, device: str = "cpu", **params) -> np.nd
     (for stacks given as arrays): where the matrix products run, see ``prh.metrics.backend``.
     """
     params = resolve_params(metric, params)
-    sx = Xs if isinstance(Xs, LayerStates) else LayerStates(list(Xs), device)
-    sy = Ys if isinstance(Ys, LayerStates) else LayerStates(list(Ys), device)
+    sx, sy = _states(Xs, device), _states(Ys, device)
     if sx.n != sy.n:
         raise ValueError(f"X and Y must describe the same samples: {sx.n} rows vs {sy.n}")
     return get_metric(metric).layerwise(sx, sy, **params)
+
+
+def _states(stack, device: str) -> LayerStates:
+    return stack if isinstance(stack, LayerStates) else LayerStates(list(stack), device)
 
 
 def best_of(scores: np.ndarray) -> tuple[float, int, int]:

@@ -74,22 +74,25 @@ def deeper(depth: int, k: int, n: int) -> int:
     return min(max(4 * k, 2 * depth), n - 1)
 
 
-def covering_lists(states: LayerStates, k: int, counts: np.ndarray) -> np.ndarray:
-    """Full-sample neighbour lists (L, N, depth) deep enough to give every resample in ``counts`` (R, N)
-    k neighbours per point: the stored lists, or lists computed deeper (depth 4k, doubled as needed) from
-    the layers when the states hold them."""
+def covering_depth(states: LayerStates, k: int, counts: np.ndarray) -> int:
+    """The depth to search neighbour lists at (``states.neighbours(depth)``) so that they give every resample
+    in ``counts`` (R, N) k neighbours per point: the stored lists' depth, or deeper lists (4k, doubled as
+    needed) computed from the layers when the states hold them."""
     depth = states.knn_depth()
     while True:
-        if depth >= k:
-            knn = states.knn(depth)
-            if covers(knn, counts, k):
-                return knn
+        if depth >= k and covers(states.neighbours(depth)[0], counts, k):
+            return depth
         if not states.has_layers or depth >= states.n - 1:
             raise ValueError(
                 f"{states.source}: neighbour lists of depth {depth} are too short for this run's bootstrap "
                 f"resamples at k = {k}; rerun its alignment_state job with the run's bootstrap settings"
             )
         depth = deeper(depth, k, states.n)
+
+
+def covering_lists(states: LayerStates, k: int, counts: np.ndarray) -> np.ndarray:
+    """Full-sample neighbour lists (L, N, depth) deep enough for every resample in ``counts`` (``covering_depth``)."""
+    return states.neighbours(covering_depth(states, k, counts))[0]
 
 
 class _Side:
