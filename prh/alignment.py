@@ -181,6 +181,8 @@ def pair_scores(
         "modality_y": ry["modality"],
         "layer_names_x": rx["layer_names"],
         "layer_names_y": ry["layer_names"],
+        "knn_ties_x": rx.get("knn_ties"),  # per layer, samples whose k-th neighbour is tied
+        "knn_ties_y": ry.get("knn_ties"),
         "dataset_fingerprint": rx["dataset_fingerprint"],
         "n_samples": n,
         "metric_params": metrics,
@@ -239,7 +241,9 @@ def aggregate(pair_paths: Sequence[str | Path], models: Sequence[dict]):
       ``best_layer_x``/``best_layer_y`` (-1 where there is no score), ``null_mean``, ``null_std``,
       ``calibrated_mean``, ``tau``, ``p_value``, ``calibrated``, ``ci_low``, ``ci_high`` (see ``pair_scores``);
     * ``q_value`` (metric, model_x, model_y): Benjamini–Hochberg q-values of the p-values over the model pairs,
-      per metric: each unordered pair is one test of a symmetric metric, each direction one of an asymmetric.
+      per metric: each unordered pair is one test of a symmetric metric, each direction one of an asymmetric;
+    * ``knn_ties`` (model): the most samples, over the model's layers, whose k-th neighbour is tied (the
+      neighbour metrics then take their expectation over random tie-breaking, ``prh.metrics.definitions``).
 
     Select with ``ds.sel(metric="cknna", model_x=..., model_y=...)``.
     """
@@ -252,10 +256,11 @@ def aggregate(pair_paths: Sequence[str | Path], models: Sequence[dict]):
     if not pairs:
         raise ValueError("no pair files to aggregate: the config needs at least two models")
     metrics = list(pairs[0]["metric"].values)
-    layer_names = {}
+    layer_names, ties = {}, {}
     for pair in pairs:
         for side in ("x", "y"):
             layer_names[pair.attrs[f"model_{side}"]] = json.loads(pair.attrs[f"layer_names_{side}"])
+            ties[pair.attrs[f"model_{side}"]] = max(json.loads(pair.attrs.get(f"knn_ties_{side}", "null")) or [0])
     missing = [n for n in names if n not in layer_names]
     if missing:
         raise ValueError(f"no pair file holds model(s) {missing}")
@@ -288,6 +293,7 @@ def aggregate(pair_paths: Sequence[str | Path], models: Sequence[dict]):
             values = np.where(np.isnan(values), -1, values).astype(np.int32)
         data[v] = (dims, values)
     data["n_layers"] = (("model",), np.array([len(layer_names[n]) for n in names], dtype=np.int32))
+    data["knn_ties"] = (("model",), np.array([ties.get(n, 0) for n in names], dtype=np.int32))
     modality = [m["modality"] for m in models]
     first = pairs[0].attrs
     ds = xr.Dataset(
@@ -312,6 +318,7 @@ def aggregate(pair_paths: Sequence[str | Path], models: Sequence[dict]):
                     "concat_layers",
                     "normalize",
                     "dataset_fingerprint",
+                    "n_samples",
                 )
             },
             **{k: first[k] for k in ("permutations", "resamples", "level", "null_seed", "bootstrap_seed")},

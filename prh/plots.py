@@ -72,7 +72,24 @@ def plot_best_alignment(ds: xr.Dataset, path: str | Path) -> None:
         "Best alignment over layer pairs (rows: model x, columns: model y); "
         f"×: not significant, Benjamini–Hochberg q ≥ {Q_LEVEL}"
     )
+    note = tie_note(ds)
+    if note:
+        fig.text(0.5, 0.005, note, ha="center", va="bottom", fontsize=7, wrap=True)
     _save(fig, path)
+
+
+def tie_note(ds: xr.Dataset) -> str:
+    """A line naming the models whose k-th neighbours tie (in the layer with most ties), from the aggregate's
+    ``knn_ties``; empty when none do."""
+    if "knn_ties" not in ds:
+        return ""
+    tied = [f"{m} {int(c)} of {ds.attrs['n_samples']}" for m, c in zip(ds["model"].values, ds["knn_ties"].values) if c]
+    if not tied:
+        return ""
+    return (
+        f"Samples whose k-th neighbour ties with another: {', '.join(tied)}; the neighbour metrics are their "
+        "expectations over random tie-breaking (LCS, edit distance: a seeded average)"
+    )
 
 
 def plot_layer_matrices(pair: xr.Dataset, path: str | Path, rows: str = "x") -> None:

@@ -307,15 +307,17 @@ def _streamed_states(features_path, parts, q, mode, normalize, knn_method, block
         values = None
         if parts["values"]:  # K̄_ij = x_i·x_j − x_i·mean(x): no Gram matrix needed
             values = np.einsum("nd,nkd->nk", layer, layer[knn]) - (layer @ layer.mean(axis=0))[:, None]
+            values[knn < 0] = 0.0  # past a row's tie group
         return knn, starts, values, depth
 
     data: dict[str, list] = {"knn": [], "knn_starts": [], "knn_values": [], "svd": []}
-    recalls, bases, half_svd, ties = [], [], [], []
+    recalls, bases, half_svd, ties, depths = [], [], [], [], []
     depth = parts["k"]  # the deepest list so far: every later layer is searched at least this deep
     for i in range(count):
         layer = prepared(i)
         if parts["k"]:
             knn, starts, values, depth = neighbour_states(layer, depth)
+            depths.append(depth)
             if knn_method == "faiss":
                 recalls.append(neighbours.knn_recall(layer, knn, knn.shape[1]))
             data["knn"].append(knn.astype(np.int32))
@@ -328,13 +330,15 @@ def _streamed_states(features_path, parts, q, mode, normalize, knn_method, block
                 half_svd.append(_half_svd(counts, lambda rows, a=layer: d.svd_directions(a[rows], parts["dims"])[None]))
         if parts["bases"]:
             bases.append(d.orthonormal_basis(layer, precision))
-    while len({knn.shape[1] for knn in data["knn"]}) > 1:  # a later layer reached deeper: one depth for all
-        depth = max(knn.shape[1] for knn in data["knn"])
-        for i, knn in enumerate(data["knn"]):
-            if knn.shape[1] < depth:
-                knn, starts, data["knn_values"][i], _ = neighbour_states(prepared(i), depth)
-                data["knn"][i], data["knn_starts"][i] = knn.astype(np.int32), starts.astype(np.int32)
+    for i, searched in enumerate(depths):  # a later layer's resamples reached deeper: one depth for all
+        if searched < depth:
+            knn, starts, data["knn_values"][i], _ = neighbour_states(prepared(i), depth)
+            data["knn"][i], data["knn_starts"][i] = knn.astype(np.int32), starts.astype(np.int32)
     data["knn_values"] = [v for v in data["knn_values"] if v is not None]
+    if data["knn"]:  # rows end after their tie groups: -1 (values 0) to the deepest layer's length
+        width = max(knn.shape[1] for knn in data["knn"])
+        data["knn"], data["knn_starts"] = map(list, neighbours.stacked(list(zip(data["knn"], data["knn_starts"]))))
+        data["knn_values"] = [np.pad(v, ((0, 0), (0, width - v.shape[1]))) for v in data["knn_values"]]
     if not any(np.any(s != np.arange(s.shape[1])) for s in data["knn_starts"]):
         data["knn_starts"] = []  # stored only where there are ties
     info = ({"knn_recall": recalls} if recalls else {}) | ({"knn_ties": ties} if ties else {})
@@ -355,8 +359,8 @@ def _covering_search(layer, k, depth, counts, knn_method, block):
             starts = np.broadcast_to(np.arange(depth), lists.shape)
         else:
             lists, starts = neighbours.search(layer, k, depth, block)
-        if counts is None or depth == len(layer) - 1 or covers(lists[None], counts, k):
-            return lists, starts, lists.shape[1]
+        if counts is None or depth == len(layer) - 1 or covers(lists[None, :, :depth], counts, k):
+            return lists, starts, depth
         depth = deeper(depth, k, len(layer))
 
 

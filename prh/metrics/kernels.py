@@ -12,7 +12,7 @@ in milliseconds. Each loop is its reference definition in ``prh.metrics.definiti
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
 @njit(cache=True)
@@ -131,7 +131,7 @@ def mutual_kernel_terms(
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def top_candidates(similarity: np.ndarray, keep: int) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the columns of the ``keep`` largest values (in no particular order) and the largest value
     left out (-inf when nothing is): one pass with a small sorted buffer, O(columns) per row, where a full
@@ -139,7 +139,7 @@ def top_candidates(similarity: np.ndarray, keep: int) -> tuple[np.ndarray, np.nd
     rows, cols = similarity.shape
     chosen = np.empty((rows, keep), np.int64)
     excluded = np.full(rows, -np.inf)
-    for r in prange(rows):
+    for r in range(rows):  # serial: after a GEMM, OpenBLAS's spinning threads slow a parallel loop down
         values = np.full(keep, -np.inf)  # descending
         index = np.full(keep, -1, np.int64)
         left_out = -np.inf
@@ -532,3 +532,21 @@ def tie_keys(draw: int, lists: np.ndarray) -> np.ndarray:
         for p in range(m):
             out[i, p] = tie_key(draw, i, lists[i, p])
     return out
+
+
+@njit(cache=True)
+def cut_after_group(lists: np.ndarray, starts: np.ndarray, want: int) -> tuple[np.ndarray, np.ndarray]:
+    """The lists and starts cut after the tie group at place ``want`` (-1 and the place itself beyond, in each
+    row), to the deepest row's length."""
+    ends = group_ends(starts, want)
+    depth = ends.max()
+    out_lists = np.full((lists.shape[0], depth), -1, np.int64)
+    out_starts = np.empty((lists.shape[0], depth), np.int64)
+    for r in range(lists.shape[0]):
+        for p in range(depth):
+            if p < ends[r]:
+                out_lists[r, p] = lists[r, p]
+                out_starts[r, p] = starts[r, p]
+            else:
+                out_starts[r, p] = p
+    return out_lists, out_starts

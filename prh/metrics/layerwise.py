@@ -94,7 +94,8 @@ class LayerStates:
         states.n, states._count, states.source = n, count, source
         if knn is not None:
             starts = knn_starts if knn_starts is not None else np.broadcast_to(np.arange(knn.shape[2]), knn.shape)
-            states._cache[("neighbours", knn.shape[2])] = (knn, starts)
+            depth = int(np.all(knn >= 0, axis=(0, 1)).sum())  # rows past their tie groups end in -1
+            states._cache[("neighbours", depth)] = (knn, starts)
         if knn_values is not None:
             states._cache[("knn_values", knn_values.shape[2])] = knn_values
         if grams is not None:
@@ -146,8 +147,8 @@ class LayerStates:
         return self.has_layers or ("grams", "linear", 1.0) in self._cache
 
     def knn_depth(self) -> int:
-        """The length of the longest neighbour lists held (0 for none)."""
-        return max((value[0].shape[2] for key, value in self._cache.items() if key[0] == "neighbours"), default=0)
+        """How deep the longest neighbour lists held are in every row (0 for none)."""
+        return max((key[1] for key in self._cache if key[0] == "neighbours"), default=0)
 
     def compact_grams(self, kernel: str = "linear", sigma: float = 1.0) -> np.ndarray:
         """The Gram matrices as stored (float32 from a state store), else float64."""
@@ -183,8 +184,7 @@ class LayerStates:
 
     def neighbours(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(L, N, D) neighbour lists, most similar first, and the place each place's tie group starts
-        (``prh.metrics.neighbours.search``); D ≥ k reaches past every tie group at the k-th place, one D for
-        all layers."""
+        (``prh.metrics.neighbours.search``): exact to place k and on past the tie group there, -1 after."""
 
         def compute():
             held = [key[1] for key in self._cache if key[0] == "neighbours" and key[1] >= k]
@@ -192,16 +192,12 @@ class LayerStates:
                 return self._cache[("neighbours", min(held))]
             if not 1 <= k <= self.n - 1:
                 raise ValueError(f"k = {k} must be between 1 and N - 1 = {self.n - 1}")
-            found = [neighbours.search(a, k, device=self.device) for a in self.layers]
-            while len({lists.shape[1] for lists, _ in found}) > 1:  # one depth for all layers
-                depth = max(lists.shape[1] for lists, _ in found)
-                found = [f if f[0].shape[1] == depth else neighbours.search(a, k, depth, device=self.device)
-                         for f, a in zip(found, self.layers)]  # fmt: skip
-            return np.stack([f[0] for f in found]), np.stack([f[1] for f in found])
+            return neighbours.stacked([neighbours.search(a, k, device=self.device) for a in self.layers])
 
         def derive(parent):
             lists, starts = parent
-            return self._inverse[lists[:, self._perm]], starts[:, self._perm]
+            lists = lists[:, self._perm]
+            return np.where(lists < 0, -1, self._inverse[lists]), starts[:, self._perm]
 
         return self._memo(("neighbours", k), compute, derive)
 
@@ -260,7 +256,7 @@ class LayerStates:
                 return held[0][:, :, : lists.shape[2]]
             grams = self.grams()
             centred = grams - grams.mean(axis=2, keepdims=True)
-            return np.take_along_axis(centred, lists, axis=2)
+            return np.where(lists < 0, 0.0, np.take_along_axis(centred, np.maximum(lists, 0), axis=2))
 
         return self._memo(("knn_values", k), compute, lambda parent: parent[:, self._perm])
 
@@ -273,7 +269,8 @@ class LayerStates:
             lists, weights = self.neighbours(k)[0], self.weights(k)
             out = np.zeros((len(self), self.n, self.n))
             for layer, (at, w) in enumerate(zip(lists, weights)):
-                np.put_along_axis(out[layer], at, w, axis=1)
+                rows, places = np.nonzero(at >= 0)
+                out[layer, rows, at[rows, places]] = w[rows, places]
             return out
 
         return self._memo(("masks", k), compute, lambda parent: self._square(parent))

@@ -80,7 +80,7 @@ def covering_depth(states: LayerStates, k: int, counts: np.ndarray) -> int:
     needed) computed from the layers when the states hold them."""
     depth = states.knn_depth()
     while True:
-        if depth >= k and covers(states.neighbours(depth)[0], counts, k):
+        if depth >= k and covers(states.neighbours(depth)[0][:, :, :depth], counts, k):
             return depth
         if not states.has_layers or depth >= states.n - 1:
             raise ValueError(
@@ -92,7 +92,8 @@ def covering_depth(states: LayerStates, k: int, counts: np.ndarray) -> int:
 
 def covering_lists(states: LayerStates, k: int, counts: np.ndarray) -> np.ndarray:
     """Full-sample neighbour lists (L, N, depth) deep enough for every resample in ``counts`` (``covering_depth``)."""
-    return states.neighbours(covering_depth(states, k, counts))[0]
+    depth = covering_depth(states, k, counts)
+    return states.neighbours(depth)[0][:, :, :depth]
 
 
 class _Side:
