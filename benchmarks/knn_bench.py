@@ -10,8 +10,9 @@ latent), k = 10. For every layer of both stacks, in this one run:
 * float64: the search before the tie-aware engine (a float64 GEMM and ``definitions.top_k``).
 
 Printed: seconds and engine / floor, engine / float64; then the same on the stacks made discrete codes (89 %
-zeros, as the world Z; a tenth to all of a layer's rows have their k-th neighbour tied), and mutual k-NN over all 13 × 25 layer pairs, tie-aware against the integer
-counts on the float64 lists, on the data without ties. Each time is the best of ``--repeat`` runs.
+zeros, as the world Z; a tenth to all of a layer's rows have their k-th neighbour tied); and mutual k-NN over
+all 13 × 25 layer pairs, tie-aware against the integer counts on the float64 lists, on the data without ties.
+Each time is the best of ``--repeat`` runs.
 
     python benchmarks/knn_bench.py [--repeat 3]
 """

@@ -129,14 +129,15 @@ def pair_scores(
     summary = {v: np.full((len(names), 2), np.nan) for v in SUMMARY}
     null = np.full((len(names), 2, permutations), np.nan)
     perms = draw_permutations(n, permutations, null_seed) if permutations else None
-    boot = half_sample_best(metrics, sx, sy, resamples, bootstrap_seed, reverse=True) if resamples else {}
+    limit = rx["dense_limit"]
+    boot = half_sample_best(metrics, sx, sy, resamples, bootstrap_seed, True, limit) if resamples else {}
     for d, direction in enumerate(DIRECTIONS):
         own = {n: p for n, p in metrics.items() if d == 0 or not get_metric(n).is_symmetric(p)}
         sx, sy = states[direction]
-        nulls = permutation_null(own, sx, sy, perms, keep_layers=True) if permutations else {}
+        nulls = permutation_null(own, sx, sy, perms, True, limit) if permutations else {}
         for name, params in own.items():
             m = names.index(name)
-            scores = streamed[name] if name in streamed else layer_scores(name, sx, sy, **params)
+            scores = streamed[name] if name in streamed else layer_scores(name, sx, sy, dense_limit=limit, **params)
             score[m, d] = scores if d == 0 else scores.T
             best, bx, by = best_of(scores)
             summary["best"][m, d], summary["best_layer_x"][m, d], summary["best_layer_y"][m, d] = (

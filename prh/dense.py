@@ -4,6 +4,12 @@ not rerun every pair)."""
 
 from __future__ import annotations
 
+DENSE_LIMIT = 8192  # samples: above, no N × N matrix is formed (the config's alignment.dense_limit default)
+
+
+class DenseLimitError(ValueError):
+    """A metric needs an N × N matrix at a sample count above the configured limit."""
+
 
 def dense_requirements(metrics: dict[str, dict], permutations: int, resamples: int) -> list[str]:
     """The metrics (and their nulls or intervals) in ``metrics`` that need dense N × N matrices."""
@@ -20,9 +26,25 @@ def dense_requirements(metrics: dict[str, dict], permutations: int, resamples: i
     return needs
 
 
-def dense_limit_message(where: str, n: int, limit: int, needs: list[str]) -> str:
+def dense_limit_message(where: str, n: int, limit: int, needs: list[str], setting="alignment.dense_limit") -> str:
     return (
-        f"{where}N = {n} samples is above alignment.dense_limit = {limit}, and these need dense N x N matrices "
+        f"{where}N = {n} samples is above {setting} = {limit}, and these need dense N x N matrices "
         f"({n * n * 8 / 1e9:.1f} GB each in float64): {'; '.join(needs)}. Drop them, set their nulls and "
-        f"intervals to 0, or raise alignment.dense_limit"
+        f"intervals to 0, or raise {setting}"
     )
+
+
+def check_dense_metrics(
+    metrics: dict[str, dict],
+    n: int,
+    dense_limit: int,
+    permutations: int = 0,
+    resamples: int = 0,
+    where: str = "",
+    setting: str = "alignment.dense_limit",
+) -> None:
+    """Raise ``DenseLimitError`` naming every metric that needs a dense N × N matrix when ``n`` exceeds
+    ``dense_limit`` (the config check says the same before any job runs)."""
+    needs = dense_requirements(metrics, permutations, resamples) if n > dense_limit else []
+    if needs:
+        raise DenseLimitError(dense_limit_message(where, n, dense_limit, needs, setting))

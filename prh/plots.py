@@ -88,7 +88,7 @@ def tie_note(ds: xr.Dataset) -> str:
         return ""
     return (
         f"Samples whose k-th neighbour ties with another: {', '.join(tied)}; the neighbour metrics are their "
-        "expectations over random tie-breaking (LCS, edit distance: a seeded average)"
+        "expectations over random tie orders (cycle k-NN, LCS, edit distance: a seeded average of 32)"
     )
 
 

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prh.dense import dense_limit_message, dense_requirements
+from prh.dense import DenseLimitError, check_dense_metrics  # noqa: F401 (both part of this module's API)
 from prh.features import layer_reader, read_layers, store_attrs, store_dtype
 from prh.metrics import definitions as d
 from prh.metrics import neighbours
@@ -49,10 +49,6 @@ from prh.provenance import as_attrs, package_versions
 
 NEIGHBOUR_METRICS = ("mutual_knn", "cycle_knn", "lcs_knn", "edit_distance_knn", "cknna")
 BASIS_METRICS = ("procrustes", "cca", "pwcca")  # the thin SVD of each layer's centred features
-
-
-class DenseLimitError(ValueError):
-    """A metric needs an N × N matrix at a sample count above the configured limit."""
 
 
 def state_parts(metrics: dict[str, dict]) -> dict:
@@ -70,16 +66,6 @@ def state_parts(metrics: dict[str, dict]) -> dict:
         "rsa": "rsa" in metrics,
         "bases": any(n in metrics for n in BASIS_METRICS),
     }
-
-
-def check_dense_metrics(
-    metrics: dict[str, dict], n: int, dense_limit: int, permutations: int = 0, resamples: int = 0, where: str = ""
-) -> None:
-    """Raise ``DenseLimitError`` naming every metric that needs a dense N × N matrix when ``n`` exceeds
-    ``dense_limit`` (the config check says the same before any job runs)."""
-    needs = dense_requirements(metrics, permutations, resamples) if n > dense_limit else []
-    if needs:
-        raise DenseLimitError(dense_limit_message(where, n, dense_limit, needs))
 
 
 # --- the clamp's threshold, streamed -------------------------------------------------------------------

@@ -89,6 +89,17 @@ def test_the_world_is_aligned_to(ladder_run):
     assert z.shape == (64, sum(BLOCKS.values()))
     assert np.allclose(z[5], encode_scene(sample_scene(3, 5)), atol=1e-7)
     assert mutual_knn(z, z, k=5) == 1.0
+    # Z is discrete: scenes tie at their 5th neighbour. The state job counts them, the aggregate keeps the
+    # count and the best-alignment figure names it; the scores are expectations over tie orders.
+    from prh.metrics import LayerStates, prepare_stack
+    from prh.plots import tie_note
+    from prh.states import open_state
+
+    tied = int(LayerStates(prepare_stack([z], q=1.0)).tie_counts(5)[0])
+    assert 0 < tied < 64
+    assert open_state(ladder_run / "results/states/tiny/world.zarr")[1]["knn_ties"] == [tied]
+    assert int(ds["knn_ties"].sel(model="world")) == tied
+    assert f"world {tied} of 64" in tie_note(ds)
 
 
 def test_trends_table_and_figures(ladder_run):

@@ -237,6 +237,58 @@ def test_large_n_runs_in_bounded_memory(tmp_path):
     assert 0 < out["cka"][0] <= 1 and 0 < out["cka"][1] <= 1
 
 
+LARGE_N_API = r"""
+import json, resource, sys
+import numpy as np
+from prh.dense import DenseLimitError
+from prh.metrics import LayerStates, layer_scores, mutual_knn, permutation_null
+n = 20_000
+z = np.random.default_rng(0).normal(size=(n, 4))
+def stack(seed):
+    rng = np.random.default_rng(seed)
+    return [np.tanh(z @ rng.normal(size=(4, 24))) + rng.normal(size=(n, 24)) for _ in range(2)]
+Xs, Ys = stack(1), stack(2)
+resource.setrlimit(resource.RLIMIT_AS, (3_200_000_000, resource.RLIM_INFINITY))  # no N x N float64 fits
+import tracemalloc
+tracemalloc.start()
+sx, sy = LayerStates(Xs), LayerStates(Ys)
+scores = {m: layer_scores(m, sx, sy, k=10).tolist() for m in ("mutual_knn", "cycle_knn", "cknna")}
+scores["cka"] = layer_scores("cka", Xs, Ys).tolist()
+null = permutation_null({"mutual_knn": {"k": 10}}, sx, sy, np.random.default_rng(0).permuted(
+    np.tile(np.arange(n), (2, 1)), axis=1))["mutual_knn"].tolist()
+peak = tracemalloc.get_traced_memory()[1]
+errors = []
+for call in (lambda: layer_scores("rsa", sx, sy), lambda: layer_scores("cknna", sx, sy, variant="authors"),
+             lambda: mutual_knn(Xs[0], Ys[0]),
+             lambda: permutation_null({"cka": {}}, sx, sy, np.arange(n)[None])):
+    try:
+        call()
+        errors.append(None)
+    except DenseLimitError as err:
+        errors.append(str(err))
+print(json.dumps({"peak": peak, "scores": scores, "null": null, "errors": errors}))
+"""
+
+
+def test_public_metric_functions_are_bounded_at_large_n():
+    """N = 20,000 through the Python API: layer_scores and permutation_null score the neighbour metrics and
+    CKA under a 3.2 GB address-space ceiling with numpy's peak below one N × N float32 matrix; what needs N × N
+    matrices (RSA, the authors' CKNNA, CKA's null, the dense reference definitions) is refused by name."""
+    result = subprocess.run([sys.executable, "-c", LARGE_N_API], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["peak"] < 1.6e9
+    chance = 10 / 19_999
+    assert np.max(out["scores"]["mutual_knn"]) > 5 * chance and max(out["null"]) < 3 * chance
+    assert 0 < np.max(out["scores"]["cknna"]) <= 1 and 0 < np.max(out["scores"]["cka"]) <= 1
+    assert 0 < np.max(out["scores"]["cycle_knn"]) <= 1
+    rsa, authors, reference, cka_null = out["errors"]
+    assert rsa.startswith("layer_scores('rsa'): N = 20000 samples is above dense_limit = 8192") and "rsa" in rsa
+    assert "cknna with variant 'authors'" in authors
+    assert reference.startswith("mutual_knn: N = 20000 samples is above the dense limit of 8192")
+    assert cka_null.startswith("permutation_null: N = 20000") and "cka with a permutation null" in cka_null
+
+
 def test_pair_file_written_without_xarray_is_the_file_xarray_writes(stores, tmp_path):
     """The pair job writes its netCDF with scipy alone (no xarray or pandas start-up): the bytes equal
     xarray's own ``to_netcdf`` of the same Dataset, so every reader sees the same file."""

@@ -1,6 +1,7 @@
-"""Ties in neighbourhoods: a hand-worked example, the exact expectations against brute force over tie orders
-(every order, and random orders drawn independently of the library's grouping), the engine against the
-reference on tied data (nulls and state stores included), and the tie counts a state job records."""
+"""Ties in neighbourhoods: a hand-worked example, the expectations over random orders of the samples against
+brute force (every order, and random orders with ties found independently of the library's grouping), the
+engine against the reference on tied data (nulls and state stores included), and the tie counts a state job
+records."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from prh.metrics import cknna, cycle_knn, layer_scores, lcs_knn, mutual_knn, permutation_null
+from prh.metrics import cknna, cycle_knn, kernels, layer_scores, lcs_knn, mutual_knn, permutation_null
 from prh.metrics import definitions as d
 from prh.metrics.calibration import draw_permutations
 from prh.metrics.layerwise import LayerStates, tie_errors
@@ -32,17 +33,10 @@ def test_hand_worked_ties():
     assert [set(s) for s in d.knn_indices(HAND_Y, 2)] == HAND_SETS_Y
     # mutual: sum_j w_x w_y per sample = 1, 2/3, 4/3, 4/3, 4/3 -> 17/3 over k N = 10 (lower-index lists: 0.7)
     assert mutual_knn(HAND_X, HAND_Y, 2) == pytest.approx(17 / 30, abs=1e-15)
-    # X's neighbours reached through Y's: 1 - prod over Y-neighbours j of (1 - P(i ∈ S_x(j)))
-    # = 0, 1 - (1/2)(1/3), 8/9, 8/9, 8/9 -> 0.7 (lower-index lists: 0.6)
-    assert cycle_knn(HAND_X, HAND_Y, 2) == pytest.approx(0.7, abs=1e-15)
-    # Y's through X's (X's set random): 1/2, 2/3, 1, 1, 2/3 -> 23/30 (lower-index lists: 0.8)
-    assert cycle_knn(HAND_Y, HAND_X, 2) == pytest.approx(23 / 30, abs=1e-15)
-    for name, expected, (a, b) in [
-        ("mutual_knn", 17 / 30, (HAND_X, HAND_Y)),
-        ("cycle_knn", 0.7, (HAND_X, HAND_Y)),
-        ("cycle_knn", 23 / 30, (HAND_Y, HAND_X)),
-    ]:
-        assert layer_scores(name, [a], [b], k=2)[0, 0] == pytest.approx(expected, abs=1e-15)
+    assert layer_scores("mutual_knn", [HAND_X], [HAND_Y], k=2)[0, 0] == pytest.approx(17 / 30, abs=1e-15)
+    # identical representations agree whatever the order: one order breaks both alike
+    for name in ("mutual_knn", "cknna", "lcs_knn", "edit_distance_knn"):
+        assert layer_scores(name, [HAND_X], [HAND_X], k=2)[0, 0] == pytest.approx(1.0, abs=1e-15)
     assert LayerStates([HAND_X]).tie_counts(2).tolist() == [5]  # every sample's 2nd neighbour is tied
     assert LayerStates([HAND_Y]).tie_counts(2).tolist() == [0]
 
@@ -60,17 +54,35 @@ def _plain_scores(sets_x: list[set], sets_y: list[set], Kb: np.ndarray, Lb: np.n
     return np.array([mutual, cycle_xy, cycle_yx, align / np.sqrt(self_x * self_y)])
 
 
+def _ordered_lists(X: np.ndarray, k: int, order: np.ndarray) -> list[list[int]]:
+    """k-NN lists with exactly equal similarities (to 12 decimals) ordered by ``order`` (sample j's place in a
+    random order of the samples): tie groups found without the library's tolerance or grouping code."""
+    similarity = np.round(d.l2_normalize(X) @ d.l2_normalize(X).T, 12)
+    np.fill_diagonal(similarity, -np.inf)
+    return [list(np.lexsort((order, -row))[:k]) for row in similarity]
+
+
 def _tie_aware(X: np.ndarray, Y: np.ndarray, k: int) -> np.ndarray:
     return np.array([mutual_knn(X, Y, k), cycle_knn(X, Y, k), cycle_knn(Y, X, k), cknna(X, Y, k)])
 
 
-def test_expectations_equal_the_average_over_every_tie_order():
-    # X's choices: 2 of sample 0's 4 tied, 2 of the 3 tied for each of samples 1-4: 6 · 3^4 = 486 equally likely
-    options = [list(map(set, itertools.combinations([1, 2, 3, 4], 2)))]
-    options += [list(map(set, itertools.combinations(sorted({1, 2, 3, 4} - {i}), 2))) for i in range(1, 5)]
+def test_expectations_equal_the_average_over_every_order_of_the_samples():
     Kb, Lb = d.row_centred_kernel(HAND_X), d.row_centred_kernel(HAND_Y)
-    average = np.mean([_plain_scores(list(sets), HAND_SETS_Y, Kb, Lb) for sets in itertools.product(*options)], axis=0)
-    np.testing.assert_allclose(_tie_aware(HAND_X, HAND_Y, 2), average, rtol=0, atol=1e-14)
+    scores = []
+    for order in itertools.permutations(range(5)):  # all 120 orders: the exact expectation
+        order = np.array(order)
+        sets_x = [set(a) for a in _ordered_lists(HAND_X, 2, order)]
+        sets_y = [set(b) for b in _ordered_lists(HAND_Y, 2, order)]
+        scores.append(_plain_scores(sets_x, sets_y, Kb, Lb))
+    exact = np.mean(scores, axis=0)
+    # by hand, X's neighbours through Y's: sample 0 never closes; sample 1 unless it comes after 3 and 4 (2/3);
+    # samples 2, 3 and 4 unless each comes last of 1-4 (3/4): 7/12 (rows broken independently would give 0.7)
+    assert exact[0] == pytest.approx(17 / 30, abs=1e-15) and exact[1] == pytest.approx(7 / 12, abs=1e-15)
+    ours = _tie_aware(HAND_X, HAND_Y, 2)
+    np.testing.assert_allclose(ours[[0, 3]], exact[[0, 3]], rtol=0, atol=1e-14)  # mutual k-NN and CKNNA: exact
+    for value, target, a, b in ((ours[1], exact[1], HAND_X, HAND_Y), (ours[2], exact[2], HAND_Y, HAND_X)):
+        error = d.tie_error(a, b, "cycle_knn", 2)  # cycle k-NN: a seeded average over 32 orders
+        assert error > 0 and abs(value - target) < 4 * error
 
 
 def _codes(rng, n: int, width: int, p: float) -> np.ndarray:
@@ -78,31 +90,45 @@ def _codes(rng, n: int, width: int, p: float) -> np.ndarray:
     return (rng.random((n, width)) < p).astype(float)
 
 
-def _random_order_lists(X: np.ndarray, k: int, rng) -> list[list[int]]:
-    """k-NN lists with exactly equal similarities (to 12 decimals) in a fresh random order per row: tie
-    groups found without the library's tolerance or grouping code."""
-    similarity = np.round(d.l2_normalize(X) @ d.l2_normalize(X).T, 12)
-    np.fill_diagonal(similarity, -np.inf)
-    return [list(np.lexsort((rng.random(len(X)), -row))[:k]) for row in similarity]
+def test_both_tied_chance_against_every_order():
+    # a sample j tied in both groups: X's group j + {a others} + {c − 1 shared}, Y's j + {b others} + shared
+    for a, b, c, rx, ry in [(2, 1, 2, 2, 1), (0, 0, 3, 2, 2), (1, 2, 1, 1, 2), (3, 0, 2, 2, 3), (2, 2, 3, 3, 2)]:
+        x_only, y_only, shared = list(range(1, a + 1)), list(range(a + 1, a + b + 1)), list(range(a + b + 1, a + b + c))
+        group_x, group_y = [0] + x_only + shared, [0] + y_only + shared
+        hits = total = 0
+        for order in itertools.permutations(range(a + b + c)):
+            place = np.argsort(order)
+            hits += (sorted(group_x, key=place.__getitem__).index(0) < rx) and (
+                sorted(group_y, key=place.__getitem__).index(0) < ry
+            )
+            total += 1
+        assert d.both_tied_chance(a, b, c, rx, ry) == pytest.approx(hits / total, abs=1e-15)
+        assert kernels.both_tied_chance(a, b, c, rx, ry) == pytest.approx(hits / total, abs=1e-12)
 
 
-def test_expectations_against_random_tie_orders_drawn_independently():
+def test_expectations_against_random_orders_drawn_independently():
     rng = np.random.default_rng(7)
-    X, Y, k, draws = _codes(rng, 40, 6, 0.3), _codes(rng, 40, 5, 0.35), 4, 1500
+    X, Y, k, draws = _codes(rng, 40, 6, 0.3), _codes(rng, 40, 5, 0.35), 4, 1500  # both sides tied
     Kb, Lb = d.row_centred_kernel(X), d.row_centred_kernel(Y)
     scores, lcs = [], []
     for _ in range(draws):
-        lists_x, lists_y = _random_order_lists(X, k, rng), _random_order_lists(Y, k, rng)
+        order = rng.permutation(40)
+        lists_x, lists_y = _ordered_lists(X, k, order), _ordered_lists(Y, k, order)
         scores.append(_plain_scores([set(a) for a in lists_x], [set(b) for b in lists_y], Kb, Lb))
         lcs.append(np.mean([d.longest_common_subsequence(a, b) for a, b in zip(lists_x, lists_y)]) / k)
     scores, lcs = np.array(scores), np.array(lcs)
     error = scores.std(axis=0) / np.sqrt(draws)
-    exact = _tie_aware(X, Y, k)
-    assert np.all(error > 0)  # the tie order moves every score: the comparison is not trivial
-    assert np.all(np.abs(scores.mean(axis=0) - exact) < 5 * error), (scores.mean(axis=0), exact, error)
-    # LCS has no closed form: the seeded average over TIE_DRAWS orders, with its standard error
-    se = d.ordinal_tie_error(X, Y, k)
-    assert se > 0 and abs(lcs.mean() - lcs_knn(X, Y, k)) < 5 * np.hypot(se, lcs.std() / np.sqrt(draws))
+    assert np.all(error > 0)  # the order moves every score: the comparison is not trivial
+    exact = np.array([mutual_knn(X, Y, k), cknna(X, Y, k)])
+    assert np.all(np.abs(scores.mean(axis=0)[[0, 3]] - exact) < 5 * error[[0, 3]]), (scores.mean(axis=0), exact)
+    # cycle k-NN and LCS have no closed form: the seeded average over TIE_DRAWS orders, with its standard error
+    for value, mc, mc_error, se in (
+        (cycle_knn(X, Y, k), scores[:, 1].mean(), error[1], d.tie_error(X, Y, "cycle_knn", k)),
+        (lcs_knn(X, Y, k), lcs.mean(), lcs.std() / np.sqrt(draws), d.tie_error(X, Y, "lcs_knn", k)),
+    ):
+        assert se > 0 and abs(value - mc) < 5 * np.hypot(se, mc_error)
+    # identical tied representations: one order breaks both alike
+    assert mutual_knn(X, X, k) == pytest.approx(1.0, abs=1e-15) and cknna(X, X, k) == pytest.approx(1.0, abs=1e-14)
 
 
 def test_engine_equals_the_reference_on_tied_data_nulls_and_state_stores(tmp_path):
@@ -133,6 +159,7 @@ def test_engine_equals_the_reference_on_tied_data_nulls_and_state_stores(tmp_pat
     )
     errors = tie_errors("lcs_knn", sx, sy, k=5)
     assert errors.shape == (2, 2) and np.all(errors > 0) and tie_errors("mutual_knn", sx, sy, k=5).max() == 0
+    assert tie_errors("cycle_knn", sx, sy, k=5)[0, 0] == pytest.approx(d.tie_error(Xs[0], Ys[0], "cycle_knn", 5))
     # the state job stores the tie groups and counts the tied samples per layer; the pair reads them back
     store = tmp_path / "x.zarr"
     attrs = {"model": "x", "modality": "vision", "dataset_fingerprint": "synthetic", "layer_names": '["a", "b"]'}

@@ -26,6 +26,7 @@ from prh.metrics.layerwise import (
     layer_scores,
     permutation_null,
     resolve_params,
+    tie_errors,
 )
 from prh.metrics.resampling import (
     half_sample_best,
@@ -62,5 +63,6 @@ __all__ = [
     "prepare_stack",
     "resolve_params",
     "svcca",
+    "tie_errors",
     "unbiased_cka",
 ]

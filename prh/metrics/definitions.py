@@ -8,10 +8,11 @@ Conventions shared by every metric:
 
 * neighbourhoods use cosine similarity (the inner-product kernel after l2 normalisation, App. C.2) and
   exclude the sample itself (eq. 9–10). Similarities within ``tie_tolerance`` of each other are ties; a
-  score is its expectation under uniformly random tie-breaking, independent for every sample of every
-  representation (``neighbour_weights``): exact for mutual k-NN, cycle k-NN and CKNNA, a seeded average
-  over ``TIE_DRAWS`` tie orders for the ordinal LCS and edit distance (``tie_orders``). Without ties this
-  is the plain definition; ``knn_indices`` lists tied neighbours by index;
+  score is its expectation when ties are broken by a uniformly random order of the samples, one order for
+  every row of both representations (the lower-index rule after a random relabelling of the samples): exact
+  for mutual k-NN and CKNNA (``joint_weights``), a seeded average over ``TIE_DRAWS`` random orders for cycle
+  k-NN, LCS and edit distance (``tie_orders``). Without ties this is the plain definition, and identical
+  representations score 1 with ties too; ``knn_indices`` lists tied neighbours by index;
 * kernels are the inner product of the features as given (the pipeline l2-normalises them first,
   ``prepare_stack``); ``cka`` also offers an RBF kernel.
 
@@ -21,14 +22,36 @@ versions that score all layer pairs at once live in ``prh.layerwise`` and are te
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from math import comb
 
 import numpy as np
 
+from prh import dense as limits
+from prh.dense import DenseLimitError
 from prh.metrics import kernels
 
 LayerStack = Sequence[np.ndarray] | np.ndarray
+
+
+def dense(function):
+    """Refuse N above ``prh.dense.DENSE_LIMIT`` in a reference definition that forms N × N matrices, with one
+    error naming it, N and the limit, before any is allocated (``prh.metrics.layer_scores`` is bounded)."""
+
+    @functools.wraps(function)
+    def checked(X, *args, **kwargs):
+        n = len(X)
+        if n > limits.DENSE_LIMIT:
+            raise DenseLimitError(
+                f"{function.__name__}: N = {n} samples is above the dense limit of {limits.DENSE_LIMIT} "
+                f"(prh.dense.DENSE_LIMIT); this reference definition forms N x N matrices ({n * n * 8 / 1e9:.1f} "
+                "GB each in float64). prh.metrics.layer_scores scores large N in bounded memory (blocked "
+                "neighbour search, streamed CKA) or says which metric cannot"
+            )
+        return function(X, *args, **kwargs)
+
+    return checked
 
 
 # --- preprocessing -----------------------------------------------------------------------------------
@@ -79,6 +102,7 @@ def prepare_stack(
 # --- neighbourhoods ----------------------------------------------------------------------------------
 
 
+@dense
 def cosine_similarity(X: np.ndarray) -> np.ndarray:
     """The (N, N) cosine-similarity matrix of the rows of ``X``."""
     X = l2_normalize(X)
@@ -94,6 +118,7 @@ def tie_tolerance(width: int) -> float:
     return 2.0 * gamma / (1.0 - gamma)
 
 
+@dense
 def sorted_neighbours(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every sample's other samples by cosine similarity, most similar first, each tie group by index:
     (N, N − 1) indices and the place each place's tie group starts (``kernels.tie_starts``)."""
@@ -105,6 +130,7 @@ def sorted_neighbours(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return kernels.order_groups(order, starts), starts
 
 
+@dense
 def knn_indices(X: np.ndarray, k: int) -> np.ndarray:
     """Indices (N, k) of each sample's k nearest neighbours by cosine similarity, itself excluded (eq. 9),
     most similar first; tied neighbours by index."""
@@ -112,6 +138,7 @@ def knn_indices(X: np.ndarray, k: int) -> np.ndarray:
     return sorted_neighbours(X)[0][:, :k]
 
 
+@dense
 def neighbour_weights(X: np.ndarray, k: int) -> np.ndarray:
     """(N, N) P(j ∈ S(x_i)), the k-NN sets under uniformly random tie-breaking: 1 for neighbours more similar
     than the k-th, r / t for the t samples tied with the k-th when r of them fill the set, 0 otherwise.
@@ -123,20 +150,55 @@ def neighbour_weights(X: np.ndarray, k: int) -> np.ndarray:
     return weights
 
 
-def tie_orders(X: np.ndarray, k: int, draws: int, side: int = 0) -> list[np.ndarray]:
+@dense
+def tie_orders(X: np.ndarray, k: int, draws: int) -> list[np.ndarray]:
     """(N, k) lists of ``draws`` random tie orders: in draw r each tie group is ordered by
-    ``kernels.tie_key(2r + side, i, j)``, a fixed hash, so every draw is reproducible and shared by the
-    engine; ``side`` (0 for X, 1 for Y) keeps the two representations' orders independent."""
+    ``kernels.tie_key(r, j)``, sample j's place in a random order of the samples (a fixed hash: every draw is
+    reproducible, and the engine draws the same)."""
     order, starts = sorted_neighbours(X)
     out = []
     for r in range(draws):
-        keys = kernels.tie_keys(2 * r + side, order)
+        keys = kernels.tie_keys(r, order)
         resorted = np.lexsort((keys, starts), axis=1)
         out.append(np.take_along_axis(order, resorted, axis=1)[:, :k])
     return out
 
 
-TIE_DRAWS = 32  # tie orders averaged by the ordinal metrics when a representation has ties
+TIE_DRAWS = 32  # random orders averaged by cycle k-NN, LCS and edit distance when a representation has ties
+
+
+def both_tied_chance(a: int, b: int, c: int, rx: int, ry: int) -> float:
+    """P(a sample in both tie groups at the k-th place is in both k-NN sets), the samples in a uniformly random
+    order: X's group holds it, a others and c − 1 shared with Y's, rx of them fill X's set; Y's holds it, b
+    others and the same c − 1, ry fill Y's. Its place among the a + b + c is uniform, and the samples before it
+    a uniform subset of that size: sum over α + γ < rx, β + γ < ry of C(a, α) C(b, β) C(c − 1, γ) /
+    C(a + b + c − 1, α + β + γ), over a + b + c. (rx / (a + 1) when Y's group is the sample alone.)"""
+    m = a + b + c - 1
+    total = sum(
+        comb(a, x) * comb(b, y) * comb(c - 1, g) / comb(m, x + y + g)
+        for g in range(min(c - 1, rx - 1, ry - 1) + 1)
+        for x in range(min(a, rx - 1 - g) + 1)
+        for y in range(min(b, ry - 1 - g) + 1)
+    )
+    return total / (m + 1)
+
+
+@dense
+def joint_weights(X: np.ndarray, Y: np.ndarray, k: int) -> np.ndarray:
+    """(N, N) P(j ∈ S(x_i) and j ∈ S(y_i)) with ties broken by one uniformly random order of the samples:
+    ``neighbour_weights`` of X times Y's, except for a sample tied at the k-th place in both
+    (``both_tied_chance``). Identical representations: exactly ``neighbour_weights``."""
+    _check_paired(X, Y)
+    wx, wy = neighbour_weights(X, k), neighbour_weights(Y, k)
+    joint = wx * wy
+    for i in range(len(X)):
+        tied_x, tied_y = (wx[i] > 0) & (wx[i] < 1), (wy[i] > 0) & (wy[i] < 1)
+        shared = tied_x & tied_y
+        if shared.any():
+            c = int(shared.sum())
+            rx, ry = k - int(np.sum(wx[i] == 1)), k - int(np.sum(wy[i] == 1))
+            joint[i, shared] = both_tied_chance(int(tied_x.sum()) - c, int(tied_y.sum()) - c, c, rx, ry)
+    return joint
 
 
 def top_k(similarity: np.ndarray, k: int) -> np.ndarray:
@@ -169,13 +231,14 @@ def neighbour_mask(knn: np.ndarray) -> np.ndarray:
 # --- nearest-neighbour metrics -----------------------------------------------------------------------
 
 
+@dense
 def mutual_knn_terms(X: np.ndarray, Y: np.ndarray, k: int = 10) -> np.ndarray:
-    """Per-sample terms of ``mutual_knn``: ``E|S(x_i) ∩ S(y_i)| / k`` (eq. 11), the sets' tie-breaking
-    independent, so the expectation is sum_j P(j ∈ S(x_i)) P(j ∈ S(y_i))."""
-    _check_paired(X, Y)
-    return (neighbour_weights(X, k) * neighbour_weights(Y, k)).sum(axis=1) / k
+    """Per-sample terms of ``mutual_knn``: ``E|S(x_i) ∩ S(y_i)| / k`` (eq. 11) = sum_j P(j ∈ S(x_i) and
+    j ∈ S(y_i)) / k (``joint_weights``)."""
+    return joint_weights(X, Y, k).sum(axis=1) / k
 
 
+@dense
 def mutual_knn(X: np.ndarray, Y: np.ndarray, k: int = 10) -> float:
     """Mutual k-nearest-neighbour alignment m_NN (App. A, eq. 9–11): the mean over samples of
     ``|S(x_i) ∩ S(y_i)| / k``, with S the k-NN sets within X and within Y (its expectation over random
@@ -183,30 +246,25 @@ def mutual_knn(X: np.ndarray, Y: np.ndarray, k: int = 10) -> float:
     return float(mutual_knn_terms(X, Y, k).mean())
 
 
+@dense
 def cycle_knn_terms(X: np.ndarray, Y: np.ndarray, k: int = 10) -> np.ndarray:
-    """Per-sample terms of ``cycle_knn``: the probability that the cycle from sample i closes (1 or 0
-    without ties). With p_j = P(i ∈ S_x(j)), independent over j, and Y's set at i made of sure members A and
-    r of the t tied samples T: 1 − prod_A (1 − p_j) · e_r(1 − p_T) / C(t, r), e_r the elementary symmetric
-    polynomial (the mean of the product over the r-subsets of T)."""
-    _check_paired(X, Y)
-    wx, wy = neighbour_weights(X, k), neighbour_weights(Y, k)
-    out = np.empty(len(X))
-    for i in range(len(X)):
-        miss = 1.0 - wx[:, i]  # 1 − P(i ∈ S_x(j)) for every j
-        sure, tied = wy[i] == 1.0, (wy[i] > 0) & (wy[i] < 1)
-        polynomial = np.array([1.0])
-        for q in miss[tied]:  # prod_T (1 + q_j z): its z^r coefficient is e_r
-            polynomial = np.convolve(polynomial, [1.0, q])
-        r = k - int(sure.sum())
-        mean = polynomial[r] / comb(int(tied.sum()), r) if tied.any() else 1.0
-        out[i] = 1.0 - np.prod(miss[sure]) * mean
-    return out
+    """Per-sample terms of ``cycle_knn``: 1 when the cycle from sample i closes, else 0; with ties, the mean
+    over ``TIE_DRAWS`` random orders of the samples (every row's tie-breaking then depends on the one order,
+    so there is no closed form)."""
+    return _drawn(X, Y, k, _closes, ordered=False).mean(axis=0)
 
 
+def _closes(lists_x: np.ndarray, lists_y: np.ndarray) -> np.ndarray:
+    """1 where sample i is an X-neighbour of one of its Y-neighbours: mask_x[j, i] looked up for every
+    Y-neighbour j of i."""
+    return neighbour_mask(lists_x).T[np.arange(len(lists_x))[:, None], lists_y].any(axis=1).astype(float)
+
+
+@dense
 def cycle_knn(X: np.ndarray, Y: np.ndarray, k: int = 10) -> float:
     """Cycle k-NN (App. B, Table 11): the fraction of samples i for which going to the k nearest
-    neighbours of i **in Y**, then to their k nearest neighbours **in X**, returns to i (its expectation
-    over random tie-breaking where neighbours tie).
+    neighbours of i **in Y**, then to their k nearest neighbours **in X**, returns to i (where neighbours
+    tie, the mean over ``TIE_DRAWS`` seeded random tie orders; ``tie_error``: its standard error).
 
     Direction: Y then X, as the authors' ``knn_A[knn_B]`` with A = X, B = Y. Asymmetric:
     ``cycle_knn(X, Y) != cycle_knn(Y, X)`` in general. With Y = X it is 1 only when every sample is a
@@ -237,44 +295,60 @@ def edit_distance(a: Sequence[int], b: Sequence[int]) -> int:
     return previous[-1]
 
 
-def _ordinal_draws(X: np.ndarray, Y: np.ndarray, k: int, score) -> np.ndarray:
-    """(draws, N) per-sample ``score(list_x, list_y)`` over the tie orders of ``tie_orders`` (one draw when
-    neither representation has ties: then every order is the same)."""
+def _drawn(X: np.ndarray, Y: np.ndarray, k: int, score, ordered: bool) -> np.ndarray:
+    """(draws, N) per-sample ``score(lists_x, lists_y)`` ((N, k) lists) over the tie orders of
+    ``tie_orders``: one draw when no tie matters (for a set metric, ``ordered`` False, a tie that straddles the
+    k-th place; for an ordinal one, any tie in the first k places), as every order is then the same."""
     _check_paired(X, Y)
     _check_k(len(X), k)
     places = min(k + 1, len(X) - 1)  # a tie reaching the k-th place shows at place k + 1
-    tied = any(np.any(sorted_neighbours(A)[1][:, :places] != np.arange(places)) for A in (X, Y))
+    first = 0 if ordered else k  # the places whose tie groups matter
+    tied = any(np.any(sorted_neighbours(A)[1][:, first:places] != np.arange(first, places)) for A in (X, Y))
     draws = TIE_DRAWS if tied else 1
-    pairs = zip(tie_orders(X, k, draws), tie_orders(Y, k, draws, side=1))
-    return np.array([[score(a, b) for a, b in zip(lx, ly)] for lx, ly in pairs])
+    pairs = zip(tie_orders(X, k, draws), tie_orders(Y, k, draws))
+    return np.array([score(lx, ly) for lx, ly in pairs])
 
 
+def _rowwise(distance):
+    return lambda lists_x, lists_y: np.array([distance(a, b) for a, b in zip(lists_x, lists_y)], dtype=float)
+
+
+@dense
 def lcs_knn_terms(X: np.ndarray, Y: np.ndarray, k: int = 10) -> np.ndarray:
     """Per-sample LCS / k, averaged over the tie orders (``_ordinal_draws``)."""
-    return _ordinal_draws(X, Y, k, longest_common_subsequence).mean(axis=0) / k
+    return _drawn(X, Y, k, _rowwise(longest_common_subsequence), ordered=True).mean(axis=0) / k
 
 
+@dense
 def lcs_knn(X: np.ndarray, Y: np.ndarray, k: int = 10) -> float:
     """Longest common subsequence of the two ordered k-NN lists of each sample, divided by k, averaged
     (App. B, Table 11). Ordinal: the order of the neighbours matters. 1 = identical lists. Where neighbours
-    tie, the mean over ``TIE_DRAWS`` seeded random tie orders (``ordinal_tie_error``: its standard error)."""
+    tie, the mean over ``TIE_DRAWS`` seeded random tie orders (``tie_error``: its standard error)."""
     return float(lcs_knn_terms(X, Y, k).mean())
 
 
+@dense
 def edit_distance_knn_terms(X: np.ndarray, Y: np.ndarray, k: int = 10) -> np.ndarray:
-    return 1.0 - _ordinal_draws(X, Y, k, edit_distance).mean(axis=0) / k
+    return 1.0 - _drawn(X, Y, k, _rowwise(edit_distance), ordered=True).mean(axis=0) / k
 
 
+@dense
 def edit_distance_knn(X: np.ndarray, Y: np.ndarray, k: int = 10) -> float:
     """One minus the edit distance between the two ordered k-NN lists of each sample divided by k, averaged
     (App. B, Table 11). 1 = identical lists, 0 = no element in place. Ties: as ``lcs_knn``."""
     return float(edit_distance_knn_terms(X, Y, k).mean())
 
 
-def ordinal_tie_error(X: np.ndarray, Y: np.ndarray, k: int = 10, lcs: bool = True) -> float:
-    """The standard error of ``lcs_knn`` (or of ``edit_distance_knn``) from averaging over tie orders: the
-    standard deviation of the per-draw scores over sqrt(draws); 0 without ties."""
-    scores = _ordinal_draws(X, Y, k, longest_common_subsequence if lcs else edit_distance).mean(axis=1) / k
+@dense
+def tie_error(X: np.ndarray, Y: np.ndarray, metric: str = "lcs_knn", k: int = 10) -> float:
+    """The standard error that averaging over ``TIE_DRAWS`` tie orders leaves in ``cycle_knn``, ``lcs_knn``
+    or ``edit_distance_knn``: the per-draw scores' standard deviation over sqrt(draws); 0 without ties."""
+    score, ordered = {
+        "cycle_knn": (_closes, False),
+        "lcs_knn": (_rowwise(longest_common_subsequence), True),
+        "edit_distance_knn": (_rowwise(edit_distance), True),
+    }[metric]
+    scores = _drawn(X, Y, k, score, ordered).mean(axis=1) / (k if ordered else 1)  # LCS, edit distance: / k
     return float(scores.std(ddof=1) / np.sqrt(len(scores))) if len(scores) > 1 else 0.0
 
 
@@ -302,6 +376,7 @@ def hsic(K: np.ndarray, L: np.ndarray) -> float:
     return float(np.trace(H @ K @ H @ L) / (n - 1) ** 2)
 
 
+@dense
 def cka(X: np.ndarray, Y: np.ndarray, kernel_kind: str = "linear", sigma: float = 1.0) -> float:
     """Centred kernel alignment (Kornblith et al. 2019; eq. 14): HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))."""
     _check_paired(X, Y)
@@ -330,6 +405,7 @@ def hsic_unbiased_fast(K: np.ndarray, L: np.ndarray) -> float:
     return float(value / (n * (n - 3)))
 
 
+@dense
 def unbiased_cka(X: np.ndarray, Y: np.ndarray) -> float:
     """CKA with the unbiased HSIC estimator (Song et al. 2012) in place of the biased one (linear kernel)."""
     _check_paired(X, Y)
@@ -337,37 +413,41 @@ def unbiased_cka(X: np.ndarray, Y: np.ndarray) -> float:
     return _ratio(hsic_unbiased(K, L), hsic_unbiased(K, K), hsic_unbiased(L, L))
 
 
+@dense
 def row_centred_kernel(X: np.ndarray) -> np.ndarray:
     """K̄_ij = <x_i, x_j> - E_l[<x_i, x_l>] (eq. 12): each row minus its mean over all l."""
     K = kernel(X)
     return K - K.mean(axis=1, keepdims=True)
 
 
+@dense
 def cknna_row_terms(X: np.ndarray, Y: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-sample sums over j of eq. 16 for (K, L), (K, K) and (L, L): CKNNA is the ratio of their totals."""
     _check_paired(X, Y)
     Kb, Lb = row_centred_kernel(X), row_centred_kernel(Y)
     mask_x, mask_y = neighbour_weights(X, k), neighbour_weights(Y, k)
-    alpha = mask_x * mask_y  # eq. 17 in expectation over tie orders; neighbour sets already exclude i = j
+    alpha = joint_weights(X, Y, k)  # eq. 17 in expectation over tie orders; neighbour sets exclude i = j
     return (alpha * Kb * Lb).sum(1), (mask_x * Kb * Kb).sum(1), (mask_y * Lb * Lb).sum(1)
 
 
+@dense
 def cknna(X: np.ndarray, Y: np.ndarray, k: int = 10, variant: str = "paper") -> float:
     """Centred Kernel Nearest-Neighbour Alignment (App. A, eq. 16–18).
 
     ``variant="paper"`` (default): Align_knn(K, L) = sum_ij alpha(i, j) K̄_ij L̄_ij with K̄ the row-centred
     kernel of eq. 12 and alpha(i, j) = 1 when j is among the k nearest neighbours of i in both X and Y
     (i != j); CKNNA = Align(K, L) / sqrt(Align(K, K) Align(L, L)), where Align(K, K) keeps X's own
-    neighbours. Where neighbours tie, alpha and the masks are their expectations over random tie-breaking
-    (``neighbour_weights``): on l2-normalised features tied neighbours have equal K̄_ij, so Align(K, K) does
-    not depend on the tie order and the score is its exact expectation.
+    neighbours. Where neighbours tie, alpha and the masks are their expectations over random tie orders
+    (``joint_weights``, ``neighbour_weights``): on l2-normalised features tied neighbours have equal K̄_ij, so
+    Align(K, K) does not depend on the tie order and the score is its exact expectation.
 
     ``variant="authors"``: what the authors' published code computes instead: the *unbiased HSIC* of the
     neighbour-masked, uncentred kernels, HSIC_1(alpha∘K, alpha∘L) / sqrt(HSIC_1(m_X∘K, m_X∘K)
     HSIC_1(m_Y∘L, m_Y∘L)). It centres through the estimator (over all n samples, masked entries counting as
     zeros) rather than row-wise, and its trace term pairs alpha_ij with alpha_ji. The two agree in trend,
-    not in value. (The authors also add 1e-6 to the denominator; this does not.) Ties: the expected masks,
-    as in the paper variant; their code breaks ties by ``torch.topk``'s order.
+    not in value. (The authors also add 1e-6 to the denominator; this does not.) Ties: the expected masks
+    and their product for alpha (the HSIC is not linear in the masks: an approximation of its expectation);
+    their code breaks ties by ``torch.topk``'s order.
     """
     if variant == "paper":
         kl, kk, ll = cknna_row_terms(X, Y, k)
@@ -452,6 +532,7 @@ def _procrustes_distance_score(norm_x2: float, norm_y2: float, nuclear: float) -
     return float(1.0 - np.sqrt(max(norm_x2 + norm_y2 - 2.0 * nuclear, 0.0)) / np.sqrt(norm_y2))
 
 
+@dense
 def rsa(X: np.ndarray, Y: np.ndarray) -> float:
     """Representational similarity analysis (Kriegeskorte et al. 2008): Spearman's rank correlation (average
     ranks for ties) between the upper triangles of the two representational dissimilarity matrices, the
@@ -464,6 +545,7 @@ def rsa(X: np.ndarray, Y: np.ndarray) -> float:
     return float(spearmanr(1 - cosine_similarity(X)[upper], 1 - cosine_similarity(Y)[upper]).statistic)
 
 
+@dense
 def rv_coefficient(X: np.ndarray, Y: np.ndarray, variant: str = "classic") -> float:
     """RV coefficient (Robert & Escoufier 1976) of column-centred X and Y: ⟨K, L⟩ / (‖K‖ ‖L‖) with K = XcXcᵀ,
     L = YcYcᵀ, i.e. tr(XcᵀYcYcᵀXc) / sqrt(tr((XcᵀXc)²) tr((YcᵀYc)²)); numerically linear CKA.

@@ -11,6 +11,8 @@ in milliseconds. Each loop is its reference definition in ``prh.metrics.definiti
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -307,9 +309,9 @@ def resampled_values(values: np.ndarray, places: np.ndarray, counts: np.ndarray,
 
 # --- ties -------------------------------------------------------------------------------------------------------
 # A row's neighbours sorted by similarity fall into tie groups (similarities within ``tie_tolerance`` of the
-# group's first); ``starts[.., p]`` is the place where place p's group starts. Uniformly random tie-breaking,
-# independent for every row of every representation, puts each member of the group at the k-th place into the
-# k nearest with the same probability: (k − start) / (end − start).
+# group's first); ``starts[.., p]`` is the place where place p's group starts. Ties broken by a uniformly random
+# order of the samples put each member of the group at the k-th place into the k nearest with the same
+# probability, (k − start) / (end − start); the order is one for all rows and both representations.
 
 
 @njit(cache=True)
@@ -373,123 +375,92 @@ def place_weights(starts: np.ndarray, k: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def weighted_mutual_terms(knn_x: np.ndarray, w_x: np.ndarray, knn_y: np.ndarray, w_y: np.ndarray) -> np.ndarray:
-    """E|S_x(i) ∩ S_y(i)| = sum_j P(j ∈ S_x(i)) P(j ∈ S_y(i)): ``mutual_knn_counts`` with place weights."""
+def _log_comb(n: int, r: int) -> float:
+    return math.lgamma(n + 1) - math.lgamma(r + 1) - math.lgamma(n - r + 1)
+
+
+@njit(cache=True)
+def both_tied_chance(a: int, b: int, c: int, rx: int, ry: int) -> float:
+    """P(a sample tied in both k-NN sets is in both) under one uniformly random order of the samples: X's
+    tie group holds it, a others and c − 1 shared with Y's, of which rx fill X's set; Y's holds it, b others
+    and the same c − 1, of which ry fill. With the M = a + b + c − 1 others in uniformly random order, the
+    samples before it are a uniformly random subset (of uniformly random size): α of X's own, β of Y's own and
+    γ shared, each set of them with probability 1 / ((M + 1) C(M, α + β + γ)); it is in both when
+    α + γ < rx and β + γ < ry."""
+    m = a + b + c - 1
+    total = 0.0
+    for g in range(min(c - 1, rx - 1, ry - 1) + 1):
+        for x in range(min(a, rx - 1 - g) + 1):
+            for y in range(min(b, ry - 1 - g) + 1):
+                log = _log_comb(a, x) + _log_comb(b, y) + _log_comb(c - 1, g) - _log_comb(m, x + y + g)
+                total += math.exp(log)
+    return total / (m + 1)
+
+
+@njit(cache=True)
+def joint_terms(
+    knn_x: np.ndarray,
+    w_x: np.ndarray,
+    values_x: np.ndarray,
+    knn_y: np.ndarray,
+    w_y: np.ndarray,
+    values_y: np.ndarray,
+    k: int,
+) -> np.ndarray:
+    """sum_j P(j ∈ S_x(i) and j ∈ S_y(i)) · values_x · values_y (values of ones: E|S_x(i) ∩ S_y(i)|, the
+    mutual k-NN count; K̄ and L̄ at the neighbours: CKNNA's numerator), ties broken by one uniformly random
+    order of the samples shared by both representations: the place weights' product, except for a sample tied
+    in both sets (``both_tied_chance``)."""
     lx, n, ly = knn_x.shape[0], knn_x.shape[1], knn_y.shape[0]
     out = np.zeros((lx, ly, n))
     stamp = np.full(n, -1, np.int64)
     weight = np.zeros(n)
+    value = np.zeros(n)
     for a in range(lx):
         for i in range(n):
             tag = a * n + i
+            tied_x, sure_x = 0, 0
             for p in range(knn_x.shape[2]):
-                if w_x[a, i, p] > 0:
-                    stamp[knn_x[a, i, p]] = tag
-                    weight[knn_x[a, i, p]] = w_x[a, i, p]
-            for b in range(ly):
-                total = 0.0
-                for q in range(knn_y.shape[2]):
-                    j = knn_y[b, i, q]
-                    if w_y[b, i, q] > 0 and stamp[j] == tag:
-                        total += weight[j] * w_y[b, i, q]
-                out[a, b, i] = total
-    return out
-
-
-@njit(cache=True)
-def weighted_kernel_terms(
-    knn_x: np.ndarray, w_x: np.ndarray, values_x: np.ndarray, knn_y: np.ndarray, w_y: np.ndarray, values_y: np.ndarray
-) -> np.ndarray:
-    """E[sum over j in S_x(i) ∩ S_y(i) of K̄_ij L̄_ij]: ``mutual_kernel_terms`` with place weights."""
-    lx, n, ly = knn_x.shape[0], knn_x.shape[1], knn_y.shape[0]
-    out = np.zeros((lx, ly, n))
-    stamp = np.full(n, -1, np.int64)
-    weighted = np.zeros(n)
-    for a in range(lx):
-        for i in range(n):
-            tag = a * n + i
-            for p in range(knn_x.shape[2]):
-                if w_x[a, i, p] > 0:
-                    stamp[knn_x[a, i, p]] = tag
-                    weighted[knn_x[a, i, p]] = w_x[a, i, p] * values_x[a, i, p]
-            for b in range(ly):
-                total = 0.0
-                for q in range(knn_y.shape[2]):
-                    j = knn_y[b, i, q]
-                    if w_y[b, i, q] > 0 and stamp[j] == tag:
-                        total += weighted[j] * w_y[b, i, q] * values_y[b, i, q]
-                out[a, b, i] = total
-    return out
-
-
-@njit(cache=True)
-def subset_product_mean(q: np.ndarray, r: int) -> float:
-    """The mean of prod_{j in R} q_j over the r-subsets R of q, uniformly drawn, by the recurrence
-    E(m, c) = (c/m) q_m E(m−1, c−1) + ((m−c)/m) E(m−1, c) (a convex combination: no overflow)."""
-    e = np.zeros(r + 1)
-    e[0] = 1.0
-    for m in range(1, len(q) + 1):
-        for c in range(min(r, m), 0, -1):
-            e[c] = (c / m) * q[m - 1] * e[c - 1] + ((m - c) / m) * e[c]
-    return e[r]
-
-
-@njit(cache=True)
-def cycle_knn_probability(knn_x: np.ndarray, w_x: np.ndarray, knn_y: np.ndarray, w_y: np.ndarray, k: int):
-    """P(the cycle from sample i closes) under random tie-breaking: with p_j = P(i ∈ S_x(j)) (rows broken
-    independently), 1 − prod over sure Y-neighbours j of (1 − p_j) times the mean of that product over the
-    r-subsets of the Y tie group that fill the list (``subset_product_mean``)."""
-    lx, n, ly = knn_x.shape[0], knn_x.shape[1], knn_y.shape[0]
-    dx, dy = knn_x.shape[2], knn_y.shape[2]
-    out = np.zeros((lx, ly, n))
-    for a in range(lx):
-        count = np.zeros(n + 1, np.int64)
-        for j in range(n):
-            for p in range(dx):
-                if w_x[a, j, p] > 0:
-                    count[knn_x[a, j, p] + 1] += 1
-        start = np.cumsum(count)
-        fill = start[:-1].copy()
-        members = np.empty(start[n], np.int64)
-        chance = np.empty(start[n])
-        for j in range(n):
-            for p in range(dx):
-                if w_x[a, j, p] > 0:
-                    i = knn_x[a, j, p]
-                    members[fill[i]] = j
-                    chance[fill[i]] = w_x[a, j, p]
-                    fill[i] += 1
-        stamp = np.full(n, -1, np.int64)
-        reach = np.zeros(n)
-        tied = np.empty(dy)
-        for i in range(n):
-            for m in range(start[i], start[i + 1]):
-                stamp[members[m]] = i
-                reach[members[m]] = chance[m]
-            for b in range(ly):
-                sure, t = 1.0, 0
-                filled = 0
-                for q in range(dy):
-                    w = w_y[b, i, q]
-                    if w <= 0:
-                        continue
-                    j = knn_y[b, i, q]
-                    miss = 1.0 - reach[j] if stamp[j] == i else 1.0
-                    if w >= 1.0:
-                        sure *= miss
-                        filled += 1
+                w = w_x[a, i, p]
+                if w > 0:
+                    j = knn_x[a, i, p]
+                    stamp[j], weight[j], value[j] = tag, w, values_x[a, i, p]
+                    if w < 1:
+                        tied_x += 1
                     else:
-                        tied[t] = miss
-                        t += 1
-                out[a, b, i] = 1.0 - sure * (subset_product_mean(tied[:t], k - filled) if t else 1.0)
+                        sure_x += 1
+            for b in range(ly):
+                tied_y, sure_y, shared = 0, 0, 0
+                for q in range(knn_y.shape[2]):
+                    w = w_y[b, i, q]
+                    if w > 0:
+                        if w < 1:
+                            tied_y += 1
+                            j = knn_y[b, i, q]
+                            if stamp[j] == tag and weight[j] < 1:
+                                shared += 1
+                        else:
+                            sure_y += 1
+                both = 0.0
+                if shared:
+                    rx, ry = k - sure_x, k - sure_y
+                    both = both_tied_chance(tied_x - shared, tied_y - shared, shared, rx, ry)
+                total = 0.0
+                for q in range(knn_y.shape[2]):
+                    w = w_y[b, i, q]
+                    j = knn_y[b, i, q]
+                    if w > 0 and stamp[j] == tag:
+                        chance = both if (w < 1 and weight[j] < 1) else weight[j] * w
+                        total += chance * value[j] * values_y[b, i, q]
+                out[a, b, i] = total
     return out
 
 
 @njit(cache=True)
-def tie_key(draw: int, i: int, j: int) -> np.uint64:
-    """A reproducible random key for neighbour j of sample i in tie draw ``draw`` (splitmix64's finaliser)."""
-    z = np.uint64(draw) * np.uint64(0x9E3779B97F4A7C15)
-    z += np.uint64(i) * np.uint64(0xBF58476D1CE4E5B9) + np.uint64(j) * np.uint64(0x94D049BB133111EB)
+def tie_key(draw: int, j: int) -> np.uint64:
+    """Sample j's place in the random order of the samples of tie draw ``draw``: a reproducible key
+    (splitmix64's finaliser), the same for every row and every representation."""
+    z = np.uint64(draw) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(j) * np.uint64(0x94D049BB133111EB)
     z ^= z >> np.uint64(30)
     z *= np.uint64(0xBF58476D1CE4E5B9)
     z ^= z >> np.uint64(27)
@@ -500,8 +471,8 @@ def tie_key(draw: int, i: int, j: int) -> np.uint64:
 
 @njit(cache=True)
 def broken_ties(knn: np.ndarray, starts: np.ndarray, k: int, draw: int) -> np.ndarray:
-    """(L, N, k) lists with every tie group ordered by ``tie_key(draw, i, j)``: one uniformly random tie
-    order per row (the group at the k-th place then also decides which of its members are in)."""
+    """(L, N, k) lists with every tie group ordered by ``tie_key(draw, j)``: ties broken by one uniformly
+    random order of the samples (the group at the k-th place then also decides which of its members are in)."""
     layers, n, depth = knn.shape
     out = np.empty((layers, n, k), np.int64)
     row = np.empty(depth, np.int64)
@@ -513,7 +484,7 @@ def broken_ties(knn: np.ndarray, starts: np.ndarray, k: int, draw: int) -> np.nd
                 end += 1
             for p in range(end):
                 j = knn[a, i, p]
-                key = tie_key(draw, i, j)
+                key = tie_key(draw, j)
                 q = p
                 while q > starts[a, i, p] and keys[q - 1] > key:
                     row[q], keys[q] = row[q - 1], keys[q - 1]
@@ -525,12 +496,12 @@ def broken_ties(knn: np.ndarray, starts: np.ndarray, k: int, draw: int) -> np.nd
 
 @njit(cache=True)
 def tie_keys(draw: int, lists: np.ndarray) -> np.ndarray:
-    """(rows, m) ``tie_key(draw, i, lists[i, p])``."""
+    """(rows, m) ``tie_key(draw, lists[i, p])``."""
     rows, m = lists.shape
     out = np.empty((rows, m), np.uint64)
     for i in range(rows):
         for p in range(m):
-            out[i, p] = tie_key(draw, i, lists[i, p])
+            out[i, p] = tie_key(draw, lists[i, p])
     return out
 
 
@@ -550,3 +521,19 @@ def cut_after_group(lists: np.ndarray, starts: np.ndarray, want: int) -> tuple[n
             else:
                 out_starts[r, p] = p
     return out_lists, out_starts
+
+
+@njit(cache=True, fastmath=True)
+def neighbour_products(X: np.ndarray, lists: np.ndarray) -> np.ndarray:
+    """(N, D) x_i · x_j at each place of the lists (N, D); 0 at the -1 places. No N × N matrix."""
+    n, depth = lists.shape
+    out = np.zeros((n, depth))
+    for i in range(n):
+        for p in range(depth):
+            j = lists[i, p]
+            if j >= 0:
+                total = 0.0
+                for c in range(X.shape[1]):
+                    total += X[i, c] * X[j, c]
+                out[i, p] = total
+    return out

@@ -9,8 +9,8 @@ unpermuted ones by re-indexing instead of recomputing them; this is exact for th
 and for the neighbour lists' tie groups (within a group the order is the unpermuted index's, which no
 tie-aware score depends on).
 
-Neighbour lists carry their tie groups (``neighbours``): mutual k-NN, cycle k-NN and CKNNA take their exact
-expectation over random tie-breaking, LCS and edit distance average ``definitions.TIE_DRAWS`` seeded tie
+Neighbour lists carry their tie groups (``neighbours``): mutual k-NN and CKNNA take their exact expectation
+over random orders of the samples, cycle k-NN, LCS and edit distance average ``definitions.TIE_DRAWS`` seeded
 orders (``definitions``). Without ties they run the integer-count loops unchanged.
 """
 
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from prh import dense as limits
 from prh.metrics import backend, kernels, neighbours
 from prh.metrics import definitions as d
 
@@ -254,9 +255,17 @@ class LayerStates:
             held = [v for key, v in self._cache.items() if key[0] == "knn_values" and v.shape[2] >= lists.shape[2]]
             if held:
                 return held[0][:, :, : lists.shape[2]]
-            grams = self.grams()
-            centred = grams - grams.mean(axis=2, keepdims=True)
-            return np.where(lists < 0, 0.0, np.take_along_axis(centred, np.maximum(lists, 0), axis=2))
+            if not self.has_layers:  # a state store: from its Grams
+                grams = self.grams()
+                centred = grams - grams.mean(axis=2, keepdims=True)
+                return np.where(lists < 0, 0.0, np.take_along_axis(centred, np.maximum(lists, 0), axis=2))
+            # K̄_ij = x_i · x_j − x_i · mean(x), from the layers: no N × N matrix at any N
+            return np.stack(
+                [
+                    np.where(at < 0, 0.0, kernels.neighbour_products(a, at) - (a @ a.mean(axis=0))[:, None])
+                    for a, at in zip(self.layers, lists)
+                ]
+            )
 
         return self._memo(("knn_values", k), compute, lambda parent: parent[:, self._perm])
 
@@ -417,20 +426,20 @@ class LayerStates:
 
 class _Counts:
     """A neighbour metric as per-sample terms: ``score`` = f(sum of terms, N, k). Without ties the terms are
-    integer ``counts`` of the two (L, N, k) list stacks; with ties ``expected`` gives their expectation over
-    random tie-breaking from both states, or, for an ordinal metric (``expected`` None), the counts are
-    averaged over ``definitions.TIE_DRAWS`` seeded tie orders."""
+    integer ``counts`` of the two (L, N, k) list stacks; with ties (``ordered``: any in the first k places,
+    else one straddling the k-th) ``expected`` gives their exact expectation over random orders of the
+    samples, or (``expected`` None) the counts are averaged over ``definitions.TIE_DRAWS`` seeded orders."""
 
-    def __init__(self, counts: Callable, score: Callable, expected: Callable | None = None):
-        self.counts, self.score, self.expected = counts, score, expected
+    def __init__(self, counts: Callable, score: Callable, expected: Callable | None = None, ordered: bool = False):
+        self.counts, self.score, self.expected, self.ordered = counts, score, expected, ordered
 
     def draws(self, sx: LayerStates, sy: LayerStates, k: int) -> np.ndarray:
         """(draws, Lx, Ly) scores: one without ties (or for an exact expectation), else one per tie order."""
-        if self.expected is not None:
-            if sx.ties(k) or sy.ties(k):
-                return self.score(self.expected(sx, sy, k).sum(axis=2), sx.n, k)[None]
-        elif sx.ordered_ties(k) or sy.ordered_ties(k):
-            orders = ((sx.broken_ties(k, 2 * r), sy.broken_ties(k, 2 * r + 1)) for r in range(d.TIE_DRAWS))
+        tied = sx.ordered_ties(k) or sy.ordered_ties(k) if self.ordered else sx.ties(k) or sy.ties(k)
+        if tied and self.expected is not None:
+            return self.score(self.expected(sx, sy, k).sum(axis=2), sx.n, k)[None]
+        if tied:
+            orders = ((sx.broken_ties(k, r), sy.broken_ties(k, r)) for r in range(d.TIE_DRAWS))
             return np.stack([self.score(self.counts(x, y, k).sum(axis=2), sx.n, k) for x, y in orders])
         return self.score(self.counts(sx.knn(k), sy.knn(k), k).sum(axis=2), sx.n, k)[None]
 
@@ -438,36 +447,33 @@ class _Counts:
         return self.draws(sx, sy, k).mean(axis=0)
 
 
-def _weighted_terms(kernel: Callable) -> Callable:
-    def expected(sx: LayerStates, sy: LayerStates, k: int) -> np.ndarray:
-        (lx, _), (ly, _) = sx.neighbours(k), sy.neighbours(k)
-        return kernel(lx, sx.weights(k), ly, sy.weights(k))
+def _joint_terms(sx: LayerStates, sy: LayerStates, k: int, values: bool = False) -> np.ndarray:
+    """(Lx, Ly, N) sum_j P(j in both k-NN sets) (times K̄_ij L̄_ij with ``values``): ``kernels.joint_terms``."""
+    (lx, _), (ly, _) = sx.neighbours(k), sy.neighbours(k)
+    wx, wy = sx.weights(k), sy.weights(k)
+    vx, vy = (sx.knn_values(k), sy.knn_values(k)) if values else (np.ones_like(wx), np.ones_like(wy))
+    return kernels.joint_terms(lx, wx, vx, ly, wy, vy, k)
 
-    return expected
 
-
-_MUTUAL = _Counts(
-    kernels.mutual_knn_counts, lambda s, n, k: s / (k * n), _weighted_terms(kernels.weighted_mutual_terms)
-)
-_CYCLE = _Counts(
-    kernels.cycle_knn_counts,
-    lambda s, n, k: s / n,
-    lambda sx, sy, k: _weighted_terms(lambda *a: kernels.cycle_knn_probability(*a, k))(sx, sy, k),
-)
-_LCS = _Counts(lambda x, y, k: kernels.ordinal_counts(x, y, k, True), lambda s, n, k: s / n / k)
-_EDIT = _Counts(lambda x, y, k: kernels.ordinal_counts(x, y, k, False), lambda s, n, k: 1.0 - s / n / k)
-_ORDINAL = {"lcs_knn": _LCS, "edit_distance_knn": _EDIT}
+_DRAWN = {
+    "cycle_knn": _Counts(kernels.cycle_knn_counts, lambda s, n, k: s / n),
+    "lcs_knn": _Counts(lambda x, y, k: kernels.ordinal_counts(x, y, k, True), lambda s, n, k: s / n / k, None, True),
+    "edit_distance_knn": _Counts(
+        lambda x, y, k: kernels.ordinal_counts(x, y, k, False), lambda s, n, k: 1.0 - s / n / k, None, True
+    ),
+}
+_MUTUAL = _Counts(kernels.mutual_knn_counts, lambda s, n, k: s / (k * n), _joint_terms)
 
 
 def tie_errors(metric: str, Xs, Ys, *, device: str = "cpu", **params) -> np.ndarray:
-    """(Lx, Ly) the standard error that averaging over tie orders leaves in ``layer_scores`` (LCS and edit
-    distance, whose expectation over tie orders has no closed form): the per-draw scores' standard deviation
-    over sqrt(draws). 0 for every other metric, and without ties."""
+    """(Lx, Ly) the standard error that averaging over tie orders leaves in ``layer_scores`` (cycle k-NN, LCS
+    and edit distance, whose expectation over random tie orders has no closed form): the per-draw scores'
+    standard deviation over sqrt(draws). 0 for every other metric, and without ties."""
     params = resolve_params(metric, params)
     sx, sy = _states(Xs, device), _states(Ys, device)
-    if metric not in _ORDINAL:
+    if metric not in _DRAWN:
         return np.zeros((len(sx), len(sy)))
-    draws = _ORDINAL[metric].draws(sx, sy, params["k"])
+    draws = _DRAWN[metric].draws(sx, sy, params["k"])
     return draws.std(axis=0, ddof=1) / np.sqrt(len(draws)) if len(draws) > 1 else np.zeros(draws.shape[1:])
 
 
@@ -509,9 +515,7 @@ def _sparse_hsic_unbiased(A, B) -> float:
 def _cknna_terms(sx: LayerStates, sy: LayerStates, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-sample sums of eq. 16 for (K, L) (Lx, Ly, N), (K, K) (Lx, N) and (L, L) (Ly, N)."""
     if sx.ties(k) or sy.ties(k):
-        (lx, _), (ly, _) = sx.neighbours(k), sy.neighbours(k)
-        wx, wy, vx, vy = sx.weights(k), sy.weights(k), sx.knn_values(k), sy.knn_values(k)
-        cross = kernels.weighted_kernel_terms(lx, wx, vx, ly, wy, vy)
+        cross = _joint_terms(sx, sy, k, values=True)
     else:
         cross = kernels.mutual_kernel_terms(sx.knn(k), sx.knn_values(k), sy.knn(k), sy.knn_values(k), k)
     return cross, sx.cknna_self(k), sy.cknna_self(k)
@@ -636,9 +640,9 @@ METRICS: dict[str, Metric] = {
     m.name: m
     for m in [
         Metric("mutual_knn", d.mutual_knn, _MUTUAL.layerwise, {"k": 10}),
-        Metric("cycle_knn", d.cycle_knn, _CYCLE.layerwise, {"k": 10}, symmetric=False),
-        Metric("lcs_knn", d.lcs_knn, _LCS.layerwise, {"k": 10}),
-        Metric("edit_distance_knn", d.edit_distance_knn, _EDIT.layerwise, {"k": 10}),
+        Metric("cycle_knn", d.cycle_knn, _DRAWN["cycle_knn"].layerwise, {"k": 10}, symmetric=False),
+        Metric("lcs_knn", d.lcs_knn, _DRAWN["lcs_knn"].layerwise, {"k": 10}),
+        Metric("edit_distance_knn", d.edit_distance_knn, _DRAWN["edit_distance_knn"].layerwise, {"k": 10}),
         Metric(
             "cka",
             lambda X, Y, kernel="linear", sigma=1.0: d.cka(X, Y, kernel, sigma),
@@ -681,18 +685,40 @@ def resolve_params(name: str, params: dict) -> dict:
     return metric.defaults | params
 
 
-def layer_scores(metric: str, Xs, Ys, *, device: str = "cpu", **params) -> np.ndarray:
+def layer_scores(
+    metric: str, Xs, Ys, *, device: str = "cpu", dense_limit: int = limits.DENSE_LIMIT, **params
+) -> np.ndarray:
     """Score every layer of ``Xs`` against every layer of ``Ys`` -> (Lx, Ly).
 
     ``Xs``, ``Ys``: layer stacks ((L, N, D) arrays or lists of (N, D_l) arrays) or ``LayerStates``. Each
     layer's neighbours, Gram matrix or SVD is computed once, then all pairs are scored in batch. ``device``
     (for stacks given as arrays): where the matrix products run, see ``prh.metrics.backend``.
+
+    Above ``dense_limit`` samples no N × N matrix is formed: the neighbour metrics use the blocked search and
+    CKNNA's kernel at the neighbours only, linear CKA and unbiased CKA stream feature-space products
+    (``prh.metrics.streaming``), the SVD-based measures work on N × D; a metric that needs N × N matrices
+    (RSA, RV, CKA with an RBF kernel, the authors' CKNNA) is refused with one error naming it, N and the limit.
     """
     params = resolve_params(metric, params)
     sx, sy = _states(Xs, device), _states(Ys, device)
     if sx.n != sy.n:
         raise ValueError(f"X and Y must describe the same samples: {sx.n} rows vs {sy.n}")
+    if sx.n > dense_limit:
+        limits.check_dense_metrics({metric: params}, sx.n, dense_limit, where=f"layer_scores('{metric}'): ",
+                                   setting="dense_limit")  # fmt: skip
+        if metric in ("cka", "unbiased_cka"):
+            return _streamed_cka(metric, sx, sy)
     return get_metric(metric).layerwise(sx, sy, **params)
+
+
+def _streamed_cka(metric: str, sx: LayerStates, sy: LayerStates) -> np.ndarray:
+    """Linear CKA or unbiased CKA of every layer pair from feature-space products, O(D_x · D_y) memory."""
+    from prh.metrics import streaming
+
+    if not (sx.has_layers and sy.has_layers):
+        raise ValueError(f"streamed {metric} above the dense limit needs the layers, not a state store")
+    read_x, read_y = streaming.array_reader(sx.layers), streaming.array_reader(sy.layers)
+    return streaming.cka_from_readers(read_x, len(sx), read_y, len(sy), sx.n)[metric]
 
 
 def _states(stack, device: str) -> LayerStates:
@@ -706,17 +732,25 @@ def best_of(scores: np.ndarray) -> tuple[float, int, int]:
 
 
 def permutation_null(
-    metrics: dict[str, dict], sx: LayerStates, sy: LayerStates, permutations: np.ndarray, keep_layers: bool = False
+    metrics: dict[str, dict],
+    sx: LayerStates,
+    sy: LayerStates,
+    permutations: np.ndarray,
+    keep_layers: bool = False,
+    dense_limit: int = limits.DENSE_LIMIT,
 ) -> dict:
     """For each metric, the best-over-layer-pairs score with Y's samples reordered by each row of
     ``permutations`` ((K, N) integers; row r gives Y[perm[r]]), the same permutation for every layer of Y
     (Algorithm 2 of Gröger et al. 2026): the max over layer pairs inflates chance scores, so the null takes the
-    same max. Returns ``{metric: (K,) array}``, or with ``keep_layers`` every layer pair's null draws
+    same max (above ``dense_limit`` samples, a metric whose null needs N × N matrices is refused). Returns
+    ``{metric: (K,) array}``, or with ``keep_layers`` every layer pair's null draws
     ``{metric: (K, Lx, Ly) array}`` (the null of a fixed layer pair, and the max of each draw).
 
     A symmetric metric does not change when both sides' samples are relabelled alike, so shuffling Y by
     ``perm`` scores the same as shuffling X by its inverse: the side with fewer layers is re-indexed.
     """
+    limits.check_dense_metrics(metrics, sx.n, dense_limit, permutations=len(permutations),
+                               where="permutation_null: ", setting="dense_limit")  # fmt: skip
     null = {name: np.empty((len(permutations), len(sx), len(sy))) for name in metrics}
     for r, perm in enumerate(permutations):
         shuffled_y = sy.permuted(perm)

@@ -34,6 +34,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from prh.dense import DENSE_LIMIT, check_dense_metrics
 from prh.metrics import definitions as d
 from prh.metrics import kernels
 from prh.metrics.layerwise import METRICS, LayerStates, resolve_params
@@ -350,14 +351,24 @@ def resampled_scores(metric: str, pair: Resample, **params) -> np.ndarray:
 
 
 def half_sample_best(
-    metrics: dict[str, dict], sx: LayerStates, sy: LayerStates, resamples: int, seed: int, reverse: bool = False
+    metrics: dict[str, dict],
+    sx: LayerStates,
+    sy: LayerStates,
+    resamples: int,
+    seed: int,
+    reverse: bool = False,
+    dense_limit: int = DENSE_LIMIT,
 ) -> dict[str, np.ndarray]:
     """For each metric, the best score over layer pairs on each of ``resamples`` half-samples (seeded,
     ``half_samples``): ``{metric: (resamples,) array}``, the layer pair chosen again in every half-sample
     (``half_sample_interval`` turns them into an interval). With
     ``reverse``, also ``{(metric, "reverse"): ...}`` of Y against X for each asymmetric metric, from the same
-    resamples and the same per-model work."""
+    resamples and the same per-model work. Above ``dense_limit`` samples, a metric whose resamples need N × N
+    matrices is refused."""
     metrics = {name: resolve_params(name, params) for name, params in metrics.items()}
+    check_dense_metrics(
+        metrics, sx.n, dense_limit, resamples=resamples, where="half_sample_best: ", setting="dense_limit"
+    )
     counts = half_sample_counts(sx.n, resamples, seed)
     ks = {p["k"] for name, p in metrics.items() if "k" in p and p.get("variant") != "authors"}
     lists = {(side, k): covering_lists(states, k, counts) for side, states in (("x", sx), ("y", sy)) for k in ks}
