@@ -374,10 +374,10 @@ def open_state(path: str | Path, device: str = "cpu") -> tuple[LayerStates, dict
     import zarr
 
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # Snakemake's .snakemake_timestamp in the store is not zarr's
             warnings.simplefilter("ignore", UserWarning)
             group = zarr.open_group(str(path), mode="r")
-        values = {name: array[...] for name, array in group.arrays()}
+            values = {name: array[...] for name, array in group.arrays()}
     except Exception as err:
         raise ValueError(f"{path}: cannot be read as a state store ({err.__class__.__name__}: {err})") from err
     attrs = {k: _decode(v) for k, v in group.attrs.items()}
