@@ -60,10 +60,14 @@ def write_table(table, path: str | Path, provenance: dict | None = None) -> None
         table.write_parquet(tmp, statistics=False, metadata=metadata)
 
 
-def library_modules(script: str | Path, root: str | Path, package: str = "prh") -> list[str]:
+def library_modules(
+    script: str | Path, root: str | Path, package: str = "prh", start: str | Path | None = None
+) -> list[str]:
     """Files of ``package`` (in the folder ``root``) that running ``script`` imports, directly or through
     other modules (each parent package's ``__init__.py`` included), sorted: a rule lists them as inputs, so
-    editing any of them reruns exactly the rules whose scripts depend on it."""
+    editing any of them reruns exactly the rules whose scripts depend on it. Paths are relative to ``start``
+    (the working directory) where the package lies inside it, so a project moved or copied with its
+    ``.snakemake`` folder plans nothing; absolute otherwise (a workflow run from outside its folder)."""
     import ast
 
     root = Path(root).resolve()
@@ -97,4 +101,5 @@ def library_modules(script: str | Path, root: str | Path, package: str = "prh") 
                     if path not in seen:
                         seen.add(path)
                         pending.append(path)
-    return sorted(str(p) for p in seen)
+    start = Path(start or Path.cwd()).resolve()
+    return sorted(str(p.relative_to(start)) if p.is_relative_to(start) else str(p) for p in seen)

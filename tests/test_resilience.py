@@ -121,3 +121,38 @@ def test_killed_twice_resumes_and_regenerates_the_reference(tmp_path, tiny_run):
     print(f"the last resumed run executed {executed} of {total} planned jobs")
     assert 0 < executed <= total
     _check_resumed(tmp_path, second, tiny_run)
+
+
+WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "prh", "schemas", "envs", "report", "profiles")
+
+
+def _in_place(project: Path, *args: str) -> subprocess.CompletedProcess:
+    """Snakemake run in ``project`` from the project's own Snakefile, as `make pipeline` runs it."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", "Snakefile", "--cores", "2", *args]
+    return subprocess.run(cmd, cwd=project, capture_output=True, text=True)
+
+
+def test_a_moved_project_plans_nothing(tmp_path):
+    """A project (code, config, results and its .snakemake folder together) moved or copied elsewhere plans no
+    job: the rules' code inputs are relative to the working directory, not absolute paths."""
+    import shutil
+
+    first = tmp_path / "first"
+    first.mkdir()
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        copy = shutil.copytree if source.is_dir() else shutil.copy2
+        copy(source, first / name, **({"ignore": shutil.ignore_patterns("__pycache__")} if source.is_dir() else {}))
+    config = tiny_config()
+    config["models"] = [m for m in config["models"] if m["name"] == "resnet-test"]
+    config["probes"]["tasks"] = config["probes"]["tasks"][:1]
+    write_config(first, config)
+    target = "results/states/tiny/resnet-test.zarr"
+    made = _in_place(first, target)
+    assert made.returncode == 0, made.stderr[-4000:]
+    second = tmp_path / "elsewhere" / "second"
+    shutil.copytree(first, second, symlinks=True)  # `cp -a`: modification times kept
+    shutil.rmtree(first)  # and the old place gone, as after `mv`
+    dry = _in_place(second, "--dry-run", target)
+    assert dry.returncode == 0, dry.stderr[-4000:]
+    assert "Nothing to be done" in dry.stdout + dry.stderr, (dry.stdout + dry.stderr)[-3000:]
