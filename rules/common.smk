@@ -229,6 +229,11 @@ def all_outputs(with_costs=True):
             outputs.append(f"{figures}/model_umap.png")
     if LADDER.runs:
         outputs.append("results/figures/training_curves.png")
+        # every run's checkpoints and curves: a lost one is made again, not only what reads it
+        for name, run in LADDER.runs.items():
+            steps = TRAINING.get(run.modality, {}).get("checkpoints", [])
+            outputs += [run.checkpoint(step) for step in steps]
+            outputs.append(f"results/training/{name}.parquet")
     if config["idealised"]["enabled"]:
         outputs.append("results/figures/idealised_world.png")
     outputs += [

@@ -189,9 +189,9 @@ def ladder_run(_background_runs) -> Path:
     return _background_runs["ladder"].wait()
 
 
-def planned_jobs(workdir: Path) -> list[tuple[str, str]]:
-    """(rule, first output) of every job a dry run would execute."""
-    out = snakemake(workdir, "--dry-run").stdout
+def planned_jobs(workdir: Path, *args: str) -> list[tuple[str, str]]:
+    """(rule, first output) of every job a dry run (with ``args``) would execute."""
+    out = snakemake(workdir, "--dry-run", *args).stdout
     jobs = []
     for block in re.split(r"\n(?=\[[^\]]+\]\n|rule |localrule )", out):
         m = re.search(r"^(?:local)?rule (\w+):", block, re.M)

@@ -320,6 +320,19 @@ def test_a_diverging_run_fails_its_job_naming_step_and_loss(ladder_run, tmp_path
     assert (workdir / "results/checkpoints/cnn-w8-all-s0/step-80").is_dir()
 
 
+def test_a_lost_checkpoint_is_made_again(ladder_run, tmp_path):
+    """A checkpoint deleted from a finished run: the dry run plans its training job and exactly what rerunning
+    that job implies (the jobs ``--forcerun`` of that run's curves plans on the intact run), not nothing."""
+    import shutil
+
+    workdir = tmp_path / "run"
+    shutil.copytree(ladder_run, workdir, symlinks=True)
+    rerun = sorted(planned_jobs(workdir, "--forcerun", "results/training/cnn-w8-all-s0.parquet"))
+    assert ("train_vision", "results/checkpoints/cnn-w8-all-s0/step-0") in rerun
+    shutil.rmtree(workdir / "results/checkpoints/cnn-w8-all-s0/step-20")  # a step no rung reads
+    assert sorted(planned_jobs(workdir)) == rerun
+
+
 def test_summary_levels_are_written_by_the_instruct_model(ladder_run):
     """App. E offline: SmolLM2-135M-Instruct's summaries of each scene's positions description, one file per
     level, each level's captions those summaries, with the word-count check and the prompt recorded."""
