@@ -89,7 +89,7 @@ rule plot_colours:
     log:
         "logs/plots/colours_{colour_set}.log",
     benchmark:
-        "logs/benchmarks/plots/colours_{colour_set}.tsv"
+        "logs/benchmarks/plot_colours/colours_{colour_set}.tsv"
     conda:
         "../envs/prh.yaml"
     script:

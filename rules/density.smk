@@ -103,7 +103,7 @@ rule plot_caption_density:
     log:
         "logs/plots/{dataset}/caption_density.log",
     benchmark:
-        "logs/benchmarks/plots/{dataset}/caption_density.tsv"
+        "logs/benchmarks/plot_caption_density/{dataset}/caption_density.tsv"
     conda:
         "../envs/prh.yaml"
     script:

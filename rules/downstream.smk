@@ -90,7 +90,7 @@ rule plot_downstream:
     log:
         "logs/plots/downstream_{mc_task}.log",
     benchmark:
-        "logs/benchmarks/plots/downstream_{mc_task}.tsv"
+        "logs/benchmarks/plot_downstream/downstream_{mc_task}.tsv"
     conda:
         "../envs/prh.yaml"
     params:

@@ -12,7 +12,7 @@ rule idealised_world:
     log:
         "logs/idealised/world.log",
     benchmark:
-        "logs/benchmarks/idealised/world.tsv"
+        "logs/benchmarks/idealised_world/world.tsv"
     conda:
         "../envs/prh.yaml"
     params:
@@ -36,7 +36,7 @@ rule plot_idealised_world:
     log:
         "logs/plots/idealised_world.log",
     benchmark:
-        "logs/benchmarks/plots/idealised_world.tsv"
+        "logs/benchmarks/plot_idealised_world/idealised_world.tsv"
     conda:
         "../envs/prh.yaml"
     script:

@@ -43,7 +43,7 @@ rule plot_metric_variants:
     log:
         "logs/plots/{dataset}/metric_variants.log",
     benchmark:
-        "logs/benchmarks/plots/{dataset}/metric_variants.tsv"
+        "logs/benchmarks/plot_metric_variants/{dataset}/metric_variants.tsv"
     conda:
         "../envs/prh.yaml"
     script:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from conftest import (
+    REPO,
     places365_fixture,
     planned_jobs,
     snakemake,
@@ -187,6 +188,13 @@ def test_job_costs_table_has_every_job(run):
     assert (jobs.filter(pl.col("rule") == "embed")["max_rss_mb"] > 100).all()
     pair = jobs.filter(pl.col("rule") == "align_pair")["job"].sort().to_list()
     assert pair[0] == "tiny/convnext-test/minilm"
+    # the rule is the benchmark path's first folder: every rule's path begins with its own name
+    listed = set(snakemake(run, "--list-rules").stdout.split())
+    assert set(counts) <= listed and "plots" not in counts
+    text = "\n".join(p.read_text() for p in sorted((REPO / "rules").glob("*.smk")))
+    for rule, body in re.findall(r"^(?:local)?rule (\w+):(.*?)(?=^(?:local)?rule |\Z)", text, re.S | re.M):
+        path = re.search(r'benchmark:\s*\n\s*f?"([^"]+)"', body)
+        assert path is None or path.group(1).startswith(f"logs/benchmarks/{rule}/"), (rule, path.group(1))
 
 
 def test_complete_run_has_nothing_to_do(run):
