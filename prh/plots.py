@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -24,6 +25,55 @@ Q_LEVEL = 0.05  # pairs whose Benjamini–Hochberg q-value is not below this are
 def not_significant(ds: xr.Dataset) -> xr.DataArray:
     """True where a pair's q-value is at least ``Q_LEVEL`` (False where there is no test, e.g. no null)."""
     return ds["q_value"] >= Q_LEVEL
+
+
+def p_floor_note(ds: xr.Dataset) -> str:
+    """A line saying so when every pair's permutation p-value sits at its floor 1/(K + 1): the test then cannot
+    tell the pairs apart at this K (every q-value is equal too); empty otherwise."""
+    permutations = int(ds.attrs.get("permutations", 0) or 0)
+    p = ds["p_value"].values[np.isfinite(ds["p_value"].values)] if "p_value" in ds else np.array([])
+    floor = 1.0 / (permutations + 1)
+    if not permutations or not p.size or not np.allclose(p, floor, rtol=0, atol=1e-12):
+        return ""
+    return (
+        f"Every p-value is at its floor 1/(K + 1) = {floor:.3f} (K = {permutations} permutations): the test "
+        "cannot tell the pairs apart at this K; alignment.null_distribution.permutations sets K."
+    )
+
+
+def _footnote(fig, *lines: str) -> None:
+    """Lines under the figure (empty ones skipped), wrapped to its width."""
+    text = "\n".join(textwrap.fill(line, _characters(fig.get_figwidth(), 7)) for line in lines if line)
+    if text:
+        fig.text(0.5, 0.0, text, ha="center", va="top", fontsize=7)
+
+
+def _characters(inches: float, fontsize: float) -> int:
+    """About how many characters of ``fontsize`` points fit in ``inches`` (an average glyph is 0.55 em)."""
+    return max(20, int(inches * 72 / (0.55 * fontsize)))
+
+
+def _title(ax, text: str, fontsize: float = 8) -> None:
+    """An axes title wrapped to the axes' width, so neighbouring panels' titles and labels never meet."""
+    inches = ax.get_position().width * ax.figure.get_figwidth()
+    ax.set_title(textwrap.fill(text, _characters(inches, fontsize)), fontsize=fontsize)
+
+
+def _ylabel(ax, text: str, fontsize: float = 9) -> None:
+    """A y label wrapped to the axes' height."""
+    inches = ax.get_position().height * ax.figure.get_figheight()
+    ax.set_ylabel(textwrap.fill(text, _characters(inches, fontsize)), fontsize=fontsize)
+
+
+def text_overlaps(fig) -> list[tuple[str, str]]:
+    """Pairs of the figure's titles, axis labels and suptitle whose drawn boxes intersect (drawing it)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = [fig._suptitle] if fig._suptitle is not None else []
+    for ax in fig.axes:
+        texts += [ax.title, ax.xaxis.label, ax.yaxis.label]
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts if t.get_text() and t.get_visible()]
+    return [(a, b) for i, (a, box_a) in enumerate(boxes) for b, box_b in boxes[i + 1 :] if box_a.overlaps(box_b)]
 
 
 def _save(fig, path: str | Path) -> None:
@@ -72,9 +122,7 @@ def plot_best_alignment(ds: xr.Dataset, path: str | Path) -> None:
         "Best alignment over layer pairs (rows: model x, columns: model y); "
         f"×: not significant, Benjamini–Hochberg q ≥ {Q_LEVEL}"
     )
-    note = tie_note(ds)
-    if note:
-        fig.text(0.5, 0.005, note, ha="center", va="bottom", fontsize=7, wrap=True)
+    _footnote(fig, tie_note(ds), p_floor_note(ds))
     _save(fig, path)
 
 
@@ -209,6 +257,7 @@ def plot_cross_modal_metrics(ds: xr.Dataset, path: str | Path) -> None:
         "Vision–language alignment per metric (bars: best over layers; dashes: the null's critical value τ; "
         f"hatched: not significant, q ≥ {Q_LEVEL})"
     )
+    _footnote(fig, p_floor_note(ds))
     _save(fig, path)
 
 
@@ -267,11 +316,12 @@ def plot_alignment_versus_lm_score(
         for xi, lang in zip(x, language):
             ax.annotate(lang, (xi, ax.get_ylim()[0]), fontsize=6, rotation=90, va="bottom", ha="right")
         ax.set_xlabel("language model score: 1 − bits-per-byte")
-        ax.set_ylabel(f"alignment to vision model ({metric}, best over layers{', calibrated' * (score != 'raw')})")
+        _ylabel(ax, f"alignment to vision model ({metric}, best over layers{', calibrated' * (score != 'raw')})")
         trend = trend_row(trends, "fig3", metric, score) if trends is not None else None
-        ax.set_title(f"{score} scores, mean over vision models: {describe(trend)}", fontsize=8)
+        _title(ax, f"{score} scores, mean over vision models: {describe(trend)}")
     axes[0][0].legend(title="vision model", fontsize=6, ncol=2)
     fig.suptitle("Fig. 3: alignment to the vision models against language-model score")
+    _footnote(fig, p_floor_note(ds))
     _save(fig, path)
 
 
@@ -316,9 +366,9 @@ def plot_competence_alignment(
         ax.set_xlim(0, 100)
         ax.set_xlabel(f"percentage of probe tasks solved (total = {n_tasks})")
         layer_text = f"{layers} layer{'s' if layers == 'best' else ''}"
-        ax.set_ylabel(f"intra-bin alignment ({metric}, {layer_text}{', calibrated' if score != 'raw' else ''})")
+        _ylabel(ax, f"intra-bin alignment ({metric}, {layer_text}{', calibrated' if score != 'raw' else ''})")
         trend = trend_row(trends, "fig2", metric, score) if trends is not None else None
-        ax.set_title(f"{score} scores: {describe(trend)}", fontsize=8)
+        _title(ax, f"{score} scores: {describe(trend)}")
     fig.suptitle("Fig. 2; mean alignment within competence bins, and the trend of each model's mean alignment")
     _save(fig, path)
 

@@ -320,6 +320,39 @@ def test_a_diverging_run_fails_its_job_naming_step_and_loss(ladder_run, tmp_path
     assert (workdir / "results/checkpoints/cnn-w8-all-s0/step-80").is_dir()
 
 
+def test_fig2_and_fig3_text_never_overlaps_and_the_p_value_floor_is_said(ladder_run, monkeypatch):
+    """Fig. 2 and Fig. 3 drawn from the ladder run's tables: no two of their titles, axis labels and suptitle
+    intersect when drawn; with K = 29 every p-value of this run sits at 1/30, and the figure says so."""
+    import xarray as xr
+
+    from prh import plots
+    from prh.plots import vision_alignment
+    from prh.probes import binned_alignment
+
+    drawn = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.append((fig, plots.text_overlaps(fig))))
+    ds = xr.open_dataset(ladder_run / "results/alignment/tiny/alignment.nc", engine="scipy").load()
+    trends = pl.read_parquet(ladder_run / "results/trends/tiny.parquet")
+    scores = pl.read_parquet(ladder_run / "results/lm_scores.parquet")
+    competence = pl.read_parquet(ladder_run / "results/probes/competence.parquet")
+    plots.plot_alignment_versus_lm_score(ds, scores, "fig3.png", "mutual_knn", trends)
+    vision = [m for m, v in zip(ds["model_x"].values, ds["modality_x"].values) if v == "vision"]
+    binned = {}
+    for score in ("raw", "calibrated"):
+        _, alignment, values = vision_alignment(ds, competence, "mutual_knn", vision, "last", score)
+        binned[score] = binned_alignment(alignment, values, 2)
+    plots.plot_competence_alignment(binned, "fig2.png", "mutual_knn", 2, trends, "last")
+    assert len(drawn) == 2 and all(len(fig.axes) == 2 for fig, _ in drawn)
+    assert [overlaps for _, overlaps in drawn] == [[], []]
+    p = ds["p_value"].values[np.isfinite(ds["p_value"].values)]
+    floor = 1 / (ds.attrs["permutations"] + 1)
+    note = plots.p_floor_note(ds)
+    assert (note != "") == bool(np.allclose(p, floor)) and (f"{floor:.3f}" in note or not note)
+    assert plots.p_floor_note(ds.assign(p_value=ds["p_value"] * 2)) == ""  # off the floor: nothing said
+    footnotes = [t.get_text() for t in drawn[0][0].texts]
+    assert any("cannot tell the pairs apart" in t for t in footnotes) == bool(note)
+
+
 def test_a_lost_checkpoint_is_made_again(ladder_run, tmp_path):
     """A checkpoint deleted from a finished run: the dry run plans its training job and exactly what rerunning
     that job implies (the jobs ``--forcerun`` of that run's curves plans on the intact run), not nothing."""
