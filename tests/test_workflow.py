@@ -268,6 +268,78 @@ def test_adding_a_model_plans_only_its_jobs(run):
     )
 
 
+FIGURES_OF_THE_AGGREGATE = [
+    ("plot_alignment_summary", "results/figures/tiny/best_alignment.png"),
+    ("plot_alignment_versus_lm_score", "results/figures/tiny/alignment_versus_lm_score.png"),
+    ("plot_cknna_versus_k", "results/figures/tiny/cknna_versus_k.png"),
+    ("plot_competence_alignment", "results/figures/tiny/competence_alignment.png"),
+    ("plot_cross_modal_metrics", "results/figures/tiny/cross_modal_metrics.png"),
+    ("plot_trend_calibration", "results/figures/tiny/trend_calibration.png"),
+]
+BOOKKEEPING = [("all", ""), ("job_costs", "results/job_costs.parquet"), ("resolved_config", "results/config.yaml")]
+
+
+def test_removing_a_model_reruns_the_aggregate_and_its_readers_only(run):
+    """The README's rerun table: removing a model reruns the aggregate, the trends, competence and the figures
+    that read them; no embedding, state or pair (Fig. 12 over k needs three vision models: it is dropped)."""
+    jobs = _with_config(run, lambda c: c.update(models=[m for m in c["models"] if m["name"] != "convnext-test"]))
+    assert jobs == sorted(
+        BOOKKEEPING
+        + FIGURES_OF_THE_AGGREGATE
+        + [
+            ("aggregate_alignment", "results/alignment/tiny/alignment.nc"),
+            ("cknna_versus_k", "results/alignment/tiny/cknna_versus_k.nc"),
+            ("competence", "results/probes/accuracy.parquet"),
+            ("trends", "results/trends/tiny.parquet"),
+        ]
+    )
+
+
+def test_changing_a_models_entry_reruns_that_model_and_what_reads_it(run):
+    """A model's entry (its batch size): its embeddings, state, pairs and probe, and everything downstream."""
+
+    def smaller_batches(config):
+        next(m for m in config["models"] if m["name"] == "resnet-test")["batch_size"] = 8
+
+    pairs = ["convnext-test/resnet-test", "minilm/resnet-test", "resnet-test/vit-test"]
+    assert _with_config(run, smaller_batches) == sorted(
+        BOOKKEEPING
+        + FIGURES_OF_THE_AGGREGATE
+        + [("align_pair", f"results/alignment/tiny/pairs/{pair}.nc") for pair in pairs]
+        + [
+            ("embed", "results/features/tiny/resnet-test.zarr"),
+            ("alignment_state", "results/states/tiny/resnet-test.zarr"),
+            ("embed_probe_tasks", "results/features/probes/digits/resnet-test.zarr"),
+            ("probe", "results/probes/models/resnet-test.parquet"),
+            ("aggregate_alignment", "results/alignment/tiny/alignment.nc"),
+            ("cknna_versus_k", "results/alignment/tiny/cknna_versus_k.nc"),
+            ("metric_variants", "results/alignment/tiny/metric_variants.nc"),
+            ("competence", "results/probes/accuracy.parquet"),
+            ("trends", "results/trends/tiny.parquet"),
+            ("plot_layer_matrices", "results/figures/tiny/layers/minilm/resnet-test.png"),
+            ("plot_metric_variants", "results/figures/tiny/metric_variants.png"),
+            ("plot_model_umap", "results/figures/tiny/model_umap.png"),
+        ]
+    )
+
+
+def test_changing_a_probes_key_reruns_the_probes_and_their_readers_only(run):
+    """A `probes:` key (the C grid): every probe, competence, the trends and the figures that read them; no
+    embedding, state or pair."""
+    jobs = _with_config(run, lambda c: c["probes"].update(C=[0.01, 0.1, 1.0]))
+    assert jobs == sorted(
+        BOOKKEEPING
+        + [(r, p) for r, p in FIGURES_OF_THE_AGGREGATE if r in ("plot_alignment_versus_lm_score",
+                                                             "plot_competence_alignment", "plot_trend_calibration")]
+        + [("probe", f"results/probes/models/{m}.parquet") for m in VISION]
+        + [
+            ("competence", "results/probes/accuracy.parquet"),
+            ("trends", "results/trends/tiny.parquet"),
+            ("plot_model_umap", "results/figures/tiny/model_umap.png"),
+        ]
+    )  # fmt: skip
+
+
 def test_probe_and_competence_tables(run):
     """Every (task, vision model) probe, checked against an independent fit of the protocol with sklearn:
     the last layer, standardised, C chosen on validation (smallest on ties), refit on train + val."""
