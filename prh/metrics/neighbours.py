@@ -80,7 +80,7 @@ def _rescore(X, inverse, rows, candidates, similarity, gap, skip):
     return out
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True)  # no fastmath: the rows hold -inf (the sample itself), which fastmath may not compare
 def _through_ties(X, inverse, rows, similarity, which, want, tolerance, bound):
     """For rows whose cut is not clear in float32: every column down to ``tolerance`` below the row's
     ``want``-th largest float64 similarity (so the whole tie group at that place, whose members lie within
