@@ -221,7 +221,7 @@ def _neighbour_arrays(states: LayerStates, depth: int, parts: dict) -> dict[str,
     """The lists (``knn``), their tie groups where there are any (``knn_starts``) and CKNNA's kernel at them."""
     lists, starts = states.neighbours(depth)
     data = {"knn": lists.astype(np.int32)}
-    if np.any(starts != np.arange(starts.shape[2])):
+    if neighbours.has_ties(starts):
         data["knn_starts"] = starts.astype(np.int32)
     if parts["values"]:
         data["knn_values"] = states.knn_values(depth)
@@ -325,7 +325,7 @@ def _streamed_states(features_path, parts, q, mode, normalize, knn_method, block
         width = max(knn.shape[1] for knn in data["knn"])
         data["knn"], data["knn_starts"] = map(list, neighbours.stacked(list(zip(data["knn"], data["knn_starts"]))))
         data["knn_values"] = [np.pad(v, ((0, 0), (0, width - v.shape[1]))) for v in data["knn_values"]]
-    if not any(np.any(s != np.arange(s.shape[1])) for s in data["knn_starts"]):
+    if not any(neighbours.has_ties(s) for s in data["knn_starts"]):
         data["knn_starts"] = []  # stored only where there are ties
     info = ({"knn_recall": recalls} if recalls else {}) | ({"knn_ties": ties} if ties else {})
     threshold = thresholds[0] if mode == "global" else thresholds

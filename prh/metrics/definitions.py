@@ -155,11 +155,14 @@ def tie_orders(X: np.ndarray, k: int, draws: int) -> list[np.ndarray]:
     """(N, k) lists of ``draws`` random tie orders: in draw r each tie group is ordered by
     ``kernels.tie_key(r, j)``, sample j's place in a random order of the samples (a fixed hash: every draw is
     reproducible, and the engine draws the same)."""
-    order, starts = sorted_neighbours(X)
+    return _orders(*sorted_neighbours(X), k, draws)
+
+
+def _orders(order: np.ndarray, starts: np.ndarray, k: int, draws: int) -> list[np.ndarray]:
+    """``tie_orders`` from ``sorted_neighbours``' lists and tie groups."""
     out = []
     for r in range(draws):
-        keys = kernels.tie_keys(r, order)
-        resorted = np.lexsort((keys, starts), axis=1)
+        resorted = np.lexsort((kernels.tie_keys(r, order), starts), axis=1)
         out.append(np.take_along_axis(order, resorted, axis=1)[:, :k])
     return out
 
@@ -189,9 +192,13 @@ def joint_weights(X: np.ndarray, Y: np.ndarray, k: int) -> np.ndarray:
     ``neighbour_weights`` of X times Y's, except for a sample tied at the k-th place in both
     (``both_tied_chance``). Identical representations: exactly ``neighbour_weights``."""
     _check_paired(X, Y)
-    wx, wy = neighbour_weights(X, k), neighbour_weights(Y, k)
+    return _joint(neighbour_weights(X, k), neighbour_weights(Y, k), k)
+
+
+def _joint(wx: np.ndarray, wy: np.ndarray, k: int) -> np.ndarray:
+    """``joint_weights`` from the two sides' ``neighbour_weights``."""
     joint = wx * wy
-    for i in range(len(X)):
+    for i in range(len(wx)):
         tied_x, tied_y = (wx[i] > 0) & (wx[i] < 1), (wy[i] > 0) & (wy[i] < 1)
         shared = tied_x & tied_y
         if shared.any():
@@ -303,9 +310,10 @@ def _drawn(X: np.ndarray, Y: np.ndarray, k: int, score, ordered: bool) -> np.nda
     _check_k(len(X), k)
     places = min(k + 1, len(X) - 1)  # a tie reaching the k-th place shows at place k + 1
     first = 0 if ordered else k  # the places whose tie groups matter
-    tied = any(np.any(sorted_neighbours(A)[1][:, first:places] != np.arange(first, places)) for A in (X, Y))
+    sides = [sorted_neighbours(A) for A in (X, Y)]
+    tied = any(np.any(starts[:, first:places] != np.arange(first, places)) for _, starts in sides)
     draws = TIE_DRAWS if tied else 1
-    pairs = zip(tie_orders(X, k, draws), tie_orders(Y, k, draws))
+    pairs = zip(*(_orders(order, starts, k, draws) for order, starts in sides))
     return np.array([score(lx, ly) for lx, ly in pairs])
 
 
@@ -426,7 +434,7 @@ def cknna_row_terms(X: np.ndarray, Y: np.ndarray, k: int = 10) -> tuple[np.ndarr
     _check_paired(X, Y)
     Kb, Lb = row_centred_kernel(X), row_centred_kernel(Y)
     mask_x, mask_y = neighbour_weights(X, k), neighbour_weights(Y, k)
-    alpha = joint_weights(X, Y, k)  # eq. 17 in expectation over tie orders; neighbour sets exclude i = j
+    alpha = _joint(mask_x, mask_y, k)  # eq. 17 in expectation over tie orders; neighbour sets exclude i = j
     return (alpha * Kb * Lb).sum(1), (mask_x * Kb * Kb).sum(1), (mask_y * Lb * Lb).sum(1)
 
 

@@ -209,15 +209,13 @@ class LayerStates:
     def weights(self, k: int) -> np.ndarray:
         """(L, N, D) the probability that each place of ``neighbours(k)`` is among the k nearest under random
         tie-breaking (``kernels.place_weights``)."""
-        return self._memo(
-            ("weights", k),
-            lambda: self._per_layer(lambda starts: kernels.place_weights(starts, k), self.neighbours(k)[1]),
-            lambda parent: parent[:, self._perm],
-        )
 
-    def _per_layer(self, function: Callable, stacked: np.ndarray) -> np.ndarray:
-        layers, n, depth = stacked.shape
-        return function(np.ascontiguousarray(stacked).reshape(layers * n, depth)).reshape(layers, n, -1)
+        def compute():
+            starts = self.neighbours(k)[1]
+            flat = np.ascontiguousarray(starts).reshape(-1, starts.shape[2])
+            return kernels.place_weights(flat, k).reshape(starts.shape)
+
+        return self._memo(("weights", k), compute, lambda parent: parent[:, self._perm])
 
     def ties(self, k: int) -> bool:
         """Whether a tie group straddles the k-th place anywhere (the k-NN sets depend on tie-breaking)."""
@@ -226,12 +224,7 @@ class LayerStates:
     def ordered_ties(self, k: int) -> bool:
         """Whether any tie reaches into the first k places (the ordered k-NN lists depend on tie-breaking)."""
 
-        def compute():
-            starts = self.neighbours(k)[1]
-            places = min(k + 1, starts.shape[2])
-            return bool(np.any(starts[:, :, :places] != np.arange(places)))
-
-        return self._invariant(("ordered_ties", k), compute)
+        return self._invariant(("ordered_ties", k), lambda: neighbours.has_ties(self.neighbours(k)[1], k + 1))
 
     def tie_counts(self, k: int, straddling: bool = False) -> np.ndarray:
         """(L,) how many samples have their k-th neighbour tied with another sample (``straddling``: tied

@@ -214,6 +214,12 @@ def tied_samples(starts: np.ndarray, k: int, straddling: bool = False) -> int:
     return int(np.sum(ends > k) if straddling else np.sum(ends - starts[:, k - 1] > 1))
 
 
+def has_ties(starts: np.ndarray, places: int | None = None) -> bool:
+    """Whether any tie group of ``starts`` (..., D) has two members within its first ``places`` places."""
+    starts = starts[..., : places or starts.shape[-1]]
+    return bool(np.any(starts != np.arange(starts.shape[-1])))
+
+
 def blocked_knn(X: np.ndarray, k: int, block: int = 2048) -> np.ndarray:
     """(N, k) exact neighbour lists (``search``'s first k places)."""
     return search(X, k, block=block)[0][:, :k]
