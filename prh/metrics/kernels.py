@@ -40,8 +40,14 @@ def mutual_knn_counts(knn_x: np.ndarray, knn_y: np.ndarray, k: int) -> np.ndarra
 @njit(cache=True)
 def cycle_knn_counts(knn_x: np.ndarray, knn_y: np.ndarray, k: int) -> np.ndarray:
     """1 when sample i is an X-neighbour of one of its own Y-neighbours (Y then X), else 0."""
+    return cycle_knn_rows(knn_x, knn_y, k, np.arange(knn_x.shape[1]))
+
+
+@njit(cache=True)
+def cycle_knn_rows(knn_x: np.ndarray, knn_y: np.ndarray, k: int, rows: np.ndarray) -> np.ndarray:
+    """(Lx, Ly, len(rows)) ``cycle_knn_counts`` of the samples ``rows`` only (every row of X is read)."""
     lx, n, ly = knn_x.shape[0], knn_x.shape[1], knn_y.shape[0]
-    out = np.zeros((lx, ly, n), np.int64)
+    out = np.zeros((lx, ly, len(rows)), np.int64)
     # members[i] holds the samples j with i among the X-neighbours of j, as stamps: stamp[j] == i + 1
     for a in range(lx):
         reverse_count = np.zeros(n + 1, np.int64)
@@ -57,13 +63,14 @@ def cycle_knn_counts(knn_x: np.ndarray, knn_y: np.ndarray, k: int) -> np.ndarray
                 members[fill[i]] = j
                 fill[i] += 1
         stamp = np.full(n, -1, np.int64)
-        for i in range(n):
+        for r in range(len(rows)):
+            i = rows[r]
             for m in range(start[i], start[i + 1]):
                 stamp[members[m]] = i
             for b in range(ly):
                 for q in range(k):
                     if stamp[knn_y[b, i, q]] == i:
-                        out[a, b, i] = 1
+                        out[a, b, r] = 1
                         break
     return out
 
@@ -76,7 +83,8 @@ def ordinal_counts(knn_x: np.ndarray, knn_y: np.ndarray, k: int, lcs: bool) -> n
     out = np.zeros((lx, ly, n), np.int64)
     previous = np.empty(k + 1, np.int64)
     current = np.empty(k + 1, np.int64)
-    stamp = np.full(n, -1, np.int64)
+    # rows may be a subset of the samples (the tied rows of ``layerwise``): stamps span every sample index
+    stamp = np.full(max(n, knn_x.max() + 1, knn_y.max() + 1) if n else 0, -1, np.int64)
     for a in range(lx):
         for i in range(n):
             tag = a * n + i
@@ -470,6 +478,14 @@ def tie_key(draw: int, j: int) -> np.uint64:
 
 
 @njit(cache=True)
+def _untied(starts: np.ndarray, k: int) -> bool:
+    for p in range(k):
+        if starts[p] != p:
+            return False
+    return True
+
+
+@njit(cache=True)
 def broken_ties(knn: np.ndarray, starts: np.ndarray, k: int, draw: int) -> np.ndarray:
     """(L, N, k) lists with every tie group ordered by ``tie_key(draw, j)``: ties broken by one uniformly
     random order of the samples (the group at the k-th place then also decides which of its members are in)."""
@@ -482,6 +498,9 @@ def broken_ties(knn: np.ndarray, starts: np.ndarray, k: int, draw: int) -> np.nd
             end = k
             while end < depth and starts[a, i, end] == starts[a, i, k - 1]:
                 end += 1
+            if end == k and _untied(starts[a, i], k):
+                out[a, i] = knn[a, i, :k]  # no tie in the first k places: nothing to reorder
+                continue
             for p in range(end):
                 j = knn[a, i, p]
                 key = tie_key(draw, j)

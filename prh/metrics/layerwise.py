@@ -236,9 +236,24 @@ class LayerStates:
         )
 
     def broken_ties(self, k: int, draw: int) -> np.ndarray:
-        """(L, N, k) lists in tie order ``draw`` (``kernels.broken_ties``)."""
-        lists, starts = self.neighbours(k)
-        return kernels.broken_ties(lists, np.ascontiguousarray(starts), k, draw)
+        """(L, N, k) lists in tie order ``draw`` (``kernels.broken_ties``), held for the other drawn metrics."""
+
+        key = ("broken_ties", k, draw)  # a view's own: its tie keys follow its sample labels
+        if key not in self._cache:
+            lists, starts = self.neighbours(k)
+            if ("starts", k) not in self._cache:
+                self._cache[("starts", k)] = np.ascontiguousarray(starts)
+            self._cache[key] = kernels.broken_ties(lists, self._cache[("starts", k)], k, draw)
+        return self._cache[key]
+
+    def tied_rows(self, k: int) -> np.ndarray:
+        """(N,) the samples whose ordered k-NN list, in some layer, depends on tie-breaking."""
+        places = min(k + 1, self.neighbours(k)[1].shape[2])
+
+        def compute():
+            return np.any(self.neighbours(k)[1][:, :, :places] != np.arange(places), axis=(0, 2))
+
+        return self._memo(("tied_rows", k), compute, lambda parent: parent[self._perm])
 
     def knn_values(self, k: int) -> np.ndarray:
         """(L, N, D) the row-centred kernel K̄ (eq. 12) at each place of ``neighbours(k)``."""
@@ -421,10 +436,14 @@ class _Counts:
     """A neighbour metric as per-sample terms: ``score`` = f(sum of terms, N, k). Without ties the terms are
     integer ``counts`` of the two (L, N, k) list stacks; with ties (``ordered``: any in the first k places,
     else one straddling the k-th) ``expected`` gives their exact expectation over random orders of the
-    samples, or (``expected`` None) the counts are averaged over ``definitions.TIE_DRAWS`` seeded orders."""
+    samples, or (``expected`` None) the counts are averaged over ``definitions.TIE_DRAWS`` seeded orders:
+    ``rows(sx, sy, k)`` names the samples whose term can change with the order, and ``row_counts`` recounts
+    only those."""
 
-    def __init__(self, counts: Callable, score: Callable, expected: Callable | None = None, ordered: bool = False):
+    def __init__(self, counts: Callable, score: Callable, expected: Callable | None = None, ordered: bool = False,
+                 rows: Callable | None = None, row_counts: Callable | None = None):  # fmt: skip
         self.counts, self.score, self.expected, self.ordered = counts, score, expected, ordered
+        self.rows, self.row_counts = rows, row_counts
 
     def draws(self, sx: LayerStates, sy: LayerStates, k: int) -> np.ndarray:
         """(draws, Lx, Ly) scores: one without ties (or for an exact expectation), else one per tie order."""
@@ -432,8 +451,12 @@ class _Counts:
         if tied and self.expected is not None:
             return self.score(self.expected(sx, sy, k).sum(axis=2), sx.n, k)[None]
         if tied:
+            rows = np.flatnonzero(self.rows(sx, sy, k))
+            fixed = self.counts(sx.knn(k), sy.knn(k), k)
+            fixed = fixed.sum(axis=2) - fixed[:, :, rows].sum(axis=2)
             orders = ((sx.broken_ties(k, r), sy.broken_ties(k, r)) for r in range(d.TIE_DRAWS))
-            return np.stack([self.score(self.counts(x, y, k).sum(axis=2), sx.n, k) for x, y in orders])
+            sums = (fixed + self.row_counts(x, y, k, rows).sum(axis=2) for x, y in orders)
+            return np.stack([self.score(total, sx.n, k) for total in sums])
         return self.score(self.counts(sx.knn(k), sy.knn(k), k).sum(axis=2), sx.n, k)[None]
 
     def layerwise(self, sx: LayerStates, sy: LayerStates, k: int) -> np.ndarray:
@@ -448,12 +471,35 @@ def _joint_terms(sx: LayerStates, sy: LayerStates, k: int, values: bool = False)
     return kernels.joint_terms(lx, wx, vx, ly, wy, vy, k)
 
 
+def _either_tied(sx: LayerStates, sy: LayerStates, k: int) -> np.ndarray:
+    """Rows whose ordered lists depend on the tie order on either side (LCS, edit distance: row-local)."""
+    return sx.tied_rows(k) | sy.tied_rows(k)
+
+
+def _cycle_tied(sx: LayerStates, sy: LayerStates, k: int) -> np.ndarray:
+    """Rows whose cycle depends on the tie order: tied in Y, or with a Y-candidate whose X-set is tied."""
+    lists = sy.neighbours(k)[0]
+    reach = np.where(lists < 0, False, sx.tied_rows(k)[np.maximum(lists, 0)])
+    return sy.tied_rows(k) | reach.any(axis=(0, 2))
+
+
+def _ordinal(lcs: bool) -> _Counts:
+    return _Counts(
+        lambda x, y, k: kernels.ordinal_counts(x, y, k, lcs),
+        (lambda s, n, k: s / n / k) if lcs else (lambda s, n, k: 1.0 - s / n / k),
+        None,
+        True,
+        _either_tied,
+        lambda x, y, k, rows: kernels.ordinal_counts(x[:, rows], y[:, rows], k, lcs),
+    )
+
+
 _DRAWN = {
-    "cycle_knn": _Counts(kernels.cycle_knn_counts, lambda s, n, k: s / n),
-    "lcs_knn": _Counts(lambda x, y, k: kernels.ordinal_counts(x, y, k, True), lambda s, n, k: s / n / k, None, True),
-    "edit_distance_knn": _Counts(
-        lambda x, y, k: kernels.ordinal_counts(x, y, k, False), lambda s, n, k: 1.0 - s / n / k, None, True
+    "cycle_knn": _Counts(
+        kernels.cycle_knn_counts, lambda s, n, k: s / n, None, False, _cycle_tied, kernels.cycle_knn_rows
     ),
+    "lcs_knn": _ordinal(True),
+    "edit_distance_knn": _ordinal(False),
 }
 _MUTUAL = _Counts(kernels.mutual_knn_counts, lambda s, n, k: s / (k * n), _joint_terms)
 
