@@ -81,6 +81,12 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
     return config
 
 
+def model_control(spec: dict) -> str | None:
+    """The control a model entry is (``random``, ``positive``) or None: its ``control``, else ``random`` for
+    a seeded random initialisation (``pretrained: false``)."""
+    return spec.get("control") or (None if spec.get("pretrained", True) else "random")
+
+
 def _add_ladder(config: dict, schema: dict) -> list[str]:
     """Append the model entries of ``training.families`` (defaults filled in) to ``models``; idempotent, so
     a config validated twice keeps one entry per rung."""
@@ -239,6 +245,9 @@ def _semantic_problems(config: dict) -> list[str]:
         for name, n in counts.items():
             if n > 1:
                 problems.append(f"{section}: the name '{name}' is used by {n} entries; names must be unique")
+    lm = config["lm_score"]
+    if lm.get("corpora") and lm["corpus"] not in lm["corpora"]:
+        problems.append(f"lm_score.corpus: '{lm['corpus']}' (Fig. 3's) is not among lm_score.corpora {lm['corpora']}")
     for i, model in enumerate(config["models"]):
         where = f"models[{i}] (model '{model['name']}')"
         expected = SOURCE_MODALITY[model["source"]]

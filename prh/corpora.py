@@ -95,5 +95,15 @@ def load_corpus(name: str, max_bytes: int, path: str | None = None, seed: int = 
     raise ValueError(f"unknown corpus '{name}'")
 
 
+def scored_corpora(lm_score: dict) -> list[str]:
+    """The corpora a run scores every causal LM on: ``lm_score.corpus`` (Fig. 3's) first, then the others."""
+    return list(dict.fromkeys([lm_score["corpus"], *(lm_score.get("corpora") or [])]))
+
+
+def of_corpus(table, corpus: str):
+    """The rows of a language-model score table (``results/lm_scores.parquet``) for one corpus."""
+    return table.filter(table["corpus"] == corpus)
+
+
 def text_fingerprint(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()

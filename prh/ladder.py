@@ -17,18 +17,20 @@ from itertools import product
 from prh.datasets import ATTRIBUTES
 
 CHECKPOINTS = "results/checkpoints"
-PREFIX = {"vision": "cnn", "language": "gpt"}
+PREFIX = {"vision": "cnn", "language": "gpt", "attributes": "enc"}  # enc: a caption encoder (the positive control)
 
 
 @dataclass(frozen=True)
 class Run:
-    """One training job: a (modality, width, task set, seed) of the ladder."""
+    """One training job: a (modality, width, task set, seed) of the ladder. Language runs learn next-token
+    prediction, or (``objective`` attributes) the scene attributes of a task set from the captions."""
 
     name: str
     modality: str
     width: int
     seed: int
-    task_set: str | None = None  # vision only
+    task_set: str | None = None  # vision, and language runs that learn attributes
+    objective: str = "next-token"  # language only: next-token or attributes
 
     def checkpoint(self, step: int) -> str:
         return f"{CHECKPOINTS}/{self.name}/step-{step}"
@@ -42,16 +44,25 @@ class Rung:
     run: Run
     step: int
 
+    @property
+    def control(self) -> str | None:
+        """A control of the trends, not one of their points: ``random`` (an untrained checkpoint, step 0) or
+        ``positive`` (a caption encoder taught Z's attributes); None for a trained model."""
+        if self.step == 0:
+            return "random"
+        return "positive" if self.run.objective == "attributes" else None
+
     def model_entry(self) -> dict:
         """The config entry that the ordinary loaders read (timm ``local-dir:`` or a huggingface folder)."""
         source = "timm" if self.run.modality == "vision" else "huggingface"
-        return {
+        entry = {
             "name": self.name,
             "modality": self.run.modality,
             "source": source,
             "path": self.run.checkpoint(self.step),
             "batch_size": 64,
         }
+        return entry | ({"control": self.control} if self.control else {})
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,18 @@ class Ladder:
     runs: dict[str, Run]
     rungs: dict[str, Rung]
     families: dict[str, list[str]]  # family name -> its rung names, in expansion order
+
+    def lines(self, modality: str) -> list[tuple[str, list[str]]]:
+        """What a figure may join by a line: each family's rungs of ``modality`` of one seed and objective,
+        by width then step, as (``family seed``, rung names); controls are left out."""
+        out = []
+        for family, names in self.families.items():
+            rungs = [self.rungs[n] for n in names if self.rungs[n].run.modality == modality]
+            for key in dict.fromkeys((r.run.seed, r.run.objective) for r in rungs if r.control is None):
+                members = sorted((r for r in rungs if (r.run.seed, r.run.objective) == key and r.control is None),
+                                 key=lambda r: (r.run.width, r.step))  # fmt: skip
+                out.append((f"{family} s{key[0]}", [r.name for r in members]))
+        return out
 
     def family_factor(self, family: str) -> list[str]:
         """The factors that vary within a family (of width, task_set, step), in that order."""
@@ -71,9 +94,9 @@ class Ladder:
         return [factor for factor, seen in values.items() if len(seen) > 1]
 
 
-def run_name(modality: str, width: int, task_set: str | None, seed: int) -> str:
-    middle = f"-{task_set}" if modality == "vision" else ""
-    return f"{PREFIX[modality]}-w{width}{middle}-s{seed}"
+def run_name(modality: str, width: int, task_set: str | None, seed: int, objective: str = "next-token") -> str:
+    middle = f"-{task_set}" if task_set else ""
+    return f"{PREFIX['attributes' if objective == 'attributes' else modality]}-w{width}{middle}-s{seed}"
 
 
 def expand(training: dict | None) -> Ladder:
@@ -83,12 +106,15 @@ def expand(training: dict | None) -> Ladder:
     families: dict[str, list[str]] = {}
     for family in (training or {}).get("families", []):
         modality = family["modality"]
+        objective = family.get("objective", "next-token") if modality == "language" else "next-token"
         schedule = training[modality]
-        task_sets = family.get("tasks", ["all"]) if modality == "vision" else [None]
+        learns_tasks = modality == "vision" or objective == "attributes"
+        task_sets = family.get("tasks", ["all"]) if learns_tasks else [None]
         steps = family.get("steps") or [max(schedule["checkpoints"])]
         members = families.setdefault(family["name"], [])
         for width, task_set, seed, step in product(family["widths"], task_sets, family["seeds"], steps):
-            run = Run(run_name(modality, width, task_set, seed), modality, width, seed, task_set)
+            name = run_name(modality, width, task_set, seed, objective)
+            run = Run(name, modality, width, seed, task_set, objective)
             runs.setdefault(run.name, run)
             rung = Rung(f"{run.name}-step{step}", run, step)
             rungs.setdefault(rung.name, rung)
@@ -122,8 +148,10 @@ def ladder_problems(training: dict | None, metrics: dict | None = None) -> list[
             problems.append(f"{where}: the name '{family['name']}' is used by another family")
         seen.add(family["name"])
         schedule = training[family["modality"]]
-        if family["modality"] == "language" and "tasks" in family:
-            problems.append(f"{where}.tasks: task sets apply to vision families only")
+        if family["modality"] == "vision" and "objective" in family:
+            problems.append(f"{where}.objective: applies to language families only")
+        if family["modality"] == "language" and family.get("objective") != "attributes" and "tasks" in family:
+            problems.append(f"{where}.tasks: task sets apply to vision families and objective: attributes only")
         for task_set in family.get("tasks", []):
             if task_set not in training["task_sets"]:
                 problems.append(

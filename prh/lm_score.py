@@ -71,34 +71,32 @@ def is_causal_lm(spec: dict) -> bool:
     return any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in (config.architectures or []))
 
 
-def score_model(spec: dict, corpus: str, corpus_name: str, context: int, batch_size: int, device: str = "auto"):
-    """One row of the language-model score table for a model entry (polars DataFrame)."""
+def score_model(spec: dict, corpora: dict[str, str], context: int, batch_size: int, device: str = "auto"):
+    """The language-model score table of a model entry (polars DataFrame): one row per corpus of ``corpora``
+    (name: text), the model loaded once; not applicable for a model without a next-token head."""
     import polars as pl
 
     from prh.models import load_hf_model, load_tokenizer, pick_device
 
-    row = {
-        "model": spec["name"],
-        "corpus": corpus_name,
-        "corpus_fingerprint": text_fingerprint(corpus),
-        "context": context,
-        "applicable": False,
-        "bits_per_byte": None,
-        "tokens": None,
-        "bytes": len(corpus.encode("utf-8")),
-    }
-    if is_causal_lm(spec):
+    causal = is_causal_lm(spec)
+    if causal:
         from transformers import AutoModelForCausalLM
 
         from prh.models import max_positions
 
         model, _ = load_hf_model(spec, AutoModelForCausalLM, pick_device(device))
+        tokenizer = load_tokenizer(spec)
         context = min(context, max_positions(model.config))  # a window never exceeds the model's positions
-        result = bits_per_byte(model, load_tokenizer(spec), corpus, context=context, batch_size=batch_size)
-        row |= {"applicable": True, "bits_per_byte": result["bits_per_byte"], "tokens": result["tokens"]}
-        row["context"] = context
-    schema = {"bits_per_byte": pl.Float64, "tokens": pl.Int64}
-    return pl.DataFrame([row], schema_overrides=schema)
+    rows = []
+    for name, corpus in corpora.items():
+        row = {"model": spec["name"], "corpus": name, "corpus_fingerprint": text_fingerprint(corpus),
+               "context": context, "applicable": causal, "bits_per_byte": None, "tokens": None,
+               "bytes": len(corpus.encode("utf-8"))}  # fmt: skip
+        if causal:
+            result = bits_per_byte(model, tokenizer, corpus, context=context, batch_size=batch_size)
+            row |= {"bits_per_byte": result["bits_per_byte"], "tokens": result["tokens"]}
+        rows.append(row)
+    return pl.DataFrame(rows, schema_overrides={"bits_per_byte": pl.Float64, "tokens": pl.Int64})
 
 
 def score_downstream(spec: dict, task: str, table, device: str = "auto", batch_size: int = 32):

@@ -285,43 +285,52 @@ def plot_cknna_versus_k(ds: xr.Dataset, path: str | Path) -> None:
     _save(fig, path)
 
 
+CONTROL_STYLE = {"random": ("0.45", "--", "random init"), "positive": ("tab:green", ":", "positive control")}
+
+
 def plot_alignment_versus_lm_score(
-    ds: xr.Dataset, scores, path: str | Path, metric: str = "mutual_knn", trends=None
+    ds: xr.Dataset, trends, path: str | Path, metric: str = "mutual_knn", families=(), checks=None, corpus: str = ""
 ) -> None:
-    """Fig. 3: cross-modal alignment (best over layer pairs) of each language model with each vision model
-    against the language model's 1 - bits-per-byte; one line per vision model and their mean (black), raw
-    (left) and calibrated (right, when the run has a null). Only causal LMs have a bits-per-byte; the others
-    are left out. ``trends``: the run's trends table, whose ``fig3`` rows title the panels."""
-    from prh.trends import describe, trend_row
+    """Fig. 3 from the run's trends table: each causal LM's mean alignment (best over layer pairs) to the
+    trained vision models against its 1 − bits-per-byte on ``corpus``, raw (left) and calibrated (right, when
+    the run has a null). Lines join the models of one family only (``families``: (label, members in order)
+    pairs, e.g. one seed of the ladder across widths); a model of no family is a lone point. Controls are
+    horizontal reference lines, not points; ``checks`` (``trends.control_checks``) says under the figure
+    whether the positive controls aligned."""
+    from prh.trends import TREND, describe, describe_control, trend_row
 
     metric = metric if metric in ds["metric"].values else str(ds["metric"].values[0])
-    causal = scores.filter(scores["applicable"]).sort("bits_per_byte", descending=True)
-    names = list(ds["model_x"].values)
-    vision = [m for m, v in zip(names, ds["modality_x"].values) if v == "vision"]
-    language = [m for m in causal["model"].to_list() if m in names]
-    if not vision or not language:
+    panels = [s for s in ("raw", "calibrated") if trend_row(trends, "fig3", metric, s) is not None]
+    if not panels:
         _note(path, "Figure 3 needs at least one vision model and one causal language model (with bits-per-byte).")
         return
-    x = 1.0 - causal.filter(causal["model"].is_in(language))["bits_per_byte"].to_numpy()
-    panels = {"raw": "best", "calibrated": "calibrated"} if ds.attrs["permutations"] else {"raw": "best"}
-    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 5), squeeze=False, layout="constrained")
-    order = np.argsort(x)
-    for ax, (score, variable) in zip(axes[0], panels.items()):
-        sel = ds[variable].sel(metric=metric)
-        lines = np.array([[float(sel.sel(model_x=v, model_y=lang)) for lang in language] for v in vision])
-        for v, y in zip(vision, lines):
-            ax.plot(x[order], y[order], marker="o", label=v, linewidth=0.8, markersize=3, alpha=0.7)
-        ax.plot(x[order], lines.mean(axis=0)[order], color="k", marker="s", linewidth=2,
-                label="mean over vision models")  # fmt: skip
-        for xi, lang in zip(x, language):
-            ax.annotate(lang, (xi, ax.get_ylim()[0]), fontsize=6, rotation=90, va="bottom", ha="right")
-        ax.set_xlabel("language model score: 1 − bits-per-byte")
-        _ylabel(ax, f"alignment to vision model ({metric}, best over layers{', calibrated' * (score != 'raw')})")
-        trend = trend_row(trends, "fig3", metric, score) if trends is not None else None
-        _title(ax, f"{score} scores, mean over vision models: {describe(trend)}")
-    axes[0][0].legend(title="vision model", fontsize=6, ncol=2)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5), squeeze=False, layout="constrained")
+    for ax, score in zip(axes[0], panels):
+        row = trend_row(trends, "fig3", metric, score)
+        points = {m: (x, y) for m, role, x, y in zip(row["models"], row["roles"], row["x_values"], row["y_values"])
+                  if role == TREND}  # fmt: skip
+        grouped = set()
+        for label, members in families:
+            line = [m for m in members if m in points]
+            if line:
+                grouped.update(line)
+                ax.plot(*zip(*(points[m] for m in line)), marker="o", linewidth=1.2, markersize=4, label=label)
+        for m in points.keys() - grouped:
+            ax.plot(*points[m], marker="s", linestyle="none", markersize=5, label=m)
+        for m, (x, y) in points.items():
+            ax.annotate(m, (x, y), fontsize=5, xytext=(3, 3), textcoords="offset points")
+        for m, role, y in zip(row["models"], row["roles"], row["y_values"]):
+            if role != TREND and np.isfinite(y):
+                colour, style, kind = CONTROL_STYLE[role]
+                ax.axhline(y, color=colour, linestyle=style, linewidth=1, label=f"{kind}: {m}")
+        ax.set_xlabel(f"language model score: 1 − bits-per-byte{f' on {corpus}' if corpus else ''}")
+        calibrated = ", calibrated" * (score != "raw")
+        _ylabel(ax, f"mean alignment to the trained vision models ({metric}, best layers{calibrated})")
+        _title(ax, f"{score} scores, trained causal LMs only: {describe(row)}")
+        ax.legend(fontsize=6, loc="best")
     fig.suptitle("Fig. 3: alignment to the vision models against language-model score")
-    _footnote(fig, p_floor_note(ds))
+    controls = [describe_control(r) for r in checks.to_dicts()] if checks is not None else []
+    _footnote(fig, *controls, p_floor_note(ds))
     _save(fig, path)
 
 

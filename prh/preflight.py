@@ -19,6 +19,8 @@ import fnmatch
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from prh.corpora import scored_corpora
+
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".gguf")
 HUB = "https://huggingface.co"
 
@@ -108,7 +110,7 @@ def references(config: dict) -> list[Reference]:
         elif m.get("path") and not str(m["path"]).startswith(CHECKPOINTS):
             refs.append(Reference(key + ".path", "path", m["path"], where=("density", "summaries", "model")))
     lm = config["lm_score"]
-    if lm["corpus"] == "openwebtext":
+    if "openwebtext" in scored_corpora(lm):
         if lm.get("corpus_path"):
             refs.append(Reference("lm_score.corpus_path", "path", lm["corpus_path"], where=("lm_score",)))
         else:

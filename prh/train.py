@@ -223,6 +223,24 @@ def train_tokenizer(captions: Sequence[str], vocab_size: int):
     )
 
 
+def gpt_config(tokenizer, width: int, layers: int, context: int):
+    """A GPT-2 of ``layers`` blocks of ``width`` dimensions (heads of 16), ``context`` positions, no dropout."""
+    from transformers import GPT2Config
+
+    return GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=context,
+        n_embd=width,
+        n_layer=layers,
+        n_head=max(width // 16, 1),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+    )
+
+
 def caption_text(captions: Sequence[str]) -> str:
     """Captions as one text, one per line: what language models are trained and scored on."""
     return "\n".join(captions) + "\n"
@@ -249,7 +267,7 @@ def train_language(
     dimensions), on windows of ``context`` tokens of the training captions; write a ``save_pretrained`` folder
     (model and tokenizer) at each step of ``checkpoints``. The last ``validation`` captions are held out: the
     curves hold the training loss per step and the validation bits-per-byte at each checkpoint."""
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers import GPT2LMHeadModel
 
     from prh.lm_score import bits_per_byte
 
@@ -259,19 +277,7 @@ def train_language(
     ids = torch.tensor(tokenizer(caption_text(train_captions), add_special_tokens=False)["input_ids"])
     ids = torch.cat([torch.tensor([tokenizer.bos_token_id]), ids])
     val_text = caption_text(val_captions)
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=context,
-        n_embd=width,
-        n_layer=layers,
-        n_head=max(width // 16, 1),
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-    )
-    model = GPT2LMHeadModel(config)
+    model = GPT2LMHeadModel(gpt_config(tokenizer, width, layers, context))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     schedule = _cosine(optimizer, steps)
     provenance = {
@@ -289,6 +295,7 @@ def train_language(
         "train_captions": len(train_captions),
         "validation_captions": validation,
         "train_tokens": len(ids),
+        "token_budget": steps * batch_size * context,  # the same for every width: capacity is the only factor
     }
     wanted = {int(s): i for i, s in enumerate(checkpoints)}
 
@@ -310,6 +317,98 @@ def train_language(
         window = torch.stack([ids[o : o + context + 1] for o in offsets.tolist()])
         logits = model(input_ids=window[:, :-1]).logits
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), window[:, 1:].reshape(-1))
+        rows.append(_step(loss, optimizer, schedule, step, run))
+        if step in wanted:
+            rows += evaluate_and_save(step)
+    return rows
+
+
+def train_caption_encoder(
+    captions: Sequence[str],
+    scenes: Sequence,
+    *,
+    run: str,
+    width: int,
+    layers: int,
+    context: int,
+    vocab_size: int,
+    attributes: Sequence[str],
+    steps: int,
+    checkpoints: Sequence[int],
+    out_dirs: Sequence[str | Path],
+    validation: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    threads: int = 1,
+) -> list[dict]:
+    """Train the language twin of the multitask CNNs (the positive control): the GPT-2 body of
+    ``train_language`` whose masked token mean (the pooling every language model is embedded with) feeds one
+    softmax head per scene attribute, trained on (caption, Z) pairs. Checkpoints hold the body
+    (``GPT2Model``: no next-token head, so it gets no bits-per-byte) and the tokenizer; the curves hold the
+    training loss and the validation accuracy of every head."""
+    from transformers import GPT2Model
+
+    from prh.models import masked_mean
+
+    generator = deterministic(seed, threads)
+    n_train = len(captions) - validation
+    tokenizer = train_tokenizer(list(captions[:n_train]), vocab_size)
+    batch = tokenizer(list(captions), padding=True, truncation=True, max_length=context, return_tensors="pt")
+    y = torch.tensor([[attribute_label(scene, a) for a in attributes] for scene in scenes], dtype=torch.long)
+    sizes = [ATTRIBUTES[a] for a in attributes]
+    bounds = np.cumsum([0] + sizes)
+    body = GPT2Model(gpt_config(tokenizer, width, layers, context))
+    heads = torch.nn.Linear(width, int(bounds[-1]))
+    parameters = list(body.parameters()) + list(heads.parameters())
+    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.01)
+    schedule = _cosine(optimizer, steps)
+
+    def logits(index):
+        hidden = body(input_ids=batch["input_ids"][index], attention_mask=batch["attention_mask"][index])
+        return heads(masked_mean(hidden.last_hidden_state, batch["attention_mask"][index]))
+
+    def evaluate_and_save(step: int) -> list[dict]:
+        body.eval()
+        with torch.inference_mode():
+            held_out = logits(torch.arange(n_train, len(captions)))
+        rows = []
+        for h, attribute in enumerate(attributes):
+            correct = held_out[:, bounds[h] : bounds[h + 1]].argmax(dim=1) == y[n_train:, h]
+            rows.append({"step": step, "split": "validation", "quantity": f"accuracy/{attribute}",
+                         "value": float(correct.float().mean())})  # fmt: skip
+        with atomic_path(out_dirs[wanted[step]]) as tmp:
+            body.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            (tmp / "training.json").write_text(json.dumps(provenance | {"step": step}, indent=2, sort_keys=True) + "\n")
+        body.train()
+        return rows
+
+    provenance = {
+        "run": run,
+        "modality": "language",
+        "objective": "attributes",
+        "arch": "gpt2",
+        "width": width,
+        "layers": layers,
+        "context": context,
+        "vocab_size": len(tokenizer),
+        "attributes": list(attributes),
+        "steps": steps,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "train_captions": n_train,
+        "validation_captions": validation,
+    }
+    wanted = {int(s): i for i, s in enumerate(checkpoints)}
+    rows = evaluate_and_save(0) if 0 in wanted else []
+    body.train()
+    for step, index in enumerate(_batches(n_train, batch_size, steps, generator), start=1):
+        out = logits(index)
+        loss = torch.stack(
+            [F.cross_entropy(out[:, bounds[h] : bounds[h + 1]], y[index, h]) for h in range(len(sizes))]
+        ).sum()
         rows.append(_step(loss, optimizer, schedule, step, run))
         if step in wanted:
             rows += evaluate_and_save(step)

@@ -17,12 +17,18 @@ Trends of a run (``run_trends``), each a row of ``results/trends/{dataset}.parqu
 Each is computed for every metric, on the raw scores and on the calibrated ones (``score``: ``raw`` or
 ``calibrated``, ``prh.metrics.calibration``): whether a trend survives calibration is the question of
 Gröger, Wen & Brbić (2026).
+
+Controls (a model entry's ``control``: ``random``, an untrained model; ``positive``, a model taught the world's
+latent attributes) are rows of the table with their ``roles`` but not points of ρ: the paper's trends compare
+trained models that differ in competence, and an untrained model at the far end of x would decide ρ alone.
+``control_checks`` says whether the positive controls aligned where they must.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import warnings
 
 import numpy as np
 from scipy.stats import rankdata
@@ -101,26 +107,42 @@ def _modality(ds, name: str) -> str:
     return str(ds["modality_x"].sel(model_x=name).values)
 
 
-def run_trends(ds, competence=None, lm_scores=None, *, metrics=None, layers: str = "last", seed: int = 0):
+TREND = "trend"  # the role of a model that is a point of ρ; controls have their kind as role
+
+
+def run_trends(
+    ds, competence=None, lm_scores=None, *, controls=None, metrics=None, layers: str = "last", seed: int = 0
+):
     """The trends of one dataset's aggregate ``ds`` (see the module docstring) for each of ``metrics`` (all of
     the aggregate's by default), each on the raw and on the calibrated scores (``score``), as a polars table
-    with the per-model points (``x``, ``y``, ``models``) of each. Calibrated rows need the permutation null."""
+    with the per-model points (``x``, ``y``, ``models``, ``roles``) of each. ``lm_scores``: one corpus's rows;
+    ``controls``: {model: random | positive}, kept in the table, left out of ρ. Calibrated rows need the
+    permutation null."""
     import polars as pl
 
     names = list(ds["model_x"].values)
+    controls = {m: kind for m, kind in (controls or {}).items() if m in names}
     vision = [m for m in names if _modality(ds, m) == "vision"]
     world = [m for m in names if _modality(ds, m) == "world"]
+    trained_vision = [m for m in vision if m not in controls]
     metrics = list(ds["metric"].values) if metrics is None else list(metrics)
     scores = SCORES if int(ds.attrs["permutations"]) > 0 else ("raw",)
     best = {"raw": "best", "calibrated": "calibrated"}
     rows = []
 
     def add(trend, metric, score, x_name, y_name, models, x, y):
-        stats = spearman_trend(x, y, seed=seed)
+        roles = [controls.get(m, TREND) for m in models]
+        point = np.array([role == TREND for role in roles], dtype=bool)
+        stats = spearman_trend(np.asarray(x, float)[point], np.asarray(y, float)[point], seed=seed)
         rows.append(
             {"trend": trend, "metric": metric, "score": score, "x": x_name, "y": y_name}
             | stats
-            | {"models": list(models), "x_values": [float(v) for v in x], "y_values": [float(v) for v in y]}
+            | {
+                "models": list(models),
+                "roles": roles,
+                "x_values": [float(v) for v in x],
+                "y_values": [float(v) for v in y],
+            }  # fmt: skip
         )
 
     probed, competences = [], None
@@ -132,20 +154,27 @@ def run_trends(ds, competence=None, lm_scores=None, *, metrics=None, layers: str
     if lm_scores is not None:
         applicable = lm_scores.filter(lm_scores["applicable"])
         by_model = dict(zip(applicable["model"].to_list(), applicable["bits_per_byte"].to_list()))
+        # the language controls without a next-token head (a caption encoder) join with no x
         causal = [m for m in applicable["model"].to_list() if m in names]
-        fluency = np.array([1 - by_model[m] for m in causal])
+        causal += [m for m in names if m in controls and _modality(ds, m) == "language" and m not in causal]
+        fluency = np.array([1 - by_model[m] if m in by_model else math.nan for m in causal])
     for metric, score in itertools.product(metrics, scores):
         what = f"{metric}{' (calibrated)' if score == 'calibrated' else ''}"
         if len(probed) >= 2:
-            matrix = pair_matrix(ds, metric, layers, probed, score)
+            # mean alignment to the other trained vision models (a control is measured against them too)
+            matrix = pair_matrix(ds, metric, layers, probed, score)[:, [m not in controls for m in probed]]
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a lone trained model has no other
+                mean = np.nanmean(matrix, axis=1)
             add("fig2", metric, score, "competence", f"mean {what} to the other vision models ({layers} layer)",
-                probed, competences, np.nanmean(matrix, axis=1))  # fmt: skip
+                probed, competences, mean)  # fmt: skip
         if probed and world:
             to_world = ds[best[score]].sel(metric=metric, model_x=probed, model_y=world[0]).values
             add("world_vision", metric, score, "competence", f"{what} to the world Z (best layer)", probed,
                 competences, to_world)  # fmt: skip
-        if causal and vision:
-            to_vision = ds[best[score]].sel(metric=metric, model_x=causal, model_y=vision).values.mean(axis=1)
+        if causal and trained_vision:
+            sel = ds[best[score]].sel(metric=metric, model_x=causal, model_y=trained_vision)
+            to_vision = sel.values.mean(axis=1)
             add("fig3", metric, score, "1 - bits per byte", f"mean {what} to the vision models (best layers)",
                 causal, fluency, to_vision)  # fmt: skip
         if causal and world:
@@ -161,10 +190,63 @@ def run_trends(ds, competence=None, lm_scores=None, *, metrics=None, layers: str
         "n": pl.Int64,
         **{c: pl.Float64 for c in ("rho", "p_value", "ci_low", "ci_high")},
         "models": pl.List(pl.String),
+        "roles": pl.List(pl.String),
         "x_values": pl.List(pl.Float64),
         "y_values": pl.List(pl.Float64),
     }
     return pl.DataFrame(rows, schema=schema)
+
+
+def control_checks(ds, controls: dict, metric: str, alpha: float = 0.05):
+    """Whether each positive control aligned where it must (polars table, one row per positive control): to the
+    world Z (its best score above every random control's of its modality, with a permutation p-value at most
+    ``alpha``) and to the trained vision models (its mean best score above every random language control's).
+    A check with nothing to compare against is null."""
+    import polars as pl
+
+    names = list(ds["model_x"].values)
+    world = [m for m in names if _modality(ds, m) == "world"]
+    vision = [m for m in names if _modality(ds, m) == "vision" and m not in controls]
+    best = ds["best"].sel(metric=metric)
+    rows = []
+    for model, kind in controls.items():
+        if kind != "positive" or model not in names:
+            continue
+        modality = _modality(ds, model)
+        randoms = [m for m, k in controls.items() if k == "random" and m in names and _modality(ds, m) == modality]
+        row = {"model": model, "modality": modality, "metric": metric, "random_controls": randoms}
+        if world:
+            to_world = float(best.sel(model_x=model, model_y=world[0]))
+            p = float(ds["p_value"].sel(metric=metric, model_x=model, model_y=world[0])) if "p_value" in ds else None
+            p = None if p is None or math.isnan(p) else p  # no null: the check is on the scores alone
+            floor = max((float(best.sel(model_x=m, model_y=world[0])) for m in randoms), default=None)
+            aligned = None if floor is None else bool(to_world > floor and (p is None or p <= alpha))
+            row |= {"to_world": to_world, "to_world_p": p, "random_to_world": floor, "aligned_to_world": aligned}
+        others = [m for m in vision if m != model]
+        if others and modality == "language":
+            mean = float(best.sel(model_x=model, model_y=others).mean())
+            floor = max((float(best.sel(model_x=m, model_y=others).mean()) for m in randoms), default=None)
+            row |= {"to_vision": mean, "random_to_vision": floor,
+                    "aligned_to_vision": None if floor is None else bool(mean > floor)}  # fmt: skip
+        rows.append(row)
+    schema = {"model": pl.String, "modality": pl.String, "metric": pl.String, "random_controls": pl.List(pl.String),
+              "to_world": pl.Float64, "to_world_p": pl.Float64, "random_to_world": pl.Float64,
+              "aligned_to_world": pl.Boolean, "to_vision": pl.Float64, "random_to_vision": pl.Float64,
+              "aligned_to_vision": pl.Boolean}  # fmt: skip
+    return pl.DataFrame(rows, schema=schema)
+
+
+def describe_control(row: dict) -> str:
+    """One line on a positive control: where it aligned, against the random controls."""
+    parts = []
+    if row.get("aligned_to_world") is not None:
+        verdict = "aligned" if row["aligned_to_world"] else "did NOT align"
+        p = "" if row["to_world_p"] is None else f", p = {row['to_world_p']:.3g}"
+        parts.append(f"{verdict} to Z ({row['to_world']:.3f}{p}; random {row['random_to_world']:.3f})")
+    if row.get("aligned_to_vision") is not None:
+        verdict = "aligned" if row["aligned_to_vision"] else "did NOT align"
+        parts.append(f"{verdict} to the vision models ({row['to_vision']:.3f}; random {row['random_to_vision']:.3f})")
+    return f"positive control {row['model']}: " + ("; ".join(parts) or "no random control to compare with")
 
 
 def trend_row(trends, trend: str, metric: str, score: str = "raw") -> dict | None:

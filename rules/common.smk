@@ -3,7 +3,8 @@ import re
 from itertools import combinations
 from pathlib import Path
 
-from prh.config import WORLD, load_schema, validate_config
+from prh.config import WORLD, load_schema, model_control, validate_config
+from prh.corpora import scored_corpora
 from prh.datasets import has_captions
 from prh.density import summary_words
 from prh.downstream import resolve_table
@@ -25,6 +26,8 @@ DATASETS = {d["name"]: d for d in config["datasets"]}
 LADDER = expand_ladder(config.get("training"))
 MODELS = {m["name"]: m for m in config["models"]}
 LANGUAGE_MODELS = [name for name, m in MODELS.items() if m["modality"] == "language"]
+# Controls of the trends (untrained models, the positive control): references, not points of ρ
+CONTROLS = {name: model_control(m) for name, m in MODELS.items() if model_control(m)}
 VISION_MODELS = [name for name, m in MODELS.items() if m["modality"] == "vision"]
 PROBE_TASKS = {t["name"]: t for t in (config.get("probes") or {}).get("tasks", [])}
 # Language models embed captions: a dataset without them (Places-365) is embedded by vision models only.
@@ -127,7 +130,9 @@ def run_params(wildcards):
     schedule = {k: v for k, v in TRAINING[run.modality].items()}
     params = {"run": run.name, "width": run.width, "seed": run.seed, **schedule}
     params["validation"] = TRAINING["scenes"]["validation"]
-    if run.modality == "vision":
+    if run.modality == "language":
+        params["objective"] = run.objective
+    if run.task_set:
         params["attributes"] = TRAINING["task_sets"][run.task_set]
     return params
 

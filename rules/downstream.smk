@@ -96,6 +96,7 @@ rule plot_downstream:
     params:
         reference=DOWNSTREAM["reference"],
         metric=DOWNSTREAM["metric"],
+        corpus=LM_SCORE["corpus"],
         accuracy=lambda wildcards: (
             "accuracy" if published(wildcards.mc_task) else DOWNSTREAM["accuracy"]
         ),

@@ -1,4 +1,5 @@
 LM_SCORE = config["lm_score"]
+LM_CORPORA = scored_corpora(LM_SCORE)
 
 
 rule lm_corpus:
@@ -26,8 +27,12 @@ rule lm_corpus:
 rule lm_score:
     """Bits-per-byte of one language model on the corpus (not applicable for encoders)."""
     input:
+        unpack(
+            lambda wildcards: {
+                f"corpus_{name}": f"data/corpora/{name}.txt" for name in LM_CORPORA
+            }
+        ),
         preflight=PREFLIGHT,
-        corpus=f"data/corpora/{LM_SCORE['corpus']}.txt",
         checkpoint=checkpoint_of,
         code=library_of("lm_score.py"),
     output:
@@ -43,7 +48,7 @@ rule lm_score:
         **model_resources("lm_score"),
     params:
         spec=lambda wildcards: MODELS[wildcards.model],
-        corpus=LM_SCORE["corpus"],
+        corpora=LM_CORPORA,
         context=LM_SCORE["context"],
         batch_size=LM_SCORE["batch_size"],
         device=config["embedding"]["device"],

@@ -129,7 +129,8 @@ rule trends:
         unpack(trend_inputs),
         code=library_of("trends.py"),
     output:
-        "results/trends/{dataset}.parquet",
+        trends="results/trends/{dataset}.parquet",
+        controls="results/trends/{dataset}_controls.parquet",
     log:
         "logs/plots/{dataset}/trends.log",
     benchmark:
@@ -139,6 +140,10 @@ rule trends:
     params:
         layers=PROBES.get("alignment", {}).get("layers", "last"),
         seed=PROBES.get("alignment", {}).get("seed", 0),
+        controls=CONTROLS,
+        corpus=LM_SCORE["corpus"],
+        metric=TREND_METRIC,
+        alpha=ALIGNMENT["null_distribution"]["alpha"],
     script:
         "../scripts/trends.py"
 
@@ -223,8 +228,8 @@ rule plot_family:
 rule plot_alignment_versus_lm_score:
     input:
         alignment="results/alignment/{dataset}/alignment.nc",
-        scores="results/lm_scores.parquet",
         trends="results/trends/{dataset}.parquet",
+        controls="results/trends/{dataset}_controls.parquet",
         code=library_of("plot_alignment_versus_lm_score.py"),
     output:
         report(
@@ -242,6 +247,8 @@ rule plot_alignment_versus_lm_score:
         "../envs/prh.yaml"
     params:
         metric=TREND_METRIC,
+        families=LADDER.lines("language"),
+        corpus=LM_SCORE["corpus"],
     script:
         "../scripts/plot_alignment_versus_lm_score.py"
 

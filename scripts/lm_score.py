@@ -9,7 +9,7 @@ from prh.workflow import logged, write_table
 with logged(snakemake.log[0]) as log:
     torch.set_num_threads(snakemake.threads)
     p = snakemake.params
-    corpus = Path(snakemake.input.corpus).read_text(encoding="utf-8")
-    table = score_model(p.spec, corpus, p.corpus, p.context, p.batch_size, p.device)
+    corpora = {name: Path(snakemake.input[f"corpus_{name}"]).read_text(encoding="utf-8") for name in p.corpora}
+    table = score_model(p.spec, corpora, p.context, p.batch_size, p.device)
     write_table(table, snakemake.output[0], script_provenance(snakemake))
     log.info("%s", table)

@@ -5,7 +5,7 @@ from prh.plots import plot_alignment_versus_lm_score
 from prh.workflow import logged
 
 with logged(snakemake.log[0]):
-    trends = pl.read_parquet(snakemake.input.trends)
-    with xr.open_dataset(snakemake.input.alignment, engine="scipy") as ds:
-        scores = pl.read_parquet(snakemake.input.scores)
-        plot_alignment_versus_lm_score(ds.load(), scores, snakemake.output[0], snakemake.params.metric, trends)
+    i, p = snakemake.input, snakemake.params
+    trends, checks = pl.read_parquet(i.trends), pl.read_parquet(i.controls)
+    with xr.open_dataset(i.alignment, engine="scipy") as ds:
+        plot_alignment_versus_lm_score(ds.load(), trends, snakemake.output[0], p.metric, p.families, checks, p.corpus)
