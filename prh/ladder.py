@@ -5,8 +5,9 @@ A family is a product: widths × task sets × seeds give its training runs, and 
 that share a member (the base width and task set of a one-factor-at-a-time design) share its run and its
 models: ``cnn-w16-all-s0`` trained once, ``cnn-w16-all-s0-step300`` embedded once.
 
-Every vision run of a config shares ``training.vision`` (architecture, steps, checkpoint schedule), and every
-language run ``training.language``: adding a rung at a saved step adds no training job.
+Every vision run of a config shares ``training.vision`` (architecture, steps, checkpoint schedule), every
+causal language run ``training.language`` and every caption encoder (``objective: world``) ``training.encoder``:
+adding a rung at a saved step adds no training job.
 """
 
 from __future__ import annotations
@@ -17,20 +18,25 @@ from itertools import product
 from prh.datasets import ATTRIBUTES
 
 CHECKPOINTS = "results/checkpoints"
-PREFIX = {"vision": "cnn", "language": "gpt", "attributes": "enc"}  # enc: a caption encoder (the positive control)
+PREFIX = {"vision": "cnn", "language": "gpt", "encoder": "enc"}  # enc: caption encoders taught Z (positive control)
 
 
 @dataclass(frozen=True)
 class Run:
     """One training job: a (modality, width, task set, seed) of the ladder. Language runs learn next-token
-    prediction, or (``objective`` attributes) the scene attributes of a task set from the captions."""
+    prediction, or (``objective`` world) the scene's Z from its caption."""
 
     name: str
     modality: str
     width: int
     seed: int
-    task_set: str | None = None  # vision, and language runs that learn attributes
-    objective: str = "next-token"  # language only: next-token or attributes
+    task_set: str | None = None  # vision only
+    objective: str = "next-token"  # language only: next-token or world
+
+    @property
+    def schedule(self) -> str:
+        """The ``training`` section that says how the run is trained: vision, language or encoder."""
+        return "encoder" if self.objective == "world" else self.modality
 
     def checkpoint(self, step: int) -> str:
         return f"{CHECKPOINTS}/{self.name}/step-{step}"
@@ -47,10 +53,10 @@ class Rung:
     @property
     def control(self) -> str | None:
         """A control of the trends, not one of their points: ``random`` (an untrained checkpoint, step 0) or
-        ``positive`` (a caption encoder taught Z's attributes); None for a trained model."""
+        ``positive`` (a caption encoder taught Z); None for a trained model."""
         if self.step == 0:
             return "random"
-        return "positive" if self.run.objective == "attributes" else None
+        return "positive" if self.run.objective == "world" else None
 
     def model_entry(self) -> dict:
         """The config entry that the ordinary loaders read (timm ``local-dir:`` or a huggingface folder)."""
@@ -96,7 +102,7 @@ class Ladder:
 
 def run_name(modality: str, width: int, task_set: str | None, seed: int, objective: str = "next-token") -> str:
     middle = f"-{task_set}" if task_set else ""
-    return f"{PREFIX['attributes' if objective == 'attributes' else modality]}-w{width}{middle}-s{seed}"
+    return f"{PREFIX['encoder' if objective == 'world' else modality]}-w{width}{middle}-s{seed}"
 
 
 def expand(training: dict | None) -> Ladder:
@@ -107,9 +113,8 @@ def expand(training: dict | None) -> Ladder:
     for family in (training or {}).get("families", []):
         modality = family["modality"]
         objective = family.get("objective", "next-token") if modality == "language" else "next-token"
-        schedule = training[modality]
-        learns_tasks = modality == "vision" or objective == "attributes"
-        task_sets = family.get("tasks", ["all"]) if learns_tasks else [None]
+        schedule = training[_schedule(family)]
+        task_sets = family.get("tasks", ["all"]) if modality == "vision" else [None]
         steps = family.get("steps") or [max(schedule["checkpoints"])]
         members = families.setdefault(family["name"], [])
         for width, task_set, seed, step in product(family["widths"], task_sets, family["seeds"], steps):
@@ -121,6 +126,10 @@ def expand(training: dict | None) -> Ladder:
             if rung.name not in members:
                 members.append(rung.name)
     return Ladder(runs, rungs, families)
+
+
+def _schedule(family: dict) -> str:
+    return "encoder" if family.get("objective") == "world" else family["modality"]
 
 
 def ladder_problems(training: dict | None, metrics: dict | None = None) -> list[str]:
@@ -136,7 +145,7 @@ def ladder_problems(training: dict | None, metrics: dict | None = None) -> list[
             problems.append(
                 f"training.task_sets.{name}: unknown attribute(s) {', '.join(unknown)} (one of {', '.join(ATTRIBUTES)})"
             )
-    for modality in ("vision", "language"):
+    for modality in ("vision", "language", "encoder"):
         schedule = training[modality]
         late = [s for s in schedule["checkpoints"] if s > schedule["steps"]]
         if late:
@@ -147,11 +156,11 @@ def ladder_problems(training: dict | None, metrics: dict | None = None) -> list[
         if family["name"] in seen:
             problems.append(f"{where}: the name '{family['name']}' is used by another family")
         seen.add(family["name"])
-        schedule = training[family["modality"]]
+        schedule = training[_schedule(family)]
         if family["modality"] == "vision" and "objective" in family:
             problems.append(f"{where}.objective: applies to language families only")
-        if family["modality"] == "language" and family.get("objective") != "attributes" and "tasks" in family:
-            problems.append(f"{where}.tasks: task sets apply to vision families and objective: attributes only")
+        if family["modality"] == "language" and "tasks" in family:
+            problems.append(f"{where}.tasks: task sets apply to vision families only")
         for task_set in family.get("tasks", []):
             if task_set not in training["task_sets"]:
                 problems.append(
@@ -166,7 +175,7 @@ def ladder_problems(training: dict | None, metrics: dict | None = None) -> list[
         missing = [s for s in family.get("steps", []) if s not in schedule["checkpoints"]]
         if missing:
             problems.append(
-                f"{where}.steps: {missing} are not saved (training.{family['modality']}.checkpoints is "
+                f"{where}.steps: {missing} are not saved (training.{_schedule(family)}.checkpoints is "
                 f"{schedule['checkpoints']})"
             )
     return problems

@@ -14,6 +14,7 @@ scene Z is stored beside its caption. The last ``validation`` scenes of the set 
   on the training captions, trained by next-token prediction on the captions joined by newlines (the format
   the held-out corpus of ``prh.corpora.corpus_shapes`` has). Checkpoints are ``save_pretrained`` folders
   (model and tokenizer), read by the ordinary huggingface loader as ``path:``.
+* **Caption encoders** (the positive control): the same GPT-2 body, its pooled captions regressing Z.
 
 Training is seeded and bitwise deterministic on the CPU (deterministic algorithms, a fixed thread count,
 batches drawn from a seeded generator). A loss that turns NaN or Inf stops the job naming the step and the
@@ -323,7 +324,7 @@ def train_language(
     return rows
 
 
-def train_caption_encoder(
+def train_world_encoder(
     captions: Sequence[str],
     scenes: Sequence,
     *,
@@ -332,7 +333,6 @@ def train_caption_encoder(
     layers: int,
     context: int,
     vocab_size: int,
-    attributes: Sequence[str],
     steps: int,
     checkpoints: Sequence[int],
     out_dirs: Sequence[str | Path],
@@ -342,58 +342,59 @@ def train_caption_encoder(
     seed: int,
     threads: int = 1,
 ) -> list[dict]:
-    """Train the language twin of the multitask CNNs (the positive control): the GPT-2 body of
-    ``train_language`` whose masked token mean (the pooling every language model is embedded with) feeds one
-    softmax head per scene attribute, trained on (caption, Z) pairs. Checkpoints hold the body
-    (``GPT2Model``: no next-token head, so it gets no bits-per-byte) and the tokenizer; the curves hold the
-    training loss and the validation accuracy of every head."""
+    """Train the positive control: the GPT-2 body of ``train_language`` whose masked token mean (the pooling
+    every language model is embedded with) feeds a linear map regressing the scene's Z (``prh.world``), by
+    squared error, on (caption, Z) pairs. A model taught the world from its text must align with the world,
+    and with vision models to the extent they see it. Checkpoints hold the body (``GPT2Model``: no next-token
+    head, so no bits-per-byte) and the tokenizer; the curves hold the training loss and, at each checkpoint,
+    the validation loss and the mean cosine of the predicted and the true Z."""
     from transformers import GPT2Model
 
     from prh.models import masked_mean
+    from prh.world import encode_scene
 
     generator = deterministic(seed, threads)
     n_train = len(captions) - validation
     tokenizer = train_tokenizer(list(captions[:n_train]), vocab_size)
     batch = tokenizer(list(captions), padding=True, truncation=True, max_length=context, return_tensors="pt")
-    y = torch.tensor([[attribute_label(scene, a) for a in attributes] for scene in scenes], dtype=torch.long)
-    sizes = [ATTRIBUTES[a] for a in attributes]
-    bounds = np.cumsum([0] + sizes)
+    z = torch.tensor(np.stack([encode_scene(scene) for scene in scenes]), dtype=torch.float32)
     body = GPT2Model(gpt_config(tokenizer, width, layers, context))
-    heads = torch.nn.Linear(width, int(bounds[-1]))
-    parameters = list(body.parameters()) + list(heads.parameters())
-    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.01)
+    head = torch.nn.Linear(width, z.shape[1])
+    optimizer = torch.optim.AdamW([*body.parameters(), *head.parameters()], lr=lr, weight_decay=0.01)
     schedule = _cosine(optimizer, steps)
 
-    def logits(index):
-        hidden = body(input_ids=batch["input_ids"][index], attention_mask=batch["attention_mask"][index])
-        return heads(masked_mean(hidden.last_hidden_state, batch["attention_mask"][index]))
+    def predict(index):
+        mask = batch["attention_mask"][index]
+        return head(masked_mean(body(input_ids=batch["input_ids"][index], attention_mask=mask).last_hidden_state, mask))
+
+    def loss_of(predicted, index):
+        return F.mse_loss(predicted, z[index], reduction="sum") / len(index)  # per scene, summed over Z
 
     def evaluate_and_save(step: int) -> list[dict]:
         body.eval()
+        held_out = torch.arange(n_train, len(captions))
         with torch.inference_mode():
-            held_out = logits(torch.arange(n_train, len(captions)))
-        rows = []
-        for h, attribute in enumerate(attributes):
-            correct = held_out[:, bounds[h] : bounds[h + 1]].argmax(dim=1) == y[n_train:, h]
-            rows.append({"step": step, "split": "validation", "quantity": f"accuracy/{attribute}",
-                         "value": float(correct.float().mean())})  # fmt: skip
+            predicted = predict(held_out)
+        cosine = float(F.cosine_similarity(predicted, z[held_out]).mean())
         with atomic_path(out_dirs[wanted[step]]) as tmp:
             body.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
             (tmp / "training.json").write_text(json.dumps(provenance | {"step": step}, indent=2, sort_keys=True) + "\n")
         body.train()
-        return rows
+        return [
+            {"step": step, "split": "validation", "quantity": "loss", "value": float(loss_of(predicted, held_out))},
+            {"step": step, "split": "validation", "quantity": "cosine to Z", "value": cosine},
+        ]
 
     provenance = {
         "run": run,
         "modality": "language",
-        "objective": "attributes",
+        "objective": "world",
         "arch": "gpt2",
         "width": width,
         "layers": layers,
         "context": context,
         "vocab_size": len(tokenizer),
-        "attributes": list(attributes),
         "steps": steps,
         "batch_size": batch_size,
         "lr": lr,
@@ -405,11 +406,7 @@ def train_caption_encoder(
     rows = evaluate_and_save(0) if 0 in wanted else []
     body.train()
     for step, index in enumerate(_batches(n_train, batch_size, steps, generator), start=1):
-        out = logits(index)
-        loss = torch.stack(
-            [F.cross_entropy(out[:, bounds[h] : bounds[h + 1]], y[index, h]) for h in range(len(sizes))]
-        ).sum()
-        rows.append(_step(loss, optimizer, schedule, step, run))
+        rows.append(_step(loss_of(predict(index), index), optimizer, schedule, step, run))
         if step in wanted:
             rows += evaluate_and_save(step)
     return rows

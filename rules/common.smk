@@ -105,9 +105,9 @@ def model_resources(rule, spec_of=lambda wildcards: MODELS[wildcards.model]):
     return {key: of(key) for key in defaults}
 
 
-def runs_of(modality):
-    """Wildcard constraint: the ladder's training runs of ``modality``."""
-    names = [n for n, r in LADDER.runs.items() if r.modality == modality]
+def runs_of(schedule):
+    """Wildcard constraint: the ladder's training runs of ``schedule`` (vision, language, encoder)."""
+    names = [n for n, r in LADDER.runs.items() if r.schedule == schedule]
     return "|".join(re.escape(n) for n in names) or "(?!)"
 
 
@@ -127,12 +127,10 @@ TRAINING = config.get("training") or {}
 def run_params(wildcards):
     """Everything a training job is given: the run, its modality's schedule, and for vision its attributes."""
     run = LADDER.runs[wildcards.run]
-    schedule = {k: v for k, v in TRAINING[run.modality].items()}
+    schedule = {k: v for k, v in TRAINING[run.schedule].items()}
     params = {"run": run.name, "width": run.width, "seed": run.seed, **schedule}
     params["validation"] = TRAINING["scenes"]["validation"]
-    if run.modality == "language":
-        params["objective"] = run.objective
-    if run.task_set:
+    if run.modality == "vision":
         params["attributes"] = TRAINING["task_sets"][run.task_set]
     return params
 
@@ -236,7 +234,7 @@ def all_outputs(with_costs=True):
         outputs.append("results/figures/training_curves.png")
         # every run's checkpoints and curves: a lost one is made again, not only what reads it
         for name, run in LADDER.runs.items():
-            steps = TRAINING.get(run.modality, {}).get("checkpoints", [])
+            steps = TRAINING.get(run.schedule, {}).get("checkpoints", [])
             outputs += [run.checkpoint(step) for step in steps]
             outputs.append(f"results/training/{name}.parquet")
     if config["idealised"]["enabled"]:

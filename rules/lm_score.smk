@@ -48,7 +48,7 @@ rule lm_score:
         **model_resources("lm_score"),
     params:
         spec=lambda wildcards: MODELS[wildcards.model],
-        corpora=LM_CORPORA,
+        corpora=sorted(LM_CORPORA),  # which one Fig. 3 reads is not a scoring parameter
         context=LM_SCORE["context"],
         batch_size=LM_SCORE["batch_size"],
         device=config["embedding"]["device"],

@@ -80,6 +80,37 @@ rule train_language:
         "../scripts/train_language.py"
 
 
+rule train_encoder:
+    """One caption encoder of the ladder (the positive control): the GPT-2 body whose masked token mean
+    regresses each training scene's Z from its caption; a checkpoint at every step of
+    training.encoder.checkpoints, and its curves."""
+    input:
+        samples="data/training/samples.parquet",
+        record="data/training/dataset.json",
+        code=library_of("train_encoder.py"),
+    output:
+        checkpoints=[
+            directory(f"results/checkpoints/{{run}}/step-{step}")
+            for step in TRAINING.get("encoder", {}).get("checkpoints", [])
+        ],
+        curves="results/training/{run}.parquet",
+    log:
+        "logs/train/{run}.log",
+    benchmark:
+        "logs/benchmarks/train_encoder/{run}.tsv"
+    wildcard_constraints:
+        run=runs_of("encoder"),
+    conda:
+        "../envs/prh.yaml"
+    threads: config["embedding"]["threads"]
+    resources:
+        mem_mb=4000,
+    params:
+        run=run_params,
+    script:
+        "../scripts/train_encoder.py"
+
+
 rule plot_training_curves:
     input:
         curves=[f"results/training/{run}.parquet" for run in LADDER.runs],

@@ -4,17 +4,16 @@ import polars as pl
 
 from prh.datasets import read_captions
 from prh.provenance import script_provenance
-from prh.train import load_training_scenes, train_caption_encoder, train_language
+from prh.train import train_language
 from prh.workflow import logged, write_table
 
 with logged(snakemake.log[0]) as log:
-    p, folder = snakemake.params, Path(snakemake.input.record).parent
-    run = dict(p.run)
-    if run.pop("objective") == "attributes":  # the positive control: a caption encoder taught Z's attributes
-        curves = train_caption_encoder(read_captions(folder), load_training_scenes(folder), **run,
-                                       out_dirs=snakemake.output.checkpoints, threads=snakemake.threads)  # fmt: skip
-    else:
-        curves = train_language(read_captions(folder), out_dirs=snakemake.output.checkpoints,
-                                threads=snakemake.threads, **run)  # fmt: skip
+    p = snakemake.params
+    curves = train_language(
+        read_captions(Path(snakemake.input.record).parent),
+        out_dirs=snakemake.output.checkpoints,
+        threads=snakemake.threads,
+        **p.run,
+    )
     write_table(pl.DataFrame(curves), snakemake.output.curves, script_provenance(snakemake) | p.run)
     log.info("%s", pl.DataFrame(curves).filter(pl.col("split") == "validation"))

@@ -16,6 +16,10 @@ def _break(mutate):
 
 BAD_CONFIGS = {
     "unknown top-level key": (lambda c: c.update(extra=1), r"\(top level\): Additional properties .*'extra'"),
+    "Fig. 3's corpus not among the scored ones": (
+        lambda c: c.update(lm_score={"corpus": "shapes", "corpora": ["pydoc"]}),
+        r"lm_score\.corpus: 'shapes' \(Fig\. 3's\) is not among lm_score\.corpora \['pydoc'\]",
+    ),
     "unknown model key": (
         lambda c: c["models"][1].update(bach_size=4),
         r"models\[1\] \(model 'resnet-test'\): Additional properties .*'bach_size'",

@@ -14,6 +14,8 @@ from prh.trends import trend_row
 
 CNN = ["cnn-w8-all-s0-step0", "cnn-w8-all-s0-step80"]
 GPT = ["gpt-w32-s0-step0", "gpt-w32-s0-step20", "gpt-w32-s0-step80"]
+NARROW = "gpt-w16-s0-step80"  # family gpt-width: half the width, the same token budget
+ENCODER = "enc-w32-s0-step200"  # family caption-encoder: the positive control, regressing Z
 
 
 BOOKKEEPING = {("resolved_config", "results/config.yaml"), ("job_costs", "results/job_costs.parquet"), ("all", "")}
@@ -32,7 +34,7 @@ def plan_with(ladder_run, change) -> list[tuple[str, str]]:
 
 def test_the_ladder_climbs(ladder_run):
     """Over a family's checkpoints, bits-per-byte on held-out captions falls and probe accuracy rises."""
-    scores = pl.read_parquet(ladder_run / "results/lm_scores.parquet")
+    scores = pl.read_parquet(ladder_run / "results/lm_scores.parquet").filter(pl.col("corpus") == "shapes")
     bpb = [scores.filter(pl.col("model") == m)["bits_per_byte"].item() for m in GPT]
     assert bpb[0] > bpb[1] > bpb[2]
     # the random init predicts nearly uniformly: log2(vocabulary) bits per token
@@ -112,23 +114,94 @@ def test_trends_table_and_figures(ladder_run):
     assert set(trends["score"]) == {"raw", "calibrated"}
     assert set(trends["metric"]) == set(ladder_config()["alignment"]["metrics"])
     fig3 = trend_row(trends, "fig3", "mutual_knn")
-    assert fig3["models"] == GPT and fig3["n"] == 3 and -1 <= fig3["rho"] <= 1 and 0 < fig3["p_value"] <= 1
-    # the calibrated trend: the same statistic on the calibrated scores of the same pairs
+    # every language model is in the table, labelled; only the trained causal LMs are points of rho
+    assert fig3["models"] == GPT + [NARROW, ENCODER]
+    assert fig3["roles"] == ["random", "trend", "trend", "trend", "positive"]
+    assert fig3["n"] == 3 and -1 <= fig3["rho"] <= 1 and 0 < fig3["p_value"] <= 1
+    # the calibrated trend: the same statistic on the calibrated scores of the same pairs, to the trained CNN
     calibrated = trend_row(trends, "fig3", "mutual_knn", "calibrated")
     ds = xr.open_dataset(ladder_run / "results/alignment/tiny/alignment.nc", engine="scipy")
-    vision = [m for m in ds["model_x"].values if m.startswith("cnn")]
-    expected = ds["calibrated"].sel(metric="mutual_knn", model_x=GPT, model_y=vision).values.mean(axis=1)
+    language = fig3["models"]
+    expected = ds["calibrated"].sel(metric="mutual_knn", model_x=language, model_y=CNN[1:]).values.mean(axis=1)
     np.testing.assert_allclose(calibrated["y_values"], expected)
     from scipy import stats
 
-    assert calibrated["rho"] == pytest.approx(stats.spearmanr(calibrated["x_values"], expected).statistic)
-    assert fig3["rho"] == pytest.approx(stats.spearmanr(fig3["x_values"], fig3["y_values"]).statistic)
-    figures = ("world_alignment.png", "family_cnn-steps.png", "family_gpt-steps.png", "competence_alignment.png")
+    trained = slice(1, 4)
+    rho = stats.spearmanr(calibrated["x_values"][trained], expected[trained]).statistic
+    assert calibrated["rho"] == pytest.approx(rho)
+    assert fig3["rho"] == pytest.approx(stats.spearmanr(fig3["x_values"][trained], fig3["y_values"][trained]).statistic)
+    figures = ("world_alignment.png", "family_cnn-steps.png", "family_gpt-steps.png", "family_gpt-width.png",
+               "competence_alignment.png")  # fmt: skip
     for name in figures + ("trend_calibration.png",):
         assert (ladder_run / "results/figures/tiny" / name).stat().st_size > 10_000
     family = pl.read_parquet(ladder_run / "results/families/tiny/gpt-steps.parquet")
     assert family.filter(pl.col("measure") == "world")["level"].to_list() == ["0", "20", "80"]
     assert (ladder_run / "results/figures/training_curves.png").stat().st_size > 10_000
+
+
+def test_fig3_has_a_language_ladder_with_controls_beside_it(ladder_run, monkeypatch):
+    """Bits-per-byte on both corpora, Fig. 3's from the configured one; the caption encoder (no next-token
+    head) is not scored; the controls table says whether it aligned; the figure joins points only within a
+    family and draws the controls as reference lines."""
+    from prh import plots
+
+    scores = pl.read_parquet(ladder_run / "results/lm_scores.parquet")
+    assert scores.filter(pl.col("model") == ENCODER)["applicable"].to_list() == [False, False]
+    bpb = {(r["model"], r["corpus"]): r["bits_per_byte"] for r in scores.filter(pl.col("applicable")).to_dicts()}
+    assert {corpus for _, corpus in bpb} == {"shapes", "pydoc"}
+    for model in GPT[1:] + [NARROW]:  # trained on captions: Python's help topics are out of their domain
+        assert bpb[model, "pydoc"] > 2 * bpb[model, "shapes"]
+    trends = pl.read_parquet(ladder_run / "results/trends/tiny.parquet")
+    fig3 = trend_row(trends, "fig3", "mutual_knn")
+    x = dict(zip(fig3["models"], fig3["x_values"]))
+    assert all(x[m] == pytest.approx(1 - bpb[m, "shapes"]) for m in GPT + [NARROW]) and np.isnan(x[ENCODER])
+
+    ds = xr.open_dataset(ladder_run / "results/alignment/tiny/alignment.nc", engine="scipy").load()
+    checks = pl.read_parquet(ladder_run / "results/trends/tiny_controls.parquet")
+    check = checks.row(0, named=True)
+    assert checks["model"].to_list() == [ENCODER] and check["random_controls"] == [GPT[0]]
+    best = ds["best"].sel(metric="mutual_knn")
+    assert check["to_world"] == float(best.sel(model_x=ENCODER, model_y="world"))
+    assert check["random_to_world"] == float(best.sel(model_x=GPT[0], model_y="world"))
+    assert check["aligned_to_world"] == (check["to_world"] > check["random_to_world"] and check["to_world_p"] <= 0.05)
+    assert check["aligned_to_vision"] == (check["to_vision"] > check["random_to_vision"])
+    assert check["aligned_to_world"] and check["aligned_to_vision"]  # a model taught Z from captions aligns
+
+    drawn = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.append(fig))
+    families = [("gpt-steps s0", GPT[1:]), ("gpt-width s0", [NARROW, GPT[2]])]
+    plots.plot_alignment_versus_lm_score(ds, trends, "fig3.png", "mutual_knn", families, checks, "shapes")
+    (fig,) = drawn
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    assert list(lines["gpt-width s0"].get_xdata()) == [x[NARROW], x[GPT[2]]]
+    assert list(lines["gpt-steps s0"].get_xdata()) == [x[GPT[1]], x[GPT[2]]]
+    y = dict(zip(fig3["models"], fig3["y_values"]))
+    assert list(lines[f"random init: {GPT[0]}"].get_ydata()) == [y[GPT[0]]] * 2
+    assert list(lines[f"positive control: {ENCODER}"].get_ydata()) == [y[ENCODER]] * 2
+    assert all(x[GPT[0]] not in line.get_xdata() for line in lines.values())  # a control is no point
+    footnote = "".join(t.get_text() for t in fig.texts).replace("\n", "").replace(" ", "")  # wrapped text
+    said = f"positive control {ENCODER}: " + ("aligned" if check["aligned_to_world"] else "did NOT align")
+    assert said.replace(" ", "") in footnote
+
+
+def test_the_ladder_lines_join_one_family_and_seed():
+    """What Fig. 3 may join: each family's trained language rungs of one seed, by width then step."""
+    from prh.ladder import expand
+
+    config = ladder_config()
+    config["training"]["families"].append({"name": "gpt-seeds", "modality": "language", "widths": [16, 32],
+                                           "steps": [0, 80], "seeds": [1, 0]})  # fmt: skip
+    ladder = expand(validate_config(config, load_schema())["training"])
+    assert ladder.lines("language") == [
+        ("gpt-steps s0", ["gpt-w32-s0-step20", "gpt-w32-s0-step80"]),
+        ("gpt-width s0", ["gpt-w16-s0-step80", "gpt-w32-s0-step80"]),
+        ("gpt-seeds s1", ["gpt-w16-s1-step80", "gpt-w32-s1-step80"]),
+        ("gpt-seeds s0", ["gpt-w16-s0-step80", "gpt-w32-s0-step80"]),
+    ]
+    assert ladder.lines("vision") == [("cnn-steps s0", ["cnn-w8-all-s0-step80"])]
+    assert ladder.runs["enc-w32-s0"].schedule == "encoder" and ladder.rungs[ENCODER].control == "positive"
+    assert ladder.rungs[GPT[0]].control == "random" and ladder.rungs[GPT[2]].control is None
+    assert ladder.rungs[ENCODER].model_entry()["control"] == "positive"
 
 
 def test_adding_a_rung_plans_only_its_jobs(ladder_run):
@@ -146,7 +219,7 @@ def test_adding_a_rung_plans_only_its_jobs(ladder_run):
     finally:
         write_config(ladder_run, ladder_config())
     new = ["cnn-w4-all-s0-step0", "cnn-w4-all-s0-step80"]
-    others = sorted(CNN + GPT + ["world"])
+    others = sorted(CNN + GPT + [NARROW, ENCODER, "world"])
     expected = {("train_vision", "results/checkpoints/cnn-w4-all-s0/step-0")}
     for m in new:
         expected |= {
@@ -170,6 +243,8 @@ def test_adding_a_rung_plans_only_its_jobs(ladder_run):
         ("plot_world_alignment", "results/figures/tiny/world_alignment.png"),
         ("plot_family", "results/families/tiny/cnn-steps.parquet"),
         ("plot_family", "results/families/tiny/gpt-steps.parquet"),
+        ("plot_family", "results/families/tiny/gpt-width.parquet"),
+        ("plot_family", "results/families/tiny/caption-encoder.parquet"),
         ("plot_training_curves", "results/figures/training_curves.png"),
         ("plot_downstream", "results/figures/downstream_shapes-anchor.png"),  # Fig. 4 reads the alignment
         ("plot_downstream", "results/figures/downstream_gsm8k.png"),
@@ -200,6 +275,22 @@ def test_adding_a_rung_plans_only_its_jobs(ladder_run):
     )
 
 
+def test_switching_fig3s_corpus_scores_nothing_again(ladder_run):
+    """Both corpora are scored: choosing the other for Fig. 3 reruns the trends and the figures that read the
+    scores, and no language model."""
+    jobs = plan_with(ladder_run, lambda c: c["lm_score"].update(corpus="pydoc"))
+    expected = {
+        ("trends", "results/trends/tiny.parquet"),
+        ("plot_trend_calibration", "results/figures/tiny/trend_calibration.png"),
+        ("plot_alignment_versus_lm_score", "results/figures/tiny/alignment_versus_lm_score.png"),
+        ("plot_competence_alignment", "results/figures/tiny/competence_alignment.png"),
+        ("plot_world_alignment", "results/figures/tiny/world_alignment.png"),
+        ("plot_downstream", "results/figures/downstream_shapes-anchor.png"),
+        ("plot_downstream", "results/figures/downstream_gsm8k.png"),
+    }
+    assert sorted(jobs) == sorted(expected | BOOKKEEPING)
+
+
 def test_adding_a_downstream_task_plans_only_its_jobs(ladder_run, tmp_path):
     """A second task: its items, each GPT rung's score on it, its Fig. 4; nothing else but the run's
     bookkeeping. The idealised world and Fig. 4 of the first task are in the run."""
@@ -210,7 +301,7 @@ def test_adding_a_downstream_task_plans_only_its_jobs(ladder_run, tmp_path):
     jobs = plan_with(ladder_run, lambda c: c["downstream"]["tasks"].update(more=more))
     expected = {("downstream_task", "data/downstream/more.parquet"),
                 ("plot_downstream", "results/figures/downstream_more.png")}  # fmt: skip
-    expected |= {("downstream_score", f"results/downstream/more/{m}.parquet") for m in GPT}
+    expected |= {("downstream_score", f"results/downstream/more/{m}.parquet") for m in GPT + [NARROW, ENCODER]}
     assert sorted(jobs) == sorted(expected | BOOKKEEPING)
 
 
@@ -290,6 +381,19 @@ def test_a_colour_set_plans_only_its_jobs(ladder_run):
             "training.families[1] (family 'gpt-steps').steps: [50] are not saved",
         ),
         (lambda t: t["families"][0].update(tasks=["nope"]), "'nope' is not a task set"),
+        (lambda t: t["families"][1].update(tasks=["all"]), "(family 'gpt-steps').tasks: task sets apply to vision"),
+        (
+            lambda t: t["families"][0].update(objective="world"),
+            "(family 'cnn-steps').objective: applies to language families only",
+        ),
+        (
+            lambda t: t["families"][3].update(objective="masked"),
+            "training.families[3].objective: 'masked' is not one of ['next-token', 'world']",
+        ),
+        (
+            lambda t: t["families"][3].update(steps=[80]),
+            "(family 'caption-encoder').steps: [80] are not saved (training.encoder.checkpoints is [200])",
+        ),
         (
             lambda t: t.update(_svcca=True),
             "(family 'cnn-steps').widths: [8] give layers narrower than alignment.metrics.svcca.dims = 10",
