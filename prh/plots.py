@@ -312,7 +312,7 @@ def plot_alignment_versus_lm_score(
         grouped = set()
         for label, members in families:
             line = [m for m in members if m in points]
-            if line:
+            if len(line) > 1:  # a one-member family is a lone point, drawn once below
                 grouped.update(line)
                 ax.plot(*zip(*(points[m] for m in line)), marker="o", linewidth=1.2, markersize=4, label=label)
         for m in points.keys() - grouped:
