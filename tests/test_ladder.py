@@ -452,9 +452,10 @@ def test_fig2_and_fig3_text_never_overlaps_and_the_p_value_floor_is_said(ladder_
     monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.append((fig, plots.text_overlaps(fig))))
     ds = xr.open_dataset(ladder_run / "results/alignment/tiny/alignment.nc", engine="scipy").load()
     trends = pl.read_parquet(ladder_run / "results/trends/tiny.parquet")
-    scores = pl.read_parquet(ladder_run / "results/lm_scores.parquet")
+    checks = pl.read_parquet(ladder_run / "results/trends/tiny_controls.parquet")
     competence = pl.read_parquet(ladder_run / "results/probes/competence.parquet")
-    plots.plot_alignment_versus_lm_score(ds, scores, "fig3.png", "mutual_knn", trends)
+    families = [("gpt-steps s0", GPT[1:]), ("gpt-width s0", [NARROW, GPT[2]])]
+    plots.plot_alignment_versus_lm_score(ds, trends, "fig3.png", "mutual_knn", families, checks, "shapes")
     vision = [m for m, v in zip(ds["model_x"].values, ds["modality_x"].values) if v == "vision"]
     binned = {}
     for score in ("raw", "calibrated"):

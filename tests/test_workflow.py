@@ -607,6 +607,7 @@ MODEL_RULES = {
     "density_summaries",
     "train_vision",
     "train_language",
+    "train_encoder",
 }  # run or train a network
 
 
