@@ -291,6 +291,49 @@ def test_switching_fig3s_corpus_scores_nothing_again(ladder_run):
     assert sorted(jobs) == sorted(expected | BOOKKEEPING)
 
 
+EXPERIMENT_JOBS = {  # what editing an experiment's module replans in the finished ladder run: its jobs alone
+    "downstream.py": ("", {"downstream_task": 1, "downstream_score": 5, "published_scores": 1, "plot_downstream": 2}),
+    "colour.py": ("results/texts/colours/", {"colour_sentences": 1, "colour_cooccurrence": 1, "embed_texts": 3,
+                                              "colour_analysis": 1, "plot_colours": 1}),
+    "density.py": ("results/texts/density/", {"density_captions": 4, "density_summaries": 2, "embed_texts": 12,
+                                               "density_alignment": 4, "plot_caption_density": 1}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("module", list(EXPERIMENT_JOBS))
+def test_editing_an_experiments_module_replans_only_its_jobs(ladder_run, tmp_path, module):
+    """A comment added to Fig. 4's, Fig. 8's or Fig. 9's module in a scratch copy of the repository: the
+    finished run plans that experiment's jobs and the job-cost table, nothing else (no training, no
+    embedding of the dataset, no pair)."""
+    import os
+    import re
+    import shutil
+    import subprocess
+    import sys
+    import time
+    from collections import Counter
+
+    from conftest import REPO
+
+    repo, workdir = tmp_path / "repo", tmp_path / "run"
+    tracked = subprocess.run(["git", "-C", str(REPO), "ls-files"], capture_output=True, text=True).stdout.split()
+    for name in tracked:
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, repo / name, follow_symlinks=False)  # mtimes kept: the run is up to date
+    shutil.copytree(ladder_run, workdir, symlinks=True)
+    edited = repo / "prh" / module
+    edited.write_text(edited.read_text() + "\n# edited\n")
+    later = time.time() + 60
+    os.utime(edited, (later, later))
+    # the copy's inputs have other paths: only the mtime trigger says what an edit reruns
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(workdir), "-n", "--cores", "1"]
+    out = subprocess.run(cmd + ["--rerun-triggers", "mtime"], capture_output=True, text=True, check=True).stdout
+    jobs = re.findall(r"^(?:local)?rule (\w+):\n(?:.*\n)*?\s+output: ([^,\n]+)", out, re.M)
+    texts, expected = EXPERIMENT_JOBS[module]
+    assert Counter(rule for rule, _ in jobs) == Counter(expected | {"job_costs": 1})
+    assert all(output.startswith(texts) for rule, output in jobs if rule == "embed_texts")
+
+
 def test_adding_a_downstream_task_plans_only_its_jobs(ladder_run, tmp_path):
     """A second task: its items, each GPT rung's score on it, its Fig. 4; nothing else but the run's
     bookkeeping. The idealised world and Fig. 4 of the first task are in the run."""
