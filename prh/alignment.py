@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prh.features import read_layers
+from prh.features import read_layers, store_reader
 from prh.metrics import (
     best_of,
     get_metric,
@@ -25,7 +25,7 @@ from prh.metrics import (
 )
 from prh.metrics.calibration import benjamini_hochberg, calibrate, draw_permutations
 from prh.metrics.definitions import cosine_similarity
-from prh.metrics.streaming import feature_space_cka
+from prh.metrics.streaming import cka_from_readers
 from prh.provenance import as_attrs, package_versions
 from prh.states import check_dense_metrics, open_state, state_parts
 
@@ -462,3 +462,12 @@ def metric_variants(
         },
         attrs=as_attrs({"seed": seed, "quantile": quantile, "quantile_mode": quantile_mode, "layer": "last"}),
     )
+
+
+def feature_space_cka(x_features, y_features, state_x: dict, state_y: dict, chunk: int = 4096) -> dict:
+    """Streamed CKA and unbiased CKA between two feature stores, prepared as their state stores record."""
+    if x_features is None or y_features is None:
+        raise ValueError("streamed CKA above the dense limit needs both models' feature stores")
+    read_x, lx, n = store_reader(x_features, state_x["threshold"], state_x["normalize"])
+    read_y, ly, _ = store_reader(y_features, state_y["threshold"], state_y["normalize"])
+    return cka_from_readers(read_x, lx, read_y, ly, n, chunk)

@@ -17,7 +17,7 @@ Conventions shared by every metric:
   ``prepare_stack``); ``cka`` also offers an RBF kernel.
 
 The functions below are the reference definitions, written to be read next to the paper. The batched
-versions that score all layer pairs at once live in ``prh.layerwise`` and are tested against these.
+versions that score all layer pairs at once live in ``prh.metrics.layerwise`` and are tested against these.
 """
 
 from __future__ import annotations

@@ -68,30 +68,3 @@ def cka_from_readers(read_x: Reader, lx: int, read_y: Reader, ly: int, n: int, c
 def array_reader(layers) -> Reader:
     """A reader over prepared in-memory layers."""
     return lambda i, start, stop: np.asarray(layers[i][start:stop], dtype=np.float64)
-
-
-def store_reader(features_path, threshold, normalize: bool) -> tuple[Reader, int, int]:
-    """A reader over a features store that applies the pipeline's preparation (clamp at ``threshold``, one
-    number or one per layer, then l2 normalisation) chunk by chunk; returns (reader, layers, samples)."""
-    from prh.features import layer_reader
-    from prh.metrics.definitions import l2_normalize
-
-    read_rows, widths, n = layer_reader(features_path)
-
-    def read(i: int, start: int, stop: int) -> np.ndarray:
-        rows = read_rows(i, start, stop).astype(np.float64)
-        t = threshold[i] if isinstance(threshold, list) else threshold
-        if t is not None:
-            rows = np.clip(rows, -t, t)
-        return l2_normalize(rows) if normalize else rows
-
-    return read, len(widths), n
-
-
-def feature_space_cka(x_features, y_features, state_x: dict, state_y: dict, chunk: int = 4096) -> dict:
-    """Streamed CKA and unbiased CKA between two feature stores, prepared as their state stores record."""
-    if x_features is None or y_features is None:
-        raise ValueError("streamed CKA above the dense limit needs both models' feature stores")
-    read_x, lx, n = store_reader(x_features, state_x["threshold"], state_x["normalize"])
-    read_y, ly, _ = store_reader(y_features, state_y["threshold"], state_y["normalize"])
-    return cka_from_readers(read_x, lx, read_y, ly, n, chunk)
