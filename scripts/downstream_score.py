@@ -1,6 +1,7 @@
 import torch
 
-from prh.downstream import read_task, score_downstream
+from prh.downstream import read_task
+from prh.downstream_scoring import score_downstream
 from prh.provenance import script_provenance
 from prh.workflow import logged, write_table
 

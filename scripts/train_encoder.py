@@ -4,7 +4,8 @@ import polars as pl
 
 from prh.datasets import read_captions
 from prh.provenance import script_provenance
-from prh.train import load_training_scenes, train_world_encoder
+from prh.train import load_training_scenes
+from prh.train.language import train_world_encoder
 from prh.workflow import logged, write_table
 
 with logged(snakemake.log[0]) as log:

@@ -4,7 +4,7 @@ import polars as pl
 
 from prh.datasets import read_captions
 from prh.provenance import script_provenance
-from prh.train import train_language
+from prh.train.language import train_language
 from prh.workflow import logged, write_table
 
 with logged(snakemake.log[0]) as log:

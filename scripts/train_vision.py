@@ -4,7 +4,8 @@ import polars as pl
 
 from prh.datasets import open_images
 from prh.provenance import script_provenance
-from prh.train import load_training_scenes, train_vision
+from prh.train import load_training_scenes
+from prh.train.vision import train_vision
 from prh.workflow import logged, write_table
 
 with logged(snakemake.log[0]) as log:

@@ -18,7 +18,7 @@ from prh.downstream import (
     score_endings,
     score_pairs,
 )
-from prh.train import train_tokenizer
+from prh.train.language import train_tokenizer
 
 
 @pytest.fixture(scope="module")

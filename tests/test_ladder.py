@@ -300,18 +300,15 @@ EXPERIMENT_JOBS = {  # what editing an experiment's module replans in the finish
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("module", list(EXPERIMENT_JOBS))
-def test_editing_an_experiments_module_replans_only_its_jobs(ladder_run, tmp_path, module):
-    """A comment added to Fig. 4's, Fig. 8's or Fig. 9's module in a scratch copy of the repository: the
-    finished run plans that experiment's jobs and the job-cost table, nothing else (no training, no
-    embedding of the dataset, no pair)."""
+def _plan_after_editing(ladder_run, tmp_path, module: str) -> list[tuple[str, str]]:
+    """(rule, first output) of the jobs the finished run plans after a comment is added to ``prh/{module}`` in a
+    scratch copy of the repository (the mtime trigger only: the copy's inputs have other paths)."""
     import os
     import re
     import shutil
     import subprocess
     import sys
     import time
-    from collections import Counter
 
     from conftest import REPO
 
@@ -325,13 +322,31 @@ def test_editing_an_experiments_module_replans_only_its_jobs(ladder_run, tmp_pat
     edited.write_text(edited.read_text() + "\n# edited\n")
     later = time.time() + 60
     os.utime(edited, (later, later))
-    # the copy's inputs have other paths: only the mtime trigger says what an edit reruns
     cmd = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(workdir), "-n", "--cores", "1"]
     out = subprocess.run(cmd + ["--rerun-triggers", "mtime"], capture_output=True, text=True, check=True).stdout
-    jobs = re.findall(r"^(?:local)?rule (\w+):\n(?:.*\n)*?\s+output: ([^,\n]+)", out, re.M)
+    return re.findall(r"^(?:local)?rule (\w+):\n(?:.*\n)*?\s+output: ([^,\n]+)", out, re.M)
+
+
+@pytest.mark.parametrize("module", list(EXPERIMENT_JOBS))
+def test_editing_an_experiments_module_replans_only_its_jobs(ladder_run, tmp_path, module):
+    """A comment added to Fig. 4's, Fig. 8's or Fig. 9's module: the finished run plans that experiment's jobs
+    and the job-cost table, nothing else (no training, no embedding of the dataset, no pair)."""
+    from collections import Counter
+
+    jobs = _plan_after_editing(ladder_run, tmp_path, module)
     texts, expected = EXPERIMENT_JOBS[module]
     assert Counter(rule for rule, _ in jobs) == Counter(expected | {"job_costs": 1})
     assert all(output.startswith(texts) for rule, output in jobs if rule == "embed_texts")
+
+
+@pytest.mark.parametrize("module", ["lm_score.py", "train/language.py"])
+def test_the_language_side_of_the_ladder_never_retrains_its_cnns(ladder_run, tmp_path, module):
+    """Bits-per-byte and the language trainers are the language rungs' code: an edit retrains the GPTs (their
+    checkpoints are scored in training), never a CNN, and embeds no vision model again."""
+    jobs = _plan_after_editing(ladder_run, tmp_path, module)
+    rules = {rule for rule, _ in jobs}
+    assert "train_language" in rules and "train_vision" not in rules
+    assert not [output for rule, output in jobs if rule in ("embed", "probe") and "/cnn-" in output]
 
 
 def test_adding_a_downstream_task_plans_only_its_jobs(ladder_run, tmp_path):
