@@ -21,10 +21,12 @@ include: "rules/align.smk"
 include: "rules/lm_score.smk"
 include: "rules/probes.smk"
 include: "rules/plots.smk"
+include: "rules/trends.smk"
 include: "rules/idealised.smk"
 include: "rules/downstream.smk"
 include: "rules/density.smk"
 include: "rules/colour.smk"
+include: "rules/report.smk"
 
 
 rule all:

@@ -122,32 +122,6 @@ rule plot_layer_matrices:
         "../scripts/plot_layer_matrices.py"
 
 
-rule trends:
-    """Spearman trends over models (Fig. 2, Fig. 3, alignment to the world) with permutation p-values and
-    bootstrap intervals, for every metric, raw and calibrated."""
-    input:
-        unpack(trend_inputs),
-        code=library_of("trends.py"),
-    output:
-        trends="results/trends/{dataset}.parquet",
-        controls="results/trends/{dataset}_controls.parquet",
-    log:
-        "logs/plots/{dataset}/trends.log",
-    benchmark:
-        "logs/benchmarks/trends/{dataset}/trends.tsv"
-    conda:
-        "../envs/prh.yaml"
-    params:
-        layers=PROBES.get("alignment", {}).get("layers", "last"),
-        seed=PROBES.get("alignment", {}).get("seed", 0),
-        controls=CONTROLS,
-        corpus=LM_SCORE["corpus"],
-        metric=TREND_METRIC,
-        alpha=ALIGNMENT["null_distribution"]["alpha"],
-    script:
-        "../scripts/trends.py"
-
-
 rule plot_world_alignment:
     input:
         trends="results/trends/{dataset}.parquet",
@@ -170,30 +144,6 @@ rule plot_world_alignment:
         metric=TREND_METRIC,
     script:
         "../scripts/plot_world_alignment.py"
-
-
-rule plot_trend_calibration:
-    """Does calibration change the story? Each trend's Spearman ρ over models, raw against calibrated, per
-    metric."""
-    input:
-        trends="results/trends/{dataset}.parquet",
-        code=library_of("plot_trend_calibration.py"),
-    output:
-        report(
-            "results/figures/{dataset}/trend_calibration.png",
-            caption="../report/trend_calibration.rst",
-            category="Alignment",
-            subcategory="{dataset}",
-            labels={"figure": "trends, raw against calibrated"},
-        ),
-    log:
-        "logs/plots/{dataset}/trend_calibration.log",
-    benchmark:
-        "logs/benchmarks/plot_trend_calibration/{dataset}/trend_calibration.tsv"
-    conda:
-        "../envs/prh.yaml"
-    script:
-        "../scripts/plot_trend_calibration.py"
 
 
 rule plot_family:
@@ -251,49 +201,3 @@ rule plot_alignment_versus_lm_score:
         corpus=LM_SCORE["corpus"],
     script:
         "../scripts/plot_alignment_versus_lm_score.py"
-
-
-rule resolved_config:
-    """The config this run used, defaults filled in, for the report."""
-    input:
-        code=library_of("write_config.py"),
-    output:
-        report(
-            "results/config.yaml",
-            caption="../report/config.rst",
-            category="Configuration",
-            labels={"file": "config (defaults filled in)"},
-        ),
-    log:
-        "logs/config.log",
-    benchmark:
-        "logs/benchmarks/resolved_config.tsv"
-    conda:
-        "../envs/prh.yaml"
-    params:
-        config=config,
-    script:
-        "../scripts/write_config.py"
-
-
-rule job_costs:
-    """Wall time and peak memory of every job, from the benchmark files, in a table and a figure."""
-    input:
-        outputs=lambda wildcards: all_outputs(with_costs=False),
-        code=library_of("job_costs.py"),
-    output:
-        jobs="results/job_costs.parquet",
-        figure=report(
-            "results/figures/job_costs.png",
-            caption="../report/job_costs.rst",
-            category="Run",
-            labels={"figure": "where the time goes"},
-        ),
-    log:
-        "logs/job_costs.log",
-    conda:
-        "../envs/prh.yaml"
-    params:
-        folder="logs/benchmarks",
-    script:
-        "../scripts/job_costs.py"
