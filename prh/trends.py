@@ -7,10 +7,10 @@ models with replacement (percentile; resamples where ρ is undefined, a constant
 
 Trends of a run (``run_trends``), each a row of ``results/trends/{dataset}.parquet``:
 
-* ``fig2``: vision models; x = competence, y = mean alignment to the other vision models, on the
+* ``fig2``: vision models; x = competence, y = mean alignment to the other trained vision models, on the
   representation the probes measure (``layers``: the last layer of each, or the best layer pair);
-* ``fig3``: causal language models; x = 1 − bits-per-byte, y = mean best-over-layers alignment to the vision
-  models (the paper's Fig. 3 statistic);
+* ``fig3``: causal language models; x = 1 − bits-per-byte, y = mean best-over-layers alignment to the trained
+  vision models (the paper's Fig. 3 statistic);
 * ``world_vision`` / ``world_language``: the same x against the alignment (best over layers) to the latent
   scenes Z of the shapes world.
 
@@ -166,7 +166,7 @@ def run_trends(
             with np.errstate(invalid="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # a lone trained model has no other
                 mean = np.nanmean(matrix, axis=1)
-            add("fig2", metric, score, "competence", f"mean {what} to the other vision models ({layers} layer)",
+            add("fig2", metric, score, "competence", f"mean {what} to the other trained vision models ({layers} layer)",
                 probed, competences, mean)  # fmt: skip
         if probed and world:
             to_world = ds[best[score]].sel(metric=metric, model_x=probed, model_y=world[0]).values
@@ -175,7 +175,7 @@ def run_trends(
         if causal and trained_vision:
             sel = ds[best[score]].sel(metric=metric, model_x=causal, model_y=trained_vision)
             to_vision = sel.values.mean(axis=1)
-            add("fig3", metric, score, "1 - bits per byte", f"mean {what} to the vision models (best layers)",
+            add("fig3", metric, score, "1 - bits per byte", f"mean {what} to the trained vision models (best layers)",
                 causal, fluency, to_vision)  # fmt: skip
         if causal and world:
             to_world = ds[best[score]].sel(metric=metric, model_x=causal, model_y=world[0]).values
