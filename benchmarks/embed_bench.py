@@ -4,7 +4,7 @@ For one vision model (EfficientNet-Lite0) and one language model (MiniLM-L6) of 
 generated shapes-world dataset, times in one run:
 
 * bare: read the batch, preprocess / tokenise, ``forward`` under ``inference_mode`` — nothing else;
-* stage: ``prh.embed.embed_dataset`` — the same plus layer hooks, pooling, float conversion and the
+* stage: ``prh.models.embed.embed_dataset`` — the same plus layer hooks, pooling, float conversion and the
   streaming Zarr writes of every layer;
 
 and prints stage / bare (target ≤ 1.2). Then it runs the stage in fresh processes for two dataset sizes and
@@ -25,9 +25,10 @@ from pathlib import Path
 
 import torch
 
-from prh.datasets import generate_shapes_world, open_images, read_captions
-from prh.embed import embed_dataset
-from prh.models import load_backbone, prepare_images
+from prh.data.shapes import generate_shapes_world
+from prh.data.store import open_images, read_captions
+from prh.models.embed import embed_dataset
+from prh.models.loading import load_backbone, prepare_images
 
 MODELS = [
     {"name": "efficientnet-lite0", "modality": "vision", "source": "efficientnet_lite", "id": "efficientnet-lite0"},
@@ -45,7 +46,7 @@ def bare_forward(spec: dict, dataset: Path) -> float:
         images = open_images(dataset)
         from efficientnet_lite_pytorch import EfficientNet
 
-        from prh.models import ImagePreprocessing
+        from prh.models.loading import ImagePreprocessing
 
         pre = ImagePreprocessing(input_size=EfficientNet.get_image_size(spec["id"]), mean=(0.5,) * 3, std=(0.5,) * 3)
         for block in model._blocks:  # the stage's layer hooks: the bare path runs without them
@@ -55,7 +56,7 @@ def bare_forward(spec: dict, dataset: Path) -> float:
             for s in range(0, images.shape[0], size):
                 model.extract_features(prepare_images(images[s : s + size], pre))
         return time.perf_counter() - start
-    from prh.models import load_tokenizer
+    from prh.models.loading import load_tokenizer
 
     tokenizer, captions = load_tokenizer(spec), read_captions(dataset)
     start = time.perf_counter()
@@ -81,7 +82,7 @@ def peak_memory_mb(spec: dict, samples: int, workdir: Path) -> float:
     code = (
         "import json, resource, sys\n"
         "from pathlib import Path\n"
-        "from prh.embed import embed_dataset\n"
+        "from prh.models.embed import embed_dataset\n"
         "spec, n, work = json.loads(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])\n"
         "embed_dataset(spec, work / f'data{n}', work / f'{spec[\"name\"]}{n}.zarr', dataset_name='b', device='cpu')\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"

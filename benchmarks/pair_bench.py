@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from metrics_bench import make_stacks  # noqa: E402
 
-from prh.features import FeatureWriter  # noqa: E402
+from prh.alignment.states import compute_state, open_state, write_state  # noqa: E402
+from prh.io.features import FeatureWriter  # noqa: E402
 from prh.metrics import METRICS, permutation_null, resolve_params  # noqa: E402
 from prh.metrics.calibration import draw_permutations  # noqa: E402
-from prh.states import compute_state, open_state, write_state  # noqa: E402
 
 DEFAULTS = {
     "mutual_knn": {"k": 10},

@@ -39,7 +39,7 @@ else:
 
 def write_store(path: Path, n: int, layers: int, width: int, z: np.ndarray, seed: int, chunk: int = 4096) -> None:
     """A features store of ``layers`` random nonlinear readouts of the latent ``z`` plus noise."""
-    from prh.features import FeatureWriter
+    from prh.io.features import FeatureWriter
 
     rng = np.random.default_rng(seed)
     readouts = [rng.normal(size=(z.shape[1], width)) / np.sqrt(z.shape[1]) for _ in range(layers)]

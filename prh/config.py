@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from prh.dense import dense_limit_message, dense_requirements
+from prh.metrics.dense import dense_limit_message, dense_requirements
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 SOURCE_MODALITY = {"timm": "vision", "efficientnet_lite": "vision", "huggingface": "language", "wordllama": "language"}
@@ -69,7 +69,7 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
         for e in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     ]
     if not problems:
-        from prh.ladder import ladder_problems
+        from prh.experiments.ladder.rungs import ladder_problems
 
         problems = ladder_problems(config.get("training"), config["alignment"]["metrics"])
     if not problems:
@@ -90,7 +90,7 @@ def model_control(spec: dict) -> str | None:
 def _add_ladder(config: dict, schema: dict) -> list[str]:
     """Append the model entries of ``training.families`` (defaults filled in) to ``models``; idempotent, so
     a config validated twice keeps one entry per rung."""
-    from prh.ladder import expand
+    from prh.experiments.ladder.rungs import expand
 
     item = _with_defaults()(schema["properties"]["models"]["items"])
     present = {m["name"]: m for m in config["models"]}
@@ -155,7 +155,7 @@ def _downstream_problems(config: dict) -> list[str]:
         if missing:
             problems.append(f"downstream.tasks.{name}: kind {task['kind']} needs {', '.join(missing)}")
         else:
-            from prh.downstream import task_file_problems
+            from prh.experiments.downstream.tasks import task_file_problems
 
             problems += task_file_problems(task, f"downstream.tasks.{name}")
     return problems
@@ -171,7 +171,7 @@ def _density_problems(config: dict) -> list[str]:
     if spec is None or spec["kind"] == "places365":
         what = "is not a dataset of datasets" if spec is None else "has no captions"
         return [f"density.dataset: '{density['dataset']}' {what}"]
-    from prh.density import LEVELS, summary_words
+    from prh.experiments.density.levels import LEVELS, summary_words
 
     summaries = density["summaries"]
     summarised = [level for level in density["levels"] if summaries and summary_words(level)]

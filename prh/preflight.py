@@ -19,7 +19,7 @@ import fnmatch
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from prh.corpora import scored_corpora
+from prh.data.corpora import scored_corpora
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".gguf")
 HUB = "https://huggingface.co"
@@ -53,7 +53,7 @@ def _model_key(i: int, name: str) -> str:
 
 def references(config: dict) -> list[Reference]:
     """Everything a validated ``config`` reads from the hub or the disk, in config order."""
-    from prh.ladder import CHECKPOINTS
+    from prh.experiments.ladder.rungs import CHECKPOINTS
 
     refs: list[Reference] = []
     for i, m in enumerate(config["models"]):
@@ -90,13 +90,13 @@ def references(config: dict) -> list[Reference]:
     for name, task in config["downstream"]["tasks"].items():
         key, where = f"downstream.tasks.{name}", ("downstream", "tasks", name)
         if task["kind"] == "hellaswag" and task.get("id"):
-            from prh.downstream import HELLASWAG_COLUMNS as columns
+            from prh.experiments.downstream.tasks import HELLASWAG_COLUMNS as columns
 
             refs.append(Reference(key, "dataset", task["id"], task.get("revision", "main"),
                                   (task.get("split", "validation"),), columns, where=where))  # fmt: skip
         for path_key in ("path", "table"):
             if task.get(path_key):
-                from prh.downstream import resolve_table  # the presets' tables ship in the repository
+                from prh.experiments.downstream.tasks import resolve_table  # the presets' tables ship in the repository
 
                 where_found = task[path_key] if task["kind"] == "hellaswag" else str(resolve_table(task[path_key]))
                 refs.append(Reference(f"{key}.{path_key}", "path", where_found, where=where))
@@ -367,7 +367,7 @@ def write_report(path: str | Path, report: dict, provenance: dict | None = None)
     """``results/preflight.json``, written atomically."""
     import json
 
-    from prh.workflow import atomic_path
+    from prh.io.workflow import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(report | {"provenance": provenance or {}}, indent=2, sort_keys=True) + "\n")

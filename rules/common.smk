@@ -4,16 +4,16 @@ from itertools import combinations
 from pathlib import Path
 
 from prh.config import WORLD, load_schema, model_control, validate_config
-from prh.corpora import scored_corpora
-from prh.datasets import has_captions
-from prh.density import summary_words
-from prh.downstream import resolve_table
-from prh.ladder import expand as expand_ladder  # not snakemake's expand
+from prh.data.corpora import scored_corpora
+from prh.data.store import has_captions
+from prh.experiments.density.levels import summary_words
+from prh.experiments.downstream.tasks import resolve_table
+from prh.experiments.ladder.rungs import expand as expand_ladder  # not snakemake's expand
 from prh.preflight import references as hub_references
 from prh.preflight import refresh as refresh_preflight
 from prh.resources import job_tokens, model_job, model_parameters, store_state_mem_mb
-from prh.provenance import run_provenance, share_git_state
-from prh.workflow import library_modules
+from prh.io.provenance import run_provenance, share_git_state
+from prh.io.workflow import library_modules
 
 REPO = Path(workflow.basedir)
 share_git_state(REPO)  # the jobs' provenance: git asked once per run, not twice per job

@@ -1,6 +1,7 @@
-from prh.alignment import aggregate, write_netcdf
-from prh.provenance import script_provenance
-from prh.workflow import logged
+from prh.alignment.aggregate import aggregate
+from prh.io.netcdf import write_netcdf
+from prh.io.provenance import script_provenance
+from prh.io.workflow import logged
 
 with logged(snakemake.log[0]) as log:
     ds = aggregate(snakemake.input.pairs, snakemake.params.models)

@@ -1,7 +1,7 @@
 import polars as pl
 
-from prh.provenance import script_provenance
-from prh.workflow import logged, write_table
+from prh.io.provenance import script_provenance
+from prh.io.workflow import logged, write_table
 
 with logged(snakemake.log[0]) as log:
     table = pl.concat([pl.read_parquet(path) for path in snakemake.input.scores])

@@ -1,10 +1,10 @@
 from pathlib import Path
 
-from prh.alignment import pair_scores, write_pair
-from prh.datasets import read_record
-from prh.features import check_store
-from prh.provenance import script_provenance
-from prh.workflow import logged
+from prh.alignment.pairs import pair_scores, write_pair
+from prh.data.store import read_record
+from prh.io.features import check_store
+from prh.io.provenance import script_provenance
+from prh.io.workflow import logged
 
 with logged(snakemake.log[0]) as log:
     p, i = snakemake.params, snakemake.input

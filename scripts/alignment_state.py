@@ -1,6 +1,6 @@
-from prh.provenance import script_provenance
-from prh.states import compute_state, write_state
-from prh.workflow import logged
+from prh.alignment.states import compute_state, write_state
+from prh.io.provenance import script_provenance
+from prh.io.workflow import logged
 
 with logged(snakemake.log[0]) as log:
     p = snakemake.params

@@ -2,10 +2,10 @@ from pathlib import Path
 
 import xarray as xr
 
-from prh.alignment import write_netcdf
-from prh.colour import colour_set_analysis
-from prh.provenance import script_provenance
-from prh.workflow import logged, write_table
+from prh.experiments.colour.analysis import colour_set_analysis
+from prh.io.netcdf import write_netcdf
+from prh.io.provenance import script_provenance
+from prh.io.workflow import logged, write_table
 
 with logged(snakemake.log[0]) as log:
     p, i = snakemake.params, snakemake.input

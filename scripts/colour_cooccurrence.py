@@ -1,7 +1,7 @@
-from prh.alignment import write_netcdf
-from prh.colour import cooccurrence_table
-from prh.provenance import script_provenance
-from prh.workflow import logged
+from prh.experiments.colour.analysis import cooccurrence_table
+from prh.io.netcdf import write_netcdf
+from prh.io.provenance import script_provenance
+from prh.io.workflow import logged
 
 with logged(snakemake.log[0]) as log:
     p = snakemake.params

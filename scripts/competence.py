@@ -1,8 +1,8 @@
 import polars as pl
 
-from prh.probes import competence, solved
-from prh.provenance import script_provenance
-from prh.workflow import logged, write_table
+from prh.analysis.probes import competence, solved
+from prh.io.provenance import script_provenance
+from prh.io.workflow import logged, write_table
 
 with logged(snakemake.log[0]) as log:
     fraction = snakemake.params.solved_fraction

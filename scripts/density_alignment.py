@@ -1,9 +1,9 @@
 from pathlib import Path
 
-from prh.alignment import write_netcdf
-from prh.density import level_alignment
-from prh.provenance import script_provenance
-from prh.workflow import logged
+from prh.experiments.density.levels import level_alignment
+from prh.io.netcdf import write_netcdf
+from prh.io.provenance import script_provenance
+from prh.io.workflow import logged
 
 with logged(snakemake.log[0]) as log:
     p, i = snakemake.params, snakemake.input

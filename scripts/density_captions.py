@@ -1,8 +1,8 @@
 from pathlib import Path
 
-from prh.density import write_level
-from prh.provenance import script_provenance
-from prh.workflow import logged
+from prh.experiments.density.levels import write_level
+from prh.io.provenance import script_provenance
+from prh.io.workflow import logged
 
 with logged(snakemake.log[0]) as log:
     out = Path(snakemake.output.record).parent

@@ -2,9 +2,9 @@ from pathlib import Path
 
 import torch
 
-from prh.density_summaries import write_summaries
-from prh.provenance import script_provenance
-from prh.workflow import logged
+from prh.experiments.density.summaries import write_summaries
+from prh.io.provenance import script_provenance
+from prh.io.workflow import logged
 
 with logged(snakemake.log[0]) as log:
     torch.set_num_threads(snakemake.threads)

@@ -1,9 +1,9 @@
 import torch
 
-from prh.downstream import read_task
-from prh.downstream_scoring import score_downstream
-from prh.provenance import script_provenance
-from prh.workflow import logged, write_table
+from prh.experiments.downstream.scoring import score_downstream
+from prh.experiments.downstream.tasks import read_task
+from prh.io.provenance import script_provenance
+from prh.io.workflow import logged, write_table
 
 with logged(snakemake.log[0]) as log:
     torch.set_num_threads(snakemake.threads)

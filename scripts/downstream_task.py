@@ -1,6 +1,6 @@
-from prh.downstream import build_task
-from prh.provenance import script_provenance
-from prh.workflow import logged, write_table
+from prh.experiments.downstream.tasks import build_task
+from prh.io.provenance import script_provenance
+from prh.io.workflow import logged, write_table
 
 with logged(snakemake.log[0]) as log:
     task = snakemake.wildcards.mc_task

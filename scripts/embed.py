@@ -1,8 +1,8 @@
 from pathlib import Path
 
-from prh.embed import embed_dataset
-from prh.provenance import script_provenance
-from prh.workflow import logged
+from prh.io.provenance import script_provenance
+from prh.io.workflow import logged
+from prh.models.embed import embed_dataset
 
 with logged(snakemake.log[0]):
     embed_dataset(

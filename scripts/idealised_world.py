@@ -2,9 +2,9 @@ import json
 
 import polars as pl
 
-from prh.idealised import run_experiment
-from prh.provenance import script_provenance
-from prh.workflow import atomic_path, logged, write_table
+from prh.experiments.idealised.experiment import run_experiment
+from prh.io.provenance import script_provenance
+from prh.io.workflow import atomic_path, logged, write_table
 
 with logged(snakemake.log[0]) as log:
     rows, facts = run_experiment(**snakemake.params.world)

@@ -1,7 +1,7 @@
-from prh.job_costs import by_rule, read_benchmarks
-from prh.plots import plot_job_costs
-from prh.provenance import script_provenance
-from prh.workflow import logged, write_table
+from prh.io.job_costs import by_rule, read_benchmarks
+from prh.io.provenance import script_provenance
+from prh.io.workflow import logged, write_table
+from prh.plots.report import plot_job_costs
 
 with logged(snakemake.log[0]) as log:
     jobs = read_benchmarks(snakemake.params.folder)

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from prh.corpora import load_corpus, text_fingerprint
-from prh.workflow import logged
+from prh.data.corpora import load_corpus, text_fingerprint
+from prh.io.workflow import logged
 
 with logged(snakemake.log[0]) as log:
     p = snakemake.params

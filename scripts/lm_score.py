@@ -2,9 +2,9 @@ from pathlib import Path
 
 import torch
 
-from prh.lm_score import score_model
-from prh.provenance import script_provenance
-from prh.workflow import logged, write_table
+from prh.analysis.lm_score import score_model
+from prh.io.provenance import script_provenance
+from prh.io.workflow import logged, write_table
 
 with logged(snakemake.log[0]) as log:
     torch.set_num_threads(snakemake.threads)

@@ -1,8 +1,8 @@
 from pathlib import Path
 
-from prh.datasets import build_dataset
-from prh.provenance import add_provenance, script_provenance
-from prh.workflow import logged
+from prh.data.build import build_dataset
+from prh.io.provenance import add_provenance, script_provenance
+from prh.io.workflow import logged
 
 with logged(snakemake.log[0]) as log:
     spec = snakemake.params.spec

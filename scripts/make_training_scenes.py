@@ -1,8 +1,8 @@
 from pathlib import Path
 
-from prh.datasets import TRAIN_STREAM, generate_shapes_world
-from prh.provenance import add_provenance, script_provenance
-from prh.workflow import logged
+from prh.data.shapes import TRAIN_STREAM, generate_shapes_world
+from prh.io.provenance import add_provenance, script_provenance
+from prh.io.workflow import logged
 
 with logged(snakemake.log[0]) as log:
     scenes = snakemake.params.scenes

@@ -1,7 +1,7 @@
 import xarray as xr
 
-from prh.plots import plot_best_alignment, plot_metric_agreement
-from prh.workflow import logged
+from prh.io.workflow import logged
+from prh.plots.alignment import plot_best_alignment, plot_metric_agreement
 
 with logged(snakemake.log[0]):
     with xr.open_dataset(snakemake.input[0], engine="scipy") as ds:

@@ -1,8 +1,8 @@
 import polars as pl
 import xarray as xr
 
-from prh.plots import plot_alignment_versus_lm_score
-from prh.workflow import logged
+from prh.io.workflow import logged
+from prh.plots.trends import plot_alignment_versus_lm_score
 
 with logged(snakemake.log[0]):
     i, p = snakemake.input, snakemake.params

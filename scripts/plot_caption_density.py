@@ -1,10 +1,10 @@
 import polars as pl
 import xarray as xr
 
-from prh.density import density_summary
-from prh.plots import plot_caption_density
-from prh.provenance import script_provenance
-from prh.workflow import logged, write_table
+from prh.experiments.density.figures import plot_caption_density
+from prh.experiments.density.levels import density_summary
+from prh.io.provenance import script_provenance
+from prh.io.workflow import logged, write_table
 
 with logged(snakemake.log[0]) as log:
     levels = [xr.open_dataset(path).load() for path in snakemake.input.levels]

@@ -1,8 +1,8 @@
 import polars as pl
 import xarray as xr
 
-from prh.plots import plot_colours
-from prh.workflow import logged
+from prh.experiments.colour.figures import plot_colours
+from prh.io.workflow import logged
 
 with logged(snakemake.log[0]):
     with xr.open_dataset(snakemake.input.points) as points:

@@ -1,9 +1,10 @@
 import polars as pl
 import xarray as xr
 
-from prh.plots import plot_competence_alignment, vision_alignment
-from prh.probes import binned_alignment
-from prh.workflow import logged
+from prh.analysis.probes import binned_alignment
+from prh.analysis.trends import vision_alignment
+from prh.io.workflow import logged
+from prh.plots.probes import plot_competence_alignment
 
 with logged(snakemake.log[0]) as log:
     p = snakemake.params

@@ -1,9 +1,9 @@
 import polars as pl
 import xarray as xr
 
-from prh.corpora import of_corpus
-from prh.plots import plot_downstream
-from prh.workflow import logged
+from prh.data.corpora import of_corpus
+from prh.experiments.downstream.figures import plot_downstream
+from prh.io.workflow import logged
 
 with logged(snakemake.log[0]):
     p, i = snakemake.params, snakemake.input

@@ -1,9 +1,9 @@
 import xarray as xr
 
-from prh.families import family_table
-from prh.plots import plot_family
-from prh.provenance import script_provenance
-from prh.workflow import logged, write_table
+from prh.experiments.ladder.families import family_table
+from prh.experiments.ladder.figures import plot_family
+from prh.io.provenance import script_provenance
+from prh.io.workflow import logged, write_table
 
 with logged(snakemake.log[0]) as log:
     p = snakemake.params

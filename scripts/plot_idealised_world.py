@@ -2,8 +2,8 @@ import json
 
 import polars as pl
 
-from prh.plots import plot_idealised_world
-from prh.workflow import logged
+from prh.experiments.idealised.figures import plot_idealised_world
+from prh.io.workflow import logged
 
 with logged(snakemake.log[0]):
     facts = json.loads(open(snakemake.input.facts).read())

@@ -1,7 +1,7 @@
 import polars as pl
 
-from prh.plots import plot_training_curves
-from prh.workflow import logged
+from prh.experiments.ladder.figures import plot_training_curves
+from prh.io.workflow import logged
 
 with logged(snakemake.log[0]):
     curves = pl.concat(

@@ -1,6 +1,6 @@
+from prh.io.provenance import script_provenance
+from prh.io.workflow import logged
 from prh.preflight import preflight, write_report
-from prh.provenance import script_provenance
-from prh.workflow import logged
 
 with logged(snakemake.log[0]) as log:
     report = preflight(snakemake.config)  # raises PreflightError naming every problem

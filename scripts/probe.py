@@ -1,8 +1,8 @@
 from pathlib import Path
 
-from prh.probes import probe_model
-from prh.provenance import script_provenance
-from prh.workflow import logged, write_table
+from prh.analysis.probes import probe_model
+from prh.io.provenance import script_provenance
+from prh.io.workflow import logged, write_table
 
 with logged(snakemake.log[0]) as log:
     p = snakemake.params

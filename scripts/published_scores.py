@@ -1,7 +1,7 @@
-from prh.downstream import published_scores, read_published
-from prh.features import store_attrs
-from prh.provenance import script_provenance
-from prh.workflow import logged, write_table
+from prh.experiments.downstream.tasks import published_scores, read_published
+from prh.io.features import store_attrs
+from prh.io.provenance import script_provenance
+from prh.io.workflow import logged, write_table
 
 with logged(snakemake.log[0]) as log:
     task, i = snakemake.wildcards.mc_task, snakemake.input

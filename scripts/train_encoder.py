@@ -2,11 +2,11 @@ from pathlib import Path
 
 import polars as pl
 
-from prh.datasets import read_captions
-from prh.provenance import script_provenance
-from prh.train import load_training_scenes
-from prh.train.language import train_world_encoder
-from prh.workflow import logged, write_table
+from prh.data.store import read_captions
+from prh.experiments.ladder.language import train_world_encoder
+from prh.experiments.ladder.training import load_training_scenes
+from prh.io.provenance import script_provenance
+from prh.io.workflow import logged, write_table
 
 with logged(snakemake.log[0]) as log:
     p, folder = snakemake.params, Path(snakemake.input.record).parent

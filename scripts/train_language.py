@@ -2,10 +2,10 @@ from pathlib import Path
 
 import polars as pl
 
-from prh.datasets import read_captions
-from prh.provenance import script_provenance
-from prh.train.language import train_language
-from prh.workflow import logged, write_table
+from prh.data.store import read_captions
+from prh.experiments.ladder.language import train_language
+from prh.io.provenance import script_provenance
+from prh.io.workflow import logged, write_table
 
 with logged(snakemake.log[0]) as log:
     p = snakemake.params

@@ -2,11 +2,11 @@ from pathlib import Path
 
 import polars as pl
 
-from prh.datasets import open_images
-from prh.provenance import script_provenance
-from prh.train import load_training_scenes
-from prh.train.vision import train_vision
-from prh.workflow import logged, write_table
+from prh.data.store import open_images
+from prh.experiments.ladder.training import load_training_scenes
+from prh.experiments.ladder.vision import train_vision
+from prh.io.provenance import script_provenance
+from prh.io.workflow import logged, write_table
 
 with logged(snakemake.log[0]) as log:
     p, folder = snakemake.params, Path(snakemake.input.record).parent

@@ -1,10 +1,10 @@
 import polars as pl
 import xarray as xr
 
-from prh.corpora import of_corpus
-from prh.provenance import script_provenance
-from prh.trends import control_checks, run_trends
-from prh.workflow import logged, write_table
+from prh.analysis.trends import control_checks, run_trends
+from prh.data.corpora import of_corpus
+from prh.io.provenance import script_provenance
+from prh.io.workflow import logged, write_table
 
 with logged(snakemake.log[0]) as log:
     i, p, o = snakemake.input, snakemake.params, snakemake.output

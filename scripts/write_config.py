@@ -1,7 +1,7 @@
 import yaml
 
-from prh.provenance import script_provenance
-from prh.workflow import atomic_path, logged
+from prh.io.provenance import script_provenance
+from prh.io.workflow import atomic_path, logged
 
 with logged(snakemake.log[0]) as log:
     provenance = script_provenance(snakemake)

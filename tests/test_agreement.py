@@ -4,13 +4,13 @@ the two models' last layers; sample sizes above N are dropped and N itself is al
 import numpy as np
 import pytest
 
-from prh.alignment import metric_variants
+from prh.alignment.variants import metric_variants
 from prh.metrics import cka, mutual_knn, prepare_stack
 
 
 def _store(path, layers):
-    from prh.features import FeatureWriter
-    from prh.provenance import as_attrs
+    from prh.io.features import FeatureWriter
+    from prh.io.provenance import as_attrs
 
     attrs = as_attrs({"model": path.stem, "layer_names": [f"l{i}" for i in range(len(layers))]})
     with FeatureWriter(path, len(layers[0]), dtype="float32", chunk=len(layers[0]), attrs=attrs) as writer:
@@ -28,7 +28,7 @@ def test_each_variant_is_the_metric_on_its_subset_of_the_last_layers(tmp_path):
     assert list(ds["variant"].values) == ["mutual_knn k=3 bsz=30", "mutual_knn k=3 bsz=60", "mutual_knn k=8 bsz=30",
                                           "mutual_knn k=8 bsz=60", "cka bsz=30", "cka bsz=60"]  # fmt: skip
     subset = np.sort(np.random.default_rng(0).choice(60, 30, replace=False))
-    from prh.features import read_layers
+    from prh.io.features import read_layers
 
     last = {m: prepare_stack(read_layers(p)[-1:])[0] for m, p in zip(models, paths)}
     for p, (x, y) in enumerate([("a", "b"), ("a", "c"), ("b", "c")]):

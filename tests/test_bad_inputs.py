@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import REPRODUCIBLE, digests, snakemake, tiny_config, write_config
 
-from prh.features import FeatureStoreError, FeatureWriter, check_store, read_layers
+from prh.io.features import FeatureStoreError, FeatureWriter, check_store, read_layers
 
 pytestmark = pytest.mark.workflow
 
@@ -61,9 +61,9 @@ def test_float16_overflow_while_embedding_names_model_layer_and_sample(tmp_path)
     import torch
 
     from prh.config import validate_config
-    from prh.datasets import generate_shapes_world
-    from prh.embed import write_embeddings
-    from prh.models import load_backbone
+    from prh.data.shapes import generate_shapes_world
+    from prh.models.embed import write_embeddings
+    from prh.models.loading import load_backbone
 
     generate_shapes_world(tmp_path / "data", 8, seed=0)
     spec = {"name": "hot-vit", "modality": "vision", "source": "timm", "id": "test_vit", "pretrained": False}
@@ -81,7 +81,7 @@ def test_float16_overflow_while_embedding_names_model_layer_and_sample(tmp_path)
 def test_out_of_memory_names_the_model_and_what_to_change(tmp_path):
     """A real out-of-memory: the embedding runs under an address-space limit that leaves room for the
     model but not for a batch of 256 images."""
-    from prh.datasets import generate_shapes_world
+    from prh.data.shapes import generate_shapes_world
 
     generate_shapes_world(tmp_path / "data", 256, seed=0)
     code = f"""

@@ -5,7 +5,7 @@ and unknown colour names named."""
 import numpy as np
 import pytest
 
-from prh.colour import (
+from prh.experiments.colour.analysis import (
     TEMPLATES,
     colour_scores,
     cooccurrence,
@@ -128,7 +128,7 @@ def test_hub_images_on_a_local_fixture(tmp_path):
     import datasets
     from PIL import Image
 
-    from prh.colour import colour_images
+    from prh.experiments.colour.analysis import colour_images
 
     rng = np.random.default_rng(0)
     arrays = [rng.integers(0, 255, size=(32, 32, 3), dtype=np.uint8) for _ in range(5)]

@@ -10,17 +10,16 @@ import numpy as np
 import polars as pl
 from conftest import PLACES_CLASSES, places365_fixture
 
-from prh.datasets import (
+from prh.data.shapes import (
     COLOURS,
     Scene,
     SceneObject,
     caption_scene,
     generate_shapes_world,
-    open_images,
-    read_captions,
     render_scene,
     sample_scene,
 )
+from prh.data.store import open_images, read_captions
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -102,7 +101,8 @@ def _wit_fixture(folder):
 
 def test_wit_loader_on_a_local_fixture(tmp_path):
     from prh.config import validate_config
-    from prh.datasets import build_dataset, square_image
+    from prh.data.build import build_dataset
+    from prh.data.hub import square_image
 
     images = _wit_fixture(tmp_path / "wit")
     config = {
@@ -125,7 +125,7 @@ def test_wit_loader_on_a_local_fixture(tmp_path):
 def test_square_image_by_hand():
     from PIL import Image
 
-    from prh.datasets import square_image
+    from prh.data.hub import square_image
 
     wide = np.zeros((10, 30, 3), dtype=np.uint8)
     wide[:, 10:20] = 255  # a white band in the middle third
@@ -139,7 +139,7 @@ def test_unreachable_hub_dataset_names_the_dataset_and_the_fix():
     import sys
 
     code = (
-        "from prh.datasets import build_dataset\n"
+        "from prh.data.store import build_dataset\n"
         "build_dataset('/tmp/never', {'name': 'wit', 'kind': 'wit', 'id': 'minhuh/prh', 'revision': 'wit_1024',"
         " 'split': 'train', 'seed': 0, 'image_column': 'image', 'text_column': 'text', 'caption_index': 0,"
         " 'image_size': 32})\n"
@@ -157,7 +157,9 @@ def test_places365_loader_on_a_local_fixture(tmp_path):
     from PIL import Image
 
     from prh.config import validate_config
-    from prh.datasets import build_dataset, has_captions, square_image
+    from prh.data.build import build_dataset
+    from prh.data.hub import square_image
+    from prh.data.store import has_captions
 
     entries = places365_fixture(tmp_path / "places")
     config = {
@@ -185,7 +187,7 @@ def test_places365_loader_on_a_local_fixture(tmp_path):
 def test_missing_places365_names_the_dataset_and_how_to_get_it(tmp_path):
     import pytest
 
-    from prh.datasets import build_dataset
+    from prh.data.build import build_dataset
 
     spec = {"name": "places", "kind": "places365", "root": str(tmp_path / "nowhere"), "split": "val", "small": True}
     with pytest.raises(RuntimeError) as error:
@@ -199,7 +201,7 @@ def test_missing_places365_names_the_dataset_and_how_to_get_it(tmp_path):
 def test_undecodable_places365_image_names_the_file(tmp_path):
     import pytest
 
-    from prh.datasets import build_dataset
+    from prh.data.build import build_dataset
 
     entries = places365_fixture(tmp_path / "places", n_images=4)
     (tmp_path / "places" / "val_256" / entries[2][0]).write_bytes(b"not a jpeg")

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from prh.datasets import Scene, SceneObject, caption_scene, sample_scene
-from prh.density import LEVELS, density_summary, describe, level_alignment, write_level
+from prh.data.shapes import Scene, SceneObject, caption_scene, sample_scene
+from prh.experiments.density.levels import LEVELS, density_summary, describe, level_alignment, write_level
 
 BIG = SceneObject("square", "blue", "large", x=40, y=30, radius=40, rotation=0)  # top left
 C1 = SceneObject("circle", "red", "small", x=100, y=120, radius=15, rotation=0)
@@ -49,7 +49,7 @@ def test_a_level_beyond_what_z_describes_is_named():
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from prh.datasets import generate_shapes_world
+    from prh.data.shapes import generate_shapes_world
 
     folder = tmp_path_factory.mktemp("density") / "shapes"
     generate_shapes_world(folder, 40, seed=2)
@@ -59,7 +59,8 @@ def world(tmp_path_factory):
 def test_a_level_is_a_caption_set_of_the_same_samples(world, tmp_path):
     import polars as pl
 
-    from prh.datasets import read_captions, read_record, scene_from_row
+    from prh.data.shapes import scene_from_row
+    from prh.data.store import read_captions, read_record
 
     spec = {"name": "shapes", "kind": "shapes"}
     record = write_level(world, tmp_path / "count", "count", spec, {"rule": "test"})
@@ -82,7 +83,8 @@ def test_a_hub_dataset_reads_one_column_per_level(tmp_path):
     from PIL import Image
 
     from prh.config import validate_config
-    from prh.datasets import build_dataset, read_captions
+    from prh.data.build import build_dataset
+    from prh.data.store import read_captions
 
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 255, size=(20, 30, 3), dtype=np.uint8)) for _ in range(6)]
@@ -107,8 +109,8 @@ def test_a_hub_dataset_reads_one_column_per_level(tmp_path):
 
 
 def _store(path, layers, record):
-    from prh.features import FeatureWriter
-    from prh.provenance import as_attrs
+    from prh.io.features import FeatureWriter
+    from prh.io.provenance import as_attrs
 
     attrs = as_attrs(
         {
@@ -124,8 +126,8 @@ def _store(path, layers, record):
 
 def test_level_alignment_against_a_direct_computation(world, tmp_path):
     """The best over layer pairs of each (vision, language) pair equals mutual k-NN on the prepared layers."""
-    from prh.datasets import read_record
-    from prh.features import FeatureStoreError, read_layers
+    from prh.data.store import read_record
+    from prh.io.features import FeatureStoreError, read_layers
     from prh.metrics import mutual_knn, prepare_stack
 
     level = tmp_path / "level"
@@ -161,7 +163,7 @@ def test_level_alignment_against_a_direct_computation(world, tmp_path):
 
 
 def test_summary_levels_and_the_word_count_check():
-    from prh.density import SUMMARY_PROMPT, summary_words, word_counts
+    from prh.experiments.density.levels import SUMMARY_PROMPT, summary_words, word_counts
 
     assert [summary_words(level) for level in ("summary_5", "summary_100", "summary_x", "summary_0", "count")] == [
         5, 100, None, None, None]  # fmt: skip
@@ -180,8 +182,9 @@ def test_the_packaged_instruct_model_summarises_dense_descriptions(tmp_path):
     the model's provenance stored with the summaries."""
     import polars as pl
 
-    from prh.datasets import generate_shapes_world, read_record
-    from prh.density_summaries import write_summaries
+    from prh.data.shapes import generate_shapes_world
+    from prh.data.store import read_record
+    from prh.experiments.density.summaries import write_summaries
 
     generate_shapes_world(tmp_path / "data", 6, seed=0)
     spec = {"name": "tiny", "kind": "shapes"}

@@ -6,8 +6,8 @@ import polars as pl
 import pytest
 import torch
 
-from prh.datasets import caption_scene, sample_scene
-from prh.downstream import (
+from prh.data.shapes import caption_scene, sample_scene
+from prh.experiments.downstream.tasks import (
     DOWNSTREAM_STREAM,
     anchor_items,
     build_task,
@@ -18,7 +18,7 @@ from prh.downstream import (
     score_endings,
     score_pairs,
 )
-from prh.train.language import train_tokenizer
+from prh.experiments.ladder.language import train_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +182,7 @@ def test_hellaswag_items_are_lm_eval_process_docs():
     import datasets
     from lm_eval.tasks.hellaswag.utils import process_docs
 
-    from prh.downstream import hellaswag_items
+    from prh.experiments.downstream.tasks import hellaswag_items
 
     theirs = process_docs(datasets.Dataset.from_list(HELLASWAG_ROWS))
     ours = hellaswag_items(HELLASWAG_ROWS)
@@ -205,7 +205,7 @@ def test_loglikelihoods_and_accuracies_equal_lm_eval(tiny_lm, tmp_path):
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    from prh.downstream import hellaswag_items
+    from prh.experiments.downstream.tasks import hellaswag_items
 
     model, tokenizer = tiny_lm
     folder = tmp_path / "tiny-gpt2"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from prh.features import FeatureWriter, open_features, read_layers
+from prh.io.features import FeatureWriter, open_features, read_layers
 
 
 def _batches(rng, n, widths, batch):

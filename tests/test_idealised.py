@@ -4,7 +4,7 @@ contrastive learners whose kernels approach K_PMI."""
 import numpy as np
 import pytest
 
-from prh import idealised as w
+from prh.experiments.idealised import experiment as w
 
 
 def test_pmi_of_a_three_state_cycle_by_hand():

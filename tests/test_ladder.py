@@ -9,8 +9,8 @@ import pytest
 import xarray as xr
 from conftest import digests, ladder_config, planned_jobs, snakemake, write_config
 
+from prh.analysis.trends import trend_row
 from prh.config import ConfigError, load_schema, validate_config
-from prh.trends import trend_row
 
 CNN = ["cnn-w8-all-s0-step0", "cnn-w8-all-s0-step80"]
 GPT = ["gpt-w32-s0-step0", "gpt-w32-s0-step20", "gpt-w32-s0-step80"]
@@ -57,7 +57,7 @@ def _vocab(run):
 def test_rungs_load_like_any_model(ladder_run):
     """A checkpoint is an ordinary timm / transformers folder, read by the ordinary loaders; its provenance
     names the run, the step and the weights."""
-    from prh.features import store_attrs
+    from prh.io.features import store_attrs
 
     vision = store_attrs(ladder_run / f"results/features/tiny/{CNN[1]}.zarr")
     assert vision["model_source"] == "timm" and vision["layer_names"] == '["layer1", "layer2", "layer3", "layer4"]'
@@ -83,13 +83,13 @@ def test_the_world_is_aligned_to(ladder_run):
     import xarray as xr
 
     from prh.metrics import mutual_knn
-    from prh.world import BLOCKS, encode_scene
+    from prh.models.world import BLOCKS, encode_scene
 
     ds = xr.open_dataset(ladder_run / "results/alignment/tiny/alignment.nc", engine="scipy").load()
     assert "world" in ds["model_x"].values and str(ds["modality_x"].sel(model_x="world").values) == "world"
     assert np.isfinite(ds["best"].sel(metric="mutual_knn", model_y="world").drop_sel(model_x="world").values).all()
-    from prh.datasets import sample_scene
-    from prh.features import read_layers
+    from prh.data.shapes import sample_scene
+    from prh.io.features import read_layers
 
     z = read_layers(ladder_run / "results/features/tiny/world.zarr")[0]
     assert z.shape == (64, sum(BLOCKS.values()))
@@ -97,9 +97,9 @@ def test_the_world_is_aligned_to(ladder_run):
     assert mutual_knn(z, z, k=5) == 1.0
     # Z is discrete: scenes tie at their 5th neighbour. The state job counts them, the aggregate keeps the
     # count and the best-alignment figure names it; the scores are expectations over tie orders.
+    from prh.alignment.states import open_state
     from prh.metrics import LayerStates, prepare_stack
-    from prh.plots import tie_note
-    from prh.states import open_state
+    from prh.plots.style import tie_note
 
     tied = int(LayerStates(prepare_stack([z], q=1.0)).tie_counts(5)[0])
     assert 0 < tied < 64
@@ -168,7 +168,7 @@ def test_fig3_has_a_language_ladder_with_controls_beside_it(ladder_run, monkeypa
     assert check["aligned_to_world"] and check["aligned_to_vision"]  # a model taught Z from captions aligns
 
     drawn = []
-    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.append(fig))
+    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
     families = [("gpt-steps s0", GPT[1:]), ("gpt-width s0", [NARROW, GPT[2]])]
     plots.plot_alignment_versus_lm_score(ds, trends, "fig3.png", "mutual_knn", families, checks, "shapes")
     (fig,) = drawn
@@ -186,7 +186,7 @@ def test_fig3_has_a_language_ladder_with_controls_beside_it(ladder_run, monkeypa
 
 def test_the_ladder_lines_join_one_family_and_seed():
     """What Fig. 3 may join: each family's trained language rungs of one seed, by width then step."""
-    from prh.ladder import expand
+    from prh.experiments.ladder.rungs import expand
 
     config = ladder_config()
     config["training"]["families"].append({"name": "gpt-seeds", "modality": "language", "widths": [16, 32],
@@ -292,11 +292,15 @@ def test_switching_fig3s_corpus_scores_nothing_again(ladder_run):
 
 
 EXPERIMENT_JOBS = {  # what editing an experiment's module replans in the finished ladder run: its jobs alone
-    "downstream.py": ("", {"downstream_task": 1, "downstream_score": 5, "published_scores": 1, "plot_downstream": 2}),
-    "colour.py": ("results/texts/colours/", {"colour_sentences": 1, "colour_cooccurrence": 1, "embed_texts": 3,
-                                              "colour_analysis": 1, "plot_colours": 1}),
-    "density.py": ("results/texts/density/", {"density_captions": 4, "density_summaries": 2, "embed_texts": 12,
-                                               "density_alignment": 4, "plot_caption_density": 1}),
+    "experiments/downstream/tasks.py": (
+        "", {"downstream_task": 1, "downstream_score": 5, "published_scores": 1, "plot_downstream": 2}),
+    "experiments/colour/analysis.py": (
+        "results/texts/colours/",
+        {"colour_sentences": 1, "colour_cooccurrence": 1, "embed_texts": 3, "colour_analysis": 1, "plot_colours": 1}),
+    "experiments/density/levels.py": (
+        "results/texts/density/",
+        {"density_captions": 4, "density_summaries": 2, "embed_texts": 12, "density_alignment": 4,
+         "plot_caption_density": 1}),
 }  # fmt: skip
 
 
@@ -339,7 +343,7 @@ def test_editing_an_experiments_module_replans_only_its_jobs(ladder_run, tmp_pat
     assert all(output.startswith(texts) for rule, output in jobs if rule == "embed_texts")
 
 
-@pytest.mark.parametrize("module", ["lm_score.py", "train/language.py"])
+@pytest.mark.parametrize("module", ["analysis/lm_score.py", "experiments/ladder/language.py"])
 def test_the_language_side_of_the_ladder_never_retrains_its_cnns(ladder_run, tmp_path, module):
     """Bits-per-byte and the language trainers are the language rungs' code: an edit retrains the GPTs (their
     checkpoints are scored in training), never a CNN, and embeds no vision model again."""
@@ -367,7 +371,7 @@ def test_published_scores_are_read_for_each_model_and_a_new_table_plans_one_job(
     """GSM8K's way in: the run read ``.test/published.csv`` (no model is run for it); a rung the table lacks is
     not applicable, the others carry their number and citation, sized by the features store's parameters. A
     second table plans one job and its Fig. 4."""
-    from prh.features import store_attrs
+    from prh.io.features import store_attrs
 
     path = ladder_run / "results/published/gsm8k.parquet"
     scores = {r["model"]: r for r in pl.read_parquet(path).to_dicts()}
@@ -503,11 +507,11 @@ def test_fig2_and_fig3_text_never_overlaps_and_the_p_value_floor_is_said(ladder_
     import xarray as xr
 
     from prh import plots
-    from prh.plots import vision_alignment
-    from prh.probes import binned_alignment
+    from prh.analysis.probes import binned_alignment
+    from prh.analysis.trends import vision_alignment
 
     drawn = []
-    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.append((fig, plots.text_overlaps(fig))))
+    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append((fig, plots.text_overlaps(fig))))
     ds = xr.open_dataset(ladder_run / "results/alignment/tiny/alignment.nc", engine="scipy").load()
     trends = pl.read_parquet(ladder_run / "results/trends/tiny.parquet")
     checks = pl.read_parquet(ladder_run / "results/trends/tiny_controls.parquet")

@@ -87,7 +87,7 @@ def test_cca_and_pwcca_equal_the_covariance_eigenproblem():
 def test_layerwise_engine_equals_the_definitions_with_null_and_bootstrap(tmp_path):
     from test_scaling import write_store
 
-    from prh.states import compute_state, open_state, write_state
+    from prh.alignment.states import compute_state, open_state, write_state
 
     xs_raw = [_pair(seed=s, dx=w)[0].astype(np.float32) for s, w in ((0, 5), (1, 9), (2, 14))]
     ys_raw = [_pair(seed=s, dy=w)[1].astype(np.float32) for s, w in ((0, 6), (4, 11))]
@@ -143,7 +143,7 @@ def test_svd_ranks_are_cut_at_the_stored_precision(tmp_path):
     # a state job reads the store as float64 and cuts at the store's dtype (no clamp here: it would add rank)
     from test_scaling import write_store
 
-    from prh.states import compute_state
+    from prh.alignment.states import compute_state
 
     write_store(tmp_path / "x.zarr", [X32], "x")
     for limit in (8192, 100):  # with the Grams, and streamed layer by layer above dense_limit

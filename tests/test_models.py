@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from prh.models import ImagePreprocessing, load_backbone, masked_mean, pool_activation, prepare_images
+from prh.models.loading import ImagePreprocessing, load_backbone, masked_mean, pool_activation, prepare_images
 
 
 def spec(**entry):
@@ -135,7 +135,7 @@ def test_padding_never_changes_pooled_features(pooling, model, local_llama, loca
 
 
 def test_last_token_by_hand():
-    from prh.models import last_token
+    from prh.models.loading import last_token
 
     hidden = torch.arange(24.0).reshape(2, 4, 3)
     mask = torch.tensor([[1, 1, 1, 0], [0, 1, 1, 1]])  # right- and left-padded
@@ -159,9 +159,9 @@ def test_bits_per_byte_by_hand(local_llama):
 
     from transformers import AutoModelForCausalLM
 
-    from prh.corpora import corpus_pydoc
-    from prh.lm_score import bits_per_byte
-    from prh.models import load_tokenizer
+    from prh.analysis.lm_score import bits_per_byte
+    from prh.data.corpora import corpus_pydoc
+    from prh.models.loading import load_tokenizer
 
     model = AutoModelForCausalLM.from_pretrained(local_llama).eval()
     tokenizer = load_tokenizer(spec(name="llama", modality="language", source="huggingface", path=str(local_llama)))
@@ -185,7 +185,7 @@ def test_bits_per_byte_by_hand(local_llama):
 def test_packaged_language_models():
     """mpnet (joined from five packages), wordllama (one static layer) and SmolLM2 (GGUF, dequantised
     once into the session's cache, then loaded from it)."""
-    from prh.packaged import cache_dir
+    from prh.models.packaged import cache_dir
 
     texts = ["a red circle", "two blue squares above a star"]
     mpnet = load_backbone(spec(name="m", modality="language", source="huggingface", package="all_mpnet_base_v2"))
@@ -218,7 +218,7 @@ def test_efficientnet_lite1_and_unreachable_models():
 def test_openwebtext_corpus_from_a_local_copy(tmp_path):
     import datasets
 
-    from prh.corpora import load_corpus
+    from prh.data.corpora import load_corpus
 
     documents = ["First document, with ünïcödé.", "Second one.", "Third, never reached."]
     datasets.Dataset.from_dict({"text": documents}).save_to_disk(str(tmp_path / "owt"))
@@ -234,7 +234,7 @@ def test_openwebtext_is_read_from_its_parquet_files_not_its_loading_script(tmp_p
     import datasets
     import polars as pl
 
-    from prh import corpora
+    from prh.data import corpora
 
     repo = tmp_path / "openwebtext"
     (repo / "data").mkdir(parents=True)
@@ -257,9 +257,10 @@ def test_openwebtext_is_read_from_its_parquet_files_not_its_loading_script(tmp_p
 
 def test_embedding_stage_with_a_static_model(tmp_path):
     """wordllama has no torch module: the embedding stage still streams its one layer into a store."""
-    from prh.datasets import generate_shapes_world, read_captions
-    from prh.embed import embed_dataset
-    from prh.features import read_layers
+    from prh.data.shapes import generate_shapes_world
+    from prh.data.store import read_captions
+    from prh.io.features import read_layers
+    from prh.models.embed import embed_dataset
 
     generate_shapes_world(tmp_path / "data", 10, seed=0)
     wordllama = spec(name="w", modality="language", source="wordllama")

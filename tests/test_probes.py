@@ -11,9 +11,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from prh.datasets import COLOURS, IMAGE_SIZE, SHAPES, SIZES, open_images, read_record, render_scene, sample_scene
-from prh.probe_tasks import assign_splits, build_probe_task, shapes_classes, shapes_label
-from prh.probes import (
+from prh.analysis.probes import (
     alignment_distance,
     binned_alignment,
     competence,
@@ -23,6 +21,9 @@ from prh.probes import (
     solved,
     umap_models,
 )
+from prh.data.probe_tasks import assign_splits, build_probe_task, shapes_classes, shapes_label
+from prh.data.shapes import COLOURS, IMAGE_SIZE, SHAPES, SIZES, render_scene, sample_scene
+from prh.data.store import open_images, read_record
 
 CS = [0.001, 0.01, 0.1, 1.0, 10.0]
 
@@ -223,7 +224,7 @@ def test_vtab_task_on_a_local_fixture(tmp_path):
     import datasets
     from PIL import Image
 
-    from prh.datasets import square_image
+    from prh.data.hub import square_image
 
     rng = np.random.default_rng(0)
 

@@ -11,9 +11,17 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from prh.alignment import align_pair
+from prh.alignment.pairs import align_pair
+from prh.alignment.states import (
+    DenseLimitError,
+    check_dense_metrics,
+    compute_state,
+    open_state,
+    streamed_quantile,
+    write_state,
+)
 from prh.config import ConfigError, load_schema, validate_config
-from prh.features import FeatureWriter, read_layers
+from prh.io.features import FeatureWriter, read_layers
 from prh.metrics import (
     LayerStates,
     half_sample_best,
@@ -26,7 +34,6 @@ from prh.metrics import (
 from prh.metrics.calibration import draw_permutations
 from prh.metrics.neighbours import blocked_knn, faiss_knn, knn_recall
 from prh.metrics.streaming import array_reader, cka_from_readers
-from prh.states import DenseLimitError, check_dense_metrics, compute_state, open_state, streamed_quantile, write_state
 
 METRICS = {
     "mutual_knn": {"k": 5},
@@ -292,7 +299,7 @@ def test_public_metric_functions_are_bounded_at_large_n():
 def test_pair_file_written_without_xarray_is_the_file_xarray_writes(stores, tmp_path):
     """The pair job writes its netCDF with scipy alone (no xarray or pandas start-up): the bytes equal
     xarray's own ``to_netcdf`` of the same Dataset, so every reader sees the same file."""
-    from prh.alignment import pair_scores, write_pair
+    from prh.alignment.pairs import pair_scores, write_pair
 
     folder, x, y = stores
     for name, store in (("x", x), ("y", y)):

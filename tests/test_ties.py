@@ -132,8 +132,8 @@ def test_expectations_against_random_orders_drawn_independently():
 
 
 def test_engine_equals_the_reference_on_tied_data_nulls_and_state_stores(tmp_path):
-    from prh.features import FeatureWriter
-    from prh.states import compute_state, open_state, write_state
+    from prh.alignment.states import compute_state, open_state, write_state
+    from prh.io.features import FeatureWriter
 
     rng = np.random.default_rng(3)
     Xs = [d.l2_normalize(_codes(rng, 48, 6, 0.3)), d.l2_normalize(rng.normal(size=(48, 5)))]  # tied; continuous

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from prh.trends import spearman_trend
+from prh.analysis.trends import spearman_trend
 
 
 @pytest.mark.parametrize("n, seed", [(5, 0), (7, 3), (8, 11)])

@@ -20,7 +20,7 @@ from conftest import (
 )
 from test_metrics import brute_cycle_knn, brute_mutual_knn
 
-from prh.features import open_features
+from prh.io.features import open_features
 
 pytestmark = pytest.mark.workflow
 
@@ -347,7 +347,7 @@ def test_probe_and_competence_tables(run):
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from prh.features import read_layers
+    from prh.io.features import read_layers
 
     accuracy = pl.read_parquet(run / "results/probes/accuracy.parquet")
     assert sorted(zip(accuracy["task"], accuracy["model"])) == sorted((t, m) for t in TASKS for m in VISION)
@@ -481,8 +481,8 @@ def test_language_model_scores(tmp_path, local_llama):
     import polars as pl
     from transformers import AutoModelForCausalLM
 
-    from prh.lm_score import bits_per_byte
-    from prh.models import load_tokenizer
+    from prh.analysis.lm_score import bits_per_byte
+    from prh.models.loading import load_tokenizer
 
     config = tiny_config()
     llama = {"name": "tiny-llama", "modality": "language", "source": "huggingface", "path": str(local_llama)}
@@ -566,11 +566,11 @@ def test_every_rule_depends_on_exactly_the_modules_it_imports(tmp_path, script_i
     assert set(script_imports) <= set(declared)  # every rule has a job in one of the two configs
     for rule, imports in script_imports.items():
         assert {Path(p).resolve() for p in imports["prh"]} <= declared[rule], rule
-        assert ((REPO / "prh" / "models.py").resolve() in declared[rule]) == (rule in MODEL_RULES), rule
+        assert ((REPO / "prh" / "models" / "loading.py").resolve() in declared[rule]) == (rule in MODEL_RULES), rule
 
 
 def test_editing_a_library_module_reruns_the_rules_that_import_it(run, tmp_path):
-    """Editing prh/trends.py in a scratch copy of the repository: the finished tiny run plans the rules that
+    """Editing prh/analysis/trends.py in a scratch copy of the repository: the finished tiny run plans the rules that
     import it and their dependents, and nothing upstream."""
     import os
     import subprocess
@@ -586,7 +586,7 @@ def test_editing_a_library_module_reruns_the_rules_that_import_it(run, tmp_path)
         # mtimes kept: the finished run is up to date with the copy; links (scripts/prh) copied as links
         shutil.copy2(REPO / name, repo / name, follow_symlinks=False)
     shutil.copytree(run, workdir, symlinks=True)
-    module = repo / "prh" / "trends.py"
+    module = repo / "prh" / "analysis" / "trends.py"
     module.write_text(module.read_text() + "\n# edited\n")
     later = time.time() + 60
     os.utime(module, (later, later))

@@ -28,15 +28,15 @@ from math import comb
 
 import numpy as np
 
-from prh import dense as limits
-from prh.dense import DenseLimitError
+from prh.metrics import dense as limits
 from prh.metrics import kernels
+from prh.metrics.dense import DenseLimitError
 
 LayerStack = Sequence[np.ndarray] | np.ndarray
 
 
 def dense(function):
-    """Refuse N above ``prh.dense.DENSE_LIMIT`` in a reference definition that forms N × N matrices, with one
+    """Refuse N above ``prh.metrics.dense.DENSE_LIMIT`` in a reference definition that forms N × N matrices, with one
     error naming it, N and the limit, before any is allocated (``prh.metrics.layer_scores`` is bounded)."""
 
     @functools.wraps(function)
@@ -45,9 +45,9 @@ def dense(function):
         if n > limits.DENSE_LIMIT:
             raise DenseLimitError(
                 f"{function.__name__}: N = {n} samples is above the dense limit of {limits.DENSE_LIMIT} "
-                f"(prh.dense.DENSE_LIMIT); this reference definition forms N x N matrices ({n * n * 8 / 1e9:.1f} "
-                "GB each in float64). prh.metrics.layer_scores scores large N in bounded memory (blocked "
-                "neighbour search, streamed CKA) or says which metric cannot"
+                f"(prh.metrics.dense.DENSE_LIMIT); this reference definition forms N x N matrices "
+                f"({n * n * 8 / 1e9:.1f} GB each in float64). prh.metrics.layer_scores scores large N in bounded "
+                "memory (blocked neighbour search, streamed CKA) or says which metric cannot"
             )
         return function(X, *args, **kwargs)
 

@@ -21,16 +21,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from prh import dense as limits
 from prh.metrics import backend, kernels, neighbours
 from prh.metrics import definitions as d
+from prh.metrics import dense as limits
 
 
 class LayerStates:
     """Per-layer work for one model's prepared layer stack, computed lazily and cached.
 
     Built from the layers (``LayerStates(layers)``), or from the arrays of a per-model state store
-    (``LayerStates.from_arrays``, see ``prh.states``): then the pair's scores need only the cross terms.
+    (``LayerStates.from_arrays``, see ``prh.alignment.states``): then the pair's scores need only the cross terms.
     """
 
     def __init__(

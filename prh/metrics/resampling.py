@@ -34,9 +34,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from prh.dense import DENSE_LIMIT, check_dense_metrics
 from prh.metrics import definitions as d
 from prh.metrics import kernels
+from prh.metrics.dense import DENSE_LIMIT, check_dense_metrics
 from prh.metrics.layerwise import METRICS, LayerStates, resolve_params
 
 

@@ -1,0 +1,1 @@
+"""The alignment stage: per-model states, one model pair's layer × layer scores, and all pairs aggregated."""

@@ -1,0 +1,1 @@
+"""Downstream performance of language models against their alignment (Fig. 4)."""

@@ -1,0 +1,1 @@
+"""The idealised world of Section 4 and App. F: contrastive learners approaching the PMI kernel of Z."""

@@ -1,0 +1,1 @@
+"""What the figures share (``style``) and the figures of the pipeline's stages, one module per topic."""
