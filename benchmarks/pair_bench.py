@@ -46,7 +46,8 @@ DEFAULTS = {
 
 PAIR_JOB = r"""
 import json, sys
-from prh.alignment import align_pair, write_netcdf
+from prh.alignment.pairs import align_pair
+from prh.io.netcdf import write_netcdf
 args = json.loads(sys.argv[1])
 pair = align_pair(args["x"], args["y"], args["metrics"], resamples=args["resamples"])
 write_netcdf(pair, args["out"])

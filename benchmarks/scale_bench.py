@@ -22,8 +22,8 @@ import numpy as np
 
 STEP = r"""
 import json, sys
-from prh.alignment import align_pair
-from prh.states import compute_state, write_state
+from prh.alignment.pairs import align_pair
+from prh.alignment.states import compute_state, write_state
 args = json.loads(sys.argv[1])
 metrics = {m: ({"k": 10} if m == "mutual_knn" else {}) for m in args["metrics"]}
 if args["step"] == "state":

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from prh.experiments.config import experiment_problems
 from prh.metrics.dense import dense_limit_message, dense_requirements
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
@@ -73,12 +74,19 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
 
         problems = ladder_problems(config.get("training"), config["alignment"]["metrics"])
     if not problems:
-        tasks = config["downstream"]["tasks"]  # a task set to null by a preset is dropped
-        config["downstream"]["tasks"] = {name: task for name, task in tasks.items() if task is not None}
+        _fill_in(config)
         problems = _add_ladder(config, validator.schema) + _semantic_problems(config)
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
     return config
+
+
+def _fill_in(config: dict) -> None:
+    """Defaults that depend on other keys, filled in before the checks (which only read)."""
+    tasks = config["downstream"]["tasks"]  # a task set to null by a preset is dropped
+    config["downstream"]["tasks"] = {name: task for name, task in tasks.items() if task is not None}
+    if config.get("probes"):  # Fig. 2's alignment: the first dataset unless named
+        config["probes"]["alignment"].setdefault("dataset", config["datasets"][0]["name"])
 
 
 def model_control(spec: dict) -> str | None:
@@ -123,119 +131,6 @@ def _null_problems(null: dict) -> list[str]:
             f"{least}, or 0 for no null"
         ]
     return []
-
-
-def _idealised_problems(world: dict) -> list[str]:
-    problems = []
-    if world["states"] % world["merge"]:
-        problems.append(f"idealised.merge: {world['merge']} does not divide idealised.states = {world['states']}")
-    if not world["reach"] < world["states"] / 2:
-        problems.append(f"idealised.reach: {world['reach']} must be below idealised.states / 2")
-    if late := [c for c in world["checkpoints"] if c > world["steps"]]:
-        problems.append(f"idealised.checkpoints: {late} exceed idealised.steps = {world['steps']}")
-    if world["k"] >= world["states"]:
-        problems.append(f"idealised.k: {world['k']} must be below idealised.states = {world['states']}")
-    return problems
-
-
-def _downstream_problems(config: dict) -> list[str]:
-    down, problems = config["downstream"], []
-    if not down["tasks"]:
-        return problems
-    vision = {m["name"] for m in config["models"] if m["modality"] == "vision"}
-    if down["reference"] not in vision:
-        problems.append(f"downstream.reference: '{down['reference']}' is not a vision model of models")
-    if down["dataset"] not in {d["name"] for d in config["datasets"]}:
-        problems.append(f"downstream.dataset: '{down['dataset']}' is not a dataset of datasets")
-    needs = {"shapes": ("size",), "hellaswag": (), "table": ("path",), "published": ("table",)}
-    for name, task in down["tasks"].items():
-        missing = [key for key in needs[task["kind"]] if key not in task]
-        if task["kind"] == "hellaswag" and not ("id" in task or "path" in task):
-            missing.append("id or path")
-        if missing:
-            problems.append(f"downstream.tasks.{name}: kind {task['kind']} needs {', '.join(missing)}")
-        else:
-            from prh.experiments.downstream.tasks import task_file_problems
-
-            problems += task_file_problems(task, f"downstream.tasks.{name}")
-    return problems
-
-
-def _density_problems(config: dict) -> list[str]:
-    """Fig. 9: a captioned dataset, levels its Z can describe (shapes), metrics and models of this config."""
-    density, problems = config["density"], []
-    if not density["dataset"]:
-        return problems
-    datasets = {d["name"]: d for d in config["datasets"]}
-    spec = datasets.get(density["dataset"])
-    if spec is None or spec["kind"] == "places365":
-        what = "is not a dataset of datasets" if spec is None else "has no captions"
-        return [f"density.dataset: '{density['dataset']}' {what}"]
-    from prh.experiments.density.levels import LEVELS, summary_words
-
-    summaries = density["summaries"]
-    summarised = [level for level in density["levels"] if summaries and summary_words(level)]
-    if spec["kind"] == "shapes":
-        problems += [
-            f"density.levels[{i}]: '{level}' is beyond what the shapes world's Z describes ({', '.join(LEVELS)}; "
-            f"summary_<n> with density.summaries)"
-            for i, level in enumerate(density["levels"])
-            if level not in LEVELS and level not in summarised
-        ]
-    if summaries:
-        model, dense = summaries["model"], summaries["dense"]
-        if not summarised:
-            problems.append("density.summaries: no level of density.levels is a summary level (summary_<n>)")
-        if model["source"] != "huggingface" or not ({"id", "path", "package"} & set(model)):
-            problems.append("density.summaries.model: an instruction-tuned huggingface model (id, path or package)")
-        if dense != "caption" and (spec["kind"] != "shapes" or dense not in LEVELS):
-            problems.append(
-                f"density.summaries.dense: '{dense}' is neither 'caption' nor a level the shapes world's Z describes"
-            )
-    problems += [
-        f"density.metrics[{i}]: '{metric}' is not a metric of alignment.metrics (its parameters come from there)"
-        for i, metric in enumerate(density["metrics"])
-        if metric not in config["alignment"]["metrics"]
-    ]
-    n = min(density["size"] or math.inf, spec.get("size") or math.inf)
-    problems += [
-        f"density.size: {n} samples leave no room for alignment.metrics.{metric}.k = {k} (k must be below n - 1)"
-        for metric in density["metrics"]
-        if (k := (config["alignment"]["metrics"].get(metric) or {}).get("k")) and k >= n - 1
-    ]
-    for side in ("vision", "language"):
-        problems += _model_list_problems(config, f"density.{side}", density[side], side, "Fig. 9")
-    return problems
-
-
-def _model_list_problems(config: dict, key: str, names: list[str], side: str, figure: str) -> list[str]:
-    """A figure's list of models of one modality: each a model of that modality; an empty list (every model
-    of it) needs at least one."""
-    modality = {m["name"]: m["modality"] for m in config["models"]}
-    problems = [f"{key}[{i}]: '{n}' is not a {side} model of models" for i, n in enumerate(names)
-                if modality.get(n) != side]  # fmt: skip
-    if not names and side not in modality.values():
-        problems.append(f"{key}: {figure} needs a {side} model, and models has none")
-    return problems
-
-
-def _colour_problems(config: dict) -> list[str]:
-    """Fig. 8: XKCD colour names, language models of this config, a source for hub images."""
-    colour, problems = config["colour"], []
-    if not colour["sets"]:
-        return problems
-    from matplotlib.colors import XKCD_COLORS
-
-    for name, colours in colour["sets"].items():
-        problems += [
-            f"colour.sets.{name}[{i}]: '{c}' is not an XKCD colour name (matplotlib.colors.XKCD_COLORS)"
-            for i, c in enumerate(colours)
-            if f"xkcd:{c}" not in XKCD_COLORS
-        ]
-    problems += _model_list_problems(config, "colour.language", colour["language"], "language", "Fig. 8")
-    if colour["images"]["kind"] == "huggingface" and not ({"id", "path"} & set(colour["images"])):
-        problems.append("colour.images: kind huggingface needs id or path")
-    return problems
 
 
 def _semantic_problems(config: dict) -> list[str]:
@@ -287,10 +182,7 @@ def _semantic_problems(config: dict) -> list[str]:
     problems += _probe_problems(config)
     problems += _dense_problems(config)
     problems += _null_problems(config["alignment"]["null_distribution"])
-    problems += _idealised_problems(config["idealised"])
-    problems += _downstream_problems(config)
-    problems += _density_problems(config)
-    problems += _colour_problems(config)
+    problems += experiment_problems(config)
     sized = [d for d in config["datasets"] if "size" in d]  # hub datasets without size: N known after import
     if not sized:
         return problems
@@ -385,7 +277,6 @@ def _probe_problems(config: dict) -> list[str]:
             problems.append(f"{where}.revision: pin the hub revision of {task['id']}")
     names = [d["name"] for d in config["datasets"]]
     alignment = probes["alignment"]
-    alignment.setdefault("dataset", names[0])
     if alignment["dataset"] not in names:
         problems.append(f"probes.alignment.dataset: '{alignment['dataset']}' is not a dataset ({', '.join(names)})")
     if alignment["metric"] not in config["alignment"]["metrics"]:

@@ -1,10 +1,18 @@
+COLOUR_LANGUAGE = config["colour"]["language"] or LANGUAGE_MODELS
+
+
+EXPERIMENT_OUTPUTS.extend(
+    f"results/figures/colours_{name}.png" for name in config["colour"]["sets"]
+)
+
+
 COLOUR = config["colour"]
 
 
 rule colour_sentences:
     """A colour set's words in the paper's three template sentences: a text set the language models embed."""
     input:
-        code=library_of("colour_sentences.py"),
+        code=library_of("colour/sentences.py"),
     output:
         samples="data/texts/colours/{colour_set}/samples.parquet",
         record="data/texts/colours/{colour_set}/dataset.json",
@@ -17,14 +25,14 @@ rule colour_sentences:
     params:
         colours=lambda wildcards: COLOUR["sets"][wildcards.colour_set],
     script:
-        "../scripts/colour_sentences.py"
+        "../scripts/colour/sentences.py"
 
 
 rule colour_cooccurrence:
     """Counts of quantised colours of pixel pairs at most `radius` apart over natural images (once per run)."""
     input:
         preflight=PREFLIGHT,
-        code=library_of("colour_cooccurrence.py"),
+        code=library_of("colour/cooccurrence.py"),
     output:
         "results/colours/cooccurrence.nc",
     log:
@@ -40,7 +48,7 @@ rule colour_cooccurrence:
         pairs=COLOUR["pairs"],
         seed=COLOUR["seed"],
     script:
-        "../scripts/colour_cooccurrence.py"
+        "../scripts/colour/cooccurrence.py"
 
 
 rule colour_analysis:
@@ -52,7 +60,7 @@ rule colour_analysis:
             f"results/texts/colours/{wildcards.colour_set}/{m}.zarr"
             for m in COLOUR_LANGUAGE
         ],
-        code=library_of("colour_analysis.py"),
+        code=library_of("colour/analysis.py"),
     output:
         table="results/colours/{colour_set}/scores.parquet",
         points="results/colours/{colour_set}/points.nc",
@@ -70,7 +78,7 @@ rule colour_analysis:
         permutations=COLOUR["permutations"],
         seed=COLOUR["seed"],
     script:
-        "../scripts/colour_analysis.py"
+        "../scripts/colour/analysis.py"
 
 
 rule plot_colours:
@@ -78,7 +86,7 @@ rule plot_colours:
     input:
         table="results/colours/{colour_set}/scores.parquet",
         points="results/colours/{colour_set}/points.nc",
-        code=library_of("plot_colours.py"),
+        code=library_of("colour/plot_colours.py"),
     output:
         report(
             "results/figures/colours_{colour_set}.png",
@@ -93,4 +101,4 @@ rule plot_colours:
     conda:
         "../envs/prh.yaml"
     script:
-        "../scripts/plot_colours.py"
+        "../scripts/colour/plot_colours.py"

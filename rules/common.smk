@@ -6,9 +6,9 @@ from pathlib import Path
 from prh.config import WORLD, load_schema, model_control, validate_config
 from prh.data.corpora import scored_corpora
 from prh.data.store import has_captions
-from prh.experiments.density.levels import summary_words
-from prh.experiments.downstream.tasks import resolve_table
-from prh.experiments.ladder.rungs import expand as expand_ladder  # not snakemake's expand
+from prh.experiments.ladder.rungs import (
+    expand as expand_ladder,
+)  # not snakemake's expand
 from prh.preflight import references as hub_references
 from prh.preflight import refresh as refresh_preflight
 from prh.resources import job_tokens, model_job, model_parameters, store_state_mem_mb
@@ -105,12 +105,6 @@ def model_resources(rule, spec_of=lambda wildcards: MODELS[wildcards.model]):
     return {key: of(key) for key in defaults}
 
 
-def runs_of(schedule):
-    """Wildcard constraint: the ladder's training runs of ``schedule`` (vision, language, encoder)."""
-    names = [n for n, r in LADDER.runs.items() if r.schedule == schedule]
-    return "|".join(re.escape(n) for n in names) or "(?!)"
-
-
 def modality(model):
     return "world" if model == WORLD else MODELS[model]["modality"]
 
@@ -119,20 +113,6 @@ def checkpoint_of(wildcards):
     """A model read from a local folder (the ladder's checkpoints among them) depends on that folder."""
     path = MODELS[wildcards.model].get("path")
     return [path] if path else []
-
-
-TRAINING = config.get("training") or {}
-
-
-def run_params(wildcards):
-    """Everything a training job is given: the run, its modality's schedule, and for vision its attributes."""
-    run = LADDER.runs[wildcards.run]
-    schedule = {k: v for k, v in TRAINING[run.schedule].items()}
-    params = {"run": run.name, "width": run.width, "seed": run.seed, **schedule}
-    params["validation"] = TRAINING["scenes"]["validation"]
-    if run.modality == "vision":
-        params["attributes"] = TRAINING["task_sets"][run.task_set]
-    return params
 
 
 def library_of(script):
@@ -189,6 +169,10 @@ def pair_files(wildcards):
     ]
 
 
+# Each experiment's rules file (rules/<experiment>.smk) adds its final outputs here.
+EXPERIMENT_OUTPUTS = []
+
+
 def all_outputs(with_costs=True):
     """Every final output; ``results/job_costs.parquet`` (which reads the others' benchmark files) last."""
     outputs = ["results/config.yaml", PREFLIGHT]
@@ -230,27 +214,6 @@ def all_outputs(with_costs=True):
         outputs += [f"{figures}/competence_alignment.png"]
         if len(VISION_MODELS) >= 3:
             outputs.append(f"{figures}/model_umap.png")
-    if LADDER.runs:
-        outputs.append("results/figures/training_curves.png")
-        # every run's checkpoints and curves: a lost one is made again, not only what reads it
-        for name, run in LADDER.runs.items():
-            steps = TRAINING.get(run.schedule, {}).get("checkpoints", [])
-            outputs += [run.checkpoint(step) for step in steps]
-            outputs.append(f"results/training/{name}.parquet")
-    if config["idealised"]["enabled"]:
-        outputs.append("results/figures/idealised_world.png")
-    outputs += [
-        f"results/figures/colours_{name}.png" for name in config["colour"]["sets"]
-    ]
-    if config["density"]["dataset"]:
-        outputs.append(
-            f"results/figures/{config['density']['dataset']}/caption_density.png"
-        )
-    if LANGUAGE_MODELS:
-        outputs += [
-            f"results/figures/downstream_{task}.png"
-            for task in config["downstream"]["tasks"]
-        ]
     for dataset, models in DATASET_MODELS.items():
         if len(models) < 2:
             continue
@@ -259,7 +222,7 @@ def all_outputs(with_costs=True):
         outputs.append(f"{figures}/trend_calibration.png")
         if WORLD in models:
             outputs.append(f"{figures}/world_alignment.png")
-            outputs += [f"{figures}/family_{family}.png" for family in LADDER.families]
+    outputs += EXPERIMENT_OUTPUTS
     if with_costs:
         outputs += ["results/job_costs.parquet", "results/figures/job_costs.png"]
     return outputs
@@ -282,21 +245,6 @@ def trend_inputs(wildcards):
     return inputs
 
 
-def family_members(wildcards):
-    """The family's rungs with their factor values (the plot groups them by the varied factor)."""
-    rungs = [LADDER.rungs[name] for name in LADDER.families[wildcards.family]]
-    return [
-        {
-            "name": r.name,
-            "width": r.run.width,
-            "task_set": r.run.task_set,
-            "step": r.step,
-            "seed": r.run.seed,
-        }
-        for r in rungs
-    ]
-
-
 def fig2_inputs(wildcards):
     return {
         "competence": "results/probes/competence.parquet",
@@ -304,67 +252,6 @@ def fig2_inputs(wildcards):
     }
 
 
-# Fig. 9: the models of the density levels (empty lists in config: every vision / language model).
-DENSITY_VISION = config["density"]["vision"] or VISION_MODELS
-DENSITY_LANGUAGE = config["density"]["language"] or LANGUAGE_MODELS
-
-
-def density_level_inputs(wildcards):
-    """A level's captions and its language models' features, and the dataset's vision features (reused)."""
-    level = f"density/{wildcards.dataset}/{wildcards.level}"
-    return {
-        "record": f"data/texts/{level}/dataset.json",
-        "dataset_record": f"data/{wildcards.dataset}/dataset.json",
-        "vision": [
-            f"results/features/{wildcards.dataset}/{m}.zarr" for m in DENSITY_VISION
-        ],
-        "language": [f"results/texts/{level}/{m}.zarr" for m in DENSITY_LANGUAGE],
-    }
-
-
-# App. E: the instruction-tuned model that writes the summary levels (summary_<n>), when one is configured.
-SUMMARIES = config["density"]["summaries"]
-SUMMARISER = SUMMARIES["model"] if SUMMARIES else None
-
-
-def level_summaries(wildcards):
-    """A summary level's captions come from its summaries file; other levels have none."""
-    if SUMMARIES and summary_words(wildcards.level):
-        name = SUMMARISER["name"]
-        return [
-            f"data/texts/density/{wildcards.dataset}/{wildcards.level}/summaries/{name}.parquet"
-        ]
-    return []
-
-
-def summariser_checkpoint(wildcards):
-    """A summariser read from a folder the workflow writes (a trained rung) depends on it."""
-    return [SUMMARISER["path"]] if SUMMARISER.get("path") else []
-
-
-COLOUR_LANGUAGE = config["colour"]["language"] or LANGUAGE_MODELS
-
-
 def dataset_vision_models(dataset):
     """The vision models of a dataset (Fig. 12's pairs), names sorted."""
     return sorted(m for m in DATASET_MODELS[dataset] if modality(m) == "vision")
-
-
-def published(task):
-    """Whether a task's accuracies are read from a table of published scores (GSM8K) rather than scored."""
-    return config["downstream"]["tasks"][task]["kind"] == "published"
-
-
-def task_file(wildcards):
-    """A task read from a parquet table depends on it: editing the table re-reads it."""
-    task = config["downstream"]["tasks"][wildcards.mc_task]
-    return [resolve_table(task["path"])] if task["kind"] == "table" else []
-
-
-def downstream_scores(wildcards):
-    """Fig. 4's accuracies: one table of published scores, or each language model's scored file."""
-    if published(wildcards.mc_task):
-        return [f"results/published/{wildcards.mc_task}.parquet"]
-    return [
-        f"results/downstream/{wildcards.mc_task}/{m}.parquet" for m in LANGUAGE_MODELS
-    ]

@@ -2,7 +2,7 @@ rule dataset:
     """Generate the shapes world, or import a dataset: images, per-sample captions/labels, fingerprint."""
     input:
         preflight=PREFLIGHT,
-        code=library_of("make_dataset.py"),
+        code=library_of("data/dataset.py"),
     output:
         images=directory("data/{dataset}/images.zarr"),
         samples="data/{dataset}/samples.parquet",
@@ -18,4 +18,4 @@ rule dataset:
     params:
         spec=lambda wildcards: DATASETS[wildcards.dataset],
     script:
-        "../scripts/make_dataset.py"
+        "../scripts/data/dataset.py"

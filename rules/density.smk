@@ -1,3 +1,49 @@
+from prh.experiments.density.levels import summary_words
+
+# Fig. 9: the models of the density levels (empty lists in config: every vision / language model).
+DENSITY_VISION = config["density"]["vision"] or VISION_MODELS
+DENSITY_LANGUAGE = config["density"]["language"] or LANGUAGE_MODELS
+
+
+def density_level_inputs(wildcards):
+    """A level's captions and its language models' features, and the dataset's vision features (reused)."""
+    level = f"density/{wildcards.dataset}/{wildcards.level}"
+    return {
+        "record": f"data/texts/{level}/dataset.json",
+        "dataset_record": f"data/{wildcards.dataset}/dataset.json",
+        "vision": [
+            f"results/features/{wildcards.dataset}/{m}.zarr" for m in DENSITY_VISION
+        ],
+        "language": [f"results/texts/{level}/{m}.zarr" for m in DENSITY_LANGUAGE],
+    }
+
+
+# App. E: the instruction-tuned model that writes the summary levels (summary_<n>), when one is configured.
+SUMMARIES = config["density"]["summaries"]
+SUMMARISER = SUMMARIES["model"] if SUMMARIES else None
+
+
+def level_summaries(wildcards):
+    """A summary level's captions come from its summaries file; other levels have none."""
+    if SUMMARIES and summary_words(wildcards.level):
+        name = SUMMARISER["name"]
+        return [
+            f"data/texts/density/{wildcards.dataset}/{wildcards.level}/summaries/{name}.parquet"
+        ]
+    return []
+
+
+def summariser_checkpoint(wildcards):
+    """A summariser read from a folder the workflow writes (a trained rung) depends on it."""
+    return [SUMMARISER["path"]] if SUMMARISER.get("path") else []
+
+
+if config["density"]["dataset"]:
+    EXPERIMENT_OUTPUTS.append(
+        f"results/figures/{config['density']['dataset']}/caption_density.png"
+    )
+
+
 DENSITY = config["density"]
 
 
@@ -10,7 +56,7 @@ rule density_summaries:
         record="data/{dataset}/dataset.json",
         preflight=PREFLIGHT,
         checkpoint=summariser_checkpoint,
-        code=library_of("density_summaries.py"),
+        code=library_of("density/summaries.py"),
     output:
         "data/texts/density/{dataset}/{level}/summaries/{summariser}.parquet",
     log:
@@ -31,7 +77,7 @@ rule density_summaries:
         size=DENSITY["size"],
         device=config["embedding"]["device"],
     script:
-        "../scripts/density_summaries.py"
+        "../scripts/density/summaries.py"
 
 
 rule density_captions:
@@ -41,7 +87,7 @@ rule density_captions:
         samples="data/{dataset}/samples.parquet",
         record="data/{dataset}/dataset.json",
         summaries=level_summaries,
-        code=library_of("density_captions.py"),
+        code=library_of("density/captions.py"),
     output:
         samples="data/texts/density/{dataset}/{level}/samples.parquet",
         record="data/texts/density/{dataset}/{level}/dataset.json",
@@ -55,14 +101,14 @@ rule density_captions:
         spec=lambda wildcards: DATASETS[wildcards.dataset],
         size=DENSITY["size"],
     script:
-        "../scripts/density_captions.py"
+        "../scripts/density/captions.py"
 
 
 rule density_alignment:
     """Best score over layer pairs of every vision x language pair at one level, for each Fig. 9 metric."""
     input:
         unpack(density_level_inputs),
-        code=library_of("density_alignment.py"),
+        code=library_of("density/alignment.py"),
     output:
         "results/density/{dataset}/{level}/alignment.nc",
     log:
@@ -81,7 +127,7 @@ rule density_alignment:
         quantile_mode=ALIGNMENT["quantile_mode"],
         concat_layers=ALIGNMENT["concat_layers"],
     script:
-        "../scripts/density_alignment.py"
+        "../scripts/density/alignment.py"
 
 
 rule plot_caption_density:
@@ -91,7 +137,7 @@ rule plot_caption_density:
             f"results/density/{wildcards.dataset}/{level}/alignment.nc"
             for level in DENSITY["levels"]
         ],
-        code=library_of("plot_caption_density.py"),
+        code=library_of("density/plot_caption_density.py"),
     output:
         table="results/density/{dataset}/summary.parquet",
         figure=report(
@@ -107,4 +153,4 @@ rule plot_caption_density:
     conda:
         "../envs/prh.yaml"
     script:
-        "../scripts/plot_caption_density.py"
+        "../scripts/density/plot_caption_density.py"

@@ -1,3 +1,33 @@
+from prh.experiments.downstream.tasks import resolve_table
+
+
+def published(task):
+    """Whether a task's accuracies are read from a table of published scores (GSM8K) rather than scored."""
+    return config["downstream"]["tasks"][task]["kind"] == "published"
+
+
+def task_file(wildcards):
+    """A task read from a parquet table depends on it: editing the table re-reads it."""
+    task = config["downstream"]["tasks"][wildcards.mc_task]
+    return [resolve_table(task["path"])] if task["kind"] == "table" else []
+
+
+def downstream_scores(wildcards):
+    """Fig. 4's accuracies: one table of published scores, or each language model's scored file."""
+    if published(wildcards.mc_task):
+        return [f"results/published/{wildcards.mc_task}.parquet"]
+    return [
+        f"results/downstream/{wildcards.mc_task}/{m}.parquet" for m in LANGUAGE_MODELS
+    ]
+
+
+if LANGUAGE_MODELS:
+    EXPERIMENT_OUTPUTS.extend(
+        f"results/figures/downstream_{task}.png"
+        for task in config["downstream"]["tasks"]
+    )
+
+
 DOWNSTREAM = config["downstream"]
 
 
@@ -6,7 +36,7 @@ rule downstream_task:
     input:
         preflight=PREFLIGHT,
         table=task_file,
-        code=library_of("downstream_task.py"),
+        code=library_of("downstream/task.py"),
     output:
         "data/downstream/{mc_task}.parquet",
     log:
@@ -18,7 +48,7 @@ rule downstream_task:
     params:
         spec=lambda wildcards: DOWNSTREAM["tasks"][wildcards.mc_task],
     script:
-        "../scripts/downstream_task.py"
+        "../scripts/downstream/task.py"
 
 
 rule downstream_score:
@@ -27,7 +57,7 @@ rule downstream_score:
         preflight=PREFLIGHT,
         task="data/downstream/{mc_task}.parquet",
         checkpoint=checkpoint_of,
-        code=library_of("downstream_score.py"),
+        code=library_of("downstream/score.py"),
     output:
         "results/downstream/{mc_task}/{model}.parquet",
     log:
@@ -43,7 +73,7 @@ rule downstream_score:
         spec=lambda wildcards: MODELS[wildcards.model],
         device=config["embedding"]["device"],
     script:
-        "../scripts/downstream_score.py"
+        "../scripts/downstream/score.py"
 
 
 rule published_scores:
@@ -58,7 +88,7 @@ rule published_scores:
             f"results/features/{DOWNSTREAM['dataset']}/{m}.zarr"
             for m in LANGUAGE_MODELS
         ],
-        code=library_of("published_scores.py"),
+        code=library_of("downstream/published_scores.py"),
     output:
         "results/published/{mc_task}.parquet",
     log:
@@ -70,7 +100,7 @@ rule published_scores:
     params:
         models=lambda wildcards: [MODELS[m] for m in LANGUAGE_MODELS],
     script:
-        "../scripts/published_scores.py"
+        "../scripts/downstream/published_scores.py"
 
 
 rule plot_downstream:
@@ -79,7 +109,7 @@ rule plot_downstream:
         scores=downstream_scores,
         alignment=f"results/alignment/{DOWNSTREAM['dataset']}/alignment.nc",
         lm_scores="results/lm_scores.parquet",
-        code=library_of("plot_downstream.py"),
+        code=library_of("downstream/plot_downstream.py"),
     output:
         report(
             "results/figures/downstream_{mc_task}.png",
@@ -101,4 +131,4 @@ rule plot_downstream:
             "accuracy" if published(wildcards.mc_task) else DOWNSTREAM["accuracy"]
         ),
     script:
-        "../scripts/plot_downstream.py"
+        "../scripts/downstream/plot_downstream.py"

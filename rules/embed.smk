@@ -3,7 +3,7 @@ rule embed:
     input:
         unpack(dataset_inputs),
         preflight=PREFLIGHT,
-        code=library_of("embed.py"),
+        code=library_of("embed/embed.py"),
     output:
         directory("results/features/{dataset}/{model}.zarr"),
     log:
@@ -24,7 +24,7 @@ rule embed:
         chunk=config["embedding"]["chunk"],
         device=config["embedding"]["device"],
     script:
-        "../scripts/embed.py"
+        "../scripts/embed/embed.py"
 
 
 rule world_features:
@@ -32,7 +32,7 @@ rule world_features:
     input:
         samples="data/{dataset}/samples.parquet",
         record="data/{dataset}/dataset.json",
-        code=library_of("world_features.py"),
+        code=library_of("embed/world_features.py"),
     output:
         directory(f"results/features/{{dataset}}/{WORLD}.zarr"),
     log:
@@ -42,7 +42,7 @@ rule world_features:
     conda:
         "../envs/prh.yaml"
     script:
-        "../scripts/world_features.py"
+        "../scripts/embed/world_features.py"
 
 
 rule embed_texts:
@@ -54,7 +54,7 @@ rule embed_texts:
         data="data/texts/{texts}/samples.parquet",
         record="data/texts/{texts}/dataset.json",
         checkpoint=checkpoint_of,
-        code=library_of("embed.py"),
+        code=library_of("embed/embed.py"),
     output:
         directory("results/texts/{texts}/{model}.zarr"),
     log:
@@ -72,4 +72,4 @@ rule embed_texts:
         device=config["embedding"]["device"],
         dataset_name=lambda wildcards: wildcards.texts,
     script:
-        "../scripts/embed.py"
+        "../scripts/embed/embed.py"

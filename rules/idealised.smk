@@ -1,3 +1,7 @@
+if config["idealised"]["enabled"]:
+    EXPERIMENT_OUTPUTS.append("results/figures/idealised_world.png")
+
+
 IDEALISED = config["idealised"]
 
 
@@ -5,7 +9,7 @@ rule idealised_world:
     """The idealised world of Section 4 and App. F: K_PMI of a Markov chain, InfoNCE learners of two
     bijective codes and a lossy one, their alignment to K_PMI and to each other."""
     input:
-        code=library_of("idealised_world.py"),
+        code=library_of("idealised/world.py"),
     output:
         table="results/idealised/world.parquet",
         facts="results/idealised/world.json",
@@ -18,14 +22,14 @@ rule idealised_world:
     params:
         world={k: v for k, v in IDEALISED.items() if k != "enabled"},
     script:
-        "../scripts/idealised_world.py"
+        "../scripts/idealised/world.py"
 
 
 rule plot_idealised_world:
     input:
         table="results/idealised/world.parquet",
         facts="results/idealised/world.json",
-        code=library_of("plot_idealised_world.py"),
+        code=library_of("idealised/plot_idealised_world.py"),
     output:
         report(
             "results/figures/idealised_world.png",
@@ -40,4 +44,4 @@ rule plot_idealised_world:
     conda:
         "../envs/prh.yaml"
     script:
-        "../scripts/plot_idealised_world.py"
+        "../scripts/idealised/plot_idealised_world.py"

@@ -6,7 +6,7 @@ rule lm_corpus:
     """The text corpus language models are scored on."""
     input:
         preflight=PREFLIGHT,
-        code=library_of("lm_corpus.py"),
+        code=library_of("lm_score/corpus.py"),
     output:
         "data/corpora/{corpus}.txt",
     log:
@@ -21,7 +21,7 @@ rule lm_corpus:
         hub=LM_SCORE["corpus_hub"],
         seed=LM_SCORE["seed"],
     script:
-        "../scripts/lm_corpus.py"
+        "../scripts/lm_score/corpus.py"
 
 
 rule lm_score:
@@ -34,7 +34,7 @@ rule lm_score:
         ),
         preflight=PREFLIGHT,
         checkpoint=checkpoint_of,
-        code=library_of("lm_score.py"),
+        code=library_of("lm_score/score.py"),
     output:
         "results/lm_scores/{model}.parquet",
     log:
@@ -53,13 +53,13 @@ rule lm_score:
         batch_size=LM_SCORE["batch_size"],
         device=config["embedding"]["device"],
     script:
-        "../scripts/lm_score.py"
+        "../scripts/lm_score/score.py"
 
 
 rule aggregate_lm_scores:
     input:
         scores=[f"results/lm_scores/{m}.parquet" for m in LANGUAGE_MODELS],
-        code=library_of("aggregate_lm_scores.py"),
+        code=library_of("lm_score/aggregate.py"),
     output:
         "results/lm_scores.parquet",
     log:
@@ -69,4 +69,4 @@ rule aggregate_lm_scores:
     conda:
         "../envs/prh.yaml"
     script:
-        "../scripts/aggregate_lm_scores.py"
+        "../scripts/lm_score/aggregate.py"

@@ -19,4 +19,4 @@ rule preflight:
     conda:
         "../envs/prh.yaml"
     script:
-        "../scripts/preflight.py"
+        "../scripts/preflight/preflight.py"

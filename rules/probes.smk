@@ -5,7 +5,7 @@ rule probe_task:
     """Build one labelled probe task: images, labels and train/val/test splits, fingerprint."""
     input:
         preflight=PREFLIGHT,
-        code=library_of("make_probe_task.py"),
+        code=library_of("probes/task.py"),
     output:
         images=directory("data/probes/{task}/images.zarr"),
         samples="data/probes/{task}/samples.parquet",
@@ -19,7 +19,7 @@ rule probe_task:
     params:
         spec=lambda wildcards: PROBE_TASKS[wildcards.task],
     script:
-        "../scripts/make_probe_task.py"
+        "../scripts/probes/task.py"
 
 
 if PROBE_TASKS:
@@ -32,7 +32,7 @@ if PROBE_TASKS:
             records=[f"data/probes/{task}/dataset.json" for task in PROBE_TASKS],
             images=[f"data/probes/{task}/images.zarr" for task in PROBE_TASKS],
             checkpoint=checkpoint_of,
-            code=library_of("embed_probe_tasks.py"),
+            code=library_of("probes/embed_tasks.py"),
         output:
             [
                 directory(f"results/features/probes/{task}/{{model}}.zarr")
@@ -53,7 +53,7 @@ if PROBE_TASKS:
             chunk=config["embedding"]["chunk"],
             device=config["embedding"]["device"],
         script:
-            "../scripts/embed_probe_tasks.py"
+            "../scripts/probes/embed_tasks.py"
 
 
 rule probe:
@@ -65,7 +65,7 @@ rule probe:
         ],
         samples=[f"data/probes/{task}/samples.parquet" for task in PROBE_TASKS],
         records=[f"data/probes/{task}/dataset.json" for task in PROBE_TASKS],
-        code=library_of("probe.py"),
+        code=library_of("probes/probe.py"),
     output:
         "results/probes/models/{model}.parquet",
     log:
@@ -84,14 +84,14 @@ rule probe:
         max_iter=PROBES.get("max_iter"),
         seed=PROBES.get("seed"),
     script:
-        "../scripts/probe.py"
+        "../scripts/probes/probe.py"
 
 
 rule competence:
     """All probe accuracies in one table, which tasks each model solves, and its competence."""
     input:
         probes=probe_files,
-        code=library_of("competence.py"),
+        code=library_of("probes/competence.py"),
     output:
         accuracy="results/probes/accuracy.parquet",
         competence="results/probes/competence.parquet",
@@ -104,7 +104,7 @@ rule competence:
     params:
         solved_fraction=PROBES.get("solved_fraction"),
     script:
-        "../scripts/competence.py"
+        "../scripts/probes/competence.py"
 
 
 rule plot_competence_alignment:
@@ -112,7 +112,7 @@ rule plot_competence_alignment:
     input:
         unpack(fig2_inputs),
         trends="results/trends/{dataset}.parquet",
-        code=library_of("plot_competence_alignment.py"),
+        code=library_of("probes/plot_competence_alignment.py"),
     output:
         report(
             "results/figures/{dataset}/competence_alignment.png",
@@ -133,14 +133,14 @@ rule plot_competence_alignment:
         bins=PROBES.get("alignment", {}).get("bins"),
         models=VISION_MODELS,
     script:
-        "../scripts/plot_competence_alignment.py"
+        "../scripts/probes/plot_competence_alignment.py"
 
 
 rule plot_model_umap:
     """Fig. 2 (right): UMAP of the vision models under the distance -log(alignment)."""
     input:
         unpack(fig2_inputs),
-        code=library_of("plot_model_umap.py"),
+        code=library_of("probes/plot_model_umap.py"),
     output:
         report(
             "results/figures/{dataset}/model_umap.png",
@@ -161,4 +161,4 @@ rule plot_model_umap:
         seed=PROBES.get("alignment", {}).get("seed"),
         models=VISION_MODELS,
     script:
-        "../scripts/plot_model_umap.py"
+        "../scripts/probes/plot_model_umap.py"

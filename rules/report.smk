@@ -1,7 +1,7 @@
 rule resolved_config:
     """The config this run used, defaults filled in, for the report."""
     input:
-        code=library_of("write_config.py"),
+        code=library_of("report/write_config.py"),
     output:
         report(
             "results/config.yaml",
@@ -18,14 +18,14 @@ rule resolved_config:
     params:
         config=config,
     script:
-        "../scripts/write_config.py"
+        "../scripts/report/write_config.py"
 
 
 rule job_costs:
     """Wall time and peak memory of every job, from the benchmark files, in a table and a figure."""
     input:
         outputs=lambda wildcards: all_outputs(with_costs=False),
-        code=library_of("job_costs.py"),
+        code=library_of("report/job_costs.py"),
     output:
         jobs="results/job_costs.parquet",
         figure=report(
@@ -41,4 +41,4 @@ rule job_costs:
     params:
         folder="logs/benchmarks",
     script:
-        "../scripts/job_costs.py"
+        "../scripts/report/job_costs.py"

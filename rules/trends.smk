@@ -3,7 +3,7 @@ rule trends:
     bootstrap intervals, for every metric, raw and calibrated."""
     input:
         unpack(trend_inputs),
-        code=library_of("trends.py"),
+        code=library_of("trends/trends.py"),
     output:
         trends="results/trends/{dataset}.parquet",
         controls="results/trends/{dataset}_controls.parquet",
@@ -21,7 +21,7 @@ rule trends:
         metric=TREND_METRIC,
         alpha=ALIGNMENT["null_distribution"]["alpha"],
     script:
-        "../scripts/trends.py"
+        "../scripts/trends/trends.py"
 
 
 rule plot_trend_calibration:
@@ -29,7 +29,7 @@ rule plot_trend_calibration:
     metric."""
     input:
         trends="results/trends/{dataset}.parquet",
-        code=library_of("plot_trend_calibration.py"),
+        code=library_of("trends/plot_trend_calibration.py"),
     output:
         report(
             "results/figures/{dataset}/trend_calibration.png",
@@ -45,4 +45,56 @@ rule plot_trend_calibration:
     conda:
         "../envs/prh.yaml"
     script:
-        "../scripts/plot_trend_calibration.py"
+        "../scripts/trends/plot_trend_calibration.py"
+
+
+rule plot_world_alignment:
+    input:
+        trends="results/trends/{dataset}.parquet",
+        code=library_of("trends/plot_world_alignment.py"),
+    output:
+        report(
+            "results/figures/{dataset}/world_alignment.png",
+            caption="../report/world_alignment.rst",
+            category="Ladder",
+            subcategory="{dataset}",
+            labels={"figure": "alignment to the world Z"},
+        ),
+    log:
+        "logs/plots/{dataset}/world_alignment.log",
+    benchmark:
+        "logs/benchmarks/plot_world_alignment/{dataset}/world_alignment.tsv"
+    conda:
+        "../envs/prh.yaml"
+    params:
+        metric=TREND_METRIC,
+    script:
+        "../scripts/trends/plot_world_alignment.py"
+
+
+rule plot_alignment_versus_lm_score:
+    input:
+        alignment="results/alignment/{dataset}/alignment.nc",
+        trends="results/trends/{dataset}.parquet",
+        controls="results/trends/{dataset}_controls.parquet",
+        code=library_of("trends/plot_alignment_versus_lm_score.py"),
+    output:
+        report(
+            "results/figures/{dataset}/alignment_versus_lm_score.png",
+            caption="../report/alignment_versus_lm_score.rst",
+            category="Alignment",
+            subcategory="{dataset}",
+            labels={"figure": "alignment against language-model score (Fig. 3)"},
+        ),
+    log:
+        "logs/plots/{dataset}/alignment_versus_lm_score.log",
+    benchmark:
+        "logs/benchmarks/plot_alignment_versus_lm_score/{dataset}/alignment_versus_lm_score.tsv"
+    conda:
+        "../envs/prh.yaml"
+    params:
+        metric=TREND_METRIC,
+        families=LADDER.lines("language"),
+        corpus=LM_SCORE["corpus"],
+    script:
+        "../scripts/trends/plot_alignment_versus_lm_score.py"

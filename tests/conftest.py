@@ -48,7 +48,7 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
 def rule_scripts(repo: Path) -> dict[str, str]:
     """Rule -> the script under ``scripts/`` its jobs run, as the rule's ``library_of(...)`` input names it."""
     text = "\n".join(p.read_text() for p in sorted((repo / "rules").glob("*.smk")))
-    pattern = r'^\s*rule (\w+):(?:(?!^\s*rule ).)*?library_of\("(\w+\.py)"\)'
+    pattern = r'^\s*rule (\w+):(?:(?!^\s*rule ).)*?library_of\("([\w/]+\.py)"\)'
     return dict(re.findall(pattern, text, re.S | re.M))
 
 

@@ -87,8 +87,8 @@ def test_out_of_memory_names_the_model_and_what_to_change(tmp_path):
     code = f"""
 import resource, sys
 from prh.config import validate_config
-from prh.embed import write_embeddings
-from prh.models import load_backbone
+from prh.models.embed import write_embeddings
+from prh.models.loading import load_backbone
 spec = {{"name": "big-batch", "modality": "vision", "source": "timm", "id": "resnet18", "pretrained": False,
         "batch_size": 256}}
 config = {{"datasets": [{{"name": "d", "kind": "shapes", "size": 256}}], "models": [spec],

@@ -197,8 +197,8 @@ import json, resource, sys
 import numpy as np
 sys.path.insert(0, sys.argv[2])
 from test_scaling import write_store
-from prh.alignment import align_pair
-from prh.states import compute_state, write_state
+from prh.alignment.pairs import align_pair
+from prh.alignment.states import compute_state, write_state
 folder, n = sys.argv[1], 20_000
 z = np.random.default_rng(0).normal(size=(n, 4))
 metrics = {"mutual_knn": {"k": 10}, "cknna": {"k": 10}, "cka": {}, "unbiased_cka": {}}
@@ -247,7 +247,7 @@ def test_large_n_runs_in_bounded_memory(tmp_path):
 LARGE_N_API = r"""
 import json, resource, sys
 import numpy as np
-from prh.dense import DenseLimitError
+from prh.metrics.dense import DenseLimitError
 from prh.metrics import LayerStates, layer_scores, mutual_knn, permutation_null
 n = 20_000
 z = np.random.default_rng(0).normal(size=(n, 4))

@@ -7,7 +7,7 @@ rule alignment_state:
     """
     input:
         features="results/features/{dataset}/{model}.zarr",
-        code=library_of("alignment_state.py"),
+        code=library_of("alignment/state.py"),
     output:
         directory("results/states/{dataset}/{model}.zarr"),
     log:
@@ -36,7 +36,7 @@ rule alignment_state:
         resamples=ALIGNMENT["bootstrap"]["resamples"],
         bootstrap_seed=ALIGNMENT["bootstrap"]["seed"],
     script:
-        "../scripts/alignment_state.py"
+        "../scripts/alignment/state.py"
 
 
 rule align_pair:
@@ -50,7 +50,7 @@ rule align_pair:
         x_features="results/features/{dataset}/{model_x}.zarr",
         y_features="results/features/{dataset}/{model_y}.zarr",
         record="data/{dataset}/dataset.json",
-        code=library_of("align_pair.py"),
+        code=library_of("alignment/pair.py"),
     output:
         "results/alignment/{dataset}/pairs/{model_x}/{model_y}.nc",
     log:
@@ -71,7 +71,7 @@ rule align_pair:
         bootstrap_seed=ALIGNMENT["bootstrap"]["seed"],
         device=ALIGNMENT["device"],
     script:
-        "../scripts/align_pair.py"
+        "../scripts/alignment/pair.py"
 
 
 rule aggregate_alignment:
@@ -79,7 +79,7 @@ rule aggregate_alignment:
     best scores, null statistics and intervals."""
     input:
         pairs=pair_files,
-        code=library_of("aggregate_alignment.py"),
+        code=library_of("alignment/aggregate.py"),
     output:
         "results/alignment/{dataset}/alignment.nc",
     log:
@@ -91,7 +91,7 @@ rule aggregate_alignment:
     params:
         models=dataset_models,
     script:
-        "../scripts/aggregate_alignment.py"
+        "../scripts/alignment/aggregate.py"
 
 
 rule cknna_versus_k:
@@ -101,7 +101,7 @@ rule cknna_versus_k:
             f"results/features/{wildcards.dataset}/{m['name']}.zarr"
             for m in packaged_models(wildcards)
         ],
-        code=library_of("cknna_versus_k.py"),
+        code=library_of("alignment/cknna_versus_k.py"),
     output:
         "results/alignment/{dataset}/cknna_versus_k.nc",
     log:
@@ -118,7 +118,7 @@ rule cknna_versus_k:
         quantile=ALIGNMENT["quantile"],
         quantile_mode=ALIGNMENT["quantile_mode"],
     script:
-        "../scripts/cknna_versus_k.py"
+        "../scripts/alignment/cknna_versus_k.py"
 
 
 rule metric_variants:
@@ -128,7 +128,7 @@ rule metric_variants:
             f"results/features/{wildcards.dataset}/{m}.zarr"
             for m in dataset_vision_models(wildcards.dataset)
         ],
-        code=library_of("metric_variants.py"),
+        code=library_of("alignment/metric_variants.py"),
     output:
         "results/alignment/{dataset}/metric_variants.nc",
     log:
@@ -148,4 +148,128 @@ rule metric_variants:
         quantile=ALIGNMENT["quantile"],
         quantile_mode=ALIGNMENT["quantile_mode"],
     script:
-        "../scripts/metric_variants.py"
+        "../scripts/alignment/metric_variants.py"
+
+
+rule plot_alignment_summary:
+    """Best-layer alignment of every model pair, agreement between metrics, cross-modal scores per metric."""
+    input:
+        "results/alignment/{dataset}/alignment.nc",
+        code=library_of("alignment/plot_alignment_summary.py"),
+    output:
+        best=report(
+            "results/figures/{dataset}/best_alignment.png",
+            caption="../report/best_alignment.rst",
+            category="Alignment",
+            subcategory="{dataset}",
+            labels={"figure": "best over layer pairs"},
+        ),
+        agreement=report(
+            "results/figures/{dataset}/metric_agreement.png",
+            caption="../report/metric_agreement.rst",
+            category="Alignment",
+            subcategory="{dataset}",
+            labels={"figure": "metric agreement (Fig. 12)"},
+        ),
+    log:
+        "logs/plots/{dataset}/alignment_summary.log",
+    benchmark:
+        "logs/benchmarks/plot_alignment_summary/{dataset}/alignment_summary.tsv"
+    conda:
+        "../envs/prh.yaml"
+    script:
+        "../scripts/alignment/plot_alignment_summary.py"
+
+
+rule plot_metric_variants:
+    input:
+        "results/alignment/{dataset}/metric_variants.nc",
+        code=library_of("alignment/plot_metric_variants.py"),
+    output:
+        report(
+            "results/figures/{dataset}/metric_variants.png",
+            caption="../report/metric_variants.rst",
+            category="Alignment",
+            subcategory="{dataset}",
+            labels={"figure": "metric agreement over k and bsz (Fig. 12)"},
+        ),
+    log:
+        "logs/plots/{dataset}/metric_variants.log",
+    benchmark:
+        "logs/benchmarks/plot_metric_variants/{dataset}/metric_variants.tsv"
+    conda:
+        "../envs/prh.yaml"
+    script:
+        "../scripts/alignment/plot_metric_variants.py"
+
+
+rule plot_cross_modal_metrics:
+    input:
+        "results/alignment/{dataset}/alignment.nc",
+        code=library_of("alignment/plot_cross_modal_metrics.py"),
+    output:
+        report(
+            "results/figures/{dataset}/cross_modal_metrics.png",
+            caption="../report/cross_modal_metrics.rst",
+            category="Alignment",
+            subcategory="{dataset}",
+            labels={"figure": "cross-modal alignment per metric (Fig. 13-14)"},
+        ),
+    log:
+        "logs/plots/{dataset}/cross_modal_metrics.log",
+    benchmark:
+        "logs/benchmarks/plot_cross_modal_metrics/{dataset}/cross_modal_metrics.tsv"
+    conda:
+        "../envs/prh.yaml"
+    script:
+        "../scripts/alignment/plot_cross_modal_metrics.py"
+
+
+rule plot_cknna_versus_k:
+    input:
+        "results/alignment/{dataset}/cknna_versus_k.nc",
+        code=library_of("alignment/plot_cknna_versus_k.py"),
+    output:
+        report(
+            "results/figures/{dataset}/cknna_versus_k.png",
+            caption="../report/cknna_versus_k.rst",
+            category="Alignment",
+            subcategory="{dataset}",
+            labels={"figure": "CKNNA versus k (Fig. 10)"},
+        ),
+    log:
+        "logs/plots/{dataset}/cknna_versus_k.log",
+    benchmark:
+        "logs/benchmarks/plot_cknna_versus_k/{dataset}/cknna_versus_k.tsv"
+    conda:
+        "../envs/prh.yaml"
+    script:
+        "../scripts/alignment/plot_cknna_versus_k.py"
+
+
+rule plot_layer_matrices:
+    """Layer x layer scores of one vision-language pair, one panel per metric."""
+    input:
+        "results/alignment/{dataset}/pairs/{model_x}/{model_y}.nc",
+        code=library_of("alignment/plot_layer_matrices.py"),
+    output:
+        report(
+            "results/figures/{dataset}/layers/{model_x}/{model_y}.png",
+            caption="../report/layer_matrix.rst",
+            category="Layer x layer",
+            subcategory="{dataset}",
+            labels={"pair": "{model_x} vs {model_y}"},
+        ),
+    log:
+        "logs/plots/{dataset}/layers/{model_x}/{model_y}.log",
+    benchmark:
+        "logs/benchmarks/plot_layer_matrices/{dataset}/layers/{model_x}/{model_y}.tsv"
+    conda:
+        "../envs/prh.yaml"
+    params:
+        # The vision model goes on the rows.
+        rows=lambda wildcards: (
+            "x" if MODELS[wildcards.model_x]["modality"] == "vision" else "y"
+        ),
+    script:
+        "../scripts/alignment/plot_layer_matrices.py"

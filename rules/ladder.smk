@@ -1,7 +1,58 @@
+TRAINING = config.get("training") or {}
+
+
+def run_params(wildcards):
+    """Everything a training job is given: the run, its modality's schedule, and for vision its attributes."""
+    run = LADDER.runs[wildcards.run]
+    schedule = {k: v for k, v in TRAINING[run.schedule].items()}
+    params = {"run": run.name, "width": run.width, "seed": run.seed, **schedule}
+    params["validation"] = TRAINING["scenes"]["validation"]
+    if run.modality == "vision":
+        params["attributes"] = TRAINING["task_sets"][run.task_set]
+    return params
+
+
+def runs_of(schedule):
+    """Wildcard constraint: the ladder's training runs of ``schedule`` (vision, language, encoder)."""
+    names = [n for n, r in LADDER.runs.items() if r.schedule == schedule]
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+def family_members(wildcards):
+    """The family's rungs with their factor values (the plot groups them by the varied factor)."""
+    rungs = [LADDER.rungs[name] for name in LADDER.families[wildcards.family]]
+    return [
+        {
+            "name": r.name,
+            "width": r.run.width,
+            "task_set": r.run.task_set,
+            "step": r.step,
+            "seed": r.run.seed,
+        }
+        for r in rungs
+    ]
+
+
+# The ladder's final outputs: every run's checkpoints and curves (a lost one is made again, not only what
+# reads it), the training curves, and each family's figure on every dataset that knows the world Z.
+if LADDER.runs:
+    EXPERIMENT_OUTPUTS.append("results/figures/training_curves.png")
+for name, run in LADDER.runs.items():
+    steps = TRAINING.get(run.schedule, {}).get("checkpoints", [])
+    EXPERIMENT_OUTPUTS.extend(run.checkpoint(step) for step in steps)
+    EXPERIMENT_OUTPUTS.append(f"results/training/{name}.parquet")
+for dataset, models in DATASET_MODELS.items():
+    if len(models) >= 2 and WORLD in models:
+        EXPERIMENT_OUTPUTS.extend(
+            f"results/figures/{dataset}/family_{family}.png"
+            for family in LADDER.families
+        )
+
+
 rule training_scenes:
     """The training set of the ladder: shapes-world scenes from a random stream no evaluation set uses."""
     input:
-        code=library_of("make_training_scenes.py"),
+        code=library_of("ladder/training_scenes.py"),
     output:
         images=directory("data/training/images.zarr"),
         samples="data/training/samples.parquet",
@@ -15,7 +66,7 @@ rule training_scenes:
     params:
         scenes=TRAINING.get("scenes"),
     script:
-        "../scripts/make_training_scenes.py"
+        "../scripts/ladder/training_scenes.py"
 
 
 rule train_vision:
@@ -25,7 +76,7 @@ rule train_vision:
         images="data/training/images.zarr",
         samples="data/training/samples.parquet",
         record="data/training/dataset.json",
-        code=library_of("train_vision.py"),
+        code=library_of("ladder/train_vision.py"),
     output:
         checkpoints=[
             directory(f"results/checkpoints/{{run}}/step-{step}")
@@ -46,7 +97,7 @@ rule train_vision:
     params:
         run=run_params,
     script:
-        "../scripts/train_vision.py"
+        "../scripts/ladder/train_vision.py"
 
 
 rule train_language:
@@ -56,7 +107,7 @@ rule train_language:
     input:
         samples="data/training/samples.parquet",
         record="data/training/dataset.json",
-        code=library_of("train_language.py"),
+        code=library_of("ladder/train_language.py"),
     output:
         checkpoints=[
             directory(f"results/checkpoints/{{run}}/step-{step}")
@@ -77,7 +128,7 @@ rule train_language:
     params:
         run=run_params,
     script:
-        "../scripts/train_language.py"
+        "../scripts/ladder/train_language.py"
 
 
 rule train_encoder:
@@ -87,7 +138,7 @@ rule train_encoder:
     input:
         samples="data/training/samples.parquet",
         record="data/training/dataset.json",
-        code=library_of("train_encoder.py"),
+        code=library_of("ladder/train_encoder.py"),
     output:
         checkpoints=[
             directory(f"results/checkpoints/{{run}}/step-{step}")
@@ -108,13 +159,13 @@ rule train_encoder:
     params:
         run=run_params,
     script:
-        "../scripts/train_encoder.py"
+        "../scripts/ladder/train_encoder.py"
 
 
 rule plot_training_curves:
     input:
         curves=[f"results/training/{run}.parquet" for run in LADDER.runs],
-        code=library_of("plot_training_curves.py"),
+        code=library_of("ladder/plot_training_curves.py"),
     output:
         report(
             "results/figures/training_curves.png",
@@ -131,4 +182,33 @@ rule plot_training_curves:
     params:
         runs=list(LADDER.runs),
     script:
-        "../scripts/plot_training_curves.py"
+        "../scripts/ladder/plot_training_curves.py"
+
+
+rule plot_family:
+    """One factor of the ladder (width, task set or training step): alignment among the family's models, to
+    the world and to the other modality, per level."""
+    input:
+        alignment="results/alignment/{dataset}/alignment.nc",
+        code=library_of("ladder/plot_family.py"),
+    output:
+        table="results/families/{dataset}/{family}.parquet",
+        figure=report(
+            "results/figures/{dataset}/family_{family}.png",
+            caption="../report/family.rst",
+            category="Ladder",
+            subcategory="{dataset}",
+            labels={"figure": "family {family}"},
+        ),
+    log:
+        "logs/plots/{dataset}/family_{family}.log",
+    benchmark:
+        "logs/benchmarks/plot_family/{dataset}/{family}.tsv"
+    conda:
+        "../envs/prh.yaml"
+    params:
+        members=family_members,
+        factors=lambda wildcards: LADDER.family_factor(wildcards.family),
+        metric=TREND_METRIC,
+    script:
+        "../scripts/ladder/plot_family.py"
