@@ -1,12 +1,4 @@
-COLOUR_LANGUAGE = config["colour"]["language"] or LANGUAGE_MODELS
-
-
-EXPERIMENT_OUTPUTS.extend(
-    f"results/figures/colours_{name}.png" for name in config["colour"]["sets"]
-)
-
-
-COLOUR = config["colour"]
+include: "inputs/colour.smk"
 
 
 rule colour_sentences:

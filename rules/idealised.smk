@@ -1,8 +1,4 @@
-if config["idealised"]["enabled"]:
-    EXPERIMENT_OUTPUTS.append("results/figures/idealised_world.png")
-
-
-IDEALISED = config["idealised"]
+include: "inputs/idealised.smk"
 
 
 rule idealised_world:
