@@ -1,5 +1,5 @@
 """Bad and broken inputs each stop with one clear error that names the file, model, layer or sample, and
-leave every other finished output in place. (An image that fails to decode: test_datasets.)"""
+leave every other finished output in place. (An image that fails to decode: test_data.)"""
 
 from __future__ import annotations
 

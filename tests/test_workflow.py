@@ -18,7 +18,7 @@ from conftest import (
     tiny_config,
     write_config,
 )
-from test_metrics import brute_cycle_knn, brute_mutual_knn
+from test_metrics_definitions import brute_cycle_knn, brute_mutual_knn
 
 from prh.io.features import open_features
 

@@ -85,7 +85,7 @@ def test_cca_and_pwcca_equal_the_covariance_eigenproblem():
 
 
 def test_layerwise_engine_equals_the_definitions_with_null_and_bootstrap(tmp_path):
-    from test_scaling import write_store
+    from test_alignment_states import write_store
 
     from prh.alignment.states import compute_state, open_state, write_state
 
@@ -141,7 +141,7 @@ def test_svd_ranks_are_cut_at_the_stored_precision(tmp_path):
     assert layer_scores("cca", LayerStates([as_float64], precision=np.float32), [noise])[0, 0] < 0.3
     assert d.cca(rng.normal(size=(n, 30)).astype(np.float32), noise) < 0.3  # full rank: nothing is cut
     # a state job reads the store as float64 and cuts at the store's dtype (no clamp here: it would add rank)
-    from test_scaling import write_store
+    from test_alignment_states import write_store
 
     from prh.alignment.states import compute_state
 

@@ -196,7 +196,7 @@ LARGE_N = r"""
 import json, resource, sys
 import numpy as np
 sys.path.insert(0, sys.argv[2])
-from test_scaling import write_store
+from test_alignment_states import write_store
 from prh.alignment.pairs import align_pair
 from prh.alignment.states import compute_state, write_state
 folder, n = sys.argv[1], 20_000
