@@ -258,7 +258,7 @@ def resampled_lists(knn: np.ndarray, counts: np.ndarray, k: int) -> tuple[np.nda
 @njit(cache=True, fastmath=True)
 def weighted_products(A: np.ndarray, B: np.ndarray, w: np.ndarray) -> np.ndarray:
     """out[a, b] = sum_ij w_i w_j A[a, i, j] B[b, i, j]: the Frobenius products of the resampled matrices
-    A[a][idx][:, idx] and B[b][idx][:, idx] for sample counts ``w``, without forming them. Accumulates in
+    ``A[a][idx][:, idx]`` and ``B[b][idx][:, idx]`` for sample counts ``w``, without forming them. Accumulates in
     float64, as ``permuted_products``."""
     la, n, lb = A.shape[0], A.shape[1], B.shape[0]
     out = np.zeros((la, lb))
@@ -280,7 +280,7 @@ def weighted_products(A: np.ndarray, B: np.ndarray, w: np.ndarray) -> np.ndarray
 
 @njit(cache=True, fastmath=True)
 def weighted_sums(A: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Of each resampled matrix A[a][idx][:, idx] (sample counts ``w``), in one pass over A: the row sums at
+    """Of each resampled matrix ``A[a][idx][:, idx]`` (sample counts ``w``), in one pass over A: the row sums at
     each sample, (A[a] w)_i (L, N), and sum_ij w_i w_j A[a, i, j]², ``weighted_products(A, A, w)``'s diagonal
     (L,)."""
     la, n = A.shape[0], A.shape[1]

@@ -20,8 +20,8 @@ What each metric recomputes on it:
   start. They come from the full-sample lists (``kernels.resampled_lists``), which the state job makes long
   enough for every resample of the run. CKNNA's kernel is row-centred on the resample (above
   ``dense_limit``, where no Gram matrix is kept, it keeps the full sample's row means).
-* CKA, unbiased CKA and the RV coefficient: the resampled Gram matrices K[idx][:, idx], written with counts.
-* Procrustes, CCA and PWCCA: recomputed from the resampled features X[idx] = U[idx] σ Vᵀ.
+* CKA, unbiased CKA and the RV coefficient: the resampled Gram matrices `K[idx][:, idx]`, written with counts.
+* Procrustes, CCA and PWCCA: recomputed from the resampled features `X[idx] = U[idx] σ Vᵀ`.
 * SVCCA: its directions recomputed on the resample's rows (``LayerStates.svd_on``; the state job computes
   them once per model for the run's half-samples).
 * RSA keeps the full sample's ranks (re-ranking costs N² log N per layer and resample) and correlates them
@@ -136,7 +136,7 @@ class _Side:
         return self._memo(("neighbours", k, values), compute)
 
     def gram_sums(self, kernel: str = "linear", sigma: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-        """Row sums (K w)_i (L, N) and ⟨K_w, K_w⟩ (L,) of the resampled Grams K_w = K[idx][:, idx]."""
+        """Row sums (K w)_i (L, N) and ⟨K_w, K_w⟩ (L,) of the resampled Grams ``K_w = K[idx][:, idx]``."""
         return self._memo(
             ("gram_sums", kernel, sigma),
             lambda: kernels.weighted_sums(self.states.compact_grams(kernel, sigma), self.w),
@@ -152,7 +152,7 @@ class _Side:
         return self._memo(("svd", dims), lambda: self._from_arrays(svd=self.states.svd_on(dims, self.sample)))
 
     def bases(self) -> LayerStates:
-        """Thin SVDs of the resampled features: X[idx] − mean = C Vᵀ with C = (U σ)[idx] − mean, and the SVD
+        """Thin SVDs of the resampled features: ``X[idx] − mean = C Vᵀ`` with ``C = (U σ)[idx] − mean``, and the SVD
         C = U' σ' V''ᵀ gives U' σ' (V V'')ᵀ."""
 
         def compute():
