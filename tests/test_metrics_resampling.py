@@ -122,7 +122,7 @@ def _world(rng, n, mixing):
 def test_intervals_cover_the_population_best_score():
     """Coverage: on pairs drawn from a known generative model, the 95% half-sample interval of the best score
     over layer pairs covers its population value (its mean at this N, by Monte Carlo over 400 fresh datasets)
-    in at least 90 of 100 replications, for every metric (measured counts in the README)."""
+    in at least 90 of 100 replications, for every metric (measured counts in docs/default-run.md)."""
     g = np.random.default_rng(123)
     mixing = ([g.normal(size=(4, 12)) for _ in range(2)], [g.normal(size=(4, 10)) for _ in range(2)])
     metrics = {name: _params(name) for name in EXACT + ("rsa",)}

@@ -82,13 +82,13 @@ def test_conda_env_is_self_contained_and_equals_the_requirements():
 
 def test_paper_preset_reads_the_authors_models_from_where_they_load():
     """The authors' model sets (their tasks.py): OLMo-1B and OLMo-7B, Llama 3 from the ungated NousResearch
-    mirrors; the models that stay gated are the ones the README's "Running the paper" names."""
+    mirrors; the models that stay gated are the ones "Running the paper" (docs/paper.md) names."""
     config = yaml.safe_load((REPO / "configs" / "paper.yaml").read_text())
     ids = {m.get("id") for m in config["models"]}
     assert {"allenai/OLMo-1B-hf", "allenai/OLMo-7B-hf"} <= ids
     assert {"NousResearch/Meta-Llama-3-8B", "NousResearch/Meta-Llama-3-70B"} <= ids
     assert not any(i.startswith("meta-llama/") for i in ids if i)
     gated = {"google/gemma-2b", "google/gemma-7b", "mistralai/Mistral-7B-v0.1", "mistralai/Mixtral-8x7B-v0.1"}
-    readme = (REPO / "README.md").read_text()
-    assert gated <= ids and "Gemma 2B/7B, Mistral-7B and Mixtral-8x7B are gated" in readme
+    manual = (REPO / "docs" / "paper.md").read_text()
+    assert gated <= ids and "Gemma 2B/7B, Mistral-7B and Mixtral-8x7B are gated" in manual
     assert all(m.get("params") for m in config["models"])  # every job is sized before download

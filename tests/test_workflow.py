@@ -280,8 +280,9 @@ BOOKKEEPING = [("all", ""), ("job_costs", "results/job_costs.parquet"), ("resolv
 
 
 def test_removing_a_model_reruns_the_aggregate_and_its_readers_only(run):
-    """The README's rerun table: removing a model reruns the aggregate, the trends, competence and the figures
-    that read them; no embedding, state or pair (Fig. 12 over k needs three vision models: it is dropped)."""
+    """The rerun table of docs/workflow.md: removing a model reruns the aggregate, the trends, competence and
+    the figures that read them; no embedding, state or pair (Fig. 12 over k needs three vision models: it is
+    dropped)."""
     jobs = _with_config(run, lambda c: c.update(models=[m for m in c["models"] if m["name"] != "convnext-test"]))
     assert jobs == sorted(
         BOOKKEEPING

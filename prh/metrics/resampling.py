@@ -9,7 +9,7 @@ half-sample values' deviations from their mean: half of the samples without repl
 sample as much as the full sample varies around the population (σ²(1/m − 1/N) = σ²/N at m = N/2), and the
 centring removes the shift of scores that depend on N (neighbourhoods at half the density, CCA fitted on
 fewer samples). The bootstrap with replacement it replaces put copies of a sample into neighbour lists and
-covered the population best in 36 of 100 replications for edit distance, 0 for CCA (the README's table).
+covered the population best in 36 of 100 replications for edit distance, 0 for CCA (the table in docs/default-run.md).
 
 The engine scores any resample given as counts w (N,), sample i appearing w_i times (a half-sample: 0 or 1).
 What each metric recomputes on it:
