@@ -8,7 +8,7 @@ import numpy as np
 
 from prh.alignment.aggregate import SUMMARY
 from prh.alignment.states import check_dense_metrics, open_state, state_parts
-from prh.io.features import store_reader
+from prh.io.features import layer_reader
 from prh.io.provenance import as_attrs, package_versions
 from prh.metrics import (
     best_of,
@@ -20,6 +20,7 @@ from prh.metrics import (
     resolve_params,
 )
 from prh.metrics.calibration import calibrate, draw_permutations
+from prh.metrics.definitions import l2_normalize
 from prh.metrics.streaming import cka_from_readers
 
 DIRECTIONS = ("forward", "reverse")
@@ -206,3 +207,19 @@ def feature_space_cka(x_features, y_features, state_x: dict, state_y: dict, chun
     read_x, lx, n = store_reader(x_features, state_x["threshold"], state_x["normalize"])
     read_y, ly, _ = store_reader(y_features, state_y["threshold"], state_y["normalize"])
     return cka_from_readers(read_x, lx, read_y, ly, n, chunk)
+
+
+def store_reader(features_path, threshold, normalize: bool) -> tuple:
+    """A reader over a features store that applies the pipeline's preparation (clamp at ``threshold``, one
+    number or one per layer, then l2 normalisation) chunk by chunk; returns (reader, layers, samples). A
+    reader ``(layer, start, stop) -> rows`` is what ``prh.metrics.streaming`` consumes."""
+    read_rows, widths, n = layer_reader(features_path)
+
+    def read(i: int, start: int, stop: int) -> np.ndarray:
+        rows = read_rows(i, start, stop).astype(np.float64)
+        t = threshold[i] if isinstance(threshold, list) else threshold
+        if t is not None:
+            rows = np.clip(rows, -t, t)
+        return l2_normalize(rows) if normalize else rows
+
+    return read, len(widths), n

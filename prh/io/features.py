@@ -194,21 +194,3 @@ def check_store(path: str | Path, record: dict, dataset: str) -> dict:
     if attrs.get("dataset_fingerprint") != record["fingerprint"]:
         raise FeatureStoreError(f"{path}: computed on another version of dataset '{dataset}'; rerun its job")
     return attrs
-
-
-def store_reader(features_path, threshold, normalize: bool) -> tuple:
-    """A reader over a features store that applies the pipeline's preparation (clamp at ``threshold``, one
-    number or one per layer, then l2 normalisation) chunk by chunk; returns (reader, layers, samples). A
-    reader ``(layer, start, stop) -> rows`` is what ``prh.metrics.streaming`` consumes."""
-    from prh.metrics.definitions import l2_normalize
-
-    read_rows, widths, n = layer_reader(features_path)
-
-    def read(i: int, start: int, stop: int) -> np.ndarray:
-        rows = read_rows(i, start, stop).astype(np.float64)
-        t = threshold[i] if isinstance(threshold, list) else threshold
-        if t is not None:
-            rows = np.clip(rows, -t, t)
-        return l2_normalize(rows) if normalize else rows
-
-    return read, len(widths), n
