@@ -49,7 +49,7 @@ import json, sys
 from prh.alignment.pairs import align_pair
 from prh.io.netcdf import write_netcdf
 args = json.loads(sys.argv[1])
-pair = align_pair(args["x"], args["y"], args["metrics"], resamples=args["resamples"])
+pair = align_pair(args["x"], args["y"], args["metrics"], bootstrap_resamples=args["resamples"])
 write_netcdf(pair, args["out"])
 """
 

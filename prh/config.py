@@ -134,6 +134,8 @@ def _null_problems(null: dict) -> list[str]:
 
 
 def _semantic_problems(config: dict) -> list[str]:
+    """What the schema cannot say: unique names, Fig. 3's corpus, each entry's keys, the probes, the dense limit,
+    the null, every experiment's checks, and k against the datasets."""
     problems = [] if config["models"] else ["models: there is no model (list some, or train some in training.families)"]
     for section in ("models", "datasets"):
         counts = Counter(entry["name"] for entry in config[section])
@@ -143,6 +145,17 @@ def _semantic_problems(config: dict) -> list[str]:
     lm = config["lm_score"]
     if lm.get("corpora") and lm["corpus"] not in lm["corpora"]:
         problems.append(f"lm_score.corpus: '{lm['corpus']}' (Fig. 3's) is not among lm_score.corpora {lm['corpora']}")
+    problems += _model_problems(config) + _dataset_problems(config)
+    problems += _probe_problems(config)
+    problems += _dense_problems(config)
+    problems += _null_problems(config["alignment"]["null_distribution"])
+    problems += experiment_problems(config)
+    return problems + _k_problems(config)
+
+
+def _model_problems(config: dict) -> list[str]:
+    """Each model entry: a modality its source gives, a name that is not reserved, the keys of its source."""
+    problems = []
     for i, model in enumerate(config["models"]):
         where = f"models[{i}] (model '{model['name']}')"
         expected = SOURCE_MODALITY[model["source"]]
@@ -168,6 +181,12 @@ def _semantic_problems(config: dict) -> list[str]:
         foreign = ("package", "gguf_file") + (() if model["source"] == "timm" else ("path",))
         if model["source"] != "huggingface" and any(key in model for key in foreign):
             problems.append(f"{where}: {', '.join(foreign)} apply to huggingface models only")
+    return problems
+
+
+def _dataset_problems(config: dict) -> list[str]:
+    """Each dataset entry: the keys of its kind."""
+    problems = []
     for i, dataset in enumerate(config["datasets"]):
         where = f"datasets[{i}] (dataset '{dataset['name']}')"
         if dataset["kind"] == "shapes" and any(key in dataset for key in ("id", "path", "revision")):
@@ -179,10 +198,12 @@ def _semantic_problems(config: dict) -> list[str]:
             problems.append(f"{where}: {', '.join(hub_keys)} apply to hub datasets; places365 reads files from root")
         if dataset["kind"] != "places365" and any(key in dataset for key in ("root", "small", "download")):
             problems.append(f"{where}: root, small and download apply to places365 only")
-    problems += _probe_problems(config)
-    problems += _dense_problems(config)
-    problems += _null_problems(config["alignment"]["null_distribution"])
-    problems += experiment_problems(config)
+    return problems
+
+
+def _k_problems(config: dict) -> list[str]:
+    """Each metric's k and dims against the smallest dataset of known size."""
+    problems = []
     sized = [d for d in config["datasets"] if "size" in d]  # hub datasets without size: N known after import
     if not sized:
         return problems

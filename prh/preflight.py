@@ -53,6 +53,13 @@ def _model_key(i: int, name: str) -> str:
 
 def references(config: dict) -> list[Reference]:
     """Everything a validated ``config`` reads from the hub or the disk, in config order."""
+    sections = (_model_references, _dataset_references, _probe_references, _downstream_references,
+                _summariser_references, _corpus_references, _colour_references)  # fmt: skip
+    return [ref for section in sections for ref in section(config)]
+
+
+def _model_references(config: dict) -> list[Reference]:
+    """The models' hub ids and local paths (not the ladder's rungs: the workflow trains them)."""
     from prh.experiments.ladder.rungs import CHECKPOINTS
 
     refs: list[Reference] = []
@@ -68,6 +75,12 @@ def references(config: dict) -> list[Reference]:
             refs.append(Reference(key, "timm", m["id"], pretrained=m.get("pretrained", True), where=where))
         if m.get("path"):
             refs.append(Reference(key + ".path", "path", m["path"], files=gguf, where=where))
+    return refs
+
+
+def _dataset_references(config: dict) -> list[Reference]:
+    """The datasets' hub ids and local paths."""
+    refs: list[Reference] = []
     for i, d in enumerate(config["datasets"]):
         key, where = f"datasets[{i}] (dataset '{d['name']}')", ("datasets", i)
         if d.get("id"):
@@ -77,6 +90,12 @@ def references(config: dict) -> list[Reference]:
             refs.append(Reference(key + ".path", "path", d["path"], where=where))
         elif d["kind"] == "places365" and not d.get("download", True):
             refs.append(Reference(key + ".root", "path", d["root"], where=where))
+    return refs
+
+
+def _probe_references(config: dict) -> list[Reference]:
+    """The VTAB probe tasks' hub ids and local paths."""
+    refs: list[Reference] = []
     for i, t in enumerate((config.get("probes") or {}).get("tasks", [])):
         if t["kind"] != "vtab":
             continue
@@ -87,6 +106,12 @@ def references(config: dict) -> list[Reference]:
             refs.append(Reference(key, "dataset", t["id"], t["revision"], splits, columns, where=where))
         else:
             refs.append(Reference(key + ".path", "path", t["path"], where=where))
+    return refs
+
+
+def _downstream_references(config: dict) -> list[Reference]:
+    """Fig. 4's HellaSwag on the hub, and the tasks' local tables."""
+    refs: list[Reference] = []
     for name, task in config["downstream"]["tasks"].items():
         key, where = f"downstream.tasks.{name}", ("downstream", "tasks", name)
         if task["kind"] == "hellaswag" and task.get("id"):
@@ -100,6 +125,14 @@ def references(config: dict) -> list[Reference]:
 
                 where_found = task[path_key] if task["kind"] == "hellaswag" else str(resolve_table(task[path_key]))
                 refs.append(Reference(f"{key}.{path_key}", "path", where_found, where=where))
+    return refs
+
+
+def _summariser_references(config: dict) -> list[Reference]:
+    """Fig. 9's summariser (App. E)."""
+    from prh.experiments.ladder.rungs import CHECKPOINTS
+
+    refs: list[Reference] = []
     summaries = config["density"]["summaries"] if config["density"]["dataset"] else None
     if summaries:
         m, key = summaries["model"], "density.summaries.model"
@@ -109,6 +142,12 @@ def references(config: dict) -> list[Reference]:
             )
         elif m.get("path") and not str(m["path"]).startswith(CHECKPOINTS):
             refs.append(Reference(key + ".path", "path", m["path"], where=("density", "summaries", "model")))
+    return refs
+
+
+def _corpus_references(config: dict) -> list[Reference]:
+    """The bits-per-byte corpus on the hub (OpenWebText), or its local copy."""
+    refs: list[Reference] = []
     lm = config["lm_score"]
     if "openwebtext" in scored_corpora(lm):
         if lm.get("corpus_path"):
@@ -118,6 +157,12 @@ def references(config: dict) -> list[Reference]:
             files = tuple(hub["data_files"])
             refs.append(Reference("lm_score.corpus_hub", "dataset", hub["id"], hub["revision"], (), ("text",), files,
                                   where=("lm_score", "corpus_hub")))  # fmt: skip
+    return refs
+
+
+def _colour_references(config: dict) -> list[Reference]:
+    """Fig. 8's images on the hub."""
+    refs: list[Reference] = []
     images = config["colour"]["images"] if config["colour"]["sets"] else {}
     if images.get("kind") == "huggingface":
         if images.get("id"):

@@ -20,21 +20,14 @@ rule alignment_state:
         # layers x width x N of the features store (sized once the store is written)
         mem_mb=lambda wildcards, input: store_state_mem_mb(input.features),
     params:
-        metrics=ALIGNMENT["metrics"],
+        # the settings compute_state takes (the neighbour lists reach as deep as the pair jobs' resamples need);
         # Z is not an activation with outliers, and most of its entries are 0: no clamp for the world.
-        quantile=lambda wildcards: (
-            1.0 if wildcards.model == WORLD else ALIGNMENT["quantile"]
-        ),
-        quantile_mode=ALIGNMENT["quantile_mode"],
-        concat_layers=ALIGNMENT["concat_layers"],
-        normalize=ALIGNMENT["normalize"],
-        dense_limit=ALIGNMENT["dense_limit"],
-        knn_method=ALIGNMENT["knn"]["method"],
-        block=ALIGNMENT["knn"]["block"],
-        device=ALIGNMENT["device"],
-        # the neighbour lists must reach as deep as the pair jobs' resamples need
-        resamples=ALIGNMENT["bootstrap"]["resamples"],
-        bootstrap_seed=ALIGNMENT["bootstrap"]["seed"],
+        **settings_of("prh/alignment/states.py:compute_state", ALIGNMENT)
+        | {
+            "quantile": lambda wildcards: (
+                1.0 if wildcards.model == WORLD else ALIGNMENT["quantile"]
+            )
+        },
     script:
         "../scripts/alignment/state.py"
 
@@ -62,14 +55,7 @@ rule align_pair:
     resources:
         mem_mb=4000,
     params:
-        metrics=ALIGNMENT["metrics"],
-        permutations=ALIGNMENT["null_distribution"]["permutations"],
-        null_seed=ALIGNMENT["null_distribution"]["seed"],
-        alpha=ALIGNMENT["null_distribution"]["alpha"],
-        resamples=ALIGNMENT["bootstrap"]["resamples"],
-        level=ALIGNMENT["bootstrap"]["level"],
-        bootstrap_seed=ALIGNMENT["bootstrap"]["seed"],
-        device=ALIGNMENT["device"],
+        **settings_of("prh/alignment/pairs.py:pair_scores", ALIGNMENT),
     script:
         "../scripts/alignment/pair.py"
 
@@ -113,10 +99,10 @@ rule cknna_versus_k:
     resources:
         mem_mb=6000,
     params:
-        ks=config["figures"]["cknna_k"],
+        **settings_of(
+            "prh/alignment/variants.py:cknna_versus_k", config["figures"], ALIGNMENT
+        ),
         models=packaged_models,
-        quantile=ALIGNMENT["quantile"],
-        quantile_mode=ALIGNMENT["quantile_mode"],
     script:
         "../scripts/alignment/cknna_versus_k.py"
 
@@ -140,13 +126,13 @@ rule metric_variants:
     resources:
         mem_mb=4000,
     params:
+        **settings_of(
+            "prh/alignment/variants.py:metric_variants",
+            config["figures"]["agreement"],
+            ALIGNMENT,
+        ),
         models=lambda wildcards: dataset_vision_models(wildcards.dataset),
-        metrics=ALIGNMENT["metrics"],
-        ks=config["figures"]["agreement"]["k"],
-        sizes=config["figures"]["agreement"]["bsz"],  # the job drops those above N and adds N
-        seed=config["figures"]["agreement"]["seed"],
-        quantile=ALIGNMENT["quantile"],
-        quantile_mode=ALIGNMENT["quantile_mode"],
+        # k, bsz (the job drops sizes above N and adds N) and seed of figures.agreement
     script:
         "../scripts/alignment/metric_variants.py"
 

@@ -34,11 +34,7 @@ rule colour_cooccurrence:
     conda:
         "../envs/prh.yaml"
     params:
-        images=COLOUR["images"],
-        bins=COLOUR["bins"],
-        radius=COLOUR["radius"],
-        pairs=COLOUR["pairs"],
-        seed=COLOUR["seed"],
+        **settings_of("prh/experiments/colour/analysis.py:cooccurrence_table", COLOUR),
     script:
         "../scripts/colour/cooccurrence.py"
 
@@ -63,12 +59,9 @@ rule colour_analysis:
     conda:
         "../envs/prh.yaml"
     params:
-        language=COLOUR_LANGUAGE,
-        smoothing=COLOUR["smoothing"],
-        last_layers=COLOUR["last_layers"],
-        fits=COLOUR["fits"],
-        permutations=COLOUR["permutations"],
-        seed=COLOUR["seed"],
+        # colour.language may be empty (every language model): the models are COLOUR_LANGUAGE
+        **settings_of("prh/experiments/colour/analysis.py:colour_set_analysis", COLOUR)
+        | {"language": COLOUR_LANGUAGE},
     script:
         "../scripts/colour/analysis.py"
 

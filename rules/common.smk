@@ -13,7 +13,7 @@ from prh.preflight import references as hub_references
 from prh.preflight import refresh as refresh_preflight
 from prh.resources import job_tokens, model_job, model_parameters, store_state_mem_mb
 from prh.io.provenance import run_provenance, share_git_state
-from prh.io.workflow import library_modules
+from prh.io.workflow import library_modules, settings_of
 
 REPO = Path(workflow.basedir)
 share_git_state(REPO)  # the jobs' provenance: git asked once per run, not twice per job

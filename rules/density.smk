@@ -74,12 +74,10 @@ rule density_alignment:
     resources:
         mem_mb=4000,
     params:
+        **settings_of("prh/experiments/density/levels.py:level_alignment", ALIGNMENT)
+        | {"metrics": {m: ALIGNMENT["metrics"][m] for m in DENSITY["metrics"]}},
         vision=DENSITY_VISION,
         language=DENSITY_LANGUAGE,
-        metrics={m: ALIGNMENT["metrics"][m] for m in DENSITY["metrics"]},
-        quantile=ALIGNMENT["quantile"],
-        quantile_mode=ALIGNMENT["quantile_mode"],
-        concat_layers=ALIGNMENT["concat_layers"],
     script:
         "../scripts/density/alignment.py"
 

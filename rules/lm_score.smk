@@ -16,10 +16,7 @@ rule lm_corpus:
     conda:
         "../envs/prh.yaml"
     params:
-        max_bytes=LM_SCORE["max_bytes"],
-        path=LM_SCORE.get("corpus_path"),
-        hub=LM_SCORE["corpus_hub"],
-        seed=LM_SCORE["seed"],
+        **settings_of("prh/data/corpora.py:load_corpus", LM_SCORE),
     script:
         "../scripts/lm_score/corpus.py"
 

@@ -74,9 +74,11 @@ def stores(tmp_path_factory):
 def test_pair_from_state_stores_equals_the_in_memory_engine(stores):
     folder, x, y = stores
     for name, store in (("x", x), ("y", y)):
-        state, _ = compute_state(store, METRICS, resamples=30)  # lists deep enough for the run's resamples
+        state, _ = compute_state(store, METRICS, bootstrap_resamples=30)  # lists deep enough for the run's resamples
         write_state(state, folder / f"{name}.state")
-    pair = align_pair(folder / "x.state", folder / "y.state", METRICS, permutations=4, resamples=30)
+    pair = align_pair(
+        folder / "x.state", folder / "y.state", METRICS, null_distribution_permutations=4, bootstrap_resamples=30
+    )
     sx = LayerStates(prepare_stack(read_layers(x)))
     sy = LayerStates(prepare_stack(read_layers(y)))
     boot = half_sample_best(METRICS, sx, sy, 30, 0)
@@ -105,9 +107,9 @@ def test_large_n_path_equals_the_dense_path(stores):
     folder, x, y = stores
     light = {m: p for m, p in METRICS.items()}
     for name, store in (("x", x), ("y", y)):
-        dense, _ = compute_state(store, light, dense_limit=10_000, resamples=5)
+        dense, _ = compute_state(store, light, dense_limit=10_000, bootstrap_resamples=5)
         streamed, _ = compute_state(store, {m: p for m, p in light.items() if "cka" not in m}, dense_limit=10,
-                                    resamples=5)  # fmt: skip
+                                    bootstrap_resamples=5)  # fmt: skip
         np.testing.assert_array_equal(dense["knn"].values, streamed["knn"].values)
         np.testing.assert_allclose(dense["knn_values"].values, streamed["knn_values"].values, atol=1e-12)
         np.testing.assert_allclose(np.abs(dense["svd"].values), np.abs(streamed["svd"].values), atol=1e-8)
@@ -117,11 +119,13 @@ def test_large_n_path_equals_the_dense_path(stores):
         write_state(dense, folder / f"{name}.dense")
         write_state(streamed, folder / f"{name}.streamed")
     params = {m: p for m, p in light.items() if m != "svcca"}
-    a = align_pair(folder / "x.dense", folder / "y.dense", params, permutations=3, resamples=5)
+    a = align_pair(
+        folder / "x.dense", folder / "y.dense", params, null_distribution_permutations=3, bootstrap_resamples=5
+    )
     knn_only = {m: p for m, p in params.items() if "cka" not in m}
-    b = align_pair(folder / "x.streamed", folder / "y.streamed", knn_only, permutations=3)
+    b = align_pair(folder / "x.streamed", folder / "y.streamed", knn_only, null_distribution_permutations=3)
     lists_only = {m: p for m, p in knn_only.items() if m != "cknna"}  # CKNNA's bootstrap reads the Grams
-    boot = align_pair(folder / "x.streamed", folder / "y.streamed", lists_only, resamples=5)
+    boot = align_pair(folder / "x.streamed", folder / "y.streamed", lists_only, bootstrap_resamples=5)
     for name in knn_only:
         for v in ("score", "null_mean") + (("ci_low", "ci_high") if name in lists_only else ()):
             np.testing.assert_allclose(a[v].sel(metric=name).values, (b if v[:2] != "ci" else boot)[v].sel(
@@ -130,7 +134,14 @@ def test_large_n_path_equals_the_dense_path(stores):
     for name in ("cka", "unbiased_cka"):
         np.testing.assert_allclose(c["score"].sel(metric=name).values, a["score"].sel(metric=name).values, atol=1e-6)
     with pytest.raises(DenseLimitError, match="unbiased_cka with a permutation null"):
-        align_pair(folder / "x.streamed", folder / "y.streamed", params, permutations=2, x_features=x, y_features=y)
+        align_pair(
+            folder / "x.streamed",
+            folder / "y.streamed",
+            params,
+            null_distribution_permutations=2,
+            x_features=x,
+            y_features=y,
+        )
 
 
 def test_blocked_knn_equals_the_float64_search_and_rechecks_near_ties():
@@ -212,10 +223,10 @@ resource.setrlimit(resource.RLIMIT_AS, (3_200_000_000, resource.RLIM_INFINITY))
 import tracemalloc  # numpy reports its allocations to tracemalloc: the peak of every array held at once
 tracemalloc.start()
 for name in ("x", "y"):
-    state, _ = compute_state(f"{folder}/{name}.zarr", metrics, dense_limit=8192, resamples=10)
+    state, _ = compute_state(f"{folder}/{name}.zarr", metrics, dense_limit=8192, bootstrap_resamples=10)
     write_state(state, f"{folder}/{name}.state")
 pair = align_pair(f"{folder}/x.state", f"{folder}/y.state", {"mutual_knn": {"k": 10}, "cknna": {"k": 10}},
-                  permutations=2, resamples=10)
+                  null_distribution_permutations=2, bootstrap_resamples=10)
 cka = align_pair(f"{folder}/x.state", f"{folder}/y.state", {"cka": {}, "unbiased_cka": {}},
                  x_features=f"{folder}/x.zarr", y_features=f"{folder}/y.zarr")
 peak = tracemalloc.get_traced_memory()[1]
@@ -304,9 +315,11 @@ def test_pair_file_written_without_xarray_is_the_file_xarray_writes(stores, tmp_
     folder, x, y = stores
     for name, store in (("x", x), ("y", y)):
         if not (folder / f"{name}.state").exists():
-            state, _ = compute_state(store, METRICS, resamples=30)  # as the module's first test writes it
+            state, _ = compute_state(store, METRICS, bootstrap_resamples=30)  # as the module's first test writes it
             write_state(state, folder / f"{name}.state")
-    parts = pair_scores(folder / "x.state", folder / "y.state", METRICS, permutations=2, resamples=5)
+    parts = pair_scores(
+        folder / "x.state", folder / "y.state", METRICS, null_distribution_permutations=2, bootstrap_resamples=5
+    )
     provenance = {"rule": "align_pair", "git_dirty": "false", "n": 3, "level": 0.95}
     write_pair(parts, tmp_path / "scipy.nc", provenance)
     data, coords, attrs = parts

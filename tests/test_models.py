@@ -222,7 +222,7 @@ def test_openwebtext_corpus_from_a_local_copy(tmp_path):
 
     documents = ["First document, with ünïcödé.", "Second one.", "Third, never reached."]
     datasets.Dataset.from_dict({"text": documents}).save_to_disk(str(tmp_path / "owt"))
-    corpus = load_corpus("openwebtext", max_bytes=40, path=str(tmp_path / "owt"))
+    corpus = load_corpus("openwebtext", max_bytes=40, corpus_path=str(tmp_path / "owt"))
     assert corpus == "First document, with ünïcödé.\n\nSecon"  # 33 + 2 + 5 bytes
     assert len(corpus.encode("utf-8")) <= 40 and "Third" not in corpus
 
@@ -252,7 +252,7 @@ def test_openwebtext_is_read_from_its_parquet_files_not_its_loading_script(tmp_p
         "hf://datasets/a/b@refs%2Fconvert%2Fparquet/x.parquet"
     ]
     monkeypatch.setattr(corpora, "hub_files", lambda id, revision, files: [str(repo / f) for f in files])
-    assert corpora.load_corpus("openwebtext", max_bytes=30, hub=hub) == "First document.\n\nSecond one."[:30]
+    assert corpora.load_corpus("openwebtext", max_bytes=30, corpus_hub=hub) == "First document.\n\nSecond one."[:30]
 
 
 def test_embedding_stage_with_a_static_model(tmp_path):

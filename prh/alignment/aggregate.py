@@ -9,9 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from prh.io.provenance import as_attrs, package_versions
-from prh.metrics import (
-    get_metric,
-)
+from prh.metrics import get_metric
 from prh.metrics.calibration import benjamini_hochberg
 
 SUMMARY = (
@@ -57,6 +55,43 @@ def aggregate(pair_paths: Sequence[str | Path], models: Sequence[dict]):
     if not pairs:
         raise ValueError("no pair files to aggregate: the config needs at least two models")
     metrics = list(pairs[0]["metric"].values)
+    layer_names, ties = _layers_and_ties(pairs, names)
+    max_layers = max(len(v) for v in layer_names.values())
+    score, summary = _gathered(pairs, index, metrics, max_layers)
+    params = pairs[0].attrs.get("metric_params") or {}  # a variant can make a metric asymmetric
+    params = json.loads(params) if isinstance(params, str) else params
+    symmetric = [get_metric(m).is_symmetric(params.get(m)) for m in metrics]
+    summary["q_value"] = pair_q_values(summary["p_value"], symmetric)
+    dims = ("metric", "model_x", "model_y")
+    data = {"score": (dims + ("layer_x", "layer_y"), score)}
+    for v, values in summary.items():
+        if v.startswith("best_layer"):
+            values = np.where(np.isnan(values), -1, values).astype(np.int32)
+        data[v] = (dims, values)
+    data["n_layers"] = (("model",), np.array([len(layer_names[n]) for n in names], dtype=np.int32))
+    data["knn_ties"] = (("model",), np.array([ties.get(n, 0) for n in names], dtype=np.int32))
+    modality = [m["modality"] for m in models]
+    coords = {"metric": metrics, "model_x": names, "model_y": names, "model": names}
+    coords |= {"modality_x": ("model_x", modality), "modality_y": ("model_y", modality)}
+    coords |= {"layer_x": np.arange(max_layers), "layer_y": np.arange(max_layers)}
+    ds = xr.Dataset(data, coords=coords, attrs=_aggregate_attrs(pairs[0].attrs, layer_names))
+    ds["best_layer_x"].attrs["missing"] = -1
+    ds["best_layer_y"].attrs["missing"] = -1
+    return ds
+
+
+# What every pair file of one run shares, carried over to the aggregate.
+SHARED_ATTRS = ("metric_params", "quantile", "quantile_mode", "concat_layers", "normalize", "dataset_fingerprint",
+                "n_samples", "permutations", "resamples", "level", "null_seed", "bootstrap_seed", "alpha")  # fmt: skip
+
+
+def _aggregate_attrs(first: dict, layer_names: dict) -> dict:
+    shared = {k: first[k] for k in SHARED_ATTRS}
+    return shared | as_attrs({"layer_names": layer_names, "versions": package_versions(("numpy", "xarray"))})
+
+
+def _layers_and_ties(pairs: list, names: list[str]) -> tuple[dict, dict]:
+    """Each model's layer names and its most tied samples over layers, from the pair files that hold it."""
     layer_names, ties = {}, {}
     for pair in pairs:
         for side in ("x", "y"):
@@ -65,8 +100,12 @@ def aggregate(pair_paths: Sequence[str | Path], models: Sequence[dict]):
     missing = [n for n in names if n not in layer_names]
     if missing:
         raise ValueError(f"no pair file holds model(s) {missing}")
-    n_models, n_metrics = len(names), len(metrics)
-    max_layers = max(len(v) for v in layer_names.values())
+    return layer_names, ties
+
+
+def _gathered(pairs: list, index: dict, metrics: list, max_layers: int) -> tuple[np.ndarray, dict]:
+    """Every pair's scores and summaries at (x, y) and, from its reverse direction, at (y, x)."""
+    n_models, n_metrics = len(index), len(metrics)
     score = np.full((n_metrics, n_models, n_models, max_layers, max_layers), np.nan)
     summary = {v: np.full((n_metrics, n_models, n_models), np.nan) for v in SUMMARY}
     for pair in pairs:
@@ -83,53 +122,7 @@ def aggregate(pair_paths: Sequence[str | Path], models: Sequence[dict]):
         # seen from (y, x), the layers swap roles
         summary["best_layer_x"][:, j, i] = reverse["best_layer_y"].values
         summary["best_layer_y"][:, j, i] = reverse["best_layer_x"].values
-    params = pairs[0].attrs.get("metric_params") or {}  # a variant can make a metric asymmetric
-    params = json.loads(params) if isinstance(params, str) else params
-    symmetric = [get_metric(m).is_symmetric(params.get(m)) for m in metrics]
-    summary["q_value"] = pair_q_values(summary["p_value"], symmetric)
-    dims = ("metric", "model_x", "model_y")
-    data = {"score": (dims + ("layer_x", "layer_y"), score)}
-    for v, values in summary.items():
-        if v.startswith("best_layer"):
-            values = np.where(np.isnan(values), -1, values).astype(np.int32)
-        data[v] = (dims, values)
-    data["n_layers"] = (("model",), np.array([len(layer_names[n]) for n in names], dtype=np.int32))
-    data["knn_ties"] = (("model",), np.array([ties.get(n, 0) for n in names], dtype=np.int32))
-    modality = [m["modality"] for m in models]
-    first = pairs[0].attrs
-    ds = xr.Dataset(
-        data,
-        coords={
-            "metric": metrics,
-            "model_x": names,
-            "model_y": names,
-            "model": names,
-            "modality_x": ("model_x", modality),
-            "modality_y": ("model_y", modality),
-            "layer_x": np.arange(max_layers),
-            "layer_y": np.arange(max_layers),
-        },
-        attrs={
-            **{
-                k: first[k]
-                for k in (
-                    "metric_params",
-                    "quantile",
-                    "quantile_mode",
-                    "concat_layers",
-                    "normalize",
-                    "dataset_fingerprint",
-                    "n_samples",
-                )
-            },
-            **{k: first[k] for k in ("permutations", "resamples", "level", "null_seed", "bootstrap_seed")},
-            "alpha": first["alpha"],
-            **as_attrs({"layer_names": layer_names, "versions": package_versions(("numpy", "xarray"))}),
-        },
-    )
-    ds["best_layer_x"].attrs["missing"] = -1
-    ds["best_layer_y"].attrs["missing"] = -1
-    return ds
+    return score, summary
 
 
 def pair_q_values(p_values: np.ndarray, symmetric: Sequence[bool]) -> np.ndarray:

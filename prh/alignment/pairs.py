@@ -58,103 +58,159 @@ def pair_scores(
     x_state: str | Path,
     y_state: str | Path,
     metrics: dict[str, dict],
-    permutations: int = 0,
-    resamples: int = 0,
-    level: float = 0.95,
-    null_seed: int = 0,
-    alpha: float = 0.05,
+    null_distribution_permutations: int = 0,
+    null_distribution_seed: int = 0,
+    null_distribution_alpha: float = 0.05,
+    bootstrap_resamples: int = 0,
+    bootstrap_level: float = 0.95,
     bootstrap_seed: int = 0,
     device: str = "cpu",
     x_features: str | Path | None = None,
     y_features: str | Path | None = None,
 ) -> tuple[dict, dict, dict]:
-    """Score every layer of one model against every layer of another with each metric in ``metrics``
-    (name -> parameters), from the two models' state stores (``prh.alignment.states``): only cross terms are computed.
+    """Score every layer of one model against every layer of another with each metric, from the two models'
+    state stores (``prh.alignment.states``): only cross terms are computed.
 
     Per metric and direction (``forward``: X against Y; ``reverse``: Y against X, which differs only for an
-    asymmetric metric such as cycle_knn) the Dataset holds the (layer_x, layer_y) scores, the best score and
-    its layers, and its calibration (``prh.metrics.calibration``, Algorithm 2 of Gröger et al. 2026):
-    ``permutations`` shuffles of Y's samples drawn from ``null_seed``, one per null draw for every layer, the
-    max over layer pairs taken each time; ``tau``, the critical value at level ``alpha``; the add-one
-    ``p_value``; ``calibrated = clamp((best - tau) / (1 - tau), 0, 1)``. ``null_mean``, ``null_std`` and the
-    older mean-based ``calibrated_mean = (best - null_mean) / (1 - null_mean)`` are kept beside them, and
-    ``null`` holds the draws. ``last`` is the score of the two last layers (the representation the probes read),
-    with ``tau_last``, ``p_value_last`` and ``calibrated_last`` from the same permutations at that one layer pair
-    (Algorithm 1). ``ci_low``/``ci_high``: a ``level`` half-sample interval of the best score
-    (``resamples`` half-samples), the layer pair chosen again in each (``prh.metrics.resampling``).
-    ``device``: where the matrix products run (``auto`` picks a GPU when one is present).
+    asymmetric metric such as cycle_knn) the pair holds the (layer_x, layer_y) ``score``, the ``best`` score
+    and its layers, and its calibration (``prh.metrics.calibration``, Algorithm 2 of Gröger et al. 2026): the
+    max over layer pairs under each permutation of Y's samples; ``tau``, the critical value at level alpha;
+    the add-one ``p_value``; ``calibrated = clamp((best - tau) / (1 - tau), 0, 1)``. ``null_mean``,
+    ``null_std`` and the older ``calibrated_mean = (best - null_mean) / (1 - null_mean)`` are kept beside
+    them, and ``null`` holds the draws. ``last`` is the score of the two last layers (the representation the
+    probes read), with ``tau_last``, ``p_value_last`` and ``calibrated_last`` from the same permutations at that
+    one layer pair (Algorithm 1). ``ci_low``/``ci_high``: the half-sample interval of the best score, the layer
+    pair chosen again in each half-sample (``prh.metrics.resampling``).
 
-    Above the states' ``dense_limit`` there are no Gram matrices: linear CKA and unbiased CKA are then
-    computed from feature-space statistics streamed from ``x_features`` and ``y_features``.
+    Parameters
+    ----------
+    x_state, y_state : str or Path
+        The two models' state stores, computed on the same dataset.
+    metrics : dict
+        Metric name -> its parameters (``alignment.metrics``).
+    null_distribution_permutations : int
+        Permutations of the null; 0 for none.
+    null_distribution_seed : int
+        Seed of the permutations.
+    null_distribution_alpha : float
+        Level of the critical value tau.
+    bootstrap_resamples : int
+        Half-samples of the interval; 0 for none.
+    bootstrap_level : float
+        Coverage of the interval.
+    bootstrap_seed : int
+        Seed of the half-samples (the state jobs drew their neighbour lists as deep as these need).
+    device : str
+        Where the matrix products run (``auto``: a GPU when one is present).
+    x_features, y_features : str or Path, optional
+        The features stores: above the states' ``dense_limit`` there are no Gram matrices, and linear CKA and
+        unbiased CKA are computed from feature-space statistics streamed from them.
 
-    Returns ``(variables, coords, attrs)`` (name -> (dims, array), dimension -> values, provenance), the parts
-    of the pair's Dataset: ``align_pair`` assembles them with xarray, ``write_pair`` writes them with scipy.
+    Returns
+    -------
+    tuple of dict
+        ``(variables, coords, attrs)``: name -> (dims, array), dimension -> values, and the provenance; the
+        parts of the pair's Dataset, which ``align_pair`` assembles with xarray and ``write_pair`` writes with
+        scipy.
     """
+    permutations, null_seed, alpha = null_distribution_permutations, null_distribution_seed, null_distribution_alpha
+    resamples, level = bootstrap_resamples, bootstrap_level
+    sx, sy, rx, ry, metrics = _open_pair(x_state, y_state, metrics, permutations, resamples, device)
+    n, limit = rx["n_samples"], rx["dense_limit"]
+    streamed = {}
+    if n > limit and {"cka", "unbiased_cka"} & set(metrics):
+        streamed = feature_space_cka(x_features, y_features, rx, ry)
+    names = list(metrics)
+    score = np.full((len(names), 2, len(sx), len(sy)), np.nan)
+    summary = {v: np.full((len(names), 2), np.nan) for v in SUMMARY}
+    null = np.full((len(names), 2, permutations), np.nan)
+    perms = draw_permutations(n, permutations, null_seed) if permutations else None
+    boot = half_sample_best(metrics, sx, sy, resamples, bootstrap_seed, True, limit) if resamples else {}
+    for d, (a, b) in enumerate(((sx, sy), (sy, sx))):  # forward: X against Y; reverse: Y against X
+        own = {n: p for n, p in metrics.items() if d == 0 or not get_metric(n).is_symmetric(p)}
+        nulls = permutation_null(own, a, b, perms, True, limit) if permutations else {}
+        for name, params in own.items():
+            m = names.index(name)
+            scores = streamed[name] if name in streamed else layer_scores(name, a, b, dense_limit=limit, **params)
+            score[m, d] = scores if d == 0 else scores.T
+            row = _best_and_last(scores, d)
+            if permutations:
+                null[m, d] = np.nanmax(nulls[name], axis=(1, 2))
+                row |= _calibration(row["best"], row["last"], null[m, d], nulls[name][:, -1, -1], alpha)
+            if resamples:
+                values = boot[name] if d == 0 else boot[name, "reverse"]
+                row["ci_low"], row["ci_high"] = half_sample_interval(row["best"], values, level)
+            for v, value in row.items():
+                summary[v][m, d] = value
+    for m, name in enumerate(names):  # a symmetric metric reads the same both ways
+        if get_metric(name).is_symmetric(metrics[name]):
+            for values in (score, null, *summary.values()):
+                values[m, 1] = values[m, 0]
+    settings = {"permutations": permutations, "resamples": resamples, "level": level, "null_seed": null_seed,
+                "alpha": alpha, "bootstrap_seed": bootstrap_seed, "device": sx.device}  # fmt: skip
+    return (
+        _pair_parts(score, summary, null, names, permutations),
+        _pair_coords(names, score, permutations),
+        as_attrs(_pair_provenance(rx, ry, metrics, settings)),
+    )
+
+
+def _open_pair(x_state, y_state, metrics: dict, permutations: int, resamples: int, device: str):
+    """The two state stores, checked against each other and against what the metrics need."""
     sx, rx = open_state(x_state, device)
     sy, ry = open_state(y_state, device)
     _check_same_dataset(x_state, y_state, rx, ry)
     metrics = {name: resolve_params(name, params) for name, params in metrics.items()}
     for path, attrs in ((x_state, rx), (y_state, ry)):
         _check_parts(path, attrs, metrics)
-    n = rx["n_samples"]
-    check_dense_metrics(metrics, n, rx["dense_limit"], permutations, resamples, where=f"{x_state}: ")
-    streamed = {}
-    if n > rx["dense_limit"] and {"cka", "unbiased_cka"} & set(metrics):
-        streamed = feature_space_cka(x_features, y_features, rx, ry)
-    states = {"forward": (sx, sy), "reverse": (sy, sx)}
-    names = list(metrics)
-    lx, ly = len(sx), len(sy)
-    score = np.full((len(names), 2, lx, ly), np.nan)
-    summary = {v: np.full((len(names), 2), np.nan) for v in SUMMARY}
-    null = np.full((len(names), 2, permutations), np.nan)
-    perms = draw_permutations(n, permutations, null_seed) if permutations else None
-    limit = rx["dense_limit"]
-    boot = half_sample_best(metrics, sx, sy, resamples, bootstrap_seed, True, limit) if resamples else {}
-    for d, direction in enumerate(DIRECTIONS):
-        own = {n: p for n, p in metrics.items() if d == 0 or not get_metric(n).is_symmetric(p)}
-        sx, sy = states[direction]
-        nulls = permutation_null(own, sx, sy, perms, True, limit) if permutations else {}
-        for name, params in own.items():
-            m = names.index(name)
-            scores = streamed[name] if name in streamed else layer_scores(name, sx, sy, dense_limit=limit, **params)
-            score[m, d] = scores if d == 0 else scores.T
-            best, bx, by = best_of(scores)
-            summary["best"][m, d], summary["best_layer_x"][m, d], summary["best_layer_y"][m, d] = (
-                (best, bx, by) if d == 0 else (best, by, bx)
-            )
-            summary["last"][m, d] = scores[-1, -1]
-            if permutations:
-                draws = np.nanmax(nulls[name], axis=(1, 2))
-                null[m, d] = draws
-                calibration = calibrate(best, draws, alpha)
-                summary["null_mean"][m, d] = draws.mean()
-                summary["null_std"][m, d] = draws.std(ddof=1) if permutations > 1 else 0.0
-                summary["calibrated_mean"][m, d] = (best - draws.mean()) / (1 - draws.mean())
-                summary["tau"][m, d] = calibration.tau
-                summary["p_value"][m, d] = calibration.p_value
-                summary["calibrated"][m, d] = calibration.calibrated
-                last = calibrate(scores[-1, -1], nulls[name][:, -1, -1], alpha)  # Algorithm 1, one layer pair
-                summary["tau_last"][m, d] = last.tau
-                summary["p_value_last"][m, d] = last.p_value
-                summary["calibrated_last"][m, d] = last.calibrated
-            if resamples:
-                values = boot[name] if d == 0 else boot[name, "reverse"]
-                summary["ci_low"][m, d], summary["ci_high"][m, d] = half_sample_interval(
-                    summary["best"][m, d], values, level
-                )
-    for m, name in enumerate(names):  # a symmetric metric reads the same both ways
-        if get_metric(name).is_symmetric(metrics[name]):
-            score[m, 1] = score[m, 0]
-            null[m, 1] = null[m, 0]
-            for v in SUMMARY:
-                summary[v][m, 1] = summary[v][m, 0]
+    check_dense_metrics(metrics, rx["n_samples"], rx["dense_limit"], permutations, resamples, where=f"{x_state}: ")
+    return sx, sy, rx, ry, metrics
+
+
+def _best_and_last(scores: np.ndarray, direction: int) -> dict:
+    """The best score with its layers (named from X's side in both directions), and the two last layers'."""
+    best, bx, by = best_of(scores)
+    layers = (bx, by) if direction == 0 else (by, bx)
+    return {"best": best, "best_layer_x": layers[0], "best_layer_y": layers[1], "last": scores[-1, -1]}
+
+
+def _calibration(best: float, last: float, draws: np.ndarray, last_draws: np.ndarray, alpha: float) -> dict:
+    """Algorithm 2 on the best score over layer pairs (and the older mean-based calibration beside it), and
+    Algorithm 1 on the two last layers, from the same permutations."""
+    calibrated, at_last = calibrate(best, draws, alpha), calibrate(last, last_draws, alpha)
+    return {
+        "null_mean": draws.mean(),
+        "null_std": draws.std(ddof=1) if len(draws) > 1 else 0.0,
+        "calibrated_mean": (best - draws.mean()) / (1 - draws.mean()),
+        "tau": calibrated.tau,
+        "p_value": calibrated.p_value,
+        "calibrated": calibrated.calibrated,
+        "tau_last": at_last.tau,
+        "p_value_last": at_last.p_value,
+        "calibrated_last": at_last.calibrated,
+    }
+
+
+def _pair_parts(score, summary: dict, null, names: list[str], permutations: int) -> dict:
     data = {"score": (("metric", "direction", "layer_x", "layer_y"), score)}
     data |= {v: (("metric", "direction"), summary[v]) for v in SUMMARY}
     if permutations:  # (netCDF-3 has no empty fixed dimensions)
         data["null"] = (("metric", "direction", "permutation"), null)
     for v in ("best_layer_x", "best_layer_y"):
         data[v] = (("metric", "direction"), summary[v].astype(np.int32))
-    provenance = {
+    return data
+
+
+def _pair_coords(names: list[str], score: np.ndarray, permutations: int) -> dict:
+    coords = {"metric": names, "direction": list(DIRECTIONS)}
+    coords |= {"layer_x": np.arange(score.shape[2]), "layer_y": np.arange(score.shape[3])}
+    if permutations:
+        coords["permutation"] = np.arange(permutations)
+    return coords
+
+
+def _pair_provenance(rx: dict, ry: dict, metrics: dict, settings: dict) -> dict:
+    return {
         "model_x": rx["model"],
         "model_y": ry["model"],
         "modality_x": rx["modality"],
@@ -164,22 +220,12 @@ def pair_scores(
         "knn_ties_x": rx.get("knn_ties"),  # per layer, samples whose k-th neighbour is tied
         "knn_ties_y": ry.get("knn_ties"),
         "dataset_fingerprint": rx["dataset_fingerprint"],
-        "n_samples": n,
+        "n_samples": rx["n_samples"],
         "metric_params": metrics,
         **{key: rx[key] for key in ("quantile", "quantile_mode", "concat_layers", "normalize")},
-        "permutations": permutations,
-        "resamples": resamples,
-        "level": level,
-        "null_seed": null_seed,
-        "alpha": alpha,
-        "bootstrap_seed": bootstrap_seed,
-        "device": sx.device,
+        **settings,
         "versions": package_versions(("numpy", "scipy", "xarray", "zarr")),
     }
-    coords = {"metric": names, "direction": list(DIRECTIONS), "layer_x": np.arange(lx), "layer_y": np.arange(ly)}
-    if permutations:
-        coords["permutation"] = np.arange(permutations)
-    return data, coords, as_attrs(provenance)
 
 
 def align_pair(*args, **kwargs):

@@ -122,13 +122,13 @@ def compute_state(
     normalize: bool = True,
     dense_limit: int = 8192,
     knn_method: str = "exact",
-    block: int = 1024,
+    knn_block: int = 1024,
     device: str = "cpu",
-    resamples: int = 0,
+    bootstrap_resamples: int = 0,
     bootstrap_seed: int = 0,
 ) -> tuple:
     """The states of one model's store for ``metrics``; returns the ``xarray.Dataset`` to store and, for the
-    approximate search, its measured recall. With bootstrap ``resamples`` (drawn from ``bootstrap_seed``, as
+    approximate search, its measured recall. With ``bootstrap_resamples`` (drawn from ``bootstrap_seed``, as
     the pair jobs draw them) the neighbour lists reach as deep as every resample's k-NN lists need
     (``prh.metrics.resampling``)."""
     import xarray as xr
@@ -136,32 +136,13 @@ def compute_state(
     parts = state_parts(metrics)
     store = store_attrs(features_path)
     n = store["n_samples"]
+    resamples = bootstrap_resamples
     counts = half_sample_counts(n, resamples, bootstrap_seed) if resamples else None
     layer_names = json.loads(store["layer_names"]) + (["concat"] if concat_layers else [])
-    info: dict = {}
     if n <= dense_limit:
-        raw = read_layers(features_path)
-        threshold = _threshold_of(raw, quantile, quantile_mode)
-        layers = d.prepare_stack(raw, quantile, quantile_mode, concat_layers, normalize)
-        states = LayerStates(layers, device, precision=store_dtype(features_path))  # SVD ranks cut there
-        data = {}
-        if parts["k"]:
-            depth = parts["k"] if counts is None else covering_depth(states, parts["k"], counts)
-            data |= _neighbour_arrays(states, depth, parts)
-            info["knn_ties"] = states.tie_counts(parts["k"]).tolist()
-        if parts["grams"]:
-            data["gram"] = states.grams().astype(np.float32)
-            # invariants under permutation, computed in float64 once here instead of in every pair job
-            data["centred_norm"] = states.centred_norms()
-            data["unbiased_self"] = states.unbiased_self()
-        if parts["dims"]:
-            data["svd"] = states.svd(parts["dims"])
-            if counts is not None:
-                data |= _half_svd(counts, lambda sample: states.svd_on(parts["dims"], sample))
-        if parts["rsa"]:
-            data["rsa_ranks"] = states.rsa_ranks().astype(np.float32)
-        if parts["bases"]:
-            data |= _padded_bases(states.bases(), n)
+        data, threshold, info = _dense_states(
+            features_path, parts, quantile, quantile_mode, concat_layers, normalize, device, counts
+        )
     else:
         check_dense_metrics(metrics, n, dense_limit, where=f"{features_path}: ")
         if concat_layers:
@@ -170,51 +151,79 @@ def compute_state(
                 f"alignment.dense_limit = {dense_limit} samples (N = {n})"
             )
         data, threshold, info = _streamed_states(
-            features_path, parts, quantile, quantile_mode, normalize, knn_method, block, counts
+            features_path, parts, quantile, quantile_mode, normalize, knn_method, knn_block, counts
         )
-    dims = {
-        "knn": ("layer", "sample", "neighbour"),
-        "knn_starts": ("layer", "sample", "neighbour"),
-        "knn_values": ("layer", "sample", "neighbour"),
-        "gram": ("layer", "sample", "sample_b"),
-        "svd": ("layer", "sample", "direction"),
-        "half_samples": ("resample", "half_sample"),
-        "half_svd": ("resample", "layer", "half_sample", "direction"),
-        "centred_norm": ("layer",),
-        "unbiased_self": ("layer",),
-        "rsa_ranks": ("layer", "sample", "sample_b"),
-        "basis_u": ("layer", "sample", "rank"),
-        "basis_s": ("layer", "rank"),
-        "basis_v": ("layer", "feature", "rank"),
-        "basis_rank": ("layer",),
-        "basis_width": ("layer",),
+    ds = xr.Dataset({name: (STATE_DIMS[name], values) for name, values in data.items()})
+    record = {
+        "model": store["model"],
+        "modality": store["modality"],
+        "dataset_fingerprint": store["dataset_fingerprint"],
+        "layer_names": layer_names,
+        "n_samples": n,
+        "n_layers": len(layer_names),
+        "threshold": threshold,
+        "parts": parts,
+        "bootstrap": {"resamples": resamples, "seed": bootstrap_seed},
+        "metric_params": {name: resolve_params(name, p) for name, p in metrics.items()},
+        "quantile": quantile,
+        "quantile_mode": quantile_mode,
+        "concat_layers": concat_layers,
+        "normalize": normalize,
+        "knn_method": knn_method,
+        "dense_limit": dense_limit,
+        **info,
+        "versions": package_versions(("numpy", "scipy", "numba", "xarray", "zarr")),
     }
-    ds = xr.Dataset({name: (dims[name], values) for name, values in data.items()})
-    ds.attrs.update(
-        as_attrs(
-            {
-                "model": store["model"],
-                "modality": store["modality"],
-                "dataset_fingerprint": store["dataset_fingerprint"],
-                "layer_names": layer_names,
-                "n_samples": n,
-                "n_layers": len(layer_names),
-                "threshold": threshold,
-                "parts": parts,
-                "bootstrap": {"resamples": resamples, "seed": bootstrap_seed},
-                "metric_params": {name: resolve_params(name, p) for name, p in metrics.items()},
-                "quantile": quantile,
-                "quantile_mode": quantile_mode,
-                "concat_layers": concat_layers,
-                "normalize": normalize,
-                "knn_method": knn_method,
-                "dense_limit": dense_limit,
-                **info,
-                "versions": package_versions(("numpy", "scipy", "numba", "xarray", "zarr")),
-            }
-        )
-    )
+    ds.attrs.update(as_attrs(record))
     return ds, info
+
+
+# The dimensions of each array a state store can hold.
+STATE_DIMS = {
+    "knn": ("layer", "sample", "neighbour"),
+    "knn_starts": ("layer", "sample", "neighbour"),
+    "knn_values": ("layer", "sample", "neighbour"),
+    "gram": ("layer", "sample", "sample_b"),
+    "svd": ("layer", "sample", "direction"),
+    "half_samples": ("resample", "half_sample"),
+    "half_svd": ("resample", "layer", "half_sample", "direction"),
+    "centred_norm": ("layer",),
+    "unbiased_self": ("layer",),
+    "rsa_ranks": ("layer", "sample", "sample_b"),
+    "basis_u": ("layer", "sample", "rank"),
+    "basis_s": ("layer", "rank"),
+    "basis_v": ("layer", "feature", "rank"),
+    "basis_rank": ("layer",),
+    "basis_width": ("layer",),
+}
+
+
+def _dense_states(features_path, parts: dict, quantile, quantile_mode, concat_layers, normalize, device, counts):
+    """The states of a store of at most ``dense_limit`` samples, from all its layers in memory; returns
+    (arrays, clamp threshold, facts for the record)."""
+    raw = read_layers(features_path)
+    threshold = _threshold_of(raw, quantile, quantile_mode)
+    layers = d.prepare_stack(raw, quantile, quantile_mode, concat_layers, normalize)
+    states = LayerStates(layers, device, precision=store_dtype(features_path))  # SVD ranks cut there
+    data, info = {}, {}
+    if parts["k"]:
+        depth = parts["k"] if counts is None else covering_depth(states, parts["k"], counts)
+        data |= _neighbour_arrays(states, depth, parts)
+        info["knn_ties"] = states.tie_counts(parts["k"]).tolist()
+    if parts["grams"]:
+        data["gram"] = states.grams().astype(np.float32)
+        # invariants under permutation, computed in float64 once here instead of in every pair job
+        data["centred_norm"] = states.centred_norms()
+        data["unbiased_self"] = states.unbiased_self()
+    if parts["dims"]:
+        data["svd"] = states.svd(parts["dims"])
+        if counts is not None:
+            data |= _half_svd(counts, lambda sample: states.svd_on(parts["dims"], sample))
+    if parts["rsa"]:
+        data["rsa_ranks"] = states.rsa_ranks().astype(np.float32)
+    if parts["bases"]:
+        data |= _padded_bases(states.bases(), len(layers[0]))
+    return data, threshold, info
 
 
 def _neighbour_arrays(states: LayerStates, depth: int, parts: dict) -> dict[str, np.ndarray]:

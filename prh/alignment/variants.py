@@ -40,10 +40,14 @@ def _cumulative(ranks: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
 
 
 def cknna_versus_k(
-    store_paths: Sequence[str | Path], models: Sequence[dict], ks: Sequence[int], quantile: float, quantile_mode: str
+    store_paths: Sequence[str | Path],
+    models: Sequence[dict],
+    cknna_k: Sequence[int],
+    quantile: float,
+    quantile_mode: str,
 ):
     """Best CKNNA (paper variant) over layer pairs of every (vision, language) model pair for each k in
-    ``ks`` below N - 1, and for N - 1 (App. A, Fig. 10: small k emphasises local alignment; k near N approaches
+    ``cknna_k`` below N - 1, and for N - 1 (App. A, Fig. 10: small k emphasises local alignment; k near N approaches
     a CKA-like global score). ``store_paths`` follow ``models``. Returns ``cknna`` (k, vision, language).
 
     Every k at once: j is a mutual neighbour of i at size k when max(rank_x[i, j], rank_y[i, j]) < k, so one
@@ -59,7 +63,7 @@ def cknna_versus_k(
 
     language_layers = {name: ranked(name) for name in language}
     n = next(iter(language_layers.values()))[0][0].shape[0] if language else 0
-    ks = sorted({int(k) for k in ks if k < n - 1} | {n - 1}) if language else []
+    ks = sorted({int(k) for k in cknna_k if k < n - 1} | {n - 1}) if language else []
     scores = np.full((len(ks), len(vision), len(language)), np.nan)
     take = np.asarray(ks, dtype=int) - 1
     for i, v in enumerate(vision):
@@ -87,14 +91,14 @@ def metric_variants(
     store_paths: Sequence[str | Path],
     models: Sequence[str],
     metrics: dict[str, dict],
-    ks: Sequence[int],
-    sizes: Sequence[int],
+    k: Sequence[int],
+    bsz: Sequence[int],
     seed: int,
     quantile: float,
     quantile_mode: str,
 ):
-    """Fig. 12's grid: every metric at every neighbourhood size of ``ks`` (metrics that take a k) and every
-    sample size of ``sizes`` below N and N itself (the paper's bsz: a seeded subset, the same for every model),
+    """Fig. 12's grid: every metric at every neighbourhood size of ``k`` (metrics that take a k) and every
+    sample size of ``bsz`` below N and N itself (the paper's bsz: a seeded subset, the same for every model),
     scored on the last layer of each pair of ``models`` (the representation of Fig. 2). Returns ``score``
     (variant, pair) with each variant's metric, k (0 where none) and size."""
     import xarray as xr
@@ -103,13 +107,13 @@ def metric_variants(
 
     last = {m: prepare_stack(read_layers(p)[-1:], quantile, quantile_mode) for m, p in zip(models, store_paths)}
     n = next(iter(last.values()))[0].shape[0]
-    sizes = sorted({int(s) for s in sizes if s < n} | {n})  # a hub dataset's size is known only here
+    sizes = sorted({int(s) for s in bsz if s < n} | {n})  # a hub dataset's size is known only here
     rng = np.random.default_rng(seed)
     subsets = {size: np.sort(rng.choice(n, size, replace=False)) if size < n else np.arange(n) for size in sizes}
     variants = []
     for metric, params in metrics.items():
-        for k in ks if "k" in resolve_params(metric, params) else [0]:
-            variants += [(metric, params | ({"k": int(k)} if k else {}), int(k), size) for size in sizes]
+        for size_k in k if "k" in resolve_params(metric, params) else [0]:
+            variants += [(metric, params | ({"k": int(size_k)} if size_k else {}), int(size_k), size) for size in sizes]
     variants = [v for v in variants if v[2] < v[3] - 1]  # k below the sample size
     pairs = [(x, y) for i, x in enumerate(models) for y in models[i + 1 :]]
     scores = np.full((len(variants), len(pairs)), np.nan)

@@ -129,44 +129,17 @@ def run_trends(
     metrics = list(ds["metric"].values) if metrics is None else list(metrics)
     scores = SCORES if int(ds.attrs["permutations"]) > 0 else ("raw",)
     best = {"raw": "best", "calibrated": "calibrated"}
+    probed, competences = _competence_axis(competence, vision)
+    causal, fluency = _fluency_axis(lm_scores, ds, names, controls)
     rows = []
 
     def add(trend, metric, score, x_name, y_name, models, x, y):
-        roles = [controls.get(m, TREND) for m in models]
-        point = np.array([role == TREND for role in roles], dtype=bool)
-        stats = spearman_trend(np.asarray(x, float)[point], np.asarray(y, float)[point], seed=seed)
-        rows.append(
-            {"trend": trend, "metric": metric, "score": score, "x": x_name, "y": y_name}
-            | stats
-            | {
-                "models": list(models),
-                "roles": roles,
-                "x_values": [float(v) for v in x],
-                "y_values": [float(v) for v in y],
-            }  # fmt: skip
-        )
+        rows.append(_trend_row(trend, metric, score, x_name, y_name, models, x, y, controls, seed))
 
-    probed, competences = [], None
-    if competence is not None:
-        by_model = dict(zip(competence["model"].to_list(), competence["competence"].to_list()))
-        probed = [m for m in vision if m in by_model]
-        competences = np.array([by_model[m] for m in probed])
-    causal, fluency = [], None
-    if lm_scores is not None:
-        applicable = lm_scores.filter(lm_scores["applicable"])
-        by_model = dict(zip(applicable["model"].to_list(), applicable["bits_per_byte"].to_list()))
-        # the language controls without a next-token head (a caption encoder) join with no x
-        causal = [m for m in applicable["model"].to_list() if m in names]
-        causal += [m for m in names if m in controls and _modality(ds, m) == "language" and m not in causal]
-        fluency = np.array([1 - by_model[m] if m in by_model else math.nan for m in causal])
     for metric, score in itertools.product(metrics, scores):
         what = f"{metric}{' (calibrated)' if score == 'calibrated' else ''}"
         if len(probed) >= 2:
-            # mean alignment to the other trained vision models (a control is measured against them too)
-            matrix = pair_matrix(ds, metric, layers, probed, score)[:, [m not in controls for m in probed]]
-            with np.errstate(invalid="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # a lone trained model has no other
-                mean = np.nanmean(matrix, axis=1)
+            mean = _mean_to_trained(pair_matrix(ds, metric, layers, probed, score), probed, controls)
             add("fig2", metric, score, "competence", f"mean {what} to the other trained vision models ({layers} layer)",
                 probed, competences, mean)  # fmt: skip
         if probed and world:
@@ -182,20 +155,56 @@ def run_trends(
             to_world = ds[best[score]].sel(metric=metric, model_x=causal, model_y=world[0]).values
             add("world_language", metric, score, "1 - bits per byte", f"{what} to the world Z (best layer)",
                 causal, fluency, to_world)  # fmt: skip
-    schema = {
-        "trend": pl.String,
-        "metric": pl.String,
-        "score": pl.String,
-        "x": pl.String,
-        "y": pl.String,
-        "n": pl.Int64,
-        **{c: pl.Float64 for c in ("rho", "p_value", "ci_low", "ci_high")},
-        "models": pl.List(pl.String),
-        "roles": pl.List(pl.String),
-        "x_values": pl.List(pl.Float64),
-        "y_values": pl.List(pl.Float64),
-    }
-    return pl.DataFrame(rows, schema=schema)
+    return pl.DataFrame(rows, schema=_trend_schema())
+
+
+def _competence_axis(competence, vision: list[str]) -> tuple[list[str], np.ndarray | None]:
+    """The probed vision models and their competence (Fig. 2's x)."""
+    if competence is None:
+        return [], None
+    by_model = dict(zip(competence["model"].to_list(), competence["competence"].to_list()))
+    probed = [m for m in vision if m in by_model]
+    return probed, np.array([by_model[m] for m in probed])
+
+
+def _fluency_axis(lm_scores, ds, names: list[str], controls: dict) -> tuple[list[str], np.ndarray | None]:
+    """The causal language models and their 1 - bits-per-byte (Fig. 3's x); the language controls without a
+    next-token head (a caption encoder) join with no x."""
+    if lm_scores is None:
+        return [], None
+    applicable = lm_scores.filter(lm_scores["applicable"])
+    by_model = dict(zip(applicable["model"].to_list(), applicable["bits_per_byte"].to_list()))
+    causal = [m for m in applicable["model"].to_list() if m in names]
+    causal += [m for m in names if m in controls and _modality(ds, m) == "language" and m not in causal]
+    return causal, np.array([1 - by_model[m] if m in by_model else math.nan for m in causal])
+
+
+def _mean_to_trained(matrix: np.ndarray, probed: list[str], controls: dict) -> np.ndarray:
+    """Each probed model's mean alignment to the other trained vision models (a control is measured against
+    them too)."""
+    matrix = matrix[:, [m not in controls for m in probed]]
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a lone trained model has no other
+        return np.nanmean(matrix, axis=1)
+
+
+def _trend_row(trend, metric, score, x_name, y_name, models, x, y, controls: dict, seed: int) -> dict:
+    """One trend: Spearman's ρ over the models that are not controls, with every model's point."""
+    roles = [controls.get(m, TREND) for m in models]
+    point = np.array([role == TREND for role in roles], dtype=bool)
+    stats = spearman_trend(np.asarray(x, float)[point], np.asarray(y, float)[point], seed=seed)
+    points = {"models": list(models), "roles": roles, "x_values": [float(v) for v in x],
+              "y_values": [float(v) for v in y]}  # fmt: skip
+    return {"trend": trend, "metric": metric, "score": score, "x": x_name, "y": y_name} | stats | points
+
+
+def _trend_schema() -> dict:
+    import polars as pl
+
+    text = {c: pl.String for c in ("trend", "metric", "score", "x", "y")}
+    numbers = {"n": pl.Int64} | {c: pl.Float64 for c in ("rho", "p_value", "ci_low", "ci_high")}
+    points = {"models": pl.List(pl.String), "roles": pl.List(pl.String)}
+    return text | numbers | points | {"x_values": pl.List(pl.Float64), "y_values": pl.List(pl.Float64)}
 
 
 def control_checks(ds, controls: dict, metric: str, alpha: float = 0.05):

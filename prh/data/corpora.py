@@ -30,7 +30,7 @@ def hub_files(id: str, revision: str, data_files: list[str]) -> list[str]:
     return [f"hf://datasets/{id}@{quote(revision, safe='')}/{f}" for f in data_files]
 
 
-def corpus_hub(max_bytes: int, hub: dict | None = None, path: str | None = None, split: str = "train") -> str:
+def corpus_openwebtext(max_bytes: int, hub: dict | None = None, path: str | None = None, split: str = "train") -> str:
     """The first ``max_bytes`` UTF-8 bytes of a hub text dataset's ``text`` column, documents joined by blank
     lines, in file order (OpenWebText in the paper preset: ~4M tokens ≈ 16 MB). ``hub``: ``id``, ``revision``
     and the parquet ``data_files`` to read, streamed with the ``parquet`` builder, so no loading script runs
@@ -83,15 +83,17 @@ def corpus_shapes(max_bytes: int, seed: int = 0) -> str:
     return "".join(lines)
 
 
-def load_corpus(name: str, max_bytes: int, path: str | None = None, seed: int = 0, hub: dict | None = None) -> str:
+def load_corpus(
+    name: str, max_bytes: int, corpus_path: str | None = None, seed: int = 0, corpus_hub: dict | None = None
+) -> str:
     """The configured corpus: ``shapes`` (held-out captions), ``pydoc`` (offline) or ``openwebtext`` (the
-    paper's)."""
+    paper's: from ``corpus_path``, a local copy, else from the hub as ``corpus_hub`` says)."""
     if name == "shapes":
         return corpus_shapes(max_bytes, seed)
     if name == "pydoc":
         return corpus_pydoc(max_bytes)
     if name == "openwebtext":
-        return corpus_hub(max_bytes, hub, path)
+        return corpus_openwebtext(max_bytes, corpus_hub, corpus_path)
     raise ValueError(f"unknown corpus '{name}'")
 
 

@@ -103,3 +103,47 @@ def library_modules(
                         pending.append(path)
     start = Path(start or Path.cwd()).resolve()
     return sorted(str(p.relative_to(start)) if p.is_relative_to(start) else str(p) for p in seen)
+
+
+def settings_of(function: str, *sections: dict, root: str | Path | None = None) -> dict:
+    """The settings a library function takes, read from config sections: a rule's params.
+
+    Each parameter of ``function`` that names a key of a section, or ``<subsection>_<key>`` for a key of one
+    of its subsections (``bootstrap_seed``: ``bootstrap.seed``), gets that setting; the first section that
+    has it wins. So a setting is named in the schema and in the function that uses it, and a job's params
+    are exactly the settings its function takes: changing any other setting reruns nothing.
+
+    Parameters
+    ----------
+    function : str
+        ``"<path>:<name>"``, the file relative to ``root`` (the repository) and the function's name; read
+        with ``ast``, so that planning imports nothing.
+    *sections : dict
+        Config sections, validated (defaults filled in).
+    root : str or Path, optional
+        Where ``path`` is; the repository by default.
+
+    Returns
+    -------
+    dict
+        Parameter name -> setting, in the function's parameter order.
+    """
+    import ast
+
+    path, name = function.split(":")
+    root = Path(root) if root else Path(__file__).resolve().parents[2]
+    tree = ast.parse((root / path).read_text())
+    node = next((n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == name), None)
+    if node is None:
+        raise ValueError(f"settings_of('{function}'): {path} defines no function {name}")
+    found = {}
+    for arg in node.args.posonlyargs + node.args.args + node.args.kwonlyargs:
+        for section in sections:
+            if arg.arg in section:
+                found[arg.arg] = section[arg.arg]
+                break
+            sub = next((k for k, v in section.items() if isinstance(v, dict) and arg.arg.startswith(f"{k}_")), None)
+            if sub and arg.arg.removeprefix(f"{sub}_") in section[sub]:
+                found[arg.arg] = section[sub][arg.arg.removeprefix(f"{sub}_")]
+                break
+    return found

@@ -4,7 +4,6 @@ from prh.io.provenance import script_provenance
 from prh.io.workflow import logged
 
 with logged(snakemake.log[0]) as log:
-    p = snakemake.params
-    ds = cknna_versus_k(snakemake.input.stores, p.models, p.ks, p.quantile, p.quantile_mode)
+    ds = cknna_versus_k(snakemake.input.stores, **dict(snakemake.params.items()))
     write_netcdf(ds, snakemake.output[0], script_provenance(snakemake))
     log.info("%s", ds)

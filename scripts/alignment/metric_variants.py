@@ -4,8 +4,6 @@ from prh.io.provenance import script_provenance
 from prh.io.workflow import logged
 
 with logged(snakemake.log[0]) as log:
-    p = snakemake.params
-    ds = metric_variants(snakemake.input.stores, p.models, p.metrics, p.ks, p.sizes, p.seed, p.quantile,
-                         p.quantile_mode)  # fmt: skip
+    ds = metric_variants(snakemake.input.stores, **dict(snakemake.params.items()))
     write_netcdf(ds, snakemake.output[0], script_provenance(snakemake))
     log.info("%s", ds)

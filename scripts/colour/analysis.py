@@ -14,11 +14,7 @@ with logged(snakemake.log[0]) as log:
             cooccurrence.load(),
             Path(i.record).parent,
             dict(zip(p.language, i.language, strict=True)),
-            smoothing=p.smoothing,
-            last_layers=p.last_layers,
-            fits=p.fits,
-            permutations=p.permutations,
-            seed=p.seed,
+            **{key: value for key, value in p.items() if key != "language"},
         )
     provenance = script_provenance(snakemake)
     write_table(table, snakemake.output.table, provenance)

@@ -4,7 +4,6 @@ from prh.io.provenance import script_provenance
 from prh.io.workflow import logged
 
 with logged(snakemake.log[0]) as log:
-    p = snakemake.params
-    ds = cooccurrence_table(p.images, p.bins, p.radius, p.pairs, p.seed)
+    ds = cooccurrence_table(**dict(snakemake.params.items()))
     write_netcdf(ds, snakemake.output[0], script_provenance(snakemake))
     log.info("%s", ds.attrs)

@@ -12,10 +12,7 @@ with logged(snakemake.log[0]) as log:
         Path(i.dataset_record).parent,
         vision=dict(zip(p.vision, i.vision, strict=True)),
         language=dict(zip(p.language, i.language, strict=True)),
-        metrics=p.metrics,
-        quantile=p.quantile,
-        quantile_mode=p.quantile_mode,
-        concat_layers=p.concat_layers,
+        **{key: value for key, value in p.items() if key not in ("vision", "language")},
     )
     write_netcdf(ds, snakemake.output[0], script_provenance(snakemake))
     log.info("%s", ds)

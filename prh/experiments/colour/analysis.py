@@ -277,13 +277,14 @@ def write_sentences(names, out_dir, provenance: dict | None = None) -> dict:
     return write_text_set(out_dir, pl.DataFrame(rows), record, provenance)
 
 
-def cooccurrence_table(spec: dict, bins: int, radius: int, pairs: int, seed: int):
-    """The vision side's counts as a Dataset: ``counts`` (cell_a, cell_b) with the images' fingerprint."""
+def cooccurrence_table(images: dict, bins: int, radius: int, pairs: int, seed: int):
+    """The vision side's counts as a Dataset: ``counts`` (cell_a, cell_b) with the images' fingerprint;
+    ``images`` is the config's ``colour.images`` (where the photographs come from)."""
     import xarray as xr
 
     from prh.io.provenance import as_attrs
 
-    images = colour_images(spec)
+    spec, images = images, colour_images(images)
     counts = cooccurrence(images, bins, radius, pairs, seed)
     attrs = {"images": spec, "n_images": len(images), "images_fingerprint": images_fingerprint(images),
              "bins": bins, "radius": radius, "pairs": pairs, "seed": seed}  # fmt: skip

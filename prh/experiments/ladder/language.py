@@ -11,7 +11,6 @@ Checkpoints are ``save_pretrained`` folders (model and tokenizer), read by the o
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,8 +18,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from prh.experiments.ladder.training import batches, cosine_schedule, deterministic, run_steps
-from prh.io.workflow import atomic_path
+from prh.experiments.ladder.training import (
+    batches,
+    checkpoint_folders,
+    cosine_schedule,
+    deterministic,
+    run_steps,
+    write_checkpoint,
+)
 
 
 def train_tokenizer(captions: Sequence[str], vocab_size: int):
@@ -98,48 +103,38 @@ def train_language(
     model = GPT2LMHeadModel(gpt_config(tokenizer, width, layers, context))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     schedule = cosine_schedule(optimizer, steps)
+    # token_budget: the same for every width, so that capacity is the only factor
     provenance = {
-        "run": run,
-        "modality": "language",
-        "arch": "gpt2",
-        "width": width,
-        "layers": layers,
-        "context": context,
-        "vocab_size": len(tokenizer),
-        "steps": steps,
-        "batch_size": batch_size,
-        "lr": lr,
-        "seed": seed,
-        "train_captions": len(train_captions),
-        "validation_captions": validation,
-        "train_tokens": len(ids),
-        "token_budget": steps * batch_size * context,  # the same for every width: capacity is the only factor
-    }
-    wanted = {int(s): i for i, s in enumerate(checkpoints)}
+        "run": run, "modality": "language", "arch": "gpt2", "width": width, "layers": layers, "context": context,
+        "vocab_size": len(tokenizer), "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
+        "train_captions": len(train_captions), "validation_captions": validation, "train_tokens": len(ids),
+        "token_budget": steps * batch_size * context
+    }  # fmt: skip
+    folders = checkpoint_folders(checkpoints, out_dirs)
 
-    def evaluate_and_save(step: int) -> list[dict]:
+    def checkpoint(step: int) -> list[dict]:
         model.eval()
         score = bits_per_byte(model, tokenizer, val_text, context=context, batch_size=32)
-        with atomic_path(out_dirs[wanted[step]]) as tmp:
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            (tmp / "training.json").write_text(json.dumps(provenance | {"step": step}, indent=2, sort_keys=True) + "\n")
+        write_checkpoint(folders[step], provenance | {"step": step}, model, tokenizer)
         model.train()
         return [{"step": step, "split": "validation", "quantity": "bits_per_byte", "value": score["bits_per_byte"]}]
-
-    starts = len(ids) - context - 1  # a window and its next-token targets
-
-    def windows():
-        for _ in range(steps):
-            offsets = torch.randint(0, starts + 1, (batch_size,), generator=generator)
-            yield torch.stack([ids[o : o + context + 1] for o in offsets.tolist()])
 
     def loss(window):
         logits = model(input_ids=window[:, :-1]).logits
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), window[:, 1:].reshape(-1))
 
     model.train()
-    return run_steps(windows(), loss, optimizer, schedule, run, checkpoints, evaluate_and_save)
+    windows = _windows(ids, context, batch_size, steps, generator)
+    return run_steps(windows, loss, optimizer, schedule, run, checkpoints, checkpoint)
+
+
+def _windows(ids: torch.Tensor, context: int, batch_size: int, steps: int, generator: torch.Generator):
+    """``steps`` batches of windows of ``context`` + 1 tokens (a window and its next-token targets) at offsets
+    drawn from ``generator``."""
+    starts = len(ids) - context - 1
+    for _ in range(steps):
+        offsets = torch.randint(0, starts + 1, (batch_size,), generator=generator)
+        yield torch.stack([ids[o : o + context + 1] for o in offsets.tolist()])
 
 
 def train_world_encoder(
@@ -180,54 +175,39 @@ def train_world_encoder(
     head = torch.nn.Linear(width, z.shape[1])
     optimizer = torch.optim.AdamW([*body.parameters(), *head.parameters()], lr=lr, weight_decay=0.01)
     schedule = cosine_schedule(optimizer, steps)
+    provenance = {
+        "run": run, "modality": "language", "objective": "world", "arch": "gpt2", "width": width, "layers": layers,
+        "context": context, "vocab_size": len(tokenizer), "steps": steps, "batch_size": batch_size, "lr": lr,
+        "seed": seed, "train_captions": n_train, "validation_captions": validation
+    }  # fmt: skip
+    folders = checkpoint_folders(checkpoints, out_dirs)
 
     def predict(index):
         mask = batch["attention_mask"][index]
         return head(masked_mean(body(input_ids=batch["input_ids"][index], attention_mask=mask).last_hidden_state, mask))
 
-    def loss_of(predicted, index):
-        return F.mse_loss(predicted, z[index], reduction="sum") / len(index)  # per scene, summed over Z
+    def loss(index):
+        return _z_loss(predict(index), z[index])
 
-    def evaluate_and_save(step: int) -> list[dict]:
+    def checkpoint(step: int) -> list[dict]:
         body.eval()
         held_out = torch.arange(n_train, len(captions))
         with torch.inference_mode():
             predicted = predict(held_out)
-        cosine = float(F.cosine_similarity(predicted, z[held_out]).mean())
-        with atomic_path(out_dirs[wanted[step]]) as tmp:
-            body.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            (tmp / "training.json").write_text(json.dumps(provenance | {"step": step}, indent=2, sort_keys=True) + "\n")
+        write_checkpoint(folders[step], provenance | {"step": step}, body, tokenizer)
         body.train()
+        cosine = float(F.cosine_similarity(predicted, z[held_out]).mean())
         return [
-            {"step": step, "split": "validation", "quantity": "loss", "value": float(loss_of(predicted, held_out))},
+            {"step": step, "split": "validation", "quantity": "loss", "value": float(_z_loss(predicted, z[held_out]))},
             {"step": step, "split": "validation", "quantity": "cosine to Z", "value": cosine},
         ]
 
-    provenance = {
-        "run": run,
-        "modality": "language",
-        "objective": "world",
-        "arch": "gpt2",
-        "width": width,
-        "layers": layers,
-        "context": context,
-        "vocab_size": len(tokenizer),
-        "steps": steps,
-        "batch_size": batch_size,
-        "lr": lr,
-        "seed": seed,
-        "train_captions": n_train,
-        "validation_captions": validation,
-    }
-    wanted = {int(s): i for i, s in enumerate(checkpoints)}
     body.train()
     return run_steps(
-        batches(n_train, batch_size, steps, generator),
-        lambda index: loss_of(predict(index), index),
-        optimizer,
-        schedule,
-        run,
-        checkpoints,
-        evaluate_and_save,
+        batches(n_train, batch_size, steps, generator), loss, optimizer, schedule, run, checkpoints, checkpoint
     )
+
+
+def _z_loss(predicted: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Squared error per scene, summed over Z's entries."""
+    return F.mse_loss(predicted, z, reduction="sum") / len(z)

@@ -13,11 +13,14 @@ loss; checkpoints appear at their paths complete or not at all.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import torch
+
+from prh.io.workflow import atomic_path
 
 
 def deterministic(seed: int, threads: int) -> torch.Generator:
@@ -72,6 +75,20 @@ def run_steps(
         if step in wanted:
             rows += checkpoint(step)
     return rows
+
+
+def checkpoint_folders(checkpoints: Sequence[int], out_dirs: Sequence[str | Path]) -> dict[int, str | Path]:
+    """Step -> the folder its checkpoint is written to (the rule's outputs, in the order of ``checkpoints``)."""
+    return {int(step): out_dirs[i] for i, step in enumerate(checkpoints)}
+
+
+def write_checkpoint(folder: str | Path, provenance: dict, *parts) -> None:
+    """A checkpoint folder written atomically: each of ``parts`` (a model or tokenizer) by its
+    ``save_pretrained``, and the run's ``training.json`` (``provenance``)."""
+    with atomic_path(folder) as tmp:
+        for part in parts:
+            part.save_pretrained(tmp)
+        (tmp / "training.json").write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n")
 
 
 def load_training_scenes(dataset_dir: str | Path) -> list:

@@ -67,83 +67,72 @@ def train_vision(
     ``validation`` are held out. Returns the curve rows: the training loss per step and, at each checkpoint,
     the validation accuracy of every head."""
     import timm
-    from timm.models import save_for_hf
-
-    from prh.models.loading import ImagePreprocessing, prepare_images
 
     generator = deterministic(seed, threads)
     data_config = _vision_data_config(input_size)
-    pre = ImagePreprocessing(
-        input_size=input_size,
-        crop_pct=data_config["crop_pct"],
-        mean=data_config["mean"],
-        std=data_config["std"],
-        interpolation=data_config["interpolation"],
-    )
-    x = torch.cat([prepare_images(np.asarray(images[s : s + 256]), pre) for s in range(0, len(scenes), 256)])
-    y = torch.tensor([[attribute_label(scene, a) for a in attributes] for scene in scenes], dtype=torch.long)
+    x, y = _vision_tensors(images, scenes, attributes, data_config)
     n_train = len(scenes) - validation
-    sizes = [ATTRIBUTES[a] for a in attributes]
-    bounds = np.cumsum([0] + sizes)
+    bounds = np.cumsum([0] + [ATTRIBUTES[a] for a in attributes])  # head h: classifier outputs bounds[h]:bounds[h+1]
     model_args = vision_model_args(width, depth)
     model = timm.create_model(arch, pretrained=False, num_classes=int(bounds[-1]), **model_args)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     schedule = cosine_schedule(optimizer, steps)
-
-    def losses(logits, targets):
-        return [F.cross_entropy(logits[:, bounds[h] : bounds[h + 1]], targets[:, h]) for h in range(len(sizes))]
-
-    def evaluate(step: int) -> list[dict]:
-        model.eval()
-        with torch.inference_mode():
-            logits = torch.cat([model(x[s : s + 256]) for s in range(n_train, len(scenes), 256)])
-        targets = y[n_train:]
-        rows = []
-        for h, attribute in enumerate(attributes):
-            head = logits[:, bounds[h] : bounds[h + 1]]
-            accuracy = float((head.argmax(dim=1) == targets[:, h]).float().mean())
-            loss = float(F.cross_entropy(head, targets[:, h]))
-            rows.append({"step": step, "split": "validation", "quantity": f"accuracy/{attribute}", "value": accuracy})
-            rows.append({"step": step, "split": "validation", "quantity": f"loss/{attribute}", "value": loss})
-        model.train()
-        return rows
-
-    def save(step: int) -> None:
-        was_training = model.training
-        model.eval()
-        with atomic_path(out_dirs[wanted[step]]) as tmp:
-            save_for_hf(model, str(tmp), model_args=model_args, data_config=data_config, safe_serialization=True)
-            (tmp / "training.json").write_text(json.dumps(provenance | {"step": step}, indent=2, sort_keys=True) + "\n")
-        model.train(was_training)
-
     provenance = {
-        "run": run,
-        "modality": "vision",
-        "arch": arch,
-        "model_args": model_args,
-        "attributes": list(attributes),
-        "input_size": input_size,
-        "steps": steps,
-        "batch_size": batch_size,
-        "lr": lr,
-        "seed": seed,
-        "train_scenes": n_train,
-        "validation_scenes": validation,
-    }
-    wanted = {int(s): i for i, s in enumerate(checkpoints)}
+        "run": run, "modality": "vision", "arch": arch, "model_args": model_args, "attributes": list(attributes),
+        "input_size": input_size, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
+        "train_scenes": n_train, "validation_scenes": validation,
+    }  # fmt: skip
+    folders = {int(s): out_dirs[i] for i, s in enumerate(checkpoints)}
+
+    def loss(index) -> torch.Tensor:
+        logits, targets = model(x[index]), y[index]
+        heads = [F.cross_entropy(logits[:, bounds[h] : bounds[h + 1]], targets[:, h]) for h in range(len(attributes))]
+        return torch.stack(heads).sum()
 
     def checkpoint(step: int) -> list[dict]:
-        rows = evaluate(step)
-        save(step)
+        rows = _validation_rows(model, x[n_train:], y[n_train:], attributes, bounds, step)
+        _save_vision(model, folders[step], model_args, data_config, provenance | {"step": step})
         return rows
 
     model.train()
-    return run_steps(
-        batches(n_train, batch_size, steps, generator),
-        lambda index: torch.stack(losses(model(x[index]), y[index])).sum(),
-        optimizer,
-        schedule,
-        run,
-        checkpoints,
-        checkpoint,
-    )
+    batched = batches(n_train, batch_size, steps, generator)
+    return run_steps(batched, loss, optimizer, schedule, run, checkpoints, checkpoint)
+
+
+def _vision_tensors(images, scenes: Sequence, attributes: Sequence[str], data_config: dict):
+    """The scenes' images preprocessed as the checkpoints say, and their labels (one column per head)."""
+    from prh.models.loading import ImagePreprocessing, prepare_images
+
+    keys = ("crop_pct", "mean", "std", "interpolation")
+    pre = ImagePreprocessing(input_size=data_config["input_size"][1], **{key: data_config[key] for key in keys})
+    x = torch.cat([prepare_images(np.asarray(images[s : s + 256]), pre) for s in range(0, len(scenes), 256)])
+    y = torch.tensor([[attribute_label(scene, a) for a in attributes] for scene in scenes], dtype=torch.long)
+    return x, y
+
+
+def _validation_rows(model, x, y, attributes: Sequence[str], bounds, step: int) -> list[dict]:
+    """Validation accuracy and loss of every head at ``step`` (the model left in training mode)."""
+    model.eval()
+    with torch.inference_mode():
+        logits = torch.cat([model(x[s : s + 256]) for s in range(0, len(x), 256)])
+    rows = []
+    for h, attribute in enumerate(attributes):
+        head = logits[:, bounds[h] : bounds[h + 1]]
+        accuracy = float((head.argmax(dim=1) == y[:, h]).float().mean())
+        loss = float(F.cross_entropy(head, y[:, h]))
+        rows.append({"step": step, "split": "validation", "quantity": f"accuracy/{attribute}", "value": accuracy})
+        rows.append({"step": step, "split": "validation", "quantity": f"loss/{attribute}", "value": loss})
+    model.train()
+    return rows
+
+
+def _save_vision(model, folder, model_args: dict, data_config: dict, provenance: dict) -> None:
+    """A timm Hugging Face folder (config, safetensors) with the run's ``training.json``, written atomically."""
+    from timm.models import save_for_hf
+
+    was_training = model.training
+    model.eval()
+    with atomic_path(folder) as tmp:
+        save_for_hf(model, str(tmp), model_args=model_args, data_config=data_config, safe_serialization=True)
+        (tmp / "training.json").write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n")
+    model.train(was_training)

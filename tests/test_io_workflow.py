@@ -1,0 +1,66 @@
+"""The workflow helpers of prh.io.workflow: a rule's settings read from the schema's sections by the parameter
+names of the function its job calls, and its code inputs from the imports of its script."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO
+
+from prh.config import validate_config
+from prh.io.workflow import library_modules, settings_of
+
+FUNCTION = """
+def score(features, metrics, *, quantile=0.95, knn_method="exact", bootstrap_resamples=0, bootstrap_seed=0,
+          seed=1, device="cpu", unknown=None):
+    return features
+"""
+
+
+def test_settings_are_the_parameters_that_name_a_setting(tmp_path):
+    """By hand: a parameter named like a key takes it, ``<section>_<key>`` takes a key of a subsection, the
+    first section that has it wins, and a parameter no section names is left out."""
+    (tmp_path / "m.py").write_text(FUNCTION)
+    alignment = {"metrics": {"cka": {}}, "quantile": 0.9, "knn": {"method": "faiss", "block": 64},
+                 "bootstrap": {"resamples": 30, "level": 0.95, "seed": 7}, "normalize": True}  # fmt: skip
+    figures = {"seed": 3, "quantile": 0.5}
+    settings = settings_of("m.py:score", figures, alignment, root=tmp_path)
+    assert settings == {"metrics": {"cka": {}}, "quantile": 0.5, "knn_method": "faiss", "bootstrap_resamples": 30,
+                        "bootstrap_seed": 7, "seed": 3}  # fmt: skip
+    assert list(settings) == ["metrics", "quantile", "knn_method", "bootstrap_resamples", "bootstrap_seed", "seed"]
+
+
+def test_the_pair_job_takes_every_setting_of_its_sections_and_the_state_job_not_the_interval_level():
+    """What the default config's pair and state jobs are given: bootstrap.level is the pair's (the interval's
+    coverage), never the state's, so changing it reruns no state."""
+    config = validate_config(yaml.safe_load((REPO / "config.yaml").read_text()))
+    alignment = config["alignment"]
+    pair = settings_of("prh/alignment/pairs.py:pair_scores", alignment)
+    null, boot = alignment["null_distribution"], alignment["bootstrap"]
+    assert pair == {"metrics": alignment["metrics"]} | {f"null_distribution_{k}": v for k, v in null.items()} | {
+        f"bootstrap_{k}": v for k, v in boot.items()
+    } | {"device": alignment["device"]}
+    state = settings_of("prh/alignment/states.py:compute_state", alignment)
+    assert "bootstrap_level" not in state and state["bootstrap_resamples"] == boot["resamples"]
+    assert state["knn_method"] == alignment["knn"]["method"] and state["knn_block"] == alignment["knn"]["block"]
+
+
+def test_a_missing_function_is_named(tmp_path):
+    (tmp_path / "m.py").write_text(FUNCTION)
+    with pytest.raises(ValueError, match=r"settings_of\('m.py:nothing'\): m.py defines no function nothing"):
+        settings_of("m.py:nothing", {}, root=tmp_path)
+
+
+def test_library_modules_follow_imports_to_the_package_inits(tmp_path):
+    """A script's library inputs: the modules it imports (function-level imports too), through the modules
+    they import, with each package's ``__init__``; nothing outside the package."""
+    (tmp_path / "pkg" / "sub").mkdir(parents=True)
+    for name, text in {"pkg/__init__.py": "", "pkg/sub/__init__.py": "", "pkg/sub/a.py": "import json\n",
+                       "pkg/b.py": "def f():\n    from pkg.sub import a\n", "pkg/c.py": ""}.items():  # fmt: skip
+        (tmp_path / name).write_text(text)
+    script = tmp_path / "script.py"
+    script.write_text("import numpy\nfrom pkg.b import f\n")
+    found = library_modules(script, tmp_path, package="pkg", start=tmp_path)
+    assert found == sorted(str(Path(p)) for p in ("pkg/__init__.py", "pkg/b.py", "pkg/sub/__init__.py", "pkg/sub/a.py"))
