@@ -249,7 +249,22 @@ def mutual_knn_terms(X: np.ndarray, Y: np.ndarray, k: int = 10) -> np.ndarray:
 def mutual_knn(X: np.ndarray, Y: np.ndarray, k: int = 10) -> float:
     """Mutual k-nearest-neighbour alignment m_NN (App. A, eq. 9–11): the mean over samples of
     ``|S(x_i) ∩ S(y_i)| / k``, with S the k-NN sets within X and within Y (its expectation over random
-    tie-breaking where neighbours tie). 1 for identical neighbourhoods; about k / (N - 1) for unrelated ones."""
+    tie-breaking where neighbours tie). 1 for identical neighbourhoods; about k / (N - 1) for unrelated ones.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features_x)
+        One representation, a row per sample (as the pipeline prepares it: clamped and l2-normalised).
+    Y : ndarray of shape (n_samples, n_features_y)
+        The other, its rows the same samples in the same order.
+    k : int, default=10
+        Neighbourhood size: each sample's k nearest other samples by cosine similarity.
+
+    Returns
+    -------
+    float
+        In [0, 1]; 1 for identical neighbourhoods.
+    """
     return float(mutual_knn_terms(X, Y, k).mean())
 
 
@@ -276,6 +291,20 @@ def cycle_knn(X: np.ndarray, Y: np.ndarray, k: int = 10) -> float:
     Direction: Y then X, as the authors' ``knn_A[knn_B]`` with A = X, B = Y. Asymmetric:
     ``cycle_knn(X, Y) != cycle_knn(Y, X)`` in general. With Y = X it is 1 only when every sample is a
     neighbour of one of its own neighbours (true in most data, not guaranteed).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features_x)
+        One representation, a row per sample (as the pipeline prepares it: clamped and l2-normalised).
+    Y : ndarray of shape (n_samples, n_features_y)
+        The other, its rows the same samples in the same order.
+    k : int, default=10
+        Neighbourhood size: each sample's k nearest other samples by cosine similarity.
+
+    Returns
+    -------
+    float
+        In [0, 1]: the fraction of samples that return to themselves.
     """
     return float(cycle_knn_terms(X, Y, k).mean())
 
@@ -331,7 +360,22 @@ def lcs_knn_terms(X: np.ndarray, Y: np.ndarray, k: int = 10) -> np.ndarray:
 def lcs_knn(X: np.ndarray, Y: np.ndarray, k: int = 10) -> float:
     """Longest common subsequence of the two ordered k-NN lists of each sample, divided by k, averaged
     (App. B, Table 11). Ordinal: the order of the neighbours matters. 1 = identical lists. Where neighbours
-    tie, the mean over ``TIE_DRAWS`` seeded random tie orders (``tie_error``: its standard error)."""
+    tie, the mean over ``TIE_DRAWS`` seeded random tie orders (``tie_error``: its standard error).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features_x)
+        One representation, a row per sample (as the pipeline prepares it: clamped and l2-normalised).
+    Y : ndarray of shape (n_samples, n_features_y)
+        The other, its rows the same samples in the same order.
+    k : int, default=10
+        Neighbourhood size: each sample's k nearest other samples by cosine similarity.
+
+    Returns
+    -------
+    float
+        In [0, 1]; 1 for identical ordered lists.
+    """
     return float(lcs_knn_terms(X, Y, k).mean())
 
 
@@ -343,7 +387,22 @@ def edit_distance_knn_terms(X: np.ndarray, Y: np.ndarray, k: int = 10) -> np.nda
 @dense
 def edit_distance_knn(X: np.ndarray, Y: np.ndarray, k: int = 10) -> float:
     """One minus the edit distance between the two ordered k-NN lists of each sample divided by k, averaged
-    (App. B, Table 11). 1 = identical lists, 0 = no element in place. Ties: as ``lcs_knn``."""
+    (App. B, Table 11). 1 = identical lists, 0 = no element in place. Ties: as ``lcs_knn``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features_x)
+        One representation, a row per sample (as the pipeline prepares it: clamped and l2-normalised).
+    Y : ndarray of shape (n_samples, n_features_y)
+        The other, its rows the same samples in the same order.
+    k : int, default=10
+        Neighbourhood size: each sample's k nearest other samples by cosine similarity.
+
+    Returns
+    -------
+    float
+        In [0, 1]; 1 for identical ordered lists.
+    """
     return float(edit_distance_knn_terms(X, Y, k).mean())
 
 
@@ -386,7 +445,24 @@ def hsic(K: np.ndarray, L: np.ndarray) -> float:
 
 @dense
 def cka(X: np.ndarray, Y: np.ndarray, kernel_kind: str = "linear", sigma: float = 1.0) -> float:
-    """Centred kernel alignment (Kornblith et al. 2019; eq. 14): HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))."""
+    """Centred kernel alignment (Kornblith et al. 2019; eq. 14): HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features_x)
+        One representation, a row per sample (as the pipeline prepares it: clamped and l2-normalised).
+    Y : ndarray of shape (n_samples, n_features_y)
+        The other, its rows the same samples in the same order.
+    kernel_kind : {"linear", "rbf"}, default="linear"
+        The kernel of both representations.
+    sigma : float, default=1.0
+        Bandwidth of the rbf kernel.
+
+    Returns
+    -------
+    float
+        In [0, 1]; 1 when the kernels agree up to scale.
+    """
     _check_paired(X, Y)
     K, L = kernel(X, kernel_kind, sigma), kernel(Y, kernel_kind, sigma)
     return _ratio(hsic(K, L), hsic(K, K), hsic(L, L))
@@ -415,7 +491,20 @@ def hsic_unbiased_fast(K: np.ndarray, L: np.ndarray) -> float:
 
 @dense
 def unbiased_cka(X: np.ndarray, Y: np.ndarray) -> float:
-    """CKA with the unbiased HSIC estimator (Song et al. 2012) in place of the biased one (linear kernel)."""
+    """CKA with the unbiased HSIC estimator (Song et al. 2012) in place of the biased one (linear kernel).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features_x)
+        One representation, a row per sample (as the pipeline prepares it: clamped and l2-normalised).
+    Y : ndarray of shape (n_samples, n_features_y)
+        The other, its rows the same samples in the same order.
+
+    Returns
+    -------
+    float
+        About 0 for independent representations, 1 when the kernels agree up to scale.
+    """
     _check_paired(X, Y)
     K, L = kernel(X), kernel(Y)
     return _ratio(hsic_unbiased(K, L), hsic_unbiased(K, K), hsic_unbiased(L, L))
@@ -456,6 +545,22 @@ def cknna(X: np.ndarray, Y: np.ndarray, k: int = 10, variant: str = "paper") -> 
     not in value. (The authors also add 1e-6 to the denominator; this does not.) Ties: the expected masks
     and their product for alpha (the HSIC is not linear in the masks: an approximation of its expectation);
     their code breaks ties by ``torch.topk``'s order.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features_x)
+        One representation, a row per sample (as the pipeline prepares it: clamped and l2-normalised).
+    Y : ndarray of shape (n_samples, n_features_y)
+        The other, its rows the same samples in the same order.
+    k : int, default=10
+        Neighbourhood size: each sample's k nearest other samples by cosine similarity.
+    variant : {"paper", "authors"}, default="paper"
+        The paper's definition (eq. 16–18), or what the authors' code computes.
+
+    Returns
+    -------
+    float
+        1 when the neighbour-masked kernels agree; about 0 for unrelated representations.
     """
     if variant == "paper":
         kl, kk, ll = cknna_row_terms(X, Y, k)
@@ -500,7 +605,22 @@ def svcca(X: np.ndarray, Y: np.ndarray, dims: int = 10) -> float:
     """SVCCA (Raghu et al. 2017): reduce each representation to its top ``dims`` singular directions, then
     average the ``dims`` canonical correlations between the two subspaces. The directions are orthonormal
     and centred, so the canonical correlations are exactly the singular values of U_Xᵀ U_Y (no iterative
-    CCA, no noise: deterministic). The authors' code uses a randomised low-rank SVD and sklearn's CCA."""
+    CCA, no noise: deterministic). The authors' code uses a randomised low-rank SVD and sklearn's CCA.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features_x)
+        One representation, a row per sample (as the pipeline prepares it: clamped and l2-normalised).
+    Y : ndarray of shape (n_samples, n_features_y)
+        The other, its rows the same samples in the same order.
+    dims : int, default=10
+        Singular directions kept of each representation.
+
+    Returns
+    -------
+    float
+        In [0, 1]: the mean canonical correlation of the two subspaces.
+    """
     _check_paired(X, Y)
     Ux, Uy = svd_directions(X, dims), svd_directions(Y, dims)
     return float(np.linalg.svd(Ux.T @ Uy, compute_uv=False).mean())
@@ -523,7 +643,22 @@ def procrustes(X: np.ndarray, Y: np.ndarray, variant: str = "paper") -> float:
     ``variant="aristotelian"``: the 2026 re-analysis's registered metric (``mlbio-epfl/Aristotelian``,
     ``Procrustes``), 1 − sqrt(‖Xc‖² + ‖Yc‖² − 2‖XcᵀYc‖_*) / ‖Yc‖ with no scaling: scale-dependent,
     asymmetric, in (−∞, 1]. It is 1 − ‖XcR − Yc‖_F / ‖Yc‖_F (R the orthogonal Procrustes fit, their numpy
-    ``procrustes_score``) when X is no wider than Y. (They add 1e-8 to the denominator.)"""
+    ``procrustes_score``) when X is no wider than Y. (They add 1e-8 to the denominator.)
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features_x)
+        One representation, a row per sample (as the pipeline prepares it: clamped and l2-normalised).
+    Y : ndarray of shape (n_samples, n_features_y)
+        The other, its rows the same samples in the same order.
+    variant : {"paper", "aristotelian"}, default="paper"
+        The published definition, or the 2026 re-analysis's registered metric.
+
+    Returns
+    -------
+    float
+        In [0, 1] (``paper``); in (−∞, 1] (``aristotelian``).
+    """
     _check_paired(X, Y)
     Xc, Yc = _centred(X), _centred(Y)
     if variant == "aristotelian":
@@ -545,7 +680,20 @@ def rsa(X: np.ndarray, Y: np.ndarray) -> float:
     """Representational similarity analysis (Kriegeskorte et al. 2008): Spearman's rank correlation (average
     ranks for ties) between the upper triangles of the two representational dissimilarity matrices, the
     cosine distance 1 − cos(x_i, x_j) of every pair of samples. On l2-normalised features (the pipeline's)
-    this RDM orders the pairs as the squared Euclidean distance does, so it equals RSA with Euclidean RDMs."""
+    this RDM orders the pairs as the squared Euclidean distance does, so it equals RSA with Euclidean RDMs.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features_x)
+        One representation, a row per sample (as the pipeline prepares it: clamped and l2-normalised).
+    Y : ndarray of shape (n_samples, n_features_y)
+        The other, its rows the same samples in the same order.
+
+    Returns
+    -------
+    float
+        Spearman's ρ, in [−1, 1].
+    """
     from scipy.stats import spearmanr
 
     _check_paired(X, Y)
@@ -558,7 +706,22 @@ def rv_coefficient(X: np.ndarray, Y: np.ndarray, variant: str = "classic") -> fl
     """RV coefficient (Robert & Escoufier 1976) of column-centred X and Y: ⟨K, L⟩ / (‖K‖ ‖L‖) with K = XcXcᵀ,
     L = YcYcᵀ, i.e. tr(XcᵀYcYcᵀXc) / sqrt(tr((XcᵀXc)²) tr((YcᵀYc)²)); numerically linear CKA.
     ``variant="modified"``: RV2 of Smilde et al. (2009), K and L with their diagonals zeroed, which removes
-    the classic coefficient's drift towards 1 when the width is large against N."""
+    the classic coefficient's drift towards 1 when the width is large against N.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features_x)
+        One representation, a row per sample (as the pipeline prepares it: clamped and l2-normalised).
+    Y : ndarray of shape (n_samples, n_features_y)
+        The other, its rows the same samples in the same order.
+    variant : {"classic", "modified"}, default="classic"
+        The classic coefficient, or RV2 (diagonals zeroed).
+
+    Returns
+    -------
+    float
+        In [0, 1] (``classic``).
+    """
     _check_paired(X, Y)
     Xc, Yc = _centred(X), _centred(Y)
     K, L = Xc @ Xc.T, Yc @ Yc.T
@@ -616,14 +779,40 @@ def pwcca_of_bases(Ux: np.ndarray, sx: np.ndarray, Vx: np.ndarray, Uy: np.ndarra
 def cca(X: np.ndarray, Y: np.ndarray) -> float:
     """Mean canonical correlation between X and Y (no dimensionality reduction: SVCCA is CCA after keeping
     the top directions). When a width reaches N − 1 the centred features span every centred direction and
-    the score is 1 whatever the data: CCA needs N well above the widths."""
+    the score is 1 whatever the data: CCA needs N well above the widths.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features_x)
+        One representation, a row per sample (as the pipeline prepares it: clamped and l2-normalised).
+    Y : ndarray of shape (n_samples, n_features_y)
+        The other, its rows the same samples in the same order.
+
+    Returns
+    -------
+    float
+        The mean canonical correlation, in [0, 1].
+    """
     return float(canonical_correlations(X, Y).mean())
 
 
 def pwcca(X: np.ndarray, Y: np.ndarray) -> float:
     """Projection-weighted CCA (Morcos et al. 2018): Σ_i α_i ρ_i / Σ_i α_i over the canonical correlations
     ρ_i, with α_i = Σ_j |⟨h_i, x_j⟩| the summed absolute projections of X's centred features (columns x_j)
-    onto X's i-th canonical variate h_i. Asymmetric: the weights come from X."""
+    onto X's i-th canonical variate h_i. Asymmetric: the weights come from X.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features_x)
+        One representation, a row per sample (as the pipeline prepares it: clamped and l2-normalised).
+    Y : ndarray of shape (n_samples, n_features_y)
+        The other, its rows the same samples in the same order.
+
+    Returns
+    -------
+    float
+        In [0, 1].
+    """
     _check_paired(X, Y)
     return pwcca_of_bases(*orthonormal_basis(X), orthonormal_basis(Y)[0])
 
