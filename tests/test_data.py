@@ -139,7 +139,7 @@ def test_unreachable_hub_dataset_names_the_dataset_and_the_fix():
     import sys
 
     code = (
-        "from prh.data.store import build_dataset\n"
+        "from prh.data.build import build_dataset\n"
         "build_dataset('/tmp/never', {'name': 'wit', 'kind': 'wit', 'id': 'minhuh/prh', 'revision': 'wit_1024',"
         " 'split': 'train', 'seed': 0, 'image_column': 'image', 'text_column': 'text', 'caption_index': 0,"
         " 'image_size': 32})\n"

@@ -143,7 +143,7 @@ def test_fig3_has_a_language_ladder_with_controls_beside_it(ladder_run, monkeypa
     """Bits-per-byte on both corpora, Fig. 3's from the configured one; the caption encoder (no next-token
     head) is not scored; the controls table says whether it aligned; the figure joins points only within a
     family and draws the controls as reference lines."""
-    from prh import plots
+    from prh.plots import trends as plots
 
     scores = pl.read_parquet(ladder_run / "results/lm_scores.parquet")
     assert scores.filter(pl.col("model") == ENCODER)["applicable"].to_list() == [False, False]
@@ -506,31 +506,34 @@ def test_fig2_and_fig3_text_never_overlaps_and_the_p_value_floor_is_said(ladder_
     intersect when drawn; with K = 29 every p-value of this run sits at 1/30, and the figure says so."""
     import xarray as xr
 
-    from prh import plots
     from prh.analysis.probes import binned_alignment
     from prh.analysis.trends import vision_alignment
+    from prh.plots import probes as probes_plots
+    from prh.plots import trends as trends_plots
+    from prh.plots.style import p_floor_note, text_overlaps
 
     drawn = []
-    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append((fig, plots.text_overlaps(fig))))
+    for module in (trends_plots, probes_plots):  # Fig. 3's module and Fig. 2's
+        monkeypatch.setattr(module, "save", lambda fig, path: drawn.append((fig, text_overlaps(fig))))
     ds = xr.open_dataset(ladder_run / "results/alignment/tiny/alignment.nc", engine="scipy").load()
     trends = pl.read_parquet(ladder_run / "results/trends/tiny.parquet")
     checks = pl.read_parquet(ladder_run / "results/trends/tiny_controls.parquet")
     competence = pl.read_parquet(ladder_run / "results/probes/competence.parquet")
     families = [("gpt-steps s0", GPT[1:]), ("gpt-width s0", [NARROW, GPT[2]])]
-    plots.plot_alignment_versus_lm_score(ds, trends, "fig3.png", "mutual_knn", families, checks, "shapes")
+    trends_plots.plot_alignment_versus_lm_score(ds, trends, "fig3.png", "mutual_knn", families, checks, "shapes")
     vision = [m for m, v in zip(ds["model_x"].values, ds["modality_x"].values) if v == "vision"]
     binned = {}
     for score in ("raw", "calibrated"):
         _, alignment, values = vision_alignment(ds, competence, "mutual_knn", vision, "last", score)
         binned[score] = binned_alignment(alignment, values, 2)
-    plots.plot_competence_alignment(binned, "fig2.png", "mutual_knn", 2, trends, "last")
+    probes_plots.plot_competence_alignment(binned, "fig2.png", "mutual_knn", 2, trends, "last")
     assert len(drawn) == 2 and all(len(fig.axes) == 2 for fig, _ in drawn)
     assert [overlaps for _, overlaps in drawn] == [[], []]
     p = ds["p_value"].values[np.isfinite(ds["p_value"].values)]
     floor = 1 / (ds.attrs["permutations"] + 1)
-    note = plots.p_floor_note(ds)
+    note = p_floor_note(ds)
     assert (note != "") == bool(np.allclose(p, floor)) and (f"{floor:.3f}" in note or not note)
-    assert plots.p_floor_note(ds.assign(p_value=ds["p_value"] * 2)) == ""  # off the floor: nothing said
+    assert p_floor_note(ds.assign(p_value=ds["p_value"] * 2)) == ""  # off the floor: nothing said
     footnotes = [t.get_text() for t in drawn[0][0].texts]
     assert any("cannot tell the pairs apart" in t for t in footnotes) == bool(note)
 
