@@ -408,6 +408,18 @@ def preflight(config: dict, root: str | Path = ".", api=None, token: str | None 
     return preflight_references(references(config), root, api, token)
 
 
+def preflight_job(config: dict, output: str | Path, log: str | Path, provenance: dict) -> None:
+    """The preflight job: ``preflight`` the run's references and write the report (the rule runs this in
+    Snakemake's own process, as ``run:``, so that no script file's date can make it rerun and mask every job
+    that waits for the report; see ``refresh``)."""
+    from prh.io.workflow import logged
+
+    with logged(log) as logger:
+        report = preflight(config)  # raises PreflightError naming every problem
+        logger.info("hub: %s; %d references", report["hub"], len(report["references"]))
+        write_report(output, report, provenance)
+
+
 def write_report(path: str | Path, report: dict, provenance: dict | None = None) -> None:
     """``results/preflight.json``, written atomically."""
     import json

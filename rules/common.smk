@@ -10,6 +10,7 @@ from prh.experiments.ladder.rungs import (
     expand as expand_ladder,
 )  # not snakemake's expand
 from prh.preflight import references as hub_references
+from prh.preflight import preflight_job
 from prh.preflight import refresh as refresh_preflight
 from prh.resources import job_tokens, model_job, model_parameters, store_state_mem_mb
 from prh.io.provenance import run_provenance, share_git_state

@@ -7,7 +7,7 @@ rule preflight:
     """Every hub reference and local path of the run, resolved with metadata calls only, before any model
     job: one error names every problem; results/preflight.json records the commits and sizes it resolved.
     It runs when that file is missing; when the references change, rules/common.smk checks them again
-    before planning (prh.preflight.refresh), so no params or code input makes this job rerun.
+    before planning (prh.preflight.refresh), so no params, code input or script makes this job rerun.
     """
     output:
         "results/preflight.json",
@@ -18,5 +18,7 @@ rule preflight:
     priority: 100
     conda:
         "../envs/prh.yaml"
-    script:
-        "../scripts/preflight/preflight.py"
+    run:
+        preflight_job(
+            config, output[0], log[0], run_provenance(config, REPO) | {"rule": rule}
+        )

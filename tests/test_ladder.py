@@ -301,6 +301,10 @@ EXPERIMENT_JOBS = {  # what editing an experiment's module replans in the finish
         "results/texts/density/",
         {"density_captions": 4, "density_summaries": 2, "embed_texts": 12, "density_alignment": 4,
          "plot_caption_density": 1}),
+    # an experiment's figures: its figure jobs alone
+    "experiments/downstream/figures.py": ("", {"plot_downstream": 2}),
+    "experiments/colour/figures.py": ("", {"plot_colours": 1}),
+    "experiments/density/figures.py": ("", {"plot_caption_density": 1}),
 }  # fmt: skip
 
 
@@ -333,8 +337,9 @@ def _plan_after_editing(ladder_run, tmp_path, module: str) -> list[tuple[str, st
 
 @pytest.mark.parametrize("module", list(EXPERIMENT_JOBS))
 def test_editing_an_experiments_module_replans_only_its_jobs(ladder_run, tmp_path, module):
-    """A comment added to Fig. 4's, Fig. 8's or Fig. 9's module: the finished run plans that experiment's jobs
-    and the job-cost table, nothing else (no training, no embedding of the dataset, no pair)."""
+    """A comment added to Fig. 4's, Fig. 8's or Fig. 9's module (or to its figures): the finished run plans that
+    experiment's jobs (its figure jobs) and the job-cost table, nothing else (no training, no embedding of the
+    dataset, no pair)."""
     from collections import Counter
 
     jobs = _plan_after_editing(ladder_run, tmp_path, module)

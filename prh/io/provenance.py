@@ -77,8 +77,15 @@ def run_provenance(config: dict, workflow_dir: str | Path) -> dict:
 
 
 def script_provenance(smk) -> dict:
-    """``run_provenance`` from inside a Snakemake ``script:`` (its ``snakemake`` object)."""
-    return run_provenance(dict(smk.config), Path(smk.scriptdir).parent) | {"rule": smk.rule}
+    """``run_provenance`` from inside a Snakemake ``script:`` (its ``snakemake`` object); the workflow is the
+    folder above the script's that holds the ``Snakefile`` (scripts live in ``scripts/<topic>/``)."""
+    return run_provenance(dict(smk.config), workflow_dir(smk.scriptdir)) | {"rule": smk.rule}
+
+
+def workflow_dir(folder: str | Path) -> Path:
+    """The nearest folder at or above ``folder`` that holds a ``Snakefile``."""
+    folder = Path(folder).resolve()
+    return next((p for p in (folder, *folder.parents) if (p / "Snakefile").is_file()), folder)
 
 
 def add_provenance(record_path: str | Path, provenance: dict) -> dict:
