@@ -1,5 +1,6 @@
-"""Glue for Snakemake ``script:`` entry points: logging into the rule's ``log:`` file, and atomic writes
-(an output appears at its path complete or not at all, even when the job is killed)."""
+"""The workflow's helpers: logging into a job's ``log:`` file, atomic writes (an output appears at its path
+complete or not at all, even when the job is killed), and what a rule derives from the library: its code
+inputs (``library_modules``) and its settings (``settings_of``)."""
 
 from __future__ import annotations
 

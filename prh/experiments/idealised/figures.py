@@ -1,4 +1,4 @@
-"""Figure of the idealised world (Fig. 7)."""
+"""Figure of the idealised world (Section 4, App. F): learners' alignment to K_PMI and to each other."""
 
 from __future__ import annotations
 
