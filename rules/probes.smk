@@ -78,11 +78,9 @@ rule probe:
     resources:
         mem_mb=4000,
     params:
-        tasks=list(PROBE_TASKS),
-        layer=PROBES.get("layer"),
-        Cs=PROBES.get("C"),
-        max_iter=PROBES.get("max_iter"),
-        seed=PROBES.get("seed"),
+        # layer, C, max_iter and seed of probes; the tasks by name
+        **settings_of("prh/analysis/probes.py:probe_model", PROBES)
+        | {"tasks": list(PROBE_TASKS)},
     script:
         "../scripts/probes/probe.py"
 
@@ -102,7 +100,7 @@ rule competence:
     conda:
         "../envs/prh.yaml"
     params:
-        solved_fraction=PROBES.get("solved_fraction"),
+        **settings_of("prh/analysis/probes.py:competence", PROBES),
     script:
         "../scripts/probes/competence.py"
 

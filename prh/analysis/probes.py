@@ -95,10 +95,11 @@ def solved(accuracy: pl.DataFrame, fraction: float = SOLVED_FRACTION) -> pl.Data
     )
 
 
-def competence(accuracy: pl.DataFrame, fraction: float = SOLVED_FRACTION) -> pl.DataFrame:
-    """Per model: tasks solved, tasks probed, competence (the fraction solved) and mean test accuracy."""
+def competence(accuracy: pl.DataFrame, solved_fraction: float = SOLVED_FRACTION) -> pl.DataFrame:
+    """Per model: tasks solved (``solved`` at ``solved_fraction``), tasks probed, competence (the fraction
+    solved) and mean test accuracy."""
     return (
-        solved(accuracy, fraction)
+        solved(accuracy, solved_fraction)
         .group_by("model", maintain_order=True)
         .agg(
             tasks_solved=pl.col("solved").sum().cast(pl.Int64),
@@ -219,8 +220,35 @@ def probe_store(features_path, task_dir, *, task: str, layer: str, Cs, max_iter:
     )
 
 
-def probe_model(features_paths, task_dirs, tasks, **params) -> pl.DataFrame:
+def probe_model(
+    features_paths,
+    task_dirs,
+    tasks,
+    *,
+    layer: str = "last",
+    C=(1e-4, 1e-3, 0.01, 0.1, 1.0, 10.0),
+    max_iter: int = 1000,
+    seed: int = 0,
+) -> pl.DataFrame:
     """The probe stage of one vision model: ``probe_store`` on every task (one row each). One job per model,
-    as its probe-task features come from one job: a job's start-up costs more than these small fits."""
+    as its probe-task features come from one job: a job's start-up costs more than these small fits.
+
+    Parameters
+    ----------
+    features_paths, task_dirs, tasks : sequence
+        The model's features store of each task, the task's dataset folder and its name.
+    layer : str
+        Which layer is probed (``last``, or ``best`` on the validation split).
+    C : sequence of float
+        The inverse regularisation strengths tried on the validation split.
+    max_iter, seed : int
+        Of the logistic regression.
+
+    Returns
+    -------
+    polars.DataFrame
+        One row per task.
+    """
+    params = {"layer": layer, "Cs": C, "max_iter": max_iter, "seed": seed}
     rows = [probe_store(f, d, task=t, **params) for f, d, t in zip(features_paths, task_dirs, tasks, strict=True)]
     return pl.concat(rows)

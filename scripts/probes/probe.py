@@ -9,11 +9,7 @@ with logged(snakemake.log[0]) as log:
     table = probe_model(
         snakemake.input.features,
         [Path(record).parent for record in snakemake.input.records],
-        p.tasks,
-        layer=p.layer,
-        Cs=p.Cs,
-        max_iter=p.max_iter,
-        seed=p.seed,
+        **dict(p.items()),
     )
     write_table(table, snakemake.output[0], script_provenance(snakemake))
     log.info("%s", table)
