@@ -584,7 +584,7 @@ def test_editing_a_library_module_reruns_the_rules_that_import_it(run, tmp_path)
     tracked = subprocess.run(["git", "-C", str(REPO), "ls-files"], capture_output=True, text=True).stdout.split()
     for name in tracked:
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        # mtimes kept: the finished run is up to date with the copy; links (scripts/prh) copied as links
+        # mtimes kept: the finished run is up to date with the copy; links (scripts/<topic>/prh) copied as links
         shutil.copy2(REPO / name, repo / name, follow_symlinks=False)
     shutil.copytree(run, workdir, symlinks=True)
     module = repo / "prh" / "analysis" / "trends.py"
