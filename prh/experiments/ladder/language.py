@@ -115,7 +115,7 @@ def train_language(
     def checkpoint(step: int) -> list[dict]:
         model.eval()
         score = bits_per_byte(model, tokenizer, val_text, context=context, batch_size=32)
-        write_checkpoint(folders[step], provenance | {"step": step}, model, tokenizer)
+        write_checkpoint(folders[step], provenance | {"step": step}, model.save_pretrained, tokenizer.save_pretrained)
         model.train()
         return [{"step": step, "split": "validation", "quantity": "bits_per_byte", "value": score["bits_per_byte"]}]
 
@@ -194,7 +194,7 @@ def train_world_encoder(
         held_out = torch.arange(n_train, len(captions))
         with torch.inference_mode():
             predicted = predict(held_out)
-        write_checkpoint(folders[step], provenance | {"step": step}, body, tokenizer)
+        write_checkpoint(folders[step], provenance | {"step": step}, body.save_pretrained, tokenizer.save_pretrained)
         body.train()
         cosine = float(F.cosine_similarity(predicted, z[held_out]).mean())
         return [

@@ -82,12 +82,13 @@ def checkpoint_folders(checkpoints: Sequence[int], out_dirs: Sequence[str | Path
     return {int(step): out_dirs[i] for i, step in enumerate(checkpoints)}
 
 
-def write_checkpoint(folder: str | Path, provenance: dict, *parts) -> None:
-    """A checkpoint folder written atomically: each of ``parts`` (a model or tokenizer) by its
-    ``save_pretrained``, and the run's ``training.json`` (``provenance``)."""
+def write_checkpoint(folder: str | Path, provenance: dict, *savers: Callable) -> None:
+    """A checkpoint folder written atomically: what each of ``savers`` writes into it (a model's or a
+    tokenizer's ``save_pretrained``, timm's ``save_for_hf``), and the run's ``training.json``
+    (``provenance``)."""
     with atomic_path(folder) as tmp:
-        for part in parts:
-            part.save_pretrained(tmp)
+        for save in savers:
+            save(tmp)
         (tmp / "training.json").write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n")
 
 

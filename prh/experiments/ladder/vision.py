@@ -6,7 +6,6 @@ by the ordinary timm loader as ``local-dir:<folder>``."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,8 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from prh.data.shapes import ATTRIBUTES, attribute_label
-from prh.experiments.ladder.training import batches, cosine_schedule, deterministic, run_steps
-from prh.io.workflow import atomic_path
+from prh.experiments.ladder.training import batches, cosine_schedule, deterministic, run_steps, write_checkpoint
 
 
 def vision_model_args(width: int, depth: Sequence[int]) -> dict:
@@ -130,9 +128,10 @@ def _save_vision(model, folder, model_args: dict, data_config: dict, provenance:
     """A timm Hugging Face folder (config, safetensors) with the run's ``training.json``, written atomically."""
     from timm.models import save_for_hf
 
+    def save(tmp):
+        save_for_hf(model, str(tmp), model_args=model_args, data_config=data_config, safe_serialization=True)
+
     was_training = model.training
     model.eval()
-    with atomic_path(folder) as tmp:
-        save_for_hf(model, str(tmp), model_args=model_args, data_config=data_config, safe_serialization=True)
-        (tmp / "training.json").write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n")
+    write_checkpoint(folder, provenance, save)
     model.train(was_training)
