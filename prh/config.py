@@ -18,7 +18,9 @@ from prh.experiments.config import experiment_problems
 from prh.metrics.dense import dense_limit_message, dense_requirements
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
-SOURCE_MODALITY = {"timm": "vision", "efficientnet_lite": "vision", "huggingface": "language", "wordllama": "language"}
+SOURCE_MODALITY = {"timm": "vision", "efficientnet_lite": "vision", "huggingface": "language", "wordllama": "language",
+                   "features": None}  # fmt: skip
+FEATURES_KEYS = ("url", "sha256", "dataset", "layer_names")  # the keys of source features only
 HF_LOCATIONS = ("id", "path", "package")
 WORLD = "world"  # the latent scenes Z of the shapes world, aligned to like a model
 
@@ -85,8 +87,13 @@ def _fill_in(config: dict) -> None:
     """Defaults that depend on other keys, filled in before the checks (which only read)."""
     tasks = config["downstream"]["tasks"]  # a task set to null by a preset is dropped
     config["downstream"]["tasks"] = {name: task for name, task in tasks.items() if task is not None}
+    sets = config["colour"]["sets"]  # likewise a colour set
+    config["colour"]["sets"] = {name: words for name, words in sets.items() if words is not None}
     if config.get("probes"):  # Fig. 2's alignment: the first dataset unless named
         config["probes"]["alignment"].setdefault("dataset", config["datasets"][0]["name"])
+    for model in config["models"]:  # a features file's rows follow one dataset: the first unless named
+        if model["source"] == "features":
+            model.setdefault("dataset", config["datasets"][0]["name"])
 
 
 def model_control(spec: dict) -> str | None:
@@ -158,7 +165,12 @@ def _model_problems(config: dict) -> list[str]:
     problems = []
     for i, model in enumerate(config["models"]):
         where = f"models[{i}] (model '{model['name']}')"
+        if model["source"] == "features":
+            problems += _features_problems(config, where, model)
+            continue
         expected = SOURCE_MODALITY[model["source"]]
+        if given := [key for key in FEATURES_KEYS if key in model]:
+            problems.append(f"{where}: {', '.join(given)} apply to models of source features only")
         if model["modality"] != expected:
             problems.append(
                 f"{where}.modality: source '{model['source']}' gives {expected} models, not {model['modality']}"
@@ -184,11 +196,52 @@ def _model_problems(config: dict) -> list[str]:
     return problems
 
 
-def _dataset_problems(config: dict) -> list[str]:
-    """Each dataset entry: the keys of its kind."""
+def _features_problems(config: dict, where: str, model: dict) -> list[str]:
+    """A ``source: features`` entry: one file (url or path), a configured dataset, no keys of a model that runs."""
     problems = []
+    given = [key for key in ("url", "path") if key in model]
+    if len(given) != 1:
+        given_text = ", ".join(given) or "none"
+        problems.append(f"{where}: a features model needs exactly one of url, path (given: {given_text})")
+    names = [d["name"] for d in config["datasets"]]
+    if model["dataset"] not in names:
+        problems.append(f"{where}.dataset: '{model['dataset']}' is not a dataset ({', '.join(names)})")
+    foreign = [key for key in ("package", "gguf_file", "revision", "prompt", "device_map") if key in model]
+    if foreign:
+        problems.append(f"{where}: {', '.join(foreign)} do not apply to a features model")
+    if model["name"] == WORLD:
+        problems.append(f"{where}.name: '{WORLD}' is reserved for the latent scenes of the shapes world")
+    return problems
+
+
+def precomputed_models(config: dict) -> list[str]:
+    """The names of the models whose features are read from a file (``source: features``): they run nothing,
+    so the jobs that run a model (probes, text sets, scored tasks, bits-per-byte on a corpus) skip them."""
+    return [m["name"] for m in config["models"] if m["source"] == "features"]
+
+
+def declared_datasets(config: dict) -> list[str]:
+    """Hub datasets no job reads the images or captions of (every model that embeds them is precomputed, and
+    no figure reads their captions): the run writes their record only and downloads nothing of them."""
+    from prh.data.store import has_captions
+
+    runs = [m for m in config["models"] if m["source"] != "features"]
+    density = (config.get("density") or {}).get("dataset")
+    return [d["name"] for d in config["datasets"] if d["kind"] != "shapes" and d["name"] != density
+            and not any(m["modality"] == "vision" or has_captions(d["kind"]) for m in runs)]  # fmt: skip
+
+
+def _dataset_problems(config: dict) -> list[str]:
+    """Each dataset entry: the keys of its kind; a size for a dataset whose record is all the run writes."""
+    problems = []
+    declared = declared_datasets(config)
     for i, dataset in enumerate(config["datasets"]):
         where = f"datasets[{i}] (dataset '{dataset['name']}')"
+        if dataset["name"] in declared and "size" not in dataset:
+            problems.append(
+                f"{where}.size: every model of this dataset is precomputed, so nothing of it is downloaded; give "
+                f"its number of samples (the rows of the features files), e.g. 1024 for WIT-1024"
+            )
         if dataset["kind"] == "shapes" and any(key in dataset for key in ("id", "path", "revision")):
             problems.append(f"{where}: id, revision and path apply to hub datasets, not the generated shapes world")
         if dataset["kind"] == "hf_image_text" and not (dataset.get("id") or dataset.get("path")):
@@ -305,6 +358,6 @@ def _probe_problems(config: dict) -> list[str]:
             f"probes.alignment.metric: '{alignment['metric']}' is not computed; alignment.metrics has "
             f"{', '.join(config['alignment']['metrics'])}"
         )
-    if sum(m["modality"] == "vision" for m in config["models"]) < 1:
-        problems.append("probes: there are no vision models to probe")
+    if sum(m["modality"] == "vision" and m["source"] != "features" for m in config["models"]) < 1:
+        problems.append("probes: there are no vision models to probe (a features model is not run; set probes: null)")
     return problems

@@ -34,7 +34,7 @@ class Reference:
     """One thing a run reads. ``where`` is the config key path (for messages and for pinning)."""
 
     key: str
-    kind: str  # model | dataset | timm | path
+    kind: str  # model | dataset | timm | path | features (a url; revision: its sha256; files: the cache)
     id: str
     revision: str | None = None
     splits: tuple[str, ...] = ()
@@ -73,6 +73,9 @@ def _model_references(config: dict) -> list[Reference]:
                                   pretrained=m.get("pretrained", True), where=where))  # fmt: skip
         elif m["source"] == "timm" and m.get("id"):
             refs.append(Reference(key, "timm", m["id"], pretrained=m.get("pretrained", True), where=where))
+        if m["source"] == "features" and m.get("url"):  # revision: the file's sha256; files: the cache it lands in
+            cache = (config.get("precomputed") or {}).get("cache", "data/downloads/features")
+            refs.append(Reference(key + ".url", "features", m["url"], m.get("sha256"), files=(cache,), where=where))
         if m.get("path"):
             refs.append(Reference(key + ".path", "path", m["path"], files=gguf, where=where))
     return refs
@@ -80,9 +83,14 @@ def _model_references(config: dict) -> list[Reference]:
 
 def _dataset_references(config: dict) -> list[Reference]:
     """The datasets' hub ids and local paths."""
+    from prh.config import declared_datasets
+
     refs: list[Reference] = []
+    declared = declared_datasets(config)  # nothing of them is read: their record is written from the config
     for i, d in enumerate(config["datasets"]):
         key, where = f"datasets[{i}] (dataset '{d['name']}')", ("datasets", i)
+        if d["name"] in declared:
+            continue
         if d.get("id"):
             columns = (d.get("image_column", "image"), d.get("text_column", "text"))
             refs.append(Reference(key, "dataset", d["id"], d["revision"], (d["split"],), columns, where=where))
@@ -181,6 +189,31 @@ def check_path(ref: Reference, root: Path) -> list[str]:
     if not path.exists():
         return [f"{ref.key}: '{ref.id}' does not exist"]
     return [f"{ref.key}: '{ref.id}' has no file '{f}'" for f in ref.files if not (path / f).is_file()]
+
+
+def check_features(ref: Reference, root: Path) -> tuple[list[str], dict]:
+    """A features file's URL answers with its size (``HEAD``, nothing downloaded; ``file://``: the file exists).
+    Unreachable, it passes only when a copy whose sha256 the config gives is in the cache. Returns the
+    problems and what was resolved (``bytes``, or ``cached``)."""
+    import requests
+
+    from prh.io.download import DownloadError, cache_name, is_remote, local_path, remote_size, sha256_of
+
+    if not is_remote(ref.id):
+        path = local_path(ref.id)
+        path = path if path.is_absolute() else root / path
+        return ([] if path.is_file() else [f"{ref.key}: '{ref.id}' does not exist"]), {}
+    try:
+        return [], {"bytes": remote_size(ref.id)}
+    except DownloadError as err:
+        return [f"{ref.key}: {err}"], {}
+    except requests.RequestException as err:
+        cached = Path(ref.files[0]) / cache_name(ref.id)
+        cached = cached if cached.is_absolute() else root / cached
+        if ref.revision and cached.is_file() and sha256_of(cached) == ref.revision.lower():
+            return [], {"cached": str(cached)}
+        return [f"{ref.key}: '{ref.id}' cannot be reached ({err.__class__.__name__}) and no copy with its sha256 "
+                f"is in the cache {ref.files[0]}"], {}  # fmt: skip
 
 
 def check_timm(ref: Reference) -> tuple[list[str], Reference | None]:
@@ -352,6 +385,10 @@ def check(refs: list[Reference], root: str | Path = ".", api=None, token: str | 
             found = check_path(ref, root)
             problems += found
             entries.append(entry | {"exists": not found})
+        elif ref.kind == "features":
+            found, resolved = check_features(ref, root)
+            problems += found
+            entries.append(entry | resolved)
         elif ref.kind == "timm":
             found, weights = check_timm(ref)
             problems += found

@@ -3,8 +3,15 @@ import re
 from itertools import combinations
 from pathlib import Path
 
-from prh.config import WORLD, load_schema, model_control, validate_config
-from prh.data.corpora import scored_corpora
+from prh.config import (
+    WORLD,
+    declared_datasets,
+    load_schema,
+    model_control,
+    precomputed_models,
+    validate_config,
+)
+from prh.data.corpora import STORED, scored_corpora, text_corpora
 from prh.data.store import has_captions
 from prh.experiments.ladder.rungs import (
     expand as expand_ladder,
@@ -30,13 +37,20 @@ LANGUAGE_MODELS = [name for name, m in MODELS.items() if m["modality"] == "langu
 # Controls of the trends (untrained models, the positive control): references, not points of ρ
 CONTROLS = {name: model_control(m) for name, m in MODELS.items() if model_control(m)}
 VISION_MODELS = [name for name, m in MODELS.items() if m["modality"] == "vision"]
+# Models read from a file (source: features): they run nothing, so jobs that run a model skip them.
+PRECOMPUTED = precomputed_models(config)
+RUNNABLE_LANGUAGE = [m for m in LANGUAGE_MODELS if m not in PRECOMPUTED]
+RUNNABLE_VISION = [m for m in VISION_MODELS if m not in PRECOMPUTED]
+# Hub datasets whose every model is precomputed: their record only, nothing downloaded.
+DECLARED = declared_datasets(config)
 PROBE_TASKS = {t["name"]: t for t in (config.get("probes") or {}).get("tasks", [])}
 # Language models embed captions: a dataset without them (Places-365) is embedded by vision models only.
 DATASET_MODELS = {
     dataset: [
         name
         for name, m in MODELS.items()
-        if m["modality"] == "vision" or has_captions(spec["kind"])
+        if (m["modality"] == "vision" or has_captions(spec["kind"]))
+        and m.get("dataset", dataset) == dataset  # a features file holds one dataset
     ]
     for dataset, spec in DATASETS.items()
 }
@@ -79,10 +93,13 @@ def model_resources(rule, spec_of=lambda wildcards: MODELS[wildcards.model]):
     """
     embedding = config["embedding"]
     defaults = {"mem_mb": 6000, "gpu": embedding["gpus"], "runtime": 240}
+    precomputed = {"mem_mb": 4000, "gpu": 0, "runtime": 30}  # reads a file: no model, no GPU
 
     def of(key):
         def resource(wildcards, input):
             spec = spec_of(wildcards)
+            if spec["source"] == "features":
+                return precomputed[key]
             preflight = None
             if (
                 not spec.get("params")
@@ -148,7 +165,7 @@ def packaged_models(wildcards):
 
 
 def probe_files(wildcards):
-    return [f"results/probes/models/{model}.parquet" for model in VISION_MODELS]
+    return [f"results/probes/models/{model}.parquet" for model in RUNNABLE_VISION]
 
 
 def dataset_inputs(wildcards):
@@ -209,11 +226,11 @@ def all_outputs(with_costs=True):
             ]
     if LANGUAGE_MODELS:
         outputs.append("results/lm_scores.parquet")
-    if PROBE_TASKS:
+    if PROBE_TASKS and RUNNABLE_VISION:
         figures = f"results/figures/{config['probes']['alignment']['dataset']}"
         outputs += ["results/probes/competence.parquet"]
         outputs += [f"{figures}/competence_alignment.png"]
-        if len(VISION_MODELS) >= 3:
+        if len(RUNNABLE_VISION) >= 3:
             outputs.append(f"{figures}/model_umap.png")
     for dataset, models in DATASET_MODELS.items():
         if len(models) < 2:
@@ -239,7 +256,7 @@ TREND_METRIC = (config.get("probes") or {}).get("alignment", {}).get("metric") o
 
 def trend_inputs(wildcards):
     inputs = {"alignment": f"results/alignment/{wildcards.dataset}/alignment.nc"}
-    if PROBE_TASKS:
+    if PROBE_TASKS and RUNNABLE_VISION:
         inputs["competence"] = "results/probes/competence.parquet"
     if LANGUAGE_MODELS:
         inputs["scores"] = "results/lm_scores.parquet"

@@ -12,10 +12,31 @@ rule dataset:
     benchmark:
         "logs/benchmarks/dataset/{dataset}.tsv"
     wildcard_constraints:
-        dataset="|".join(re.escape(d) for d in DATASETS),
+        dataset="|".join(re.escape(d) for d in DATASETS if d not in DECLARED) or "(?!)",
     conda:
         "../envs/prh.yaml"
     params:
         spec=lambda wildcards: DATASETS[wildcards.dataset],
     script:
         "../scripts/data/dataset.py"
+
+
+rule dataset_record:
+    """The record of a hub dataset that only precomputed models use (size and a fingerprint of its
+    declaration): nothing of it is downloaded."""
+    input:
+        code=library_of("data/dataset_record.py"),
+    output:
+        record="data/{dataset}/dataset.json",
+    log:
+        "logs/data/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/dataset_record/{dataset}.tsv"
+    wildcard_constraints:
+        dataset="|".join(re.escape(d) for d in DECLARED) or "(?!)",
+    conda:
+        "../envs/prh.yaml"
+    params:
+        spec=lambda wildcards: DATASETS[wildcards.dataset],
+    script:
+        "../scripts/data/dataset_record.py"

@@ -12,8 +12,8 @@ rule embed:
         "logs/benchmarks/embed/{dataset}/{model}.tsv"
     wildcard_constraints:
         dataset="|".join(re.escape(d) for d in DATASETS),
-        # the world's store comes from world_features
-        model=rf"(?!{WORLD}\.zarr$)[^/]+",
+        # the world's store comes from world_features, a features model's from precomputed_features
+        model=rf"(?!(?:{'|'.join(map(re.escape, [WORLD, *PRECOMPUTED]))})\.zarr$)[^/]+",
     conda:
         "../envs/prh.yaml"
     threads: config["embedding"]["threads"]

@@ -1,5 +1,14 @@
 LM_SCORE = config["lm_score"]
 LM_CORPORA = scored_corpora(LM_SCORE)
+TEXT_CORPORA = text_corpora(LM_SCORE)  # "stored" is read from the features models' stores
+
+
+def stored_scores(wildcards):
+    """A features model's stored bits-per-byte lives in its features store."""
+    spec = MODELS[wildcards.model]
+    if spec["source"] != "features" or STORED not in LM_CORPORA:
+        return {}
+    return {"features": f"results/features/{spec['dataset']}/{wildcards.model}.zarr"}
 
 
 rule lm_corpus:
@@ -26,9 +35,10 @@ rule lm_score:
     input:
         unpack(
             lambda wildcards: {
-                f"corpus_{name}": f"data/corpora/{name}.txt" for name in LM_CORPORA
+                f"corpus_{name}": f"data/corpora/{name}.txt" for name in TEXT_CORPORA
             }
         ),
+        unpack(stored_scores),
         preflight=PREFLIGHT,
         checkpoint=checkpoint_of,
         code=library_of("lm_score/score.py"),

@@ -129,7 +129,7 @@ rule plot_competence_alignment:
         metric=PROBES.get("alignment", {}).get("metric"),
         layers=PROBES.get("alignment", {}).get("layers"),
         bins=PROBES.get("alignment", {}).get("bins"),
-        models=VISION_MODELS,
+        models=RUNNABLE_VISION,
     script:
         "../scripts/probes/plot_competence_alignment.py"
 
@@ -157,6 +157,6 @@ rule plot_model_umap:
         metric=PROBES.get("alignment", {}).get("metric"),
         neighbors=PROBES.get("alignment", {}).get("umap_neighbors"),
         seed=PROBES.get("alignment", {}).get("seed"),
-        models=VISION_MODELS,
+        models=RUNNABLE_VISION,
     script:
         "../scripts/probes/plot_model_umap.py"

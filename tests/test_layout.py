@@ -12,8 +12,8 @@ from conftest import REPO
 PRH = REPO / "prh"
 # Lowest first: a module may import its own topic and the ones before it, never one after it.
 TOPICS = ("io", "data", "models", "metrics", "alignment", "analysis", "plots", "experiments", "config", "preflight",
-          "resources")  # fmt: skip
-SHARED = {"__init__.py", "config.py", "preflight.py", "resources.py"}
+          "resources", "reference")  # fmt: skip
+SHARED = {"__init__.py", "config.py", "preflight.py", "resources.py", "reference.py"}
 EXPERIMENTS = sorted(p.name for p in (PRH / "experiments").iterdir() if (p / "__init__.py").is_file())
 
 

@@ -71,13 +71,27 @@ def is_causal_lm(spec: dict) -> bool:
     return any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in (config.architectures or []))
 
 
-def score_model(spec: dict, corpora: dict[str, str], context: int, batch_size: int, device: str = "auto"):
+def score_model(
+    spec: dict,
+    corpora: dict[str, str],
+    context: int,
+    batch_size: int,
+    device: str = "auto",
+    stored: dict | None = None,
+    order: list[str] | None = None,
+):
     """The language-model score table of a model entry (polars DataFrame): one row per corpus of ``corpora``
-    (name: text), the model loaded once; not applicable for a model without a next-token head."""
+    (name: text), the model loaded once; not applicable for a model without a next-token head. The corpus
+    ``stored`` (listed in ``order``, the corpora in the run's order) is the bits-per-byte a features model's
+    file carries (``stored``: its fields), as its authors measured it; a features model is not applicable
+    on any text corpus (it cannot be run), and a model that runs has no stored score."""
     import polars as pl
 
+    from prh.data.corpora import STORED
     from prh.models.loading import load_hf_model, load_tokenizer, pick_device
 
+    if spec["source"] == "features":
+        return _stored_scores(spec, corpora, stored or {}, order or list(corpora))
     causal = is_causal_lm(spec)
     if causal:
         from transformers import AutoModelForCausalLM
@@ -96,4 +110,40 @@ def score_model(spec: dict, corpora: dict[str, str], context: int, batch_size: i
             result = bits_per_byte(model, tokenizer, corpus, context=context, batch_size=batch_size)
             row |= {"bits_per_byte": result["bits_per_byte"], "tokens": result["tokens"]}
         rows.append(row)
-    return pl.DataFrame(rows, schema_overrides={"bits_per_byte": pl.Float64, "tokens": pl.Int64})
+    if STORED in (order or []):
+        rows.insert(order.index(STORED), _stored_row(spec, {}, context))
+    return pl.DataFrame(rows, schema_overrides=_schema())
+
+
+def _schema() -> dict:
+    """Every score table's column types, so that tables of models that run and of features models concatenate."""
+    import polars as pl
+
+    return {"bits_per_byte": pl.Float64, "tokens": pl.Int64, "bytes": pl.Int64, "context": pl.Int64,
+            "corpus_fingerprint": pl.String}  # fmt: skip
+
+
+def _stored_row(spec: dict, stored: dict, context) -> dict:
+    from prh.data.corpora import STORED
+
+    bpb = stored.get("bpb")
+    return {"model": spec["name"], "corpus": STORED, "corpus_fingerprint": None, "context": context,
+            "applicable": bpb is not None, "bits_per_byte": bpb, "tokens": None, "bytes": None}  # fmt: skip
+
+
+def _stored_scores(spec: dict, corpora: dict[str, str], stored: dict, order: list[str]):
+    """A features model's rows: its file's bits-per-byte for ``stored``, not applicable on every text corpus."""
+    import polars as pl
+
+    from prh.data.corpora import STORED
+
+    rows = []
+    for name in order:
+        if name == STORED:
+            rows.append(_stored_row(spec, stored, None))
+            continue
+        text = corpora[name]
+        rows.append({"model": spec["name"], "corpus": name, "corpus_fingerprint": text_fingerprint(text),
+                     "context": None, "applicable": False, "bits_per_byte": None, "tokens": None,
+                     "bytes": len(text.encode("utf-8"))})  # fmt: skip
+    return pl.DataFrame(rows, schema_overrides=_schema())

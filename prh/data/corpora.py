@@ -97,6 +97,14 @@ def load_corpus(
     raise ValueError(f"unknown corpus '{name}'")
 
 
+STORED = "stored"  # not a text: the bits-per-byte each features model's file carries (prh.models.precomputed)
+
+
+def text_corpora(lm_score: dict) -> list[str]:
+    """The scored corpora that are texts to read (``stored`` is read from the features models' stores)."""
+    return [name for name in scored_corpora(lm_score) if name != STORED]
+
+
 def scored_corpora(lm_score: dict) -> list[str]:
     """The corpora a run scores every causal LM on: ``lm_score.corpus`` (Fig. 3's) first, then the others."""
     return list(dict.fromkeys([lm_score["corpus"], *(lm_score.get("corpora") or [])]))

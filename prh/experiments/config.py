@@ -32,8 +32,12 @@ def model_list_problems(config: dict, key: str, names: list[str], side: str, fig
     """A figure's list of models of one modality: each a model of that modality; an empty list (every model
     of it) needs at least one."""
     modality = {m["name"]: m["modality"] for m in config["models"]}
+    precomputed = {m["name"] for m in config["models"] if m["source"] == "features"}
     problems = [f"{key}[{i}]: '{n}' is not a {side} model of models" for i, n in enumerate(names)
                 if modality.get(n) != side]  # fmt: skip
-    if not names and side not in modality.values():
-        problems.append(f"{key}: {figure} needs a {side} model, and models has none")
+    problems += [f"{key}[{i}]: '{n}' is a features model (its file holds one dataset); {figure} runs the model"
+                 for i, n in enumerate(names) if n in precomputed]  # fmt: skip
+    runnable = [m for m, kind in modality.items() if kind == side and m not in precomputed]
+    if not names and not runnable:
+        problems.append(f"{key}: {figure} needs a {side} model that runs (not a features model), and models has none")
     return problems

@@ -4,6 +4,7 @@ Layout, opened with ``xr.open_zarr(path)``::
 
     features (layer, sample, dim)   float32 or float16, chunked (1, chunk, dim)
     width    (layer,)               the true width of each layer; entries beyond it are zero
+    mask     (sample, token)        only for features read from the authors' files: their attention masks
     attrs                           layer_names and provenance (model, dataset fingerprint, versions)
 
 Layers of one model can differ in width (CNN blocks); they share one array, zero-padded to the widest
@@ -31,7 +32,14 @@ class FeatureWriter:
     """Stream per-layer batches ``[(B, D_l), ...]`` into a features store at ``path``."""
 
     def __init__(
-        self, path: str | Path, n_samples: int, *, dtype: str = "float32", chunk: int = 256, attrs: dict | None = None
+        self,
+        path: str | Path,
+        n_samples: int,
+        *,
+        dtype: str = "float32",
+        chunk: int = 256,
+        attrs: dict | None = None,
+        extras: dict | None = None,
     ):
         if dtype not in STORAGE_DTYPES:
             raise ValueError(f"storage dtype '{dtype}' is not one of {STORAGE_DTYPES}")
@@ -39,6 +47,7 @@ class FeatureWriter:
         self.partial = self.path.with_name(self.path.name + ".partial")
         self.n_samples, self.dtype, self.chunk = n_samples, np.dtype(dtype), chunk
         self.attrs = dict(attrs or {})
+        self.extras = dict(extras or {})  # name -> (dims, array): per-sample arrays kept beside the features
         self.widths: list[int] | None = None
         self._buffer: list[list[np.ndarray]] = []
         self._buffered = 0
@@ -96,8 +105,14 @@ class FeatureWriter:
             self._flush(self._buffered)
         if self._written != self.n_samples:
             raise ValueError(f"{self.path}: wrote {self._written} samples, expected {self.n_samples}")
+        for name, (dims, values) in self.extras.items():
+            zarr.create_array(str(self.partial), name=name, data=np.asarray(values), dimension_names=dims)
         # Attributes last: xarray's appends reset them, and a store with its attrs is a finished one.
         zarr.open_group(str(self.partial), mode="r+").attrs.update(self.attrs)
+        if self.extras:  # xarray's consolidated listing predates them
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                zarr.consolidate_metadata(str(self.partial))
         shutil.rmtree(self.path, ignore_errors=True)
         self.partial.rename(self.path)
 

@@ -1,5 +1,5 @@
 # Fig. 8's models and final outputs (rules in rules/colour.smk).
-COLOUR_LANGUAGE = config["colour"]["language"] or LANGUAGE_MODELS
+COLOUR_LANGUAGE = config["colour"]["language"] or RUNNABLE_LANGUAGE
 
 
 EXPERIMENT_OUTPUTS.extend(

@@ -2,8 +2,8 @@
 from prh.experiments.density.levels import summary_words
 
 # Fig. 9: the models of the density levels (empty lists in config: every vision / language model).
-DENSITY_VISION = config["density"]["vision"] or VISION_MODELS
-DENSITY_LANGUAGE = config["density"]["language"] or LANGUAGE_MODELS
+DENSITY_VISION = config["density"]["vision"] or RUNNABLE_VISION
+DENSITY_LANGUAGE = config["density"]["language"] or RUNNABLE_LANGUAGE
 
 
 def density_level_inputs(wildcards):

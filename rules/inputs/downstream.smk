@@ -18,7 +18,7 @@ def downstream_scores(wildcards):
     if published(wildcards.mc_task):
         return [f"results/published/{wildcards.mc_task}.parquet"]
     return [
-        f"results/downstream/{wildcards.mc_task}/{m}.parquet" for m in LANGUAGE_MODELS
+        f"results/downstream/{wildcards.mc_task}/{m}.parquet" for m in RUNNABLE_LANGUAGE
     ]
 
 

@@ -1,0 +1,291 @@
+"""Precomputed features as a model source: files in the PRH authors' layout and the other formats read in,
+downloads over a real HTTP server (a cache, a 404, a truncated body, a wrong sha256), ``configs/published.yaml``
+end to end on fixture files, the export back into the authors' layout, and ``prh.Reference``."""
+
+from __future__ import annotations
+
+import pickle
+import re
+import shutil
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+import xarray as xr
+import yaml
+from conftest import REPO, snakemake, write_config
+from file_server import file_server, synthetic_layers, write_authors_files
+
+from prh.config import ConfigError, validate_config
+from prh.io.download import DownloadError, cache_name, fetch
+from prh.io.features import read_layers, store_attrs
+from prh.io.representations import RepresentationError, check_representations, read_representations
+from prh.models.precomputed import export_features, import_features
+
+N = 40
+WIT = "http://vision14.csail.mit.edu/prh/wit_1024/"
+# Six of configs/published.yaml's 26 models (the reference DINOv2 among them), as fixture files of its names.
+SUBSET = {
+    "vit-giant-p14-dinov2-lvd142m": {"layers": 6, "width": 24, "signal": 2.0, "seed": 1},
+    "vit-small-p14-dinov2-lvd142m": {"layers": 4, "width": 16, "signal": 1.0, "seed": 2},
+    "vit-base-p16-clip-224-laion2b": {"layers": 5, "width": 20, "signal": 1.5, "seed": 3},
+    "open_llama_3b": {"layers": 4, "width": 16, "signal": 0.5, "seed": 4, "bpb": 0.9},
+    "llama-7b": {"layers": 5, "width": 20, "signal": 1.5, "seed": 5, "bpb": 0.7},
+    "bloomz-560m": {"layers": 3, "width": 12, "signal": 1.0, "seed": 6, "bpb": 0.8},
+}
+
+
+# --------------------------------------------------------------------------------------------- formats
+def test_every_format_reads_the_same_layers(tmp_path):
+    layers = synthetic_layers(N, 3, 8, 1.0, seed=0)
+    stack = np.stack(layers)  # (L, N, D)
+    torch.save({"feats": torch.from_numpy(np.stack(layers, axis=1)), "num_params": 7}, tmp_path / "a.pt")
+    torch.save({"feats": [torch.from_numpy(x) for x in layers], "num_params": 7, "bpb": torch.tensor(0.5)},
+               tmp_path / "b.pt")  # fmt: skip
+    np.save(tmp_path / "c.npy", stack)
+    np.savez(tmp_path / "d.npz", **{f"layer_{i}": x for i, x in enumerate(layers)}, num_params=np.array(7))
+    from safetensors.numpy import save_file
+
+    save_file({f"layer_{i}": x for i, x in enumerate(layers)}, str(tmp_path / "e.safetensors"), {"num_params": "7"})
+    for name in ("a.pt", "b.pt", "c.npy", "d.npz", "e.safetensors"):
+        reps = read_representations(tmp_path / name)
+        assert len(reps.layers) == 3, name
+        for got, want in zip(reps.layers, layers):
+            assert got.dtype == np.float32 and np.array_equal(got, want), name
+    assert read_representations(tmp_path / "b.pt").fields == {"num_params": 7, "bpb": 0.5}
+    assert read_representations(tmp_path / "e.safetensors").fields == {"num_params": 7}
+
+
+def test_layers_sort_by_their_numbers_and_bfloat16_is_read_as_float32(tmp_path):
+    layers = [np.full((4, 2), i, dtype=np.float32) for i in range(12)]
+    np.savez(tmp_path / "x.npz", **{f"layer_{i}": x for i, x in enumerate(layers)})
+    assert [int(x[0, 0]) for x in read_representations(tmp_path / "x.npz").layers] == list(range(12))
+    torch.save({"feats": torch.ones(4, 2, 3, dtype=torch.bfloat16)}, tmp_path / "bf.pt")
+    assert {x.dtype for x in read_representations(tmp_path / "bf.pt").layers} == {np.dtype(np.float32)}
+
+
+class Payload:  # a pickled object that weights_only loading refuses
+    def __reduce__(self):
+        return (print, ("unpickled!",))
+
+
+def test_a_file_that_needs_unpickling_is_refused_never_unpickled(tmp_path, capsys):
+    with open(tmp_path / "evil.pt", "wb") as f:
+        pickle.dump({"feats": Payload()}, f)
+    with pytest.raises(RepresentationError, match=r"evil\.pt: refused.*weights_only=True.*not unpickled"):
+        read_representations(tmp_path / "evil.pt")
+    assert "unpickled!" not in capsys.readouterr().out
+
+
+def test_a_wrong_number_of_samples_or_a_nan_is_one_error_naming_model_file_and_shapes(tmp_path):
+    reps = read_representations(_pt(tmp_path / "short.pt", N - 1))
+    with pytest.raises(RepresentationError) as err:
+        check_representations("llama-7b", "http://host/short.pt", reps, N)
+    assert re.search(rf"model 'llama-7b' \(http://host/short\.pt\): layer 0 has shape \({N - 1}, 8\), expected \({N},",
+                     str(err.value))  # fmt: skip
+    layers = synthetic_layers(N, 2, 8, 1.0, seed=0)
+    layers[1][7, 3] = np.nan
+    torch.save({"feats": [torch.from_numpy(x) for x in layers]}, tmp_path / "nan.pt")
+    with pytest.raises(RepresentationError, match=r"model 'm' \(nan\.pt\): layer 1 .*NaN or Inf at sample 7"):
+        check_representations("m", "nan.pt", read_representations(tmp_path / "nan.pt"), N)
+
+
+def _pt(path, n, layers=3, width=8):
+    torch.save({"feats": torch.from_numpy(np.stack(synthetic_layers(n, layers, width, 1.0, 0), axis=1))}, path)
+    return path
+
+
+# -------------------------------------------------------------------------------------------- downloads
+def test_downloads_are_cached_checked_and_never_used_when_short(tmp_path):
+    served_dir, cache = tmp_path / "served", tmp_path / "cache"
+    served_dir.mkdir()
+    _pt(served_dir / "m.pt", N)
+    with file_server(served_dir) as (base, served):
+        first = fetch(f"{base}/m.pt", cache, progress=False)
+        again = fetch(f"{base}/m.pt", cache, sha256=first["sha256"], progress=False)
+        assert served["m.pt"] == 1 and again["path"] == first["path"]  # the cached copy, checked by its sha256
+        with pytest.raises(DownloadError, match=r"/missing\.pt: the server answers 404"):
+            fetch(f"{base}/missing.pt", cache, progress=False)
+        with pytest.raises(DownloadError, match=r"/truncated/m\.pt: the download failed"):
+            fetch(f"{base}/truncated/m.pt", cache, retries=1, progress=False)
+        assert served["truncated/m.pt"] == 2  # pooch tried again
+        with pytest.raises(DownloadError, match="hash of downloaded file"):
+            fetch(f"{base}/m.pt", tmp_path / "other", sha256="0" * 64, retries=0, progress=False)
+        # a cached file of the wrong size (cut short by an earlier tool) is fetched again, never used
+        cached = cache / cache_name(f"{base}/m.pt")
+        cached.write_bytes(cached.read_bytes()[:100])
+        assert fetch(f"{base}/m.pt", cache, progress=False)["sha256"] == first["sha256"]
+        assert served["m.pt"] == 3  # the first, the one that failed its sha256, and this one
+    leftovers = [p.name for p in (*cache.iterdir(), *(tmp_path / "other").iterdir()) if p.name != cached.name]
+    assert leftovers == []  # failed downloads leave nothing
+
+
+# ------------------------------------------------------------------------------------ the published preset
+def published_config(base: str, n: int = N, models=SUBSET) -> dict:
+    """configs/published.yaml on ``models`` of its own, their URLs on the fixture server, at a test's size."""
+    config = yaml.safe_load((REPO / "configs" / "published.yaml").read_text())
+    config["models"] = [m | {"url": m["url"].replace(WIT, base + "/")} for m in config["models"] if m["name"] in models]
+    config["datasets"][0]["size"] = n
+    config["precomputed"]["cache"] = "cache"
+    config["alignment"]["null_distribution"]["permutations"] = 19
+    config["alignment"]["bootstrap"]["resamples"] = 20
+    config["figures"] = {"cknna_k": [5, 20], "agreement": {"k": [5, 10], "bsz": [16, 32]}}
+    return config
+
+
+def fixture_files(folder, config: dict, n: int = N) -> dict:
+    entries = [{"name": m["name"], "modality": m["modality"], "file": m["url"].rsplit("/", 1)[1]} | SUBSET[m["name"]]
+               for m in config["models"]]  # fmt: skip
+    return write_authors_files(folder, entries, n)
+
+
+@pytest.fixture(scope="module")
+def published_run(tmp_path_factory):
+    """configs/published.yaml on six of its models, served over HTTP from fixture files (N = 40)."""
+    root = tmp_path_factory.mktemp("published")
+    run = root / "run"
+    run.mkdir()
+    with file_server(root / "served") as (base, served):
+        config = published_config(base)
+        fixture_files(root / "served", config)
+        write_config(run, config)
+        snakemake(run)
+        snakemake(run, "results/export/wit1024")
+        yield run, dict(served), config
+
+
+def test_the_published_preset_runs_on_downloaded_files_and_downloads_nothing_else(published_run):
+    run, served, config = published_run
+    assert sorted(served) == sorted(m["url"].rsplit("/", 1)[1] for m in config["models"])
+    assert set(served.values()) == {1}  # each file once
+    assert not (run / "data" / "wit1024" / "images.zarr").exists()  # no image or caption downloaded
+    record = yaml.safe_load((run / "data" / "wit1024" / "dataset.json").read_text())
+    assert record["contents"] == "not downloaded" and record["size"] == N
+    figures = run / "results" / "figures"
+    for name in ("best_alignment", "cross_modal_metrics", "alignment_versus_lm_score", "cknna_versus_k",
+                 "metric_agreement", "metric_variants", "trend_calibration"):  # fmt: skip
+        assert (figures / "wit1024" / f"{name}.png").is_file(), name
+    assert (figures / "downstream_hellaswag.png").is_file() and (figures / "downstream_gsm8k.png").is_file()
+
+
+def test_a_features_store_keeps_the_file_its_fields_and_its_provenance(published_run):
+    run, _, config = published_run
+    store = run / "results" / "features" / "wit1024" / "llama-7b.zarr"
+    attrs = store_attrs(store)
+    file = yaml.safe_load(attrs["model_file"])
+    assert file["url"].endswith("/huggyllama_llama-7b_pool-avg.pt") and len(file["sha256"]) == 64
+    assert file["bytes"] > 0 and attrs["model_source"] == "features"
+    assert int(attrs["model_parameters"]) == 1000 * (SUBSET["llama-7b"]["seed"] + 1)
+    assert yaml.safe_load(attrs["model_file_fields"])["bpb"] == pytest.approx(0.7)
+    want = synthetic_layers(N, 5, 20, 1.5, seed=5)
+    assert all(np.array_equal(got, w) for got, w in zip(read_layers(store, np.float32), want))
+    assert xr.open_zarr(store)["mask"].shape == (N, 12)
+
+
+def test_stored_bits_per_byte_is_fig3s_x(published_run):
+    run = published_run[0]
+    scores = pl.read_parquet(run / "results" / "lm_scores.parquet")
+    stored = {r["model"]: r["bits_per_byte"] for r in scores.filter(pl.col("corpus") == "stored").to_dicts()}
+    assert stored == pytest.approx({"open_llama_3b": 0.9, "llama-7b": 0.7, "bloomz-560m": 0.8})
+    trends = pl.read_parquet(run / "results" / "trends" / "wit1024.parquet")
+    fig3 = trends.filter((pl.col("trend") == "fig3") & (pl.col("metric") == "mutual_knn") & (pl.col("score") == "raw"))
+    row = fig3.to_dicts()[0]
+    assert dict(zip(row["models"], row["x_values"])) == pytest.approx({m: 1 - v for m, v in stored.items()})
+
+
+def test_fig4_reads_the_published_tables_and_counts_the_models_left_out(published_run):
+    run = published_run[0]
+    hellaswag = pl.read_parquet(run / "results" / "published" / "hellaswag.parquet")
+    by_model = {r["model"]: r["accuracy"] for r in hellaswag.to_dicts()}
+    assert by_model == {"open_llama_3b": 0.67, "llama-7b": 0.73, "bloomz-560m": None}  # BLOOMZ: no published row
+    gsm8k = pl.read_parquet(run / "results" / "published" / "gsm8k.parquet")
+    assert {r["model"]: r["accuracy"] for r in gsm8k.to_dicts()}["llama-7b"] == 0.110
+
+
+def test_export_round_trip_gives_bit_identical_stores(published_run, tmp_path):
+    run = published_run[0]
+    exported = sorted(p.name for p in (run / "results" / "export" / "wit1024").glob("*.pt"))
+    assert "vit_giant_patch14_dinov2.lvd142m_pool-cls.pt" in exported
+    assert "huggyllama_llama-7b_pool-avg.pt" in exported and len(exported) == len(SUBSET)
+    pt = torch.load(run / "results" / "export" / "wit1024" / "huggyllama_llama-7b_pool-avg.pt", weights_only=True)
+    assert pt["feats"].shape == (N, 5, 20) and pt["num_params"] == 6000 and float(pt["bpb"]) == pytest.approx(0.7)
+    record = run / "data" / "wit1024"
+    for path in (run / "results" / "export" / "wit1024").glob("*.pt"):
+        spec = {"name": path.stem, "modality": "vision", "path": str(path)}
+        back = import_features(spec, record, tmp_path / f"{path.stem}.zarr", dataset_name="wit1024", cache=tmp_path)
+        source = next(s for s in (run / "results" / "features" / "wit1024").iterdir()
+                      if path.name.startswith(yaml.safe_load(store_attrs(s)["model_spec"])["id"].replace("/", "_")))  # fmt: skip
+        for a, b in zip(read_layers(source, np.float32), read_layers(back, np.float32), strict=True):
+            assert a.tobytes() == b.tobytes()
+
+
+def test_an_embedded_models_export_reads_back_bit_identical(tiny_run, tmp_path):
+    store = tiny_run / "results" / "features" / "tiny" / "resnet-test.zarr"  # CNN blocks: widths differ, a list
+    path = export_features(store, tmp_path)
+    assert path.name == "test_resnet_pool-avg.pt"
+    assert isinstance(torch.load(path, weights_only=True)["feats"], list)
+    back = import_features({"name": "r", "modality": "vision", "path": str(path)}, tiny_run / "data" / "tiny",
+                           tmp_path / "r.zarr", dataset_name="tiny", cache=tmp_path)  # fmt: skip
+    for a, b in zip(read_layers(store, np.float32), read_layers(back, np.float32), strict=True):
+        assert a.tobytes() == b.tobytes()
+
+
+# -------------------------------------------------------------------------------------------- bad inputs
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("missing", r"vit-small-p14-dinov2-lvd142m.*the server answers 404"),
+        ("truncated", r"truncated/.*download failed"),
+        ("short", rf"model 'vit-small-p14-dinov2-lvd142m' .*: layer 0 has shape \({N - 2}, 16\), expected \({N}, D\)"),
+        ("nan", r"model 'vit-small-p14-dinov2-lvd142m' .*layer 2 .*NaN or Inf at sample 3"),
+        ("sha256", r"hash of downloaded file .* does not match the known hash"),
+    ],
+)
+def test_a_bad_file_is_one_clear_error_and_leaves_nothing_half_written(tmp_path, damage, message):
+    models = {k: SUBSET[k] for k in ("vit-giant-p14-dinov2-lvd142m", "vit-small-p14-dinov2-lvd142m", "llama-7b")}
+    with file_server(tmp_path / "served") as (base, _):
+        config = published_config(base, models=models)
+        config["downstream"]["tasks"] = {"shapes-anchor": None}
+        paths = fixture_files(tmp_path / "served", config)
+        bad = next(m for m in config["models"] if m["name"] == "vit-small-p14-dinov2-lvd142m")
+        if damage == "missing":
+            paths[bad["name"]].unlink()
+        elif damage == "truncated":
+            bad["url"] = bad["url"].replace(base, base + "/truncated")
+        elif damage == "short":
+            write_authors_files(tmp_path / "served", [{"name": bad["name"], "modality": "vision",
+                                "file": paths[bad["name"]].name, **SUBSET[bad["name"]]}], N - 2)  # fmt: skip
+        elif damage == "nan":
+            content = torch.load(paths[bad["name"]], weights_only=True)
+            content["feats"][3, 2, 0] = float("nan")
+            torch.save(content, paths[bad["name"]])
+        else:
+            bad["sha256"] = "0" * 64
+        run = tmp_path / "run"
+        run.mkdir()
+        write_config(run, config)
+        result = snakemake(run, "--keep-going", check=False)
+    assert result.returncode != 0
+    text = result.stdout + result.stderr + "".join(p.read_text() for p in (run / "logs").rglob("*.log"))
+    assert re.search(message, text, re.S), text[-3000:]
+    features = run / "results" / "features" / "wit1024"
+    assert not (features / f"{bad['name']}.zarr").exists()
+    assert [p.name for p in features.glob("*.partial")] == []
+    if damage != "missing":  # the preflight stops a 404 before any job; otherwise the good files are in
+        assert (features / "llama-7b.zarr").is_dir()
+
+
+def test_a_features_model_needs_one_file_a_dataset_and_none_of_a_running_models_keys():
+    config = yaml.safe_load((REPO / "configs" / "published.yaml").read_text())
+    config["models"][0] |= {"path": "x.pt", "package": "p"}
+    config["models"][1]["dataset"] = "nowhere"
+    config["models"][2].pop("url")
+    config["datasets"][0].pop("size")
+    with pytest.raises(ConfigError) as err:
+        validate_config(config)
+    text = str(err.value)
+    assert "models[0] (model 'vit-tiny-p16-224-augreg-in21k'): a features model needs exactly one of url, path" in text
+    assert "models[0] (model 'vit-tiny-p16-224-augreg-in21k'): package do not apply to a features model" in text
+    assert "models[1] (model 'vit-small-p16-224-augreg-in21k').dataset: 'nowhere' is not a dataset" in text
+    assert "(given: none)" in text and "datasets[0] (dataset 'wit1024').size: every model" in text
