@@ -149,8 +149,13 @@ class Reference:
         check_representations(name, "features", reps, int(self.attrs["n_samples"]))
         metrics, state_settings, pair_settings = self.settings(metric, params)
         self._check_states(metrics)
+        # the state holds what the run's metrics need, as its state jobs computed it: which parts it holds can
+        # change a score (CKNNA's half-samples are row-centred exactly only with Gram matrices). SVCCA's
+        # directions change no other metric's and need D >= dims: only when asked for.
+        run_metrics = self.attrs.get("metric_params") or {}
+        every = {m: resolve_params(m, p) for m, p in run_metrics.items() if m != "svcca"} | metrics
         with tempfile.TemporaryDirectory(prefix="prh-reference-") as tmp:
-            state = self._state(Path(tmp), name, modality, layers, metrics, state_settings)
+            state = self._state(Path(tmp), name, modality, layers, every, state_settings)
             rows = [self._row(state, name, model, metrics, pair_settings) for model in self.models]
         table = pl.DataFrame(rows)
         q = benjamini_hochberg(table["p_value"].to_numpy())

@@ -265,7 +265,8 @@ def test_a_bad_file_is_one_clear_error_and_leaves_nothing_half_written(tmp_path,
         run = tmp_path / "run"
         run.mkdir()
         write_config(run, config)
-        result = snakemake(run, "--keep-going", check=False)
+        targets = [f"results/features/wit1024/{m['name']}.zarr" for m in config["models"]]
+        result = snakemake(run, "--keep-going", *targets, check=False)
     assert result.returncode != 0
     text = result.stdout + result.stderr + "".join(p.read_text() for p in (run / "logs").rglob("*.log"))
     assert re.search(message, text, re.S), text[-3000:]
@@ -289,3 +290,52 @@ def test_a_features_model_needs_one_file_a_dataset_and_none_of_a_running_models_
     assert "models[0] (model 'vit-tiny-p16-224-augreg-in21k'): package do not apply to a features model" in text
     assert "models[1] (model 'vit-small-p16-224-augreg-in21k').dataset: 'nowhere' is not a dataset" in text
     assert "(given: none)" in text and "datasets[0] (dataset 'wit1024').size: every model" in text
+
+
+# ---------------------------------------------------------------------------------------- prh.Reference
+@pytest.mark.parametrize("metric", ["mutual_knn", "cknna", "unbiased_cka", "svcca"])
+def test_reference_scores_equal_the_workflows_for_a_model_added_by_config(published_run, metric):
+    import prh
+
+    run = published_run[0]
+    added = "llama-7b"  # a model the run added by config: scored again as a user's own features
+    others = [m for m in SUBSET if m != added]
+    table = prh.Reference(run, "wit1024", models=others).score(
+        synthetic_layers(N, 5, 20, 1.5, seed=5), metric, name=added, modality="language"
+    )
+    assert table["reference"].to_list() == others
+    with xr.open_dataset(run / "results" / "alignment" / "wit1024" / "alignment.nc", engine="scipy") as ds:
+        want = ds.sel(metric=metric, model_x=added, model_y=others).load()
+    for column, variable in [("best", "best"), ("calibrated", "calibrated"), ("tau", "tau"), ("p_value", "p_value"),
+                             ("ci_low", "ci_low"), ("ci_high", "ci_high"), ("last", "last"),
+                             ("layer", "best_layer_x"), ("reference_layer", "best_layer_y")]:  # fmt: skip
+        np.testing.assert_allclose(table[column].to_numpy(), want[variable].values, rtol=0, atol=1e-12, err_msg=column)
+    from prh.metrics.calibration import benjamini_hochberg
+
+    np.testing.assert_array_equal(table["q_value"].to_numpy(), benjamini_hochberg(want["p_value"].values))
+
+
+def test_reference_takes_torch_and_numpy_and_names_bad_input(published_run):
+    import prh
+
+    ref = prh.Reference(published_run[0], "wit1024", models=["vit-giant-p14-dinov2-lvd142m", "llama-7b"])
+    layers = synthetic_layers(N, 3, 8, 1.0, seed=9)
+    as_list = ref.score(layers, k=5)
+    as_stack = ref.score(torch.from_numpy(np.stack(layers)), k=5)  # (L, N, D) in torch
+    assert as_list.equals(as_stack) and as_list["layer"].max() <= 2
+    single = ref.score(layers[-1].astype(np.float64), name="one")  # (N, D)
+    assert (single["layer"] == 0).all()
+    with pytest.raises(ValueError, match=rf"model 'yours' \(features\): layer 0 has shape \({N - 1}, 8\), expected"):
+        ref.score(layers[0][:-1])
+    bad = layers[0].copy()
+    bad[5, 1] = np.inf
+    with pytest.raises(ValueError, match="layer 0 .*NaN or Inf at sample 5"):
+        ref.score(bad)
+    with pytest.raises(ValueError, match="metric 'nope' is unknown"):
+        ref.score(layers, "nope")
+    with pytest.raises(ValueError, match=r"models: \['gpt-5'\] are not models of dataset 'wit1024'"):
+        prh.Reference(published_run[0], "wit1024", models=["gpt-5"])
+    with pytest.raises(ValueError, match="lacks"):
+        ref.score(layers, k=30)  # deeper than the run's neighbour lists
+    with pytest.raises(ValueError, match="downloaded nothing of it"):
+        ref.data("vision")
