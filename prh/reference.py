@@ -19,6 +19,7 @@ half-sample interval; q-values are Benjamini–Hochberg over this table's rows (
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -133,12 +134,22 @@ class Reference:
         pair.pop("metrics", None)
         return {metric: metric_params}, state, pair
 
-    def score(self, features, metric: str = "mutual_knn", *, name: str = "yours", modality: str = "vision", **params):
+    def score(
+        self,
+        features,
+        metric: str = "mutual_knn",
+        *,
+        name: str = "yours",
+        modality: str = "vision",
+        workers: int | None = None,
+        **params,
+    ):
         """Score ``features`` against every reference model with ``metric`` (its parameters: the run's, updated
         by ``params``). Returns a polars table, one row per reference model: ``best`` (over layer pairs), ``layer``
         and ``reference_layer`` (indices) with their names, ``last``, ``calibrated``, ``tau``, ``p_value``,
         ``q_value`` (Benjamini–Hochberg over the rows), ``ci_low``, ``ci_high`` and ``null_mean``. ``name``
-        places the new model among the references as the workflow orders a pair (by name). Raises one
+        places the new model among the references as the workflow orders a pair (by name); ``workers``
+        processes score the references (default: one per CPU), each pair as its own job would. Raises one
         ``ValueError`` for features of the wrong size or with NaN, an unknown metric or model."""
         import polars as pl
 
@@ -156,7 +167,7 @@ class Reference:
         every = {m: resolve_params(m, p) for m, p in run_metrics.items() if m != "svcca"} | metrics
         with tempfile.TemporaryDirectory(prefix="prh-reference-") as tmp:
             state = self._state(Path(tmp), name, modality, layers, every, state_settings)
-            rows = [self._row(state, name, model, metrics, pair_settings) for model in self.models]
+            rows = self._rows(state, name, metrics, pair_settings, workers or os.cpu_count() or 1)
         table = pl.DataFrame(rows)
         q = benjamini_hochberg(table["p_value"].to_numpy())
         return table.with_columns(pl.Series("q_value", q)).select(
@@ -196,6 +207,21 @@ class Reference:
             writer.write(layers)
         state, _ = compute_state(store, metrics, **settings)
         return write_state(state, folder / f"{name}.state.zarr")
+
+    def _rows(self, state: Path, name: str, metrics: dict, settings: dict, workers: int) -> list[dict]:
+        """Every reference's row, in order; pairs are independent, so several processes share them."""
+        jobs = [(state, name, model, metrics, settings) for model in self.models]
+        if workers <= 1 or len(jobs) <= 1:
+            return [self._row(*job) for job in jobs]
+        from concurrent.futures import ProcessPoolExecutor
+
+        import zarr
+
+        # the deepest references first, so that no worker is left with a long pair at the end
+        depth = {m: int(zarr.open_group(str(self.state_path(m)), mode="r").attrs["n_layers"]) for m in self.models}
+        with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
+            futures = {job[2]: pool.submit(self._row, *job) for job in sorted(jobs, key=lambda j: -depth[j[2]])}
+            return [futures[model].result() for model in self.models]
 
     def _row(self, state: Path, name: str, model: str, metrics: dict, settings: dict) -> dict:
         """One reference model against the new one, the pair oriented by name as the workflow orders it."""
