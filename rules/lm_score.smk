@@ -1,14 +1,8 @@
 LM_SCORE = config["lm_score"]
 LM_CORPORA = scored_corpora(LM_SCORE)
-TEXT_CORPORA = text_corpora(LM_SCORE)  # "stored" is read from the features models' stores
-
-
-def stored_scores(wildcards):
-    """A features model's stored bits-per-byte lives in its features store."""
-    spec = MODELS[wildcards.model]
-    if spec["source"] != "features" or STORED not in LM_CORPORA:
-        return {}
-    return {"features": f"results/features/{spec['dataset']}/{wildcards.model}.zarr"}
+TEXT_CORPORA = text_corpora(
+    LM_SCORE
+)  # "stored" is read from the features models' stores
 
 
 rule lm_corpus:

@@ -1,21 +1,7 @@
+include: "inputs/precomputed.smk"
+
+
 PRECOMPUTED_SETTINGS = config["precomputed"]
-
-
-def precomputed_file(wildcards):
-    """A features file read from a local path is an input: replacing it imports it again."""
-    spec = MODELS[wildcards.model]
-    return [spec["path"]] if spec.get("path") else []
-
-
-def export_inputs(wildcards):
-    """Every model's features store of the dataset and, for the causal LMs' bits-per-byte, their scores."""
-    stores = [
-        f"results/features/{wildcards.dataset}/{m}.zarr"
-        for m in DATASET_MODELS[wildcards.dataset]
-        if m != WORLD
-    ]
-    scores = ["results/lm_scores.parquet"] if LANGUAGE_MODELS else []
-    return {"stores": stores, "scores": scores}
 
 
 rule precomputed_features:
@@ -39,12 +25,12 @@ rule precomputed_features:
     conda:
         "../envs/prh.yaml"
     params:
-        spec=lambda wildcards: MODELS[wildcards.model],
         **settings_of(
             "prh/models/precomputed.py:import_features",
             PRECOMPUTED_SETTINGS,
             config["embedding"],
         ),
+        spec=lambda wildcards: MODELS[wildcards.model],
     script:
         "../scripts/precomputed/features.py"
 
@@ -64,6 +50,6 @@ rule export_features:
     conda:
         "../envs/prh.yaml"
     params:
-        corpus=LM_SCORE["corpus"],
+        corpus=config["lm_score"]["corpus"],
     script:
         "../scripts/precomputed/export.py"

@@ -214,8 +214,8 @@ def test_export_round_trip_gives_bit_identical_stores(published_run, tmp_path):
     for path in (run / "results" / "export" / "wit1024").glob("*.pt"):
         spec = {"name": path.stem, "modality": "vision", "path": str(path)}
         back = import_features(spec, record, tmp_path / f"{path.stem}.zarr", dataset_name="wit1024", cache=tmp_path)
-        source = next(s for s in (run / "results" / "features" / "wit1024").iterdir()
-                      if path.name.startswith(yaml.safe_load(store_attrs(s)["model_spec"])["id"].replace("/", "_")))  # fmt: skip
+        stores = (run / "results" / "features" / "wit1024").iterdir()
+        source = next(s for s in stores if path.name.startswith(store_attrs(s)["model_id"].replace("/", "_")))
         for a, b in zip(read_layers(source, np.float32), read_layers(back, np.float32), strict=True):
             assert a.tobytes() == b.tobytes()
 
@@ -339,3 +339,13 @@ def test_reference_takes_torch_and_numpy_and_names_bad_input(published_run):
         ref.score(layers, k=30)  # deeper than the run's neighbour lists
     with pytest.raises(ValueError, match="downloaded nothing of it"):
         ref.data("vision")
+
+
+def test_the_published_preset_over_the_default_config_plans_the_26_models_and_nothing_to_embed(tmp_path):
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    out = snakemake(tmp_path, "--configfile", str(REPO / "configs" / "published.yaml"), "--dry-run").stdout
+    counts = {k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats:")[1], re.M)}
+    assert counts["precomputed_features"] == 26 and counts["align_pair"] == 26 * 25 // 2
+    assert counts["lm_score"] == 12 and counts["published_scores"] == 2 and counts["dataset_record"] == 1
+    for rule in ("embed", "dataset", "lm_corpus", "probe", "embed_texts", "downstream_score", "train_vision"):
+        assert rule not in counts, rule
