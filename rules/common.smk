@@ -259,7 +259,15 @@ TREND_METRIC = (config.get("probes") or {}).get("alignment", {}).get("metric") o
 
 
 def trend_inputs(wildcards):
-    inputs = {"alignment": f"results/alignment/{wildcards.dataset}/alignment.nc"}
+    """The aggregate, competence, language-model scores and the features stores (parameter counts)."""
+    stores = [
+        f"results/features/{wildcards.dataset}/{m}.zarr"
+        for m in DATASET_MODELS[wildcards.dataset]
+    ]
+    inputs = {
+        "alignment": f"results/alignment/{wildcards.dataset}/alignment.nc",
+        "features": stores,
+    }
     if PROBE_TASKS and RUNNABLE_VISION:
         inputs["competence"] = "results/probes/competence.parquet"
     if LANGUAGE_MODELS:

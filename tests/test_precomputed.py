@@ -17,6 +17,7 @@ import yaml
 from conftest import REPO, snakemake, write_config
 from file_server import file_server, synthetic_layers, write_authors_files
 
+from prh.analysis.trends import trend_row
 from prh.config import ConfigError, validate_config
 from prh.io.download import DownloadError, cache_name, fetch
 from prh.io.features import read_layers, store_attrs
@@ -349,3 +350,44 @@ def test_the_published_preset_over_the_default_config_plans_the_26_models_and_no
     assert counts["lm_score"] == 12 and counts["published_scores"] == 2 and counts["dataset_record"] == 1
     for rule in ("embed", "dataset", "lm_corpus", "probe", "embed_texts", "downstream_score", "train_vision"):
         assert rule not in counts, rule
+
+
+def test_the_files_parameter_counts_are_the_x_of_the_size_trends(published_run):
+    run = published_run[0]
+    trends = pl.read_parquet(run / "results" / "trends" / "wit1024.parquet")
+    with xr.open_dataset(run / "results" / "alignment" / "wit1024" / "alignment.nc", engine="scipy") as ds:
+        best = ds["best"].sel(metric="mutual_knn").load()
+    vision = [m for m in SUBSET if "vit" in m]
+    language = [m for m in SUBSET if m not in vision]
+    for trend, models, others in (("size_vision", vision, vision), ("size_language", language, vision)):
+        row = trend_row(trends, trend, "mutual_knn")
+        assert sorted(row["models"]) == sorted(models)
+        x = {m: np.log10(1000 * (SUBSET[m]["seed"] + 1)) for m in models}
+        assert dict(zip(row["models"], row["x_values"])) == pytest.approx(x)
+        y = {m: np.mean([float(best.sel(model_x=m, model_y=o)) for o in others if o != m]) for m in models}
+        assert dict(zip(row["models"], row["y_values"])) == pytest.approx(y)
+
+
+def test_preflight_asks_each_url_for_its_size_and_accepts_an_unreachable_one_only_when_cached(tmp_path):
+    from prh.preflight import check, references
+
+    _pt(tmp_path / "served.pt", N)
+    with file_server(tmp_path) as (base, served):
+        config = published_config(base, models={"llama-7b": SUBSET["llama-7b"]})
+        config["models"][0]["url"] = f"{base}/served.pt"
+        config["models"].append(config["models"][0] | {"name": "gone", "url": f"{base}/gone.pt"})
+        config["precomputed"]["cache"] = str(tmp_path / "cache")
+        config["downstream"]["tasks"] = {"shapes-anchor": None}
+        config = validate_config(config)
+        report = check(references(config), tmp_path)
+        assert served == {}  # nothing downloaded
+        got = fetch(f"{base}/served.pt", tmp_path / "cache", progress=False)
+    assert report["hub"] == "no hub references"  # the declared dataset is not read from the hub
+    assert [r.get("bytes") for r in report["references"]] == [got["bytes"], None]
+    assert report["problems"] == [f"models[1] (model 'gone').url: {base}/gone.pt: the server answers 404 Not Found"]
+    # the server gone: unreachable fails closed, unless the cache holds a copy of the given sha256
+    config["models"] = config["models"][:1]
+    offline = check(references(config), tmp_path)
+    assert "cannot be reached" in offline["problems"][0] and "no copy with its sha256" in offline["problems"][0]
+    config["models"][0]["sha256"] = got["sha256"]
+    assert check(references(config), tmp_path)["problems"] == []

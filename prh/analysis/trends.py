@@ -12,7 +12,10 @@ Trends of a run (``run_trends``), each a row of ``results/trends/{dataset}.parqu
 * ``fig3``: causal language models; x = 1 − bits-per-byte, y = mean best-over-layers alignment to the trained
   vision models (the paper's Fig. 3 statistic);
 * ``world_vision`` / ``world_language``: the same x against the alignment (best over layers) to the latent
-  scenes Z of the shapes world.
+  scenes Z of the shapes world;
+* ``size_vision`` / ``size_language``: x = log10 of each model's parameter count (its features store's, which
+  for a model read from the authors' files is their ``num_params``), y as Fig. 2 on the best layers and as
+  Fig. 3: does alignment rise with scale? (the paper's Fig. 2 and 3 read scale as the size of the points).
 
 Each is computed for every metric, on the raw scores and on the calibrated ones (``score``: ``raw`` or
 ``calibrated``, ``prh.metrics.calibration``): whether a trend survives calibration is the question of
@@ -112,13 +115,21 @@ TREND = "trend"  # the role of a model that is a point of ρ; controls have thei
 
 
 def run_trends(
-    ds, competence=None, lm_scores=None, *, controls=None, metrics=None, layers: str = "last", seed: int = 0
+    ds,
+    competence=None,
+    lm_scores=None,
+    *,
+    controls=None,
+    metrics=None,
+    layers: str = "last",
+    seed: int = 0,
+    parameters: dict | None = None,
 ):
     """The trends of one dataset's aggregate ``ds`` (see the module docstring) for each of ``metrics`` (all of
     the aggregate's by default), each on the raw and on the calibrated scores (``score``), as a polars table
     with the per-model points (``x``, ``y``, ``models``, ``roles``) of each. ``lm_scores``: one corpus's rows;
     ``controls``: {model: random | positive}, kept in the table, left out of ρ. Calibrated rows need the
-    permutation null."""
+    permutation null. ``parameters``: {model: parameter count} (unknown: absent or -1) for the size trends."""
     import polars as pl
 
     names = list(ds["model_x"].values)
@@ -131,6 +142,9 @@ def run_trends(
     best = {"raw": "best", "calibrated": "calibrated"}
     probed, competences = _competence_axis(competence, vision)
     causal, fluency = _fluency_axis(lm_scores, ds, names, controls)
+    sizes = {m: float(np.log10(p)) for m, p in (parameters or {}).items() if p and p > 0 and m in names}
+    sized_vision = [m for m in trained_vision if m in sizes]
+    sized_language = [m for m in names if m in sizes and m not in controls and _modality(ds, m) == "language"]
     rows = []
 
     def add(trend, metric, score, x_name, y_name, models, x, y):
@@ -155,6 +169,15 @@ def run_trends(
             to_world = ds[best[score]].sel(metric=metric, model_x=causal, model_y=world[0]).values
             add("world_language", metric, score, "1 - bits per byte", f"{what} to the world Z (best layer)",
                 causal, fluency, to_world)  # fmt: skip
+        if len(sized_vision) >= 2:
+            mean = _mean_to_trained(pair_matrix(ds, metric, "best", sized_vision, score), sized_vision, controls)
+            add("size_vision", metric, score, "log10 parameters", f"mean {what} to the other trained vision models "
+                "(best layers)", sized_vision, [sizes[m] for m in sized_vision], mean)  # fmt: skip
+        if sized_language and trained_vision:
+            to_vision = ds[best[score]].sel(metric=metric, model_x=sized_language, model_y=trained_vision).values
+            x = [sizes[m] for m in sized_language]
+            add("size_language", metric, score, "log10 parameters", f"mean {what} to the trained vision models "
+                "(best layers)", sized_language, x, to_vision.mean(axis=1))  # fmt: skip
     return pl.DataFrame(rows, schema=_trend_schema())
 
 

@@ -85,9 +85,10 @@ def plot_world_alignment(trends, path: str | Path, metric: str) -> None:
 
 
 def plot_trend_calibration(trends, path: str | Path) -> None:
-    """Does calibration change the story? For each trend (Fig. 2, Fig. 3, alignment to Z) and metric, Spearman's
+    """Does calibration change the story? For each trend (Fig. 2, Fig. 3, alignment to Z, scale) and metric, Spearman's
     ρ on the raw scores against ρ on the calibrated scores, with their bootstrap intervals."""
-    kinds = [t for t in ("fig2", "fig3", "world_vision", "world_language") if t in set(trends["trend"])]
+    kinds = ("fig2", "fig3", "world_vision", "world_language", "size_vision", "size_language")
+    kinds = [t for t in kinds if t in set(trends["trend"])]
     if "calibrated" not in set(trends["score"]) or not kinds:
         note(path, "Raw against calibrated trends needs the permutation null (alignment.null_distribution).")
         return

@@ -3,6 +3,7 @@ import xarray as xr
 
 from prh.analysis.trends import control_checks, run_trends
 from prh.data.corpora import of_corpus
+from prh.io.features import store_attrs
 from prh.io.provenance import script_provenance
 from prh.io.workflow import logged, write_table
 
@@ -12,7 +13,8 @@ with logged(snakemake.log[0]) as log:
     scores = of_corpus(pl.read_parquet(i.scores), p.corpus) if "scores" in i.keys() else None
     with xr.open_dataset(i.alignment, engine="scipy") as ds:
         ds = ds.load()
-    table = run_trends(ds, competence, scores, controls=p.controls, layers=p.layers, seed=p.seed)
+    parameters = {(a := store_attrs(path))["model"]: int(a.get("model_parameters", -1)) for path in i.features}
+    table = run_trends(ds, competence, scores, controls=p.controls, layers=p.layers, seed=p.seed, parameters=parameters)
     checks = control_checks(ds, p.controls, p.metric, p.alpha)
     write_table(table, o.trends, script_provenance(snakemake))
     write_table(checks, o.controls, script_provenance(snakemake))
