@@ -233,49 +233,63 @@ def test_an_embedded_models_export_reads_back_bit_identical(tiny_run, tmp_path):
 
 
 # -------------------------------------------------------------------------------------------- bad inputs
-@pytest.mark.parametrize(
-    "damage, message",
-    [
-        ("missing", r"vit-small-p14-dinov2-lvd142m.*the server answers 404"),
-        ("truncated", r"truncated/.*download failed"),
-        ("short", rf"model 'vit-small-p14-dinov2-lvd142m' .*: layer 0 has shape \({N - 2}, 16\), expected \({N}, D\)"),
-        ("nan", r"model 'vit-small-p14-dinov2-lvd142m' .*layer 2 .*NaN or Inf at sample 3"),
-        ("sha256", r"hash of downloaded file .* does not match the known hash"),
-    ],
-)
-def test_a_bad_file_is_one_clear_error_and_leaves_nothing_half_written(tmp_path, damage, message):
-    models = {k: SUBSET[k] for k in ("vit-giant-p14-dinov2-lvd142m", "vit-small-p14-dinov2-lvd142m", "llama-7b")}
+DAMAGED = {  # one damaged file per model of one run (--keep-going), and the error its job must name
+    "vit-small-p14-dinov2-lvd142m": r"truncated/vit_small_patch14_dinov2\.lvd142m_pool-cls\.pt: the download failed",
+    "vit-base-p16-clip-224-laion2b": (
+        rf"model 'vit-base-p16-clip-224-laion2b' .*: layer 0 has shape \({N - 2}, 20\), expected \({N}, D\)"
+    ),
+    "open_llama_3b": r"model 'open_llama_3b' .*layer 2 .*NaN or Inf at sample 3",
+    "bloomz-560m": r"bigscience_bloomz-560m_pool-avg\.pt.*hash of downloaded file .* does not match the known hash",
+}
+
+
+def test_each_bad_file_is_one_clear_error_and_leaves_nothing_half_written(tmp_path):
+    models = {k: SUBSET[k] for k in [*DAMAGED, "vit-giant-p14-dinov2-lvd142m", "llama-7b"]}
     with file_server(tmp_path / "served") as (base, _):
         config = published_config(base, models=models)
-        config["downstream"]["tasks"] = {"shapes-anchor": None}
         paths = fixture_files(tmp_path / "served", config)
-        bad = next(m for m in config["models"] if m["name"] == "vit-small-p14-dinov2-lvd142m")
-        if damage == "missing":
-            paths[bad["name"]].unlink()
-        elif damage == "truncated":
-            bad["url"] = bad["url"].replace(base, base + "/truncated")
-        elif damage == "short":
-            write_authors_files(tmp_path / "served", [{"name": bad["name"], "modality": "vision",
-                                "file": paths[bad["name"]].name, **SUBSET[bad["name"]]}], N - 2)  # fmt: skip
-        elif damage == "nan":
-            content = torch.load(paths[bad["name"]], weights_only=True)
-            content["feats"][3, 2, 0] = float("nan")
-            torch.save(content, paths[bad["name"]])
-        else:
-            bad["sha256"] = "0" * 64
+        entries = {m["name"]: m for m in config["models"]}
+        entries["vit-small-p14-dinov2-lvd142m"]["url"] = entries["vit-small-p14-dinov2-lvd142m"]["url"].replace(
+            base, base + "/truncated"
+        )
+        short = entries["vit-base-p16-clip-224-laion2b"]
+        write_authors_files(tmp_path / "served", [short | SUBSET[short["name"]] | {"file": paths[short["name"]].name}],
+                            N - 2)  # fmt: skip
+        content = torch.load(paths["open_llama_3b"], weights_only=True)
+        content["feats"][2][3, 0] = float("nan")
+        torch.save(content, paths["open_llama_3b"])
+        entries["bloomz-560m"]["sha256"] = "0" * 64
         run = tmp_path / "run"
         run.mkdir()
         write_config(run, config)
-        targets = [f"results/features/wit1024/{m['name']}.zarr" for m in config["models"]]
+        targets = [f"results/features/wit1024/{m}.zarr" for m in models]
         result = snakemake(run, "--keep-going", *targets, check=False)
     assert result.returncode != 0
-    text = result.stdout + result.stderr + "".join(p.read_text() for p in (run / "logs").rglob("*.log"))
-    assert re.search(message, text, re.S), text[-3000:]
     features = run / "results" / "features" / "wit1024"
-    assert not (features / f"{bad['name']}.zarr").exists()
-    assert [p.name for p in features.glob("*.partial")] == []
-    if damage != "missing":  # the preflight stops a 404 before any job; otherwise the good files are in
-        assert (features / "llama-7b.zarr").is_dir()
+    for model, message in DAMAGED.items():
+        log = (run / "logs" / "precomputed" / "wit1024" / f"{model}.log").read_text()
+        assert re.search(message, log, re.S), log[-2000:]
+        assert not (features / f"{model}.zarr").exists()
+    assert (features / "llama-7b.zarr").is_dir() and (features / "vit-giant-p14-dinov2-lvd142m.zarr").is_dir()
+    assert [p.name for p in features.iterdir() if not p.name.endswith(".zarr")] == []  # no .partial
+    assert sorted(p.name for p in (run / "cache").iterdir()) == sorted(
+        f.name for f in (run / "cache").iterdir() if not f.name.startswith("tmp")
+    )  # pooch's temporary files are gone
+
+
+def test_a_missing_file_stops_the_run_at_preflight_before_any_job(tmp_path):
+    models = {k: SUBSET[k] for k in ("vit-giant-p14-dinov2-lvd142m", "llama-7b")}
+    with file_server(tmp_path / "served") as (base, served):
+        config = published_config(base, models=models)
+        fixture_files(tmp_path / "served", config)["llama-7b"].unlink()
+        run = tmp_path / "run"
+        run.mkdir()
+        write_config(run, config)
+        result = snakemake(run, check=False)
+    assert result.returncode != 0 and served == {}
+    pattern = r"models\[\d+\] \(model 'llama-7b'\)\.url: .*huggyllama_llama-7b_pool-avg\.pt: the server answers 404"
+    assert re.search(pattern, result.stdout + result.stderr)
+    assert not (run / "results" / "features").exists()
 
 
 def test_a_features_model_needs_one_file_a_dataset_and_none_of_a_running_models_keys():
