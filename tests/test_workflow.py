@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+import yaml
 from conftest import (
     REPO,
     places365_fixture,
@@ -536,11 +537,11 @@ def script_imports() -> dict[str, dict[str, list[str]]]:
         return dict(zip(scripts, pool.map(imports, scripts.values())))
 
 
-def _declared_modules(config: dict, workdir: Path) -> dict[str, set[Path]]:
+def _declared_modules(config: dict, workdir: Path, *targets: str) -> dict[str, set[Path]]:
     """Per rule, the prh files its jobs declare as inputs, from a --forceall dry run (every job printed)."""
     workdir.mkdir()
     write_config(workdir, config)
-    out = snakemake(workdir, "--dry-run", "--forceall").stdout
+    out = snakemake(workdir, "--dry-run", "--forceall", *targets).stdout
     declared: dict[str, set[Path]] = {}
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
         rule = re.match(r"(?:local)?rule (\w+):", block)
@@ -555,16 +556,22 @@ def test_every_rule_depends_on_exactly_the_modules_it_imports(tmp_path, script_i
     """Each rule's jobs declare as inputs every prh module its script loads,
     found independently by importing it in a fresh interpreter (the declared list also has the modules that
     functions import when called), and no model code unless the rule runs a model; so editing a module reruns
-    the rules that use it. Both test configs together have a job of every rule."""
+    the rules that use it. The two test configs and the published preset (with its export) together have a job
+    of every rule."""
     from conftest import REPO, ladder_config
 
     declared = _declared_modules(tiny_config(), tmp_path / "tiny")
-    for rule, modules in _declared_modules(ladder_config(), tmp_path / "ladder").items():
-        assert declared.setdefault(rule, modules) == modules, rule
+    published = yaml.safe_load((REPO / "configs" / "published.yaml").read_text())
+    for other in (
+        _declared_modules(ladder_config(), tmp_path / "ladder"),
+        _declared_modules(published, tmp_path / "published", "all", "results/export/wit1024"),
+    ):
+        for rule, modules in other.items():
+            assert declared.setdefault(rule, modules) == modules, rule
     # preflight declares no code: a rerun while its report exists would hide jobs from the planner
     # (prh.preflight.refresh); changed references are checked again while planning instead
     assert "preflight" not in declared and "preflight" not in script_imports
-    assert set(script_imports) <= set(declared)  # every rule has a job in one of the two configs
+    assert set(script_imports) <= set(declared)  # every rule has a job in one of the three configs
     for rule, imports in script_imports.items():
         assert {Path(p).resolve() for p in imports["prh"]} <= declared[rule], rule
         assert ((REPO / "prh" / "models" / "loading.py").resolve() in declared[rule]) == (rule in MODEL_RULES), rule
