@@ -11,6 +11,7 @@ from conftest import digests, ladder_config, planned_jobs, snakemake, write_conf
 
 from prh.analysis.trends import trend_row
 from prh.config import ConfigError, load_schema, validate_config
+from prh.io.features import store_attrs
 
 CNN = ["cnn-w8-all-s0-step0", "cnn-w8-all-s0-step80"]
 GPT = ["gpt-w32-s0-step0", "gpt-w32-s0-step20", "gpt-w32-s0-step80"]
@@ -57,8 +58,6 @@ def _vocab(run):
 def test_rungs_load_like_any_model(ladder_run):
     """A checkpoint is an ordinary timm / transformers folder, read by the ordinary loaders; its provenance
     names the run, the step and the weights."""
-    from prh.io.features import store_attrs
-
     vision = store_attrs(ladder_run / f"results/features/tiny/{CNN[1]}.zarr")
     assert vision["model_source"] == "timm" and vision["layer_names"] == '["layer1", "layer2", "layer3", "layer4"]'
     assert vision["model_revision"].startswith("trained in the workflow: run cnn-w8-all-s0, step 80, weights sha256:")
@@ -110,7 +109,11 @@ def test_the_world_is_aligned_to(ladder_run):
 
 def test_trends_table_and_figures(ladder_run):
     trends = pl.read_parquet(ladder_run / "results/trends/tiny.parquet")
-    assert set(trends["trend"]) == {"fig2", "fig3", "world_vision", "world_language"}
+    # size_vision needs two trained vision models with a parameter count; the ladder has one trained CNN here
+    assert set(trends["trend"]) == {"fig2", "fig3", "world_vision", "world_language", "size_language"}
+    size = trend_row(trends, "size_language", "mutual_knn")
+    stores = {m: store_attrs(ladder_run / f"results/features/tiny/{m}.zarr") for m in size["models"]}
+    assert size["x_values"] == pytest.approx([np.log10(int(stores[m]["model_parameters"])) for m in size["models"]])
     assert set(trends["score"]) == {"raw", "calibrated"}
     assert set(trends["metric"]) == set(ladder_config()["alignment"]["metrics"])
     fig3 = trend_row(trends, "fig3", "mutual_knn")

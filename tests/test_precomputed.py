@@ -4,6 +4,7 @@ end to end on fixture files, the export back into the authors' layout, and ``prh
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
 import shutil
@@ -90,6 +91,18 @@ def test_a_wrong_number_of_samples_or_a_nan_is_one_error_naming_model_file_and_s
     torch.save({"feats": [torch.from_numpy(x) for x in layers]}, tmp_path / "nan.pt")
     with pytest.raises(RepresentationError, match=r"model 'm' \(nan\.pt\): layer 1 .*NaN or Inf at sample 7"):
         check_representations("m", "nan.pt", read_representations(tmp_path / "nan.pt"), N)
+
+
+def test_layer_names_from_the_config_must_name_every_layer(tmp_path):
+    record = {"size": N, "fingerprint": "sha256:x"}
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "dataset.json").write_text(json.dumps(record))
+    spec = {"name": "m", "modality": "vision", "path": str(_pt(tmp_path / "m.pt", N)), "layer_names": ["a", "b"]}
+    with pytest.raises(RepresentationError, match="layer_names has 2 names, .*m.pt holds 3 layers"):
+        import_features(spec, tmp_path / "data", tmp_path / "m.zarr", dataset_name="d", cache=tmp_path)
+    spec["layer_names"] = ["a", "b", "c"]
+    store = import_features(spec, tmp_path / "data", tmp_path / "m.zarr", dataset_name="d", cache=tmp_path)
+    assert yaml.safe_load(store_attrs(store)["layer_names"]) == ["a", "b", "c"]
 
 
 def _pt(path, n, layers=3, width=8):

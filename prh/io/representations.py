@@ -193,6 +193,10 @@ def check_representations(model: str, where: str, reps: Representations, n_sampl
             f"model '{model}' ({where}): layer {wrong[0]} has shape {found}, expected ({n_samples}, D): "
             f"{n_samples} samples, one per row of the dataset ({len(shapes)} layers, first {shapes[0]})"
         )
+    if reps.mask is not None and len(reps.mask) != n_samples:
+        raise RepresentationError(
+            f"model '{model}' ({where}): 'mask' has shape {tuple(reps.mask.shape)}, expected ({n_samples}, T)"
+        )
     for i, layer in enumerate(reps.layers):
         finite = np.isfinite(layer).all(axis=1)
         if not finite.all():

@@ -22,6 +22,7 @@ from prh.io.download import fetch
 from prh.io.features import FeatureWriter, layer_reader, store_attrs
 from prh.io.provenance import as_attrs, package_versions
 from prh.io.representations import (
+    RepresentationError,
     authors_file_name,
     check_representations,
     read_representations,
@@ -52,6 +53,9 @@ def import_features(
     got = fetch(location, cache, spec.get("sha256"), retries=retries)
     reps = read_representations(got["path"])
     check_representations(spec["name"], location, reps, record["size"])
+    if spec.get("layer_names") and len(spec["layer_names"]) != len(reps.layers):
+        raise RepresentationError(f"model '{spec['name']}': layer_names has {len(spec['layer_names'])} names, "
+                                  f"{location} holds {len(reps.layers)} layers")  # fmt: skip
     dtype = "float16" if all(layer.dtype.name == "float16" for layer in reps.layers) else "float32"
     fields = {k: v for k, v in reps.fields.items() if k not in ("num_params",)}
     attrs = {
@@ -74,9 +78,6 @@ def import_features(
         **{f"model_{k}": fields[k] for k in STORED_FIELDS if k in fields},
         **(provenance or {}),
     }
-    if len(reps.layer_names if not spec.get("layer_names") else spec["layer_names"]) != len(reps.layers):
-        raise ValueError(f"model '{spec['name']}': layer_names has {len(spec['layer_names'])} names, "
-                         f"{location} holds {len(reps.layers)} layers")  # fmt: skip
     extras = {"mask": (("sample", "token"), reps.mask)} if reps.mask is not None else None
     n = record["size"]
     with FeatureWriter(out_path, n, dtype=dtype, chunk=chunk, attrs=as_attrs(attrs), extras=extras) as writer:
