@@ -93,11 +93,8 @@ def model_resources(rule, spec_of=lambda wildcards: MODELS[wildcards.model]):
     """
     embedding = config["embedding"]
     defaults = {"mem_mb": 6000, "gpu": embedding["gpus"], "runtime": 240}
-    precomputed = {
-        "mem_mb": 4000,
-        "gpu": 0,
-        "runtime": 30,
-    }  # reads a file: no model, no GPU
+    # a features model's jobs read a file: no model, no GPU
+    precomputed = {"mem_mb": 4000, "gpu": 0, "runtime": 30}
 
     def of(key):
         def resource(wildcards, input):

@@ -1,8 +1,7 @@
 LM_SCORE = config["lm_score"]
 LM_CORPORA = scored_corpora(LM_SCORE)
-TEXT_CORPORA = text_corpora(
-    LM_SCORE
-)  # "stored" is read from the features models' stores
+# "stored" is not a text: it is read from the features models' stores
+TEXT_CORPORA = text_corpora(LM_SCORE)
 
 
 rule lm_corpus:

@@ -243,6 +243,12 @@ def test_an_embedded_models_export_reads_back_bit_identical(tiny_run, tmp_path):
                            tmp_path / "r.zarr", dataset_name="tiny", cache=tmp_path)  # fmt: skip
     for a, b in zip(read_layers(store, np.float32), read_layers(back, np.float32), strict=True):
         assert a.tobytes() == b.tobytes()
+    # another run's features store read in as it is
+    again = import_features({"name": "z", "modality": "vision", "path": str(store)}, tiny_run / "data" / "tiny",
+                            tmp_path / "z.zarr", dataset_name="tiny", cache=tmp_path)  # fmt: skip
+    assert store_attrs(again)["layer_names"] == store_attrs(store)["layer_names"]
+    for a, b in zip(read_layers(store, np.float32), read_layers(again, np.float32), strict=True):
+        assert a.tobytes() == b.tobytes()
 
 
 # -------------------------------------------------------------------------------------------- bad inputs
