@@ -98,6 +98,7 @@ class Reference:
         self.record = read_record(self.run / "data" / dataset)
 
     def state_path(self, model: str) -> Path:
+        """Where the run keeps a reference model's state store."""
         return self.run / "results" / "states" / self.dataset / f"{model}.zarr"
 
     def data(self, modality: str):
@@ -176,17 +177,15 @@ class Reference:
         )  # fmt: skip
 
     def _check_states(self, metrics: dict) -> None:
-        """Every reference state holds what the metric needs (the run computed it, at least as deep)."""
+        """Every reference state exists and holds what the metric needs (the run computed it, at least as deep)."""
+        import zarr
+
         want = state_parts(metrics)
         for model in self.models:
             path = self.state_path(model)
             if not path.is_dir():
                 raise ValueError(f"model '{model}': no state store {path}; was the run finished?")
-
-        import zarr
-
-        for model in self.models:
-            have = _decoded(zarr.open_group(str(self.state_path(model)), mode="r").attrs["parts"])
+            have = _decoded(zarr.open_group(str(path), mode="r").attrs["parts"])
             short = [p for p in ("k", "dims") if want[p] and (have[p] < want[p] if p == "k" else have[p] != want[p])]
             short += [p for p in ("values", "grams", "rsa", "bases") if want[p] and not have.get(p)]
             if short:
