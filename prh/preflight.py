@@ -202,7 +202,7 @@ def check_features(ref: Reference, root: Path) -> tuple[list[str], dict]:
     if not is_remote(ref.id):
         path = local_path(ref.id)
         path = path if path.is_absolute() else root / path
-        return ([] if path.is_file() else [f"{ref.key}: '{ref.id}' does not exist"]), {}
+        return ([] if path.exists() else [f"{ref.key}: '{ref.id}' does not exist"]), {}
     try:
         return [], {"bytes": remote_size(ref.id)}
     except DownloadError as err:

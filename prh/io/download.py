@@ -21,12 +21,23 @@ class DownloadError(RuntimeError):
 
 
 def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
-    """The hex sha256 of a file, read in chunks."""
+    """The hex sha256 of a file, read in chunks; of a folder (a Zarr store), over its files' relative paths and
+    contents in sorted order."""
+    path = Path(path)
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        with open(file, "rb") as f:
+            while block := f.read(chunk):
+                digest.update(block)
     return digest.hexdigest()
+
+
+def size_of(path: Path) -> int:
+    """Bytes of a file, or of every file below a folder."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
 def is_remote(location: str) -> bool:
@@ -61,19 +72,19 @@ def remote_size(url: str, timeout: float = TIMEOUT_S) -> int | None:
 
 def fetch(url: str, cache: str | Path, sha256: str | None = None, retries: int = 2, progress: bool = True) -> dict:
     """The local copy of ``url``: downloaded into ``cache`` once, or read in place for a ``file://`` URL or a
-    path. Returns ``{"path", "url", "sha256", "bytes"}``.
+    path (a file, or a folder such as a Zarr store). Returns ``{"path", "url", "sha256", "bytes"}``.
 
     A given ``sha256`` is checked on the downloaded file and on a cached one (a cached file that differs is
     fetched again); a file whose size differs from the server's ``Content-Length`` is never used. Every
     failure raises one ``DownloadError`` naming the URL; a failed download leaves nothing in the cache."""
     if not is_remote(url):
         path = local_path(url)
-        if not path.is_file():
+        if not path.exists():
             raise DownloadError(f"{url}: no such file")
         digest = sha256_of(path)
         if sha256 and digest != sha256.lower():
             raise DownloadError(f"{url}: sha256 {digest}, expected {sha256}")
-        return {"path": str(path), "url": url, "sha256": digest, "bytes": path.stat().st_size}
+        return {"path": str(path), "url": url, "sha256": digest, "bytes": size_of(path)}
     import pooch
     import requests
 
