@@ -25,12 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
+from prh.alignment.pairs import _check_parts as check_parts
 from prh.alignment.pairs import pair_scores
-from prh.alignment.states import compute_state, state_parts, write_state
+from prh.alignment.states import compute_state, write_state
 from prh.data.store import open_images, read_captions, read_record
 from prh.io.features import FeatureWriter
 from prh.io.provenance import as_attrs
-from prh.io.representations import Representations, check_representations
+from prh.io.representations import Representations, check_representations, storable
 from prh.io.workflow import settings_of
 from prh.metrics import METRICS, resolve_params
 from prh.metrics.calibration import benjamini_hochberg
@@ -40,8 +41,8 @@ COLUMNS = ("best", "last", "calibrated", "tau", "p_value", "ci_low", "ci_high", 
 
 
 def as_layers(features) -> list[np.ndarray]:
-    """(N, D), (L, N, D) or a list of (N, D_l) arrays, numpy or torch, as a list of (N, D_l) arrays: float16
-    stays float16, every other type becomes float32 (what a features store holds)."""
+    """(N, D), (L, N, D) or a list of (N, D_l) arrays, numpy or torch, as a list of (N, D_l) arrays in the
+    precision a features store holds (``prh.io.representations.storable``)."""
     if isinstance(features, (list, tuple)):
         items = list(features)
     elif np.ndim(features) == 3:
@@ -51,17 +52,10 @@ def as_layers(features) -> list[np.ndarray]:
     else:
         shape = np.shape(features)
         raise ValueError(f"features: expected (N, D), (L, N, D) or a list of (N, D_l); found shape {shape}")
-    layers = []
-    for i, item in enumerate(items):
-        if hasattr(item, "detach"):  # torch: bfloat16 has no numpy type
-            import torch
-
-            item = item.detach().cpu()
-            item = (item if item.dtype == torch.float16 else item.float()).numpy()
-        array = np.asarray(item)
-        if array.ndim != 2 or not np.issubdtype(array.dtype, np.floating):
-            raise ValueError(f"features: layer {i} is {array.dtype} of shape {array.shape}, not a float (N, D) array")
-        layers.append(array if array.dtype == np.float16 else array.astype(np.float32))
+    layers = [storable(item, f"features: layer {i}") for i, item in enumerate(items)]
+    bad = next((i for i, layer in enumerate(layers) if layer.ndim != 2), None)
+    if bad is not None:
+        raise ValueError(f"features: layer {bad} has shape {layers[bad].shape}, not (N, D)")
     return layers
 
 
@@ -87,7 +81,8 @@ class Reference:
         if not aggregate.is_file():
             raise ValueError(f"{aggregate}: no such file; is '{dataset}' a dataset of a finished run in {self.run}?")
         with xr.open_dataset(aggregate, engine="scipy") as ds:
-            self.attrs = {k: _decoded(v) for k, v in ds.attrs.items()}
+            self.attrs = dict(ds.attrs)
+            self.metric_params = json.loads(ds.attrs.get("metric_params", "{}"))
             modality = dict(zip(ds["model_x"].values.tolist(), ds["modality_x"].values.tolist()))
         unknown = [m for m in models or [] if m not in modality]
         if unknown:
@@ -123,7 +118,7 @@ class Reference:
         run's jobs took (``settings_of`` on its resolved config, as its rules read them)."""
         if metric not in METRICS:
             raise ValueError(f"metric '{metric}' is unknown; known: {', '.join(sorted(METRICS))}")
-        run_params = self.attrs.get("metric_params") or {}
+        run_params = self.metric_params
         try:
             metric_params = resolve_params(metric, (run_params.get(metric) or {}) | params)
         except Exception as err:
@@ -164,7 +159,7 @@ class Reference:
         # the state holds what the run's metrics need, as its state jobs computed it: which parts it holds can
         # change a score (CKNNA's half-samples are row-centred exactly only with Gram matrices). SVCCA's
         # directions change no other metric's and need D >= dims: only when asked for.
-        run_metrics = self.attrs.get("metric_params") or {}
+        run_metrics = self.metric_params
         every = {m: resolve_params(m, p) for m, p in run_metrics.items() if m != "svcca"} | metrics
         with tempfile.TemporaryDirectory(prefix="prh-reference-") as tmp:
             state = self._state(Path(tmp), name, modality, layers, every, state_settings)
@@ -177,22 +172,18 @@ class Reference:
         )  # fmt: skip
 
     def _check_states(self, metrics: dict) -> None:
-        """Every reference state exists and holds what the metric needs (the run computed it, at least as deep)."""
+        """Every reference state exists and holds what the metric needs, checked before any work as the pair
+        job checks it (``prh.alignment.pairs``)."""
         import zarr
 
-        want = state_parts(metrics)
         for model in self.models:
             path = self.state_path(model)
             if not path.is_dir():
                 raise ValueError(f"model '{model}': no state store {path}; was the run finished?")
-            have = _decoded(zarr.open_group(str(path), mode="r").attrs["parts"])
-            short = [p for p in ("k", "dims") if want[p] and (have[p] < want[p] if p == "k" else have[p] != want[p])]
-            short += [p for p in ("values", "grams", "rsa", "bases") if want[p] and not have.get(p)]
-            if short:
-                raise ValueError(
-                    f"metric {metrics}: the run's state of model '{model}' lacks {short} (it holds {have}); score "
-                    f"with the run's metrics and their parameters, or add the metric to the run"
-                )
+            attrs = {
+                k: json.loads(v) if k == "parts" else v for k, v in zarr.open_group(str(path), mode="r").attrs.items()
+            }
+            check_parts(path, attrs, metrics)
 
     def _state(self, folder: Path, name: str, modality: str, layers, metrics, settings) -> Path:
         """The new model's features store and state, as the embed and state jobs would write them."""
@@ -237,12 +228,3 @@ class Reference:
         return {"reference": model, "modality": self.modality[model], "metric": next(iter(metrics)),
                 "layer": layer, "reference_layer": reference_layer, "layer_name": names_new[layer],
                 "reference_layer_name": names_ref[reference_layer]} | value  # fmt: skip
-
-
-def _decoded(value):
-    if isinstance(value, str) and value[:1] in "[{":
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value

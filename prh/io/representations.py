@@ -48,9 +48,10 @@ class Representations:
     format: str = ""
 
 
-def _storable(array, where: str) -> np.ndarray:
-    """float16 stays float16 (the stored precision); every other float type becomes float32 (bfloat16 has no
-    numpy or Zarr type, float64 no place in a features store)."""
+def storable(array, where: str) -> np.ndarray:
+    """A numpy or torch array as a features store holds it: float16 stays float16 (the stored precision), every
+    other float type becomes float32 (bfloat16 has no numpy or Zarr type, float64 no place in a store);
+    anything else is refused, naming ``where``."""
     if hasattr(array, "detach"):  # a torch tensor
         import torch
 
@@ -84,7 +85,7 @@ def _from_arrays(arrays: dict, where: str, fmt: str, metadata: dict | None = Non
     mask = arrays.get("mask")
     named = {k: v for k, v in arrays.items() if np.ndim(v) > 0 and k != "mask"}
     if len(named) == 1 and np.ndim(next(iter(named.values()))) == 3:
-        stack = _storable(next(iter(named.values())), where)
+        stack = storable(next(iter(named.values())), where)
         return Representations(list(stack), [f"layer.{i}" for i in range(len(stack))], fields, mask, fmt)
     names = sorted(named, key=_layer_order)
     bad = [k for k in names if np.ndim(named[k]) != 2]
@@ -93,7 +94,7 @@ def _from_arrays(arrays: dict, where: str, fmt: str, metadata: dict | None = Non
             f"{where}: expected one (L, N, D) array or one (N, D) array per layer; found "
             + (", ".join(f"{k} {tuple(np.shape(named[k]))}" for k in named) or "no arrays")
         )
-    return Representations([_storable(named[k], where) for k in names], names, fields, mask, fmt)
+    return Representations([storable(named[k], where) for k in names], names, fields, mask, fmt)
 
 
 def _read_pt(path: Path) -> Representations:
@@ -115,12 +116,12 @@ def _read_pt(path: Path) -> Representations:
         raise RepresentationError(f"{path}: expected a dict with 'feats' (the authors' layout); found {found}")
     feats = content["feats"]
     if isinstance(feats, (list, tuple)):
-        layers = [_storable(layer, str(path)) for layer in feats]
+        layers = [storable(layer, str(path)) for layer in feats]
     elif hasattr(feats, "ndim") and feats.ndim == 3:  # (N, L, D)
-        stack = _storable(feats, str(path))
+        stack = storable(feats, str(path))
         layers = [np.ascontiguousarray(stack[:, i]) for i in range(stack.shape[1])]
     elif hasattr(feats, "ndim") and feats.ndim == 2:
-        layers = [_storable(feats, str(path))]
+        layers = [storable(feats, str(path))]
     else:
         raise RepresentationError(f"{path}: 'feats' is neither (N, L, D), (N, D) nor a list of (N, D_l) tensors")
     bad = [i for i, layer in enumerate(layers) if layer.ndim != 2]
@@ -165,7 +166,7 @@ def read_representations(path: str | Path) -> Representations:
             stack = array[None] if array.ndim == 2 else array
             if stack.ndim != 3:
                 raise RepresentationError(f"{path}: expected (L, N, D) or (N, D); found {array.shape}")
-            stack = _storable(stack, str(path))
+            stack = storable(stack, str(path))
             return Representations(list(stack), [f"layer.{i}" for i in range(len(stack))], {}, None, "npy")
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as archive:
