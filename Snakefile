@@ -14,6 +14,7 @@ configfile: "config.yaml"
 
 include: "rules/common.smk"
 include: "rules/preflight.smk"
+include: "rules/fetch.smk"
 include: "rules/data.smk"
 include: "rules/ladder.smk"
 include: "rules/embed.smk"

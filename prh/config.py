@@ -156,6 +156,8 @@ def _semantic_problems(config: dict) -> list[str]:
     problems += _probe_problems(config)
     problems += _dense_problems(config)
     problems += _null_problems(config["alignment"]["null_distribution"])
+    if config["cluster"]["gpu_partition"] and not config["cluster"]["cpu_partition"]:
+        problems.append("cluster.cpu_partition: with gpu_partition set, name the partition of model jobs without a GPU")
     problems += experiment_problems(config)
     return problems + _k_problems(config)
 

@@ -7,19 +7,19 @@ only (``model_info`` / ``dataset_info`` with file sizes, ``auth_check`` for gate
 downloaded) and returns what it resolved (revisions as commit hashes, weight sizes, parameter counts) and
 every problem, each with its config key. ``preflight`` raises one ``PreflightError`` naming all of them.
 
-Offline (``HF_HUB_OFFLINE`` set, or the hub unreachable) the hub part is skipped with one line; local
-paths and timm ids are still checked. ``pin_config`` writes a config whose revisions are the commits a
-preflight resolved, so a later run reads exactly those.
+With ``hub.offline`` or ``HF_HUB_OFFLINE`` set, hub references are checked in the local hub cache
+instead, file by file; an unreachable hub is an error that says how to go on, never a skip. ``pin_config``
+writes a config whose revisions are the commits a preflight resolved, so a later run reads exactly those.
 """
 
 from __future__ import annotations
 
 import copy
-import fnmatch
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from prh.data.corpora import scored_corpora
+from prh.io.fetch import dataset_files, model_files, split_files
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".gguf")
 HUB = "https://huggingface.co"
@@ -268,25 +268,12 @@ def split_names(info) -> list[str]:
     """The splits a hub dataset offers, as ``datasets`` finds them: the card's ``configs`` data files, else
     its ``dataset_info.splits``, else the split patterns of ``datasets`` over the repo's file names."""
     card = _card(info)
-    for config in card.get("configs") or []:
-        if config.get("default") or len(card["configs"]) == 1 or config.get("config_name") == "default":
-            files = config.get("data_files")
-            if isinstance(files, list) and all(isinstance(f, dict) for f in files):
-                return [f["split"] for f in files]
+    names = [s.rfilename for s in info.siblings or []]
+    if any(c.get("data_files") for c in card.get("configs") or []) and (found := split_files(names, card)):
+        return list(found)
     if splits := _dataset_info(card).get("splits"):
         return [s["name"] for s in splits]
-    from datasets.data_files import _get_data_files_patterns
-
-    names = [s.rfilename for s in info.siblings or [] if not s.rfilename.startswith(".")]
-
-    def resolve(pattern: str) -> list[str]:
-        bare = pattern[3:] if pattern.startswith("**/") else None
-        return [n for n in names if fnmatch.fnmatch(n, pattern) or (bare and fnmatch.fnmatch(n, bare))]
-
-    try:
-        return [str(s) for s in _get_data_files_patterns(resolve)]
-    except FileNotFoundError:
-        return []
+    return list(split_files(names, {}))
 
 
 def column_names(info) -> list[str] | None:
@@ -331,6 +318,10 @@ def resolve_hub(ref: Reference, api, token) -> tuple[dict, list[str]]:
     problems += [f"{ref.key}: {ref.id}@{ref.revision} has no file '{f}'" for f in ref.files if f not in files]
     if repo_type == "model":
         weights = [files[f] for f in ref.files if f in files] or weight_files(info.siblings)
+        fetched = model_files(list(files), [s.rfilename for s in weights])
+        resolved["fetch"] = {
+            name: files[name].size for name in fetched if name in files
+        }  # what the fetch stage downloads
         resolved["weight_bytes"] = int(sum(s.size or 0 for s in weights))
         if info.safetensors is not None:
             resolved["parameters"] = int(info.safetensors.total)
@@ -339,6 +330,8 @@ def resolve_hub(ref: Reference, api, token) -> tuple[dict, list[str]]:
         return resolved, problems
     splits = split_names(info)
     resolved["splits"] = splits
+    fetched = dataset_files(list(files), _card(info), ref.splits, ref.files)
+    resolved["fetch"] = {name: files[name].size for name in fetched if name in files}  # the missing: problems above
     problems += [
         f"{ref.key}: {ref.id} has no split '{s}' (it has: {', '.join(splits) or 'none'})"
         for s in ref.splits
@@ -354,13 +347,37 @@ def resolve_hub(ref: Reference, api, token) -> tuple[dict, list[str]]:
     return resolved, problems
 
 
-def hub_offline_reason() -> str | None:
-    """Why the hub part is skipped, or None when it runs."""
+def hub_offline_reason(offline: bool = False) -> str | None:
+    """Why hub references are checked against the local cache instead of the hub, or None when the hub is asked:
+    the config's ``hub.offline``, or ``HF_HUB_OFFLINE`` set."""
     from huggingface_hub import constants
 
+    if offline:
+        return "hub.offline is set"
     if constants.HF_HUB_OFFLINE:
         return "HF_HUB_OFFLINE is set"
     return None
+
+
+def check_cached(ref: Reference, cache: Path) -> tuple[dict, list[str]]:
+    """One hub reference against the local cache, file by file (``prh.io.fetch.file_problem``): its revision
+    is there, a model has weight files, and every file matches the hash the cache names its blob by."""
+    from prh.io.fetch import file_problem, snapshot_folder
+
+    repo_type = "dataset" if ref.kind == "dataset" else "model"
+    try:
+        snapshot = snapshot_folder(ref.id, ref.revision or "main", repo_type, cache)
+    except FileNotFoundError as err:
+        return {}, [f"{ref.key}: {err}"]
+    names = sorted(str(p.relative_to(snapshot)) for p in snapshot.rglob("*") if not p.is_dir())
+    problems = [f"{ref.key}: {ref.id} in the cache: {p}" for n in names if (p := file_problem(snapshot, n, None))]
+    if repo_type == "model" and ref.pretrained and not any(n.endswith(WEIGHT_SUFFIXES) for n in names):
+        problems.append(f"{ref.key}: {ref.id} in the cache {cache} has no weight files")
+    missing = [f for f in ref.files if f not in names]
+    problems += [f"{ref.key}: {ref.id} in the cache {cache} has no file '{f}'" for f in missing]
+    sizes = {n: (snapshot / n).stat().st_size for n in names}
+    weight_bytes = sum(v for n, v in sizes.items() if n.endswith(WEIGHT_SUFFIXES))
+    return {"sha": snapshot.name, "fetch": sizes, "weight_bytes": weight_bytes}, problems
 
 
 def _unreachable(err: Exception) -> bool:
@@ -374,8 +391,17 @@ def _unreachable(err: Exception) -> bool:
     return isinstance(err, (ConnectionError, TimeoutError)) or "TransportError" in names
 
 
-def check(refs: list[Reference], root: str | Path = ".", api=None, token: str | None = None) -> dict:
-    """Check every reference; return ``{"hub": ..., "references": [...], "problems": [...]}``."""
+def check(
+    refs: list[Reference],
+    root: str | Path = ".",
+    api=None,
+    token: str | None = None,
+    offline: bool = False,
+    cache: str | None = None,
+) -> dict:
+    """Check every reference; return ``{"hub": ..., "references": [...], "problems": [...]}``. Hub references
+    are resolved on the hub, or, with ``offline`` (the config's ``hub.offline``) or ``HF_HUB_OFFLINE``, checked
+    in the hub ``cache`` file by file. An unreachable hub is a problem, never a skip."""
     root = Path(root)
     problems, entries, hub_refs = [], [], []
     for ref in refs:
@@ -398,9 +424,16 @@ def check(refs: list[Reference], root: str | Path = ".", api=None, token: str | 
         else:
             entries.append(entry)
             hub_refs.append((ref, entry))
-    hub = "checked"
-    if hub_refs and (reason := hub_offline_reason()):
-        hub = f"skipped: {reason}; {len(hub_refs)} hub references not checked"
+    hub = "checked" if hub_refs else "no hub references"
+    if hub_refs and (reason := hub_offline_reason(offline)):
+        from prh.io.fetch import cache_dir
+
+        where = cache_dir(cache)
+        for ref, entry in hub_refs:
+            resolved, found = check_cached(ref, where)
+            problems += found
+            entry.update(({"hub_id": ref.id} if entry["id"] != ref.id else {}) | resolved)
+        hub = f"cache: {reason}; {len(hub_refs)} hub references checked in the cache {where}, file by file"
     elif hub_refs:
         from huggingface_hub import HfApi, get_token
 
@@ -412,12 +445,15 @@ def check(refs: list[Reference], root: str | Path = ".", api=None, token: str | 
             except Exception as err:
                 if not _unreachable(err):
                     raise
-                hub = f"skipped: the hub is unreachable ({err.__class__.__name__}); hub references not checked"
+                problems.append(
+                    f"the hub ({api.endpoint}) is unreachable ({err.__class__.__name__}), so {len(hub_refs)} hub "
+                    f"references cannot be checked. Run the preflight where the hub answers (`snakemake "
+                    f"--profile ... preflight`, e.g. on the login node), or, with a hub cache prepared elsewhere, "
+                    f"set hub.offline: true (and hub.cache) to check them in that cache, file by file"
+                )
                 break
             problems += found
             entry.update(({"hub_id": ref.id} if entry["id"] != ref.id else {}) | resolved)
-    elif not hub_refs:
-        hub = "no hub references"
     return {"hub": hub, "references": entries, "problems": problems}
 
 
@@ -429,9 +465,14 @@ def references_hash(refs: list[Reference]) -> str:
     return "sha256:" + hashlib.sha256(json.dumps([r.as_dict() for r in refs], sort_keys=True).encode()).hexdigest()
 
 
-def preflight_references(refs: list[Reference], root: str | Path = ".", api=None, token: str | None = None) -> dict:
-    """``check`` the references; raise ``PreflightError`` listing every problem."""
-    report = check(refs, root, api, token) | {"references_hash": references_hash(refs)}
+def preflight_references(
+    refs: list[Reference], root: str | Path = ".", api=None, token: str | None = None, hub: dict | None = None
+) -> dict:
+    """``check`` the references (``hub``: the config's ``hub`` section); raise ``PreflightError`` listing every
+    problem."""
+    hub = hub or {}
+    report = check(refs, root, api, token, hub.get("offline", False), hub.get("cache"))
+    report |= {"references_hash": references_hash(refs)}
     if report["problems"]:
         listing = "\n  - ".join(report["problems"])
         raise PreflightError(
@@ -442,7 +483,7 @@ def preflight_references(refs: list[Reference], root: str | Path = ".", api=None
 
 def preflight(config: dict, root: str | Path = ".", api=None, token: str | None = None) -> dict:
     """``check`` every reference of a validated config; raise ``PreflightError`` listing every problem."""
-    return preflight_references(references(config), root, api, token)
+    return preflight_references(references(config), root, api, token, config.get("hub"))
 
 
 def preflight_job(config: dict, output: str | Path, log: str | Path, provenance: dict) -> None:
@@ -467,18 +508,20 @@ def write_report(path: str | Path, report: dict, provenance: dict | None = None)
         tmp.write_text(json.dumps(report | {"provenance": provenance or {}}, indent=2, sort_keys=True) + "\n")
 
 
-def stale(report: dict, refs: list[Reference]) -> bool:
-    """Whether a report no longer answers for ``refs``: made for other references, or with its hub part
-    skipped for ``HF_HUB_OFFLINE`` while that is no longer set."""
+def stale(report: dict, refs: list[Reference], offline: bool = False) -> bool:
+    """Whether a report no longer answers for ``refs``: made for other references, with its hub part skipped
+    (a report of an older version), or checked in the cache while the hub is to be asked again."""
     if report.get("references_hash") != references_hash(refs):
         return True
-    return str(report.get("hub", "")).startswith("skipped: HF_HUB_OFFLINE") and hub_offline_reason() is None
+    hub = str(report.get("hub", ""))
+    return hub.startswith("skipped") or (hub.startswith("cache:") and hub_offline_reason(offline) is None)
 
 
-def refresh(path: str | Path, refs: list[Reference], provenance=None, api=None) -> bool:
+def refresh(path: str | Path, refs: list[Reference], provenance=None, api=None, hub: dict | None = None) -> bool:
     """Check the references again when ``path`` holds a report made for other references (a model added, a
     revision changed), before the workflow plans any job; raises ``PreflightError`` naming every problem.
-    A report whose hub part was skipped under ``HF_HUB_OFFLINE`` is checked again once that is unset.
+    A report checked in the cache (``hub.offline``, ``HF_HUB_OFFLINE``) is checked on the hub once neither is
+    set; ``hub``: the config's ``hub`` section.
     Returns whether it checked. A missing report is left to the preflight job.
 
     Why not rerun the job: a job whose result other jobs read as ``ancient`` and that must run again while
@@ -488,9 +531,9 @@ def refresh(path: str | Path, refs: list[Reference], provenance=None, api=None) 
     import json
 
     path = Path(path)
-    if not path.exists() or not stale(json.loads(path.read_text()), refs):
+    if not path.exists() or not stale(json.loads(path.read_text()), refs, (hub or {}).get("offline", False)):
         return False
-    report = preflight_references(refs, api=api)
+    report = preflight_references(refs, api=api, hub=hub)
     write_report(path, report, provenance() if callable(provenance) else provenance)  # provenance: made on demand
     return True
 

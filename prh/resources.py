@@ -16,7 +16,8 @@ HEADROOM = 1.2  # activations of a batch, the CUDA context, allocator fragmentat
 HOST_BASE_MB = 8000  # interpreter, torch, tokenizer, one batch of inputs
 SHARD_MB = 10000  # loading straight to the GPUs, the host holds about one safetensors shard at a time
 THROUGHPUT = 25e12  # FLOP/s
-BASE_MINUTES = 30  # start-up, the download from a warm cache, writing the store
+BASE_MINUTES = 30  # start-up, loading the weights from the hub cache, writing the store
+VOCAB_BOUND = 256_000  # the largest vocabulary of the paper's LLMs (Gemma's), for a model that does not give its own
 
 
 def weight_bytes(parameters: float, dtype: str) -> int:
@@ -29,13 +30,21 @@ def gpus_needed(weights: int, gpu_memory_gb: float) -> int:
     return max(1, math.ceil(weights * HEADROOM / (gpu_memory_gb * 1e9)))
 
 
-def model_job(parameters: float, compute_dtype: str, tokens: float, gpus: int, gpu_memory_gb: float) -> dict:
+def logits_bytes(batch: int, context: int, vocab: int = VOCAB_BOUND) -> int:
+    """The float32 logits of one scored batch and their log-softmax: ``2 · batch · context · vocab · 4`` bytes,
+    on the GPU that holds the output layer (8.4 GB for Gemma's vocabulary at batch 4 × 2,048 tokens)."""
+    return 2 * batch * context * vocab * 4
+
+
+def model_job(parameters: float, compute_dtype: str, tokens: float, gpus: int, gpu_memory_gb: float,
+              logits: int = 0) -> dict:  # fmt: skip
     """``mem_mb``, ``gpu`` and ``runtime`` (minutes) of a job that runs a model of ``parameters`` over
     ``tokens`` tokens. ``gpus``: what the config gives each model job (0: none, the model runs on the CPU
-    and its weights live in host memory); a model that does not fit that many gets as many as it needs."""
+    and its weights live in host memory); a model that does not fit that many gets as many as it needs;
+    ``logits``: the bytes of a scoring job's logits buffer (``logits_bytes``), which the GPUs hold too."""
     weights = weight_bytes(parameters, compute_dtype)
     if gpus:
-        gpu = max(gpus, gpus_needed(weights, gpu_memory_gb))
+        gpu = max(gpus, gpus_needed(weights + logits, gpu_memory_gb))
         mem_mb = HOST_BASE_MB + min(SHARD_MB, math.ceil(weights / 1e6))
     else:
         gpu, mem_mb = 0, HOST_BASE_MB + math.ceil(weights * HEADROOM / 1e6)

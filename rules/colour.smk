@@ -24,6 +24,7 @@ rule colour_cooccurrence:
     """Counts of quantised colours of pixel pairs at most `radius` apart over natural images (once per run)."""
     input:
         preflight=PREFLIGHT,
+        fetched=fetched("colour/images"),
         code=library_of("colour/cooccurrence.py"),
     output:
         "results/colours/cooccurrence.nc",

@@ -1,4 +1,5 @@
 import json
+import os
 import re
 from itertools import combinations
 from pathlib import Path
@@ -19,7 +20,14 @@ from prh.experiments.ladder.rungs import (
 from prh.preflight import references as hub_references
 from prh.preflight import preflight_job
 from prh.preflight import refresh as refresh_preflight
-from prh.resources import job_tokens, model_job, model_parameters, store_state_mem_mb
+from prh.resources import (
+    job_tokens,
+    logits_bytes,
+    model_job,
+    model_parameters,
+    store_state_mem_mb,
+)
+from prh.io.fetch import cache_dir, fetch_targets
 from prh.io.provenance import run_provenance, share_git_state
 from prh.io.workflow import library_modules, settings_of
 
@@ -84,44 +92,96 @@ refresh_preflight(
     "results/preflight.json",
     hub_references(config),
     lambda: run_provenance(config, REPO),
+    hub=config["hub"],
 )
+# The fetch stage (rules/fetch.smk) downloads each hub repository once, before the jobs that read it, which
+# read the cache only: HF_HUB_OFFLINE reaches every job (local ones inherit it, SLURM's sbatch --export=ALL),
+# while this process's own hub calls (preflight, local fetch jobs) keep the setting read at import.
+FETCH = fetch_targets(config)
+import huggingface_hub.constants
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+if config["hub"]["cache"]:
+    os.environ["HF_HUB_CACHE"] = str(cache_dir(config["hub"]["cache"]))
+
+
+def fetched(section, wildcard=None):
+    """An input function: the fetch manifest of ``{section}/{name}`` (``name``: the job's ``wildcard``, or
+    none for a section that is one repository), where that is a hub repository the run reads.
+    """
+
+    def inputs(wildcards):
+        target = f"{section}/{getattr(wildcards, wildcard)}" if wildcard else section
+        return [f"results/fetch/{target}.json"] if target in FETCH else []
+
+    return inputs
 
 
 def model_resources(rule, spec_of=lambda wildcards: MODELS[wildcards.model]):
-    """A model job's ``mem_mb``, ``gpu`` and ``runtime`` from the model's size: its ``params``, else what
-    preflight resolved for a hub model (read once preflight has run), else the defaults.
+    """A model job's cluster resources from the model's size: ``mem_mb``, ``gpu`` and ``runtime`` from its
+    ``params``, else what preflight resolved for a hub model (read once preflight has run), else the
+    defaults; a scoring job's GPUs hold its logits too. A job that holds GPUs runs on one node, in the
+    configured GPU partition, type and constraint; each retry gets a longer time limit.
     """
-    embedding = config["embedding"]
+    embedding, cluster = config["embedding"], config["cluster"]
     defaults = {"mem_mb": 6000, "gpu": embedding["gpus"], "runtime": 240}
     # a features model's jobs read a file: no model, no GPU
     precomputed = {"mem_mb": 4000, "gpu": 0, "runtime": 30}
+    scoring = config["lm_score"] if rule == "lm_score" else None
+    logits = logits_bytes(scoring["batch_size"], scoring["context"]) if scoring else 0
 
-    def of(key):
-        def resource(wildcards, input):
-            spec = spec_of(wildcards)
-            if spec["source"] == "features":
-                return precomputed[key]
-            preflight = None
-            if (
-                not spec.get("params")
-                and spec.get("id")
-                and spec["source"] == "huggingface"
-            ):
-                preflight = json.loads(Path(input.preflight).read_text())
-            parameters = model_parameters(spec, preflight)
-            if parameters is None:
-                return defaults[key]
-            return model_job(
-                parameters,
-                spec["compute_dtype"],
-                job_tokens(config)[rule],
-                embedding["gpus"],
-                embedding["gpu_memory_gb"],
-            )[key]
+    def sized(wildcards, input):
+        spec = spec_of(wildcards)
+        if spec["source"] == "features":
+            return precomputed
+        preflight = None
+        if (
+            not spec.get("params")
+            and spec.get("id")
+            and spec["source"] == "huggingface"
+        ):
+            preflight = json.loads(Path(input.preflight).read_text())
+        parameters = model_parameters(spec, preflight)
+        if parameters is None:
+            return defaults
+        return model_job(
+            parameters,
+            spec["compute_dtype"],
+            job_tokens(config)[rule],
+            embedding["gpus"],
+            embedding["gpu_memory_gb"],
+            logits,
+        )
 
-        return resource
+    resources = {
+        "mem_mb": lambda wildcards, input: sized(wildcards, input)["mem_mb"],
+        "gpu": lambda wildcards, input: sized(wildcards, input)["gpu"],
+        "runtime": lambda wildcards, input, attempt: round(
+            sized(wildcards, input)["runtime"]
+            * cluster["retry_runtime_factor"] ** (attempt - 1)
+        ),
+        "nodes": 1,  # GPUs of one job on one node: the model is split over them in one process
+        # GPU type and node features: None (unset) for a job that holds none
+        "gpu_model": lambda wildcards, input: (
+            cluster["gpu_model"] if sized(wildcards, input)["gpu"] else None
+        ),
+        "constraint": lambda wildcards, input: (
+            cluster["constraint"] if sized(wildcards, input)["gpu"] else None
+        ),
+    }
+    if cluster["gpu_partition"]:
+        resources["slurm_partition"] = lambda wildcards, input: (
+            cluster["gpu_partition"]
+            if sized(wildcards, input)["gpu"]
+            else cluster["cpu_partition"]
+        )
+    return resources
 
-    return {key: of(key) for key in defaults}
+
+def transfer_resources():
+    """The fetch jobs' partition, where the config names one (else they are local rules)."""
+    partition = config["cluster"]["transfer_partition"]
+    return {"slurm_partition": partition, "runtime": 240} if partition else {}
 
 
 def modality(model):

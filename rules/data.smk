@@ -2,6 +2,7 @@ rule dataset:
     """Generate the shapes world, or import a dataset: images, per-sample captions/labels, fingerprint."""
     input:
         preflight=PREFLIGHT,
+        fetched=fetched("datasets", "dataset"),
         code=library_of("data/dataset.py"),
     output:
         images=directory("data/{dataset}/images.zarr"),

@@ -9,6 +9,7 @@ rule density_summaries:
         samples="data/{dataset}/samples.parquet",
         record="data/{dataset}/dataset.json",
         preflight=PREFLIGHT,
+        fetched=fetched("density/summaries/model"),
         checkpoint=summariser_checkpoint,
         code=library_of("density/summaries.py"),
     output:

@@ -5,6 +5,7 @@ rule downstream_task:
     """One multiple-choice task's items (context, endings, label), generated or read."""
     input:
         preflight=PREFLIGHT,
+        fetched=fetched("downstream/tasks", "mc_task"),
         table=task_file,
         code=library_of("downstream/task.py"),
     output:
@@ -25,6 +26,7 @@ rule downstream_score:
     """One language model's accuracy on one task by log-likelihood (encoders: not applicable)."""
     input:
         preflight=PREFLIGHT,
+        fetched=fetched("models", "model"),
         task="data/downstream/{mc_task}.parquet",
         checkpoint=checkpoint_of,
         code=library_of("downstream/score.py"),

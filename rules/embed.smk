@@ -3,6 +3,7 @@ rule embed:
     input:
         unpack(dataset_inputs),
         preflight=PREFLIGHT,
+        fetched=fetched("models", "model"),
         code=library_of("embed/embed.py"),
     output:
         directory("results/features/{dataset}/{model}.zarr"),
@@ -51,6 +52,7 @@ rule embed_texts:
     """
     input:
         preflight=PREFLIGHT,
+        fetched=fetched("models", "model"),
         data="data/texts/{texts}/samples.parquet",
         record="data/texts/{texts}/dataset.json",
         checkpoint=checkpoint_of,

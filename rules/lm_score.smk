@@ -8,6 +8,7 @@ rule lm_corpus:
     """The text corpus language models are scored on."""
     input:
         preflight=PREFLIGHT,
+        fetched=fetched("lm_score/corpus_hub"),
         code=library_of("lm_score/corpus.py"),
     output:
         "data/corpora/{corpus}.txt",
@@ -33,6 +34,7 @@ rule lm_score:
         ),
         unpack(stored_scores),
         preflight=PREFLIGHT,
+        fetched=fetched("models", "model"),
         checkpoint=checkpoint_of,
         code=library_of("lm_score/score.py"),
     output:

@@ -5,6 +5,7 @@ rule probe_task:
     """Build one labelled probe task: images, labels and train/val/test splits, fingerprint."""
     input:
         preflight=PREFLIGHT,
+        fetched=fetched("probes/tasks", "task"),
         code=library_of("probes/task.py"),
     output:
         images=directory("data/probes/{task}/images.zarr"),
@@ -29,6 +30,7 @@ if PROBE_TASKS:
         the model load cost more than the forward passes."""
         input:
             preflight=PREFLIGHT,
+            fetched=fetched("models", "model"),
             records=[f"data/probes/{task}/dataset.json" for task in PROBE_TASKS],
             images=[f"data/probes/{task}/images.zarr" for task in PROBE_TASKS],
             checkpoint=checkpoint_of,

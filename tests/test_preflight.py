@@ -130,27 +130,22 @@ def test_a_repo_that_does_not_exist(hub, tmp_path):
     ]
 
 
-def test_offline_skips_the_hub_in_one_line_and_still_checks_paths_and_timm(monkeypatch, tmp_path):
+def test_offline_checks_the_cache_and_still_checks_paths_and_timm(monkeypatch, tmp_path):
+    """HF_HUB_OFFLINE: hub references are looked up in the cache (here empty: each one a problem naming it),
+    never skipped; timm ids and local paths are checked as online."""
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    config = _paper_like()
-    report = check(references(config), tmp_path)
-    assert report["hub"] == "skipped: HF_HUB_OFFLINE is set; 8 hub references not checked"
-    bad = _paper_like(bad=lambda c: c["models"].append(
+    config = _paper_like(bad=lambda c: c["models"].append(
         {"name": "bad-net", "modality": "vision", "source": "timm", "id": "no_such_net"}))  # fmt: skip
-    assert check(references(bad), tmp_path)["problems"] == [
-        "models[7] (model 'bad-net'): 'no_such_net' is not a timm architecture"
-    ]
-
-
-def test_an_unreachable_hub_is_skipped_not_an_error(monkeypatch, tmp_path):
-    from huggingface_hub import HfApi, constants
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    report = check(references(_paper_like()), tmp_path, HfApi(endpoint="http://127.0.0.1:9"), token="")
-    assert report["hub"].startswith("skipped: the hub is unreachable (ConnectError)")
-    assert report["problems"] == []
+    report = check(references(config), tmp_path, cache=str(tmp_path / "empty"))
+    assert report["hub"] == (f"cache: HF_HUB_OFFLINE is set; 8 hub references checked in the cache "
+                             f"{tmp_path / 'empty'}, file by file")  # fmt: skip
+    assert "models[7] (model 'bad-net'): 'no_such_net' is not a timm architecture" in report["problems"]
+    not_cached = [p for p in report["problems"] if "is not in the hub cache" in p]
+    assert len(not_cached) == 8 and not_cached[0].startswith(
+        "models[4] (model 'bloomz-560m'): model bigscience/bloomz-560m@main is not in the hub cache"
+    )
 
 
 def test_pinning_writes_the_resolved_commits_into_the_users_config(hub, tmp_path):

@@ -43,7 +43,11 @@ def corpus_openwebtext(max_bytes: int, hub: dict | None = None, path: str | None
         if path:
             rows = datasets.load_from_disk(path)
         else:
-            files = hub_files(hub["id"], hub["revision"], hub["data_files"])
+            from prh.data.hub import fetched_dataset
+
+            fetched = fetched_dataset(hub["id"], hub["revision"])  # the fetch stage's copy, else the hub
+            files = ([str(fetched[0] / f) for f in hub["data_files"]] if fetched
+                     else hub_files(hub["id"], hub["revision"], hub["data_files"]))  # fmt: skip
             rows = datasets.load_dataset("parquet", data_files=files, split="train", streaming=True)
     except Exception as err:
         where = path or f"{hub['id']}@{hub['revision']}"

@@ -21,6 +21,27 @@ def square_image(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
+def fetched_dataset(repo_id: str, revision: str, split: str | None = None) -> tuple[Path, list[str]] | None:
+    """The snapshot of a hub dataset the workflow's fetch stage put in the hub cache and the files of
+    ``split`` in it (all data files when the repository names no split), found without any network call; None
+    when it is not there and the hub may be asked (outside the workflow). Workflow jobs run with
+    ``HF_HUB_OFFLINE=1``: there a missing snapshot is an error saying how to fetch it."""
+    from huggingface_hub import DatasetCard, constants
+
+    from prh.io.fetch import CARD_FILES, snapshot_folder, split_files
+
+    try:
+        folder = snapshot_folder(repo_id, revision, "dataset")
+    except FileNotFoundError:
+        if constants.HF_HUB_OFFLINE:
+            raise
+        return None
+    names = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name not in CARD_FILES)
+    card = DatasetCard.load(folder / "README.md").data.to_dict() if (folder / "README.md").is_file() else {}
+    by_split = split_files(names, card)
+    return folder, (by_split.get(split, []) if by_split and split else names)
+
+
 def load_hf_table(spec: dict, split: str, what: str):
     """One split of a Hugging Face dataset: from the hub (``id`` at ``revision``) or from a folder written by
     ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk`` (``path``). Failing to load raises one error that
@@ -33,6 +54,9 @@ def load_hf_table(spec: dict, split: str, what: str):
     try:
         if spec.get("path"):
             table = datasets.load_from_disk(spec["path"])
+        elif (fetched := fetched_dataset(spec["id"], spec["revision"], split)) is not None:
+            folder, files = fetched
+            table = datasets.load_dataset(str(folder), data_files={split: files}, split=split)
         else:
             table = datasets.load_dataset(spec["id"], revision=spec["revision"], split=split)
         if isinstance(table, datasets.DatasetDict):
