@@ -492,7 +492,9 @@ def preflight_job(config: dict, output: str | Path, log: str | Path, provenance:
     that waits for the report; see ``refresh``)."""
     from prh.io.workflow import logged
 
-    with logged(log) as logger:
+    from prh.io.fetch import as_the_user
+
+    with logged(log) as logger, as_the_user():
         report = preflight(config)  # raises PreflightError naming every problem
         logger.info("hub: %s; %d references", report["hub"], len(report["references"]))
         write_report(output, report, provenance)
@@ -531,9 +533,13 @@ def refresh(path: str | Path, refs: list[Reference], provenance=None, api=None, 
     import json
 
     path = Path(path)
-    if not path.exists() or not stale(json.loads(path.read_text()), refs, (hub or {}).get("offline", False)):
-        return False
-    report = preflight_references(refs, api=api, hub=hub)
+    from prh.io.fetch import as_the_user
+
+    with as_the_user():
+        if not path.exists() or not stale(json.loads(path.read_text()), refs, (hub or {}).get("offline", False)):
+            return False
+    with as_the_user():
+        report = preflight_references(refs, api=api, hub=hub)
     write_report(path, report, provenance() if callable(provenance) else provenance)  # provenance: made on demand
     return True
 

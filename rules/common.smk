@@ -27,7 +27,7 @@ from prh.resources import (
     model_parameters,
     store_state_mem_mb,
 )
-from prh.io.fetch import cache_dir, fetch_targets
+from prh.io.fetch import cache_dir, fetch_targets, jobs_read_the_cache
 from prh.io.provenance import run_provenance, share_git_state
 from prh.io.workflow import library_modules, settings_of
 
@@ -95,12 +95,9 @@ refresh_preflight(
     hub=config["hub"],
 )
 # The fetch stage (rules/fetch.smk) downloads each hub repository once, before the jobs that read it, which
-# read the cache only: HF_HUB_OFFLINE reaches every job (local ones inherit it, SLURM's sbatch --export=ALL),
-# while this process's own hub calls (preflight, local fetch jobs) keep the setting read at import.
+# read the cache only (HF_HUB_OFFLINE=1); preflight and fetch ask the hub as the user set it.
 FETCH = fetch_targets(config)
-import huggingface_hub.constants
-
-os.environ["HF_HUB_OFFLINE"] = "1"
+jobs_read_the_cache()
 if config["hub"]["cache"]:
     os.environ["HF_HUB_CACHE"] = str(cache_dir(config["hub"]["cache"]))
 

@@ -121,11 +121,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data[start:])
 
     def do_HEAD(self):  # noqa: N802
+        self.server.requests.append(f"HEAD {self.path}")
         if match := RESOLVE.match(urlparse(self.path).path):
             return self._resolve(match, body=False)
         self._send(404, error="EntryNotFound")
 
     def do_GET(self):  # noqa: N802 (http.server's name)
+        self.server.requests.append(f"GET {self.path}")
         path = urlparse(self.path).path
         if match := TREE.match(path):
             return self._tree(match)
@@ -167,10 +169,12 @@ class _Handler(BaseHTTPRequestHandler):
 def recorded_hub(repos: dict[str, Path] | None = None, interrupt=(), corrupt=(), server_out: list | None = None):
     """Serve the recorded hub on localhost; yields its endpoint URL. ``repos``: ``{"models/org/name": folder}``
     served with their files; ``interrupt``/``corrupt``: ``org/name/file`` keys (see the module);
-    ``server_out``: a list the server is appended to (its ``downloads``: every whole transfer)."""
+    ``server_out``: a list the server is appended to (its ``downloads``: every whole transfer; ``requests``:
+    every request)."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.repos = {key: folder_repo(Path(folder)) for key, folder in (repos or {}).items()}
-    server.interrupt, server.corrupt, server.interrupted, server.downloads = set(interrupt), set(corrupt), set(), []
+    server.interrupt, server.corrupt, server.interrupted = set(interrupt), set(corrupt), set()
+    server.downloads, server.requests = [], []
     if server_out is not None:
         server_out.append(server)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

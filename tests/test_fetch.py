@@ -190,3 +190,45 @@ def test_a_report_checked_in_the_cache_is_checked_on_the_hub_again(online):
     assert stale(done | {"hub": "skipped: the hub is unreachable (ConnectError); hub references not checked"}, refs)
     assert not stale(done | {"hub": "checked"}, refs)
     assert os.environ.get("HF_HUB_OFFLINE") == "1"  # the suite's own setting is untouched
+
+
+@pytest.mark.workflow
+def test_a_run_fetches_a_hub_model_once_and_its_model_jobs_never_ask_the_hub(local_bert, tmp_path):
+    """A run whose language model is a hub id, served by the local hub: the fetch job downloads it into
+    hub.cache; then, with the hub still answering and HF_HUB_OFFLINE unset in the caller's environment, the
+    embedding job sends it no request at all and writes the features of the same weights read from a folder."""
+    import subprocess
+    import sys
+
+    import zarr
+    from conftest import REPO as WORKFLOW
+    from conftest import tiny_config, write_config
+
+    config = tiny_config()
+    config["models"] = [
+        {"name": "bert-hub", "modality": "language", "source": "huggingface", "id": "prh-tests/tiny-bert"},
+        {"name": "bert-folder", "modality": "language", "source": "huggingface", "path": str(local_bert)},
+    ]
+    config["hub"] = {"cache": str(tmp_path / "hub-cache")}
+    config["probes"] = None
+    write_config(tmp_path, config)
+    stores = [f"results/features/tiny/{m['name']}.zarr" for m in config["models"]]
+    servers = []
+    with recorded_hub(repos={"models/prh-tests/tiny-bert": local_bert}, server_out=servers) as endpoint:
+        env = os.environ | {"HF_ENDPOINT": endpoint, "HF_HUB_OFFLINE": "0", "HF_TOKEN": ""}
+
+        def run(*targets):
+            cmd = [sys.executable, "-m", "snakemake", "-s", str(WORKFLOW / "Snakefile"), "-d", str(tmp_path),
+                   "--cores", "2", *targets]  # fmt: skip
+            done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            assert done.returncode == 0, done.stderr[-4000:]
+
+        run("results/fetch/models/bert-hub.json")
+        fetched = json.loads((tmp_path / "results/fetch/models/bert-hub.json").read_text())
+        assert sorted(servers[0].downloads) == sorted(f"prh-tests/tiny-bert/{f}" for f in fetched["files"])
+        assert fetched["snapshot"].startswith(str(tmp_path / "hub-cache"))
+        asked = len(servers[0].requests)
+        run(*stores)
+        assert servers[0].requests[asked:] == []  # the model job read the cache only
+    hub, folder = (zarr.open_group(str(tmp_path / s), mode="r") for s in stores)
+    np.testing.assert_array_equal(hub["features"][:], folder["features"][:])

@@ -60,7 +60,7 @@ def _jobs(out: str) -> list[dict]:
         fields = dict(re.findall(r"^\s+(\w+): (.*)$", block, re.M))
         resources = dict(re.findall(r"(\w+)=([^,]+)", fields.get("resources", "")))
         jobs.append({"rule": rule.group(1), "wildcards": fields.get("wildcards", ""), "input": fields.get("input", ""),
-                     "resources": resources})  # fmt: skip
+                     "resources": resources, "threads": int(fields.get("threads", 1))})  # fmt: skip
     return jobs
 
 
@@ -83,3 +83,78 @@ def test_paper_preset_under_slurm_sizes_every_model_job_and_preflight_comes_firs
     assert int(lm["meta-llama-3-70b"]["runtime"]) > int(lm["llama-13b"]["runtime"]) > int(lm["bloomz-560m"]["runtime"])
     embeds = [j for j in jobs if j["rule"] == "embed" and "meta-llama-3-70b" in j["wildcards"]]
     assert embeds and all(j["resources"]["gpu"] == "3" for j in embeds)
+    # Every GPU job waits for the fetch job of the weights it reads: none downloads on a compute node.
+    gpu_jobs = [j for j in jobs if j["resources"].get("gpu", "0") != "0"]
+    assert len(gpu_jobs) > 250
+    for job in gpu_jobs:
+        model = re.search(r"(?:model|summariser)=([^,]+)", job["wildcards"]).group(1)
+        target = "density/summaries/model" if job["rule"] == "density_summaries" else f"models/{model}"
+        assert f"results/fetch/{target}.json" in job["input"], job
+    fetched = {j["wildcards"].removeprefix("target=") for j in jobs if j["rule"] == "fetch"}
+    assert {"datasets/wit1024", "datasets/places365", "probes/tasks/sun397", "lm_score/corpus_hub"} <= fetched
+
+
+class _Job:
+    """What snakemake-executor-plugin-slurm reads of a job to build its sbatch call: resources and threads."""
+
+    class Resources(dict):
+        __getattr__ = dict.__getitem__
+
+    def __init__(self, job: dict):
+        self.threads = job["threads"]
+        self.resources = self.Resources(
+            {k: int(v) if v.isdigit() else v for k, v in job["resources"].items() if "<TBD>" not in v}
+        )
+
+
+def _sbatch(job: dict) -> str:
+    """The sbatch call the SLURM plugin submits for a dry-run job, built by the plugin's own functions."""
+    from snakemake_executor_plugin_slurm.submit_string import get_submit_command
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+    fake = _Job(job)
+    partition = f" -p {fake.resources['slurm_partition']}"
+    params = {"run_uuid": "u", "slurm_logfile": "log", "comment_str": job["rule"], "account": "", "partition": partition,
+              "workdir": None}  # fmt: skip
+    return get_submit_command(fake, params) + set_gres_string(fake)
+
+
+@pytest.mark.parametrize("gpu_memory_gb", [40, 80])
+def test_sbatch_flags_of_each_kind_of_job_under_40_and_80_gb_gpus(gpu_memory_gb, tmp_path):
+    """A dry run under profiles/slurm with a GPU partition, GPU type and constraint configured: a 125M, a 30B
+    and a 70B model's embedding and scoring jobs ask for the GPUs their bfloat16 weights (and a scoring job's
+    float32 logits) need on cards of ``gpu_memory_gb``, on one node, in the GPU partition, with the config's
+    threads; jobs without a GPU go to the CPU partition; fetch jobs to the transfer partition where one is named
+    (else they are local rules of the submitting host)."""
+    from conftest import tiny_config, write_config
+
+    config = tiny_config()
+    sizes = {"lm-125m": 125e6, "lm-30b": 32.5e9, "lm-70b": 70.6e9}
+    config["models"] += [{"name": name, "modality": "language", "source": "huggingface", "id": f"org/{name}",
+                          "params": n, "compute_dtype": "bfloat16"} for name, n in sizes.items()]  # fmt: skip
+    config["embedding"] = {"threads": 8, "gpus": 1, "gpu_memory_gb": gpu_memory_gb}
+    config["cluster"] = {"gpu_partition": "gpu", "cpu_partition": "cpu", "gpu_model": "a100", "constraint": "nvlink"}
+    if gpu_memory_gb == 40:  # fetch jobs in a transfer partition, not on the submitting host
+        config["cluster"]["transfer_partition"] = "transfer"
+    config["lm_score"] = {"corpus": "pydoc", "context": 2048, "batch_size": 4}
+    write_config(tmp_path, config)
+    out = snakemake(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), "--cores", "8", "--dry-run").stdout
+    jobs = _jobs(out)
+    logits = 2 * 4 * 2048 * 256_000 * 4  # a scoring batch's float32 logits and log-softmax, Gemma's vocabulary
+    for rule, extra in (("embed", 0), ("lm_score", logits)):
+        for name, n in sizes.items():
+            job = next(j for j in jobs if j["rule"] == rule and f"model={name}" in j["wildcards"])
+            gpus = math.ceil((2 * n + extra) * 1.2 / (gpu_memory_gb * 1e9))
+            call = _sbatch(job)
+            assert f"--gpus=a100:{gpus}" in call and "--nodes=1" in call and " -p gpu" in call, call
+            assert "-C nvlink" in call and "--cpus-per-task=8" in call, call  # threads as configured
+    expected = {40: {"embed": [1, 2, 5], "lm_score": [1, 3, 5]}, 80: {"embed": [1, 1, 3], "lm_score": [1, 2, 3]}}
+    for rule, counts in expected[gpu_memory_gb].items():
+        got = [int(next(j for j in jobs if j["rule"] == rule and f"model={m}" in j["wildcards"])["resources"]["gpu"])
+               for m in sizes]  # fmt: skip
+        assert got == counts, rule
+    cpu_job = next(j for j in jobs if j["rule"] == "align_pair")
+    call = _sbatch(cpu_job)
+    assert " -p debug" in call and "--gpus" not in call and "-C " not in call
+    fetches = [j["resources"]["slurm_partition"] for j in jobs if j["rule"] == "fetch"]
+    assert fetches == ["transfer" if gpu_memory_gb == 40 else "debug"] * 3

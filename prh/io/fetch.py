@@ -200,8 +200,8 @@ def fetch_job(target: dict, report_path: str | Path, hub: dict, output: str | Pa
         entries = [e for e in report["references"] if e["key"] == target["key"]]
         if not entries:
             raise FetchError(f"{target['key']}: not in the preflight report {report_path}; run the preflight again")
-        with _Online():
-            manifest = fetch(entries[0], cache_dir(hub.get("cache")), offline=hub.get("offline", False))
+        with as_the_user() as offline:
+            manifest = fetch(entries[0], cache_dir(hub.get("cache")), offline=hub.get("offline", False) or offline)
     with atomic_path(output) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
@@ -232,14 +232,29 @@ def fetch_targets(config: dict, refs: list | None = None) -> dict[str, dict]:
     return found
 
 
-class _Online:
-    """huggingface_hub's offline switch turned off while a fetch job downloads (every other job of the
-    workflow runs with ``HF_HUB_OFFLINE=1``)."""
+USER_OFFLINE = "PRH_USER_HF_HUB_OFFLINE"  # the HF_HUB_OFFLINE the user ran snakemake with
+
+
+def jobs_read_the_cache() -> None:
+    """Set ``HF_HUB_OFFLINE=1`` for every job the workflow starts (local jobs inherit it, SLURM's ``sbatch
+    --export=ALL`` passes it on), keeping the user's own setting in ``PRH_USER_HF_HUB_OFFLINE`` for the jobs
+    that ask the hub (preflight, fetch: ``as_the_user``). Called while the workflow is parsed, also in the
+    processes Snakemake starts for jobs, which find the user's setting already kept."""
+    os.environ.setdefault(USER_OFFLINE, os.environ.get("HF_HUB_OFFLINE", ""))
+    os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+class as_the_user:  # noqa: N801 (a context manager, named as a phrase)
+    """huggingface_hub's offline switch as the user set it (``PRH_USER_HF_HUB_OFFLINE``) for the body: the
+    preflight and fetch jobs ask the hub unless the user switched it off."""
 
     def __enter__(self):
         from huggingface_hub import constants
 
-        self.was, constants.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE, False
+        self.was = constants.HF_HUB_OFFLINE
+        if USER_OFFLINE in os.environ:
+            constants.HF_HUB_OFFLINE = os.environ[USER_OFFLINE].strip().upper() in ("1", "ON", "YES", "TRUE")
+        return constants.HF_HUB_OFFLINE
 
     def __exit__(self, *exc):
         from huggingface_hub import constants
