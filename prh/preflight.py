@@ -490,9 +490,8 @@ def preflight_job(config: dict, output: str | Path, log: str | Path, provenance:
     """The preflight job: ``preflight`` the run's references and write the report (the rule runs this in
     Snakemake's own process, as ``run:``, so that no script file's date can make it rerun and mask every job
     that waits for the report; see ``refresh``)."""
-    from prh.io.workflow import logged
-
     from prh.io.fetch import as_the_user
+    from prh.io.workflow import logged
 
     with logged(log) as logger, as_the_user():
         report = preflight(config)  # raises PreflightError naming every problem

@@ -114,8 +114,8 @@ def _sbatch(job: dict) -> str:
 
     fake = _Job(job)
     partition = f" -p {fake.resources['slurm_partition']}"
-    params = {"run_uuid": "u", "slurm_logfile": "log", "comment_str": job["rule"], "account": "", "partition": partition,
-              "workdir": None}  # fmt: skip
+    params = {"run_uuid": "u", "slurm_logfile": "log", "comment_str": job["rule"], "account": "",
+              "partition": partition, "workdir": None}  # fmt: skip
     return get_submit_command(fake, params) + set_gres_string(fake)
 
 
