@@ -195,10 +195,38 @@ def test_hellaswag_items_are_lm_eval_process_docs():
     )  # capitalize() meets "["
 
 
-def test_loglikelihoods_and_accuracies_equal_lm_eval(tiny_lm, tmp_path):
+def _rows_with_every_label(n: int = 40) -> list[dict]:
+    """``n`` HellaSwag-shaped rows whose label takes each of the four positions in turn (labels 0–3, ``n / 4``
+    each; fixture labels, not the sensible ending), each row's context made its own by a counter."""
+    rows = []
+    for i in range(n):
+        base = HELLASWAG_ROWS[i % len(HELLASWAG_ROWS)]
+        rows.append(base | {"ctx_a": f"{base['ctx_a']} Take {i}.", "label": (i // len(HELLASWAG_ROWS)) % 4})
+    return rows
+
+
+def _with_bos(tokenizer):
+    """The tokenizer made to add a BOS token before every text, as LLaMA's, Mistral's and Gemma's do."""
+    import copy
+
+    from tokenizers.processors import TemplateProcessing
+
+    bos = copy.deepcopy(tokenizer)
+    bos.bos_token = "<|endoftext|>"
+    bos_id = bos.convert_tokens_to_ids("<|endoftext|>")
+    bos.backend_tokenizer.post_processor = TemplateProcessing(
+        single="<|endoftext|> $A", pair="<|endoftext|> $A $B", special_tokens=[("<|endoftext|>", bos_id)]
+    )
+    assert bos("a red circle")["input_ids"][0] == bos_id != tokenizer("a red circle")["input_ids"][0]
+    return bos
+
+
+@pytest.mark.parametrize("adds_bos", [False, True], ids=["no-bos", "bos"])
+def test_loglikelihoods_and_accuracies_equal_lm_eval(tiny_lm, tmp_path, adds_bos):
     """lm-evaluation-harness's HFLM and its HellaSwag task definition (a local copy reading these rows) on the
-    same tiny GPT-2: the same per-ending log-likelihoods (to 1e-5), acc and acc_norm. The model's 64 positions
-    make the longer items cut their context from the left in both."""
+    same tiny GPT-2, with a tokenizer that adds no BOS (GPT-2's) and one that does (LLaMA's way), over 40 items
+    whose gold endings take each of the four positions: the same per-ending log-likelihoods (to 1e-5), acc and
+    acc_norm. The model's 64 positions make the longer items cut their context from the left in both."""
     import json
 
     import lm_eval
@@ -208,10 +236,12 @@ def test_loglikelihoods_and_accuracies_equal_lm_eval(tiny_lm, tmp_path):
     from prh.experiments.downstream.tasks import hellaswag_items
 
     model, tokenizer = tiny_lm
+    tokenizer = _with_bos(tokenizer) if adds_bos else tokenizer
     folder = tmp_path / "tiny-gpt2"
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    rows = HELLASWAG_ROWS * 2  # 8 items, two of each
+    rows = _rows_with_every_label(40)
+    assert sorted({r["label"] for r in rows}) == [0, 1, 2, 3]
     data = tmp_path / "hellaswag.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     tasks = tmp_path / "tasks"
@@ -226,7 +256,7 @@ def test_loglikelihoods_and_accuracies_equal_lm_eval(tiny_lm, tmp_path):
         "metric_list:\n  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n"
         "  - metric: acc_norm\n    aggregation: mean\n    higher_is_better: true\n"
     )
-    lm = HFLM(pretrained=str(folder), device="cpu", batch_size=4)
+    lm = HFLM(pretrained=str(folder), device="cpu", batch_size=16)
     manager = TaskManager(include_path=str(tasks))
     out = lm_eval.simple_evaluate(model=lm, tasks=["hellaswag_local"], task_manager=manager, log_samples=True)
     samples = sorted(out["samples"]["hellaswag_local"], key=lambda s: s["doc_id"])
@@ -237,9 +267,11 @@ def test_loglikelihoods_and_accuracies_equal_lm_eval(tiny_lm, tmp_path):
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
     longest = max(len(tokenizer(i["context"] + i["endings"][0])["input_ids"]) for i in items)
     assert longest > limit  # the left cut is exercised
-    table = pl.DataFrame(items)
-    scores = evaluate(model, tokenizer, table, limit=limit)
+    scores = evaluate(model, tokenizer, pl.DataFrame(items), limit=limit)
     metrics = out["results"]["hellaswag_local"]
-    assert scores["acc"] == pytest.approx(metrics["acc,none"]) and scores["acc_norm"] == pytest.approx(
-        metrics["acc_norm,none"]
-    )
+    assert scores["items"] == 40
+    assert scores["acc"] == pytest.approx(metrics["acc,none"], abs=1e-12)
+    assert scores["acc_norm"] == pytest.approx(metrics["acc_norm,none"], abs=1e-12)
+    # Neither score is 0 or 1, nor are the picks one position: a wrong label or a shifted choice would show.
+    assert len(set(np.argmax(ours, axis=1).tolist())) > 1
+    assert 0 < scores["acc"] < 1 and 0 < scores["acc_norm"] < 1
