@@ -1,5 +1,4 @@
 import json
-import os
 import re
 from itertools import combinations
 from pathlib import Path
@@ -27,7 +26,7 @@ from prh.resources import (
     model_parameters,
     store_state_mem_mb,
 )
-from prh.io.fetch import cache_dir, fetch_targets, jobs_read_the_cache
+from prh.io.fetch import fetch_targets, jobs_read_the_cache
 from prh.io.provenance import run_provenance, share_git_state
 from prh.io.workflow import library_modules, settings_of
 
@@ -97,9 +96,7 @@ refresh_preflight(
 # The fetch stage (rules/fetch.smk) downloads each hub repository once, before the jobs that read it, which
 # read the cache only (HF_HUB_OFFLINE=1); preflight and fetch ask the hub as the user set it.
 FETCH = fetch_targets(config)
-jobs_read_the_cache()
-if config["hub"]["cache"]:
-    os.environ["HF_HUB_CACHE"] = str(cache_dir(config["hub"]["cache"]))
+jobs_read_the_cache(config["hub"]["cache"])
 
 
 def fetched(section, wildcard=None):

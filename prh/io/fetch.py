@@ -235,13 +235,16 @@ def fetch_targets(config: dict, refs: list | None = None) -> dict[str, dict]:
 USER_OFFLINE = "PRH_USER_HF_HUB_OFFLINE"  # the HF_HUB_OFFLINE the user ran snakemake with
 
 
-def jobs_read_the_cache() -> None:
-    """Set ``HF_HUB_OFFLINE=1`` for every job the workflow starts (local jobs inherit it, SLURM's ``sbatch
-    --export=ALL`` passes it on), keeping the user's own setting in ``PRH_USER_HF_HUB_OFFLINE`` for the jobs
-    that ask the hub (preflight, fetch: ``as_the_user``). Called while the workflow is parsed, also in the
-    processes Snakemake starts for jobs, which find the user's setting already kept."""
+def jobs_read_the_cache(config_cache: str | None = None) -> None:
+    """Set ``HF_HUB_OFFLINE=1`` and the config's ``hub.cache`` as ``HF_HUB_CACHE`` for every job the workflow
+    starts (local jobs inherit them, SLURM's ``sbatch --export=ALL`` passes them on), keeping the user's own
+    offline setting in ``PRH_USER_HF_HUB_OFFLINE`` for the jobs that ask the hub (preflight, fetch:
+    ``as_the_user``). Called while the workflow is parsed, also in the processes Snakemake starts for jobs,
+    which find the user's setting already kept."""
     os.environ.setdefault(USER_OFFLINE, os.environ.get("HF_HUB_OFFLINE", ""))
     os.environ["HF_HUB_OFFLINE"] = "1"
+    if config_cache:
+        os.environ["HF_HUB_CACHE"] = str(cache_dir(config_cache))
 
 
 class as_the_user:  # noqa: N801 (a context manager, named as a phrase)
