@@ -114,7 +114,8 @@ def stage_estimates(config: dict, tokens: dict | None = None) -> list[dict]:
         "embed": [
             (m, n) for m in models.values() for n in (captioned if m["modality"] == "language" else config["datasets"])
         ],
-        "embed_texts": [(m, level) for m in language for level in (density["levels"] if density["dataset"] else [])],
+        "embed_texts": [(m, level) for m in language for level in (density["levels"] if density["dataset"] else [])]
+        + [(m, name) for m in language for name in config["colour"]["sets"]],  # Fig. 8's sentences
         "embed_probe_tasks": [(m, None) for m in vision] if config.get("probes") else [],
         "lm_score": [(m, None) for m in language],
         "downstream_score": [(m, None) for m in language if config["downstream"]["tasks"]],
@@ -133,8 +134,56 @@ def stage_estimates(config: dict, tokens: dict | None = None) -> list[dict]:
     return rows
 
 
+def dry_run_jobs(text: str) -> list[dict]:
+    """The jobs a ``snakemake --dry-run`` printed: rule, wildcards, input, threads and resources of each."""
+    import re
+
+    jobs = []
+    for block in re.split(r"\n(?=[ \t]*(?:\[[^\]]+\]\n|rule |localrule ))", text):  # grouped jobs are indented
+        rule = re.search(r"^\s*(?:local)?rule (\w+):", block, re.M)
+        if not rule:
+            continue
+        fields = dict(re.findall(r"^\s+(\w+): (.*)$", block, re.M))
+        resources = dict(re.findall(r"(\w+)=([^,]+)", fields.get("resources", "")))
+        jobs.append({"rule": rule.group(1), "wildcards": fields.get("wildcards", ""), "input": fields.get("input", ""),
+                     "resources": resources, "threads": int(fields.get("threads", 1))})  # fmt: skip
+    return jobs
+
+
+def reservations(jobs: list[dict]) -> list[dict]:
+    """What a run asks the scheduler for, per rule of a dry run's ``jobs``: time limit × GPUs (GPU-hours) and,
+    for jobs without a GPU, time limit × threads (CPU-hours). A job sized once its input exists (a state
+    job: its features store) counts the rule's limit as planned."""
+    rows: dict[str, dict] = {}
+    for job in jobs:
+        resources = job["resources"]
+        hours = int(resources.get("runtime", 0)) / 60
+        gpus = int(resources.get("gpu", 0) or 0)
+        row = rows.setdefault(job["rule"], {"rule": job["rule"], "jobs": 0, "gpu_hours": 0.0, "cpu_hours": 0.0})
+        row["jobs"] += 1
+        row["gpu_hours"] += hours * gpus
+        row["cpu_hours"] += 0.0 if gpus else hours * job["threads"]
+    return sorted(rows.values(), key=lambda r: (-r["gpu_hours"], -r["cpu_hours"], r["rule"]))
+
+
+def reservation_table(jobs: list[dict]) -> str:
+    """``reservations`` as a markdown table: rules with GPUs first, the rest summed per rule, and a total."""
+    rows = reservations(jobs)
+    lines = ["| rule | jobs | GPU-hours reserved | CPU-hours reserved |", "|---|---:|---:|---:|"]
+    lines += [f"| {r['rule']} | {r['jobs']} | {r['gpu_hours']:.0f} | {r['cpu_hours']:.0f} |" for r in rows
+              if r["gpu_hours"] or r["cpu_hours"] >= 1]  # fmt: skip
+    small = [r for r in rows if not r["gpu_hours"] and r["cpu_hours"] < 1]
+    if small:
+        lines.append(f"| {len(small)} other rules | {sum(r['jobs'] for r in small)} | 0 | "
+                     f"{sum(r['cpu_hours'] for r in small):.1f} |")  # fmt: skip
+    total = {k: sum(r[k] for r in rows) for k in ("jobs", "gpu_hours", "cpu_hours")}
+    lines.append(f"| **all** | {total['jobs']} | {total['gpu_hours']:.0f} | {total['cpu_hours']:.0f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m prh.resources CONFIG``: GPU-hours per model stage and the weights to download, as markdown."""
+    """``python -m prh.resources CONFIG``: GPU-hours per model stage and the weights to download, as markdown.
+    ``python -m prh.resources --dry-run DRY_RUN.txt``: what a dry run's jobs reserve (``reservation_table``)."""
     import sys
 
     import yaml
@@ -142,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     from prh.config import validate_config
 
     args = sys.argv[1:] if argv is None else argv
+    if args[0] == "--dry-run":
+        print(reservation_table(dry_run_jobs(open(args[1]).read())))
+        return 0
     config = validate_config(yaml.safe_load(open(args[0])))
     rows = stage_estimates(config)
     print("| stage | jobs | GPU-hours |\n|---|---|---|")

@@ -52,16 +52,9 @@ def test_state_memory_follows_the_features_store(tmp_path):
 
 
 def _jobs(out: str) -> list[dict]:
-    jobs = []
-    for block in re.split(r"\n(?=[ \t]*(?:\[[^\]]+\]\n|rule |localrule ))", out):  # grouped jobs are indented
-        rule = re.search(r"^\s*(?:local)?rule (\w+):", block, re.M)
-        if not rule:
-            continue
-        fields = dict(re.findall(r"^\s+(\w+): (.*)$", block, re.M))
-        resources = dict(re.findall(r"(\w+)=([^,]+)", fields.get("resources", "")))
-        jobs.append({"rule": rule.group(1), "wildcards": fields.get("wildcards", ""), "input": fields.get("input", ""),
-                     "resources": resources, "threads": int(fields.get("threads", 1))})  # fmt: skip
-    return jobs
+    from prh.resources import dry_run_jobs
+
+    return dry_run_jobs(out)
 
 
 def test_paper_preset_under_slurm_sizes_every_model_job_and_preflight_comes_first(tmp_path):
@@ -90,6 +83,10 @@ def test_paper_preset_under_slurm_sizes_every_model_job_and_preflight_comes_firs
         model = re.search(r"(?:model|summariser)=([^,]+)", job["wildcards"]).group(1)
         target = "density/summaries/model" if job["rule"] == "density_summaries" else f"models/{model}"
         assert f"results/fetch/{target}.json" in job["input"], job
+    # docs/paper.md's cost table is this dry run's: what the scheduler is asked to reserve cannot drift.
+    from prh.resources import reservation_table
+
+    assert reservation_table(jobs) in (REPO / "docs" / "paper.md").read_text()
     fetched = {j["wildcards"].removeprefix("target=") for j in jobs if j["rule"] == "fetch"}
     assert {"datasets/wit1024", "datasets/places365", "probes/tasks/sun397", "lm_score/corpus_hub"} <= fetched
 
