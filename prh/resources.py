@@ -52,6 +52,12 @@ def model_job(parameters: float, compute_dtype: str, tokens: float, gpus: int, g
     return {"mem_mb": int(mem_mb), "gpu": int(gpu), "runtime": int(runtime)}
 
 
+def retry_runtime(minutes: int, attempt: int, factor: float) -> int:
+    """The time limit of a job's ``attempt`` (1 for the first): ``minutes`` × ``factor`` per retry, so a job
+    that ran out of time gets longer (the profile's ``retries``, the config's ``cluster.retry_runtime_factor``)."""
+    return round(minutes * factor ** (attempt - 1))
+
+
 def state_mem_mb(layers: int, width: int, samples: int) -> int:
     """Memory of one model's state job: its features read as float64 and two working copies (the prepared
     layers and the all-layers candidate), with ``HOST_BASE_MB`` for the rest."""

@@ -24,6 +24,7 @@ from prh.resources import (
     logits_bytes,
     model_job,
     model_parameters,
+    retry_runtime,
     store_state_mem_mb,
 )
 from prh.io.fetch import fetch_targets, jobs_read_the_cache
@@ -150,9 +151,10 @@ def model_resources(rule, spec_of=lambda wildcards: MODELS[wildcards.model]):
     resources = {
         "mem_mb": lambda wildcards, input: sized(wildcards, input)["mem_mb"],
         "gpu": lambda wildcards, input: sized(wildcards, input)["gpu"],
-        "runtime": lambda wildcards, input, attempt: round(
-            sized(wildcards, input)["runtime"]
-            * cluster["retry_runtime_factor"] ** (attempt - 1)
+        "runtime": lambda wildcards, input, attempt: retry_runtime(
+            sized(wildcards, input)["runtime"],
+            attempt,
+            cluster["retry_runtime_factor"],
         ),
         "nodes": 1,  # GPUs of one job on one node: the model is split over them in one process
         # GPU type and node features: None (unset) for a job that holds none

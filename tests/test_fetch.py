@@ -232,3 +232,44 @@ def test_a_run_fetches_a_hub_model_once_and_its_model_jobs_never_ask_the_hub(loc
         assert servers[0].requests[asked:] == []  # the model job read the cache only
     hub, folder = (zarr.open_group(str(tmp_path / s), mode="r") for s in stores)
     np.testing.assert_array_equal(hub["features"][:], folder["features"][:])
+
+
+def test_places365_archives_are_fetched_by_torchvision_and_md5_checked(tmp_path, monkeypatch):
+    """Places-365 in the fetch stage: torchvision's own download of the devkit and image archives (from a local
+    server standing in for its authors', with this fixture's md5 sums), unpacked into the dataset's root; an
+    archive whose md5 differs is an error, and nothing is left that the dataset job would read."""
+    import tarfile
+
+    from conftest import places365_fixture
+    from file_server import file_server
+    from torchvision.datasets import Places365
+
+    from prh.io.fetch import fetch_places365
+
+    source, served = tmp_path / "source", tmp_path / "served"
+    places365_fixture(source)
+    served.mkdir()
+    with tarfile.open(served / "filelist_places365-standard.tar", "w") as tar:
+        for name in ("categories_places365.txt", "places365_val.txt"):
+            tar.add(source / name, name)
+    with tarfile.open(served / "val_256.tar", "w") as tar:
+        tar.add(source / "val_256", "val_256")
+
+    def md5(path):
+        return hashlib.md5(path.read_bytes()).hexdigest()
+
+    with file_server(served) as (url, gets):
+        monkeypatch.setattr(Places365, "_BASE_URL", url + "/")
+        devkit = "filelist_places365-standard.tar"
+        monkeypatch.setattr(Places365, "_DEVKIT_META", {"standard": (devkit, md5(served / devkit))})
+        for meta, name in (("_CATEGORIES_META", "categories_places365.txt"), ("_FILE_LIST_META", "places365_val.txt")):
+            entry = (name, md5(source / name))
+            monkeypatch.setattr(Places365, meta, entry if meta == "_CATEGORIES_META" else {"val": entry})
+        monkeypatch.setattr(Places365, "_IMAGES_META", {("val", True): ("val_256.tar", md5(served / "val_256.tar"))})
+        manifest = fetch_places365({"root": str(tmp_path / "places"), "split": "val", "small": True})
+        assert manifest["files"] == 20 and gets["val_256.tar"] >= 1
+        assert (tmp_path / "places" / "places365_val.txt").read_text() == (source / "places365_val.txt").read_text()
+        monkeypatch.setattr(Places365, "_IMAGES_META", {("val", True): ("val_256.tar", "0" * 32)})  # corrupted
+        with pytest.raises(RuntimeError, match="corrupted"):
+            fetch_places365({"root": str(tmp_path / "other"), "split": "val", "small": True})
+        assert not (tmp_path / "other" / "val_256").exists()

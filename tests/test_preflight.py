@@ -216,3 +216,27 @@ def test_a_report_is_checked_again_when_its_references_change_or_the_hub_comes_b
     with pytest.raises(PreflightError, match="has no revision 'no-such-branch'"):
         refresh(path, bad, api=hub)
     assert path.read_text() == good
+
+
+def test_a_run_whose_hub_cannot_be_reached_stops_before_any_job(tmp_path):
+    """`snakemake preflight` (the preflight alone) with a hub model and no hub: the job fails naming the
+    unreachable hub and how to go on; no report is written, so no later run passes it unchecked."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    config = tiny_config()
+    config["models"].append({"name": "bert-hub", "modality": "language", "source": "huggingface",
+                             "id": "prh-tests/tiny-bert"})  # fmt: skip
+    write_config(tmp_path, config)
+    env = os.environ | {"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "0"}
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--cores", "1",
+           "preflight"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert done.returncode != 0
+    log = (tmp_path / "logs" / "preflight.log").read_text()
+    assert "the hub (http://127.0.0.1:9) is unreachable (ConnectError), so 1 hub references cannot be checked" in log
+    assert "set hub.offline: true" in log
+    assert not (tmp_path / "results" / "preflight.json").exists() and not (tmp_path / "data").exists()

@@ -155,3 +155,14 @@ def test_sbatch_flags_of_each_kind_of_job_under_40_and_80_gb_gpus(gpu_memory_gb,
     assert " -p debug" in call and "--gpus" not in call and "-C " not in call
     fetches = [j["resources"]["slurm_partition"] for j in jobs if j["rule"] == "fetch"]
     assert fetches == ["transfer" if gpu_memory_gb == 40 else "debug"] * 3
+
+
+def test_a_retried_job_gets_a_longer_time_limit():
+    """The profile resubmits a failed job once; each attempt's limit is the last one's × the factor."""
+    import yaml
+
+    from prh.resources import retry_runtime
+
+    assert [retry_runtime(90, attempt, 2) for attempt in (1, 2, 3)] == [90, 180, 360]
+    assert retry_runtime(45, 2, 1.5) == 68
+    assert yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())["retries"] == 1

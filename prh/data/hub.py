@@ -113,17 +113,22 @@ def import_places365(out_dir: str | Path, spec: dict) -> dict:
     """Import a seeded subset of Places-365 (Zhou et al., 2017), the paper's vision–vision set (App. C.1:
     1,000 validation images), from its official layout in ``root``: ``categories_places365.txt``,
     ``places365_val.txt`` and ``val_256/`` (``small``) or ``val_large/``. When they are missing and
-    ``download`` is on, torchvision fetches them from the authors' server (md5-checked). Images are squared to
+    ``download`` is on, torchvision fetches them from the authors' server (md5-checked; in the workflow, its fetch
+    stage, before this job, which runs offline). Images are squared to
     ``image_size``; ``samples.parquet`` holds each image's ``label``, ``class`` and ``file``."""
     root, split = Path(spec["root"]), spec["split"]
     categories = root / "categories_places365.txt"
     listing = root / f"places365_{split}.txt"
     images_dir = root / f"{split}_{'256' if spec['small'] else 'large'}"
-    if not (categories.is_file() and listing.is_file() and images_dir.is_dir()) and spec["download"]:
-        try:
-            from torchvision.datasets import Places365
+    from huggingface_hub import constants
 
-            Places365(str(root), split=split, small=spec["small"], download=True)
+    # In the workflow the fetch stage downloaded it and jobs run offline: only a library call downloads here.
+    missing = not (categories.is_file() and listing.is_file() and images_dir.is_dir())
+    if missing and spec["download"] and not constants.HF_HUB_OFFLINE:
+        try:
+            from prh.io.fetch import fetch_places365
+
+            fetch_places365(spec)
         except Exception as err:  # no network, a refused connection, a bad checksum
             spec = spec | {"download_error": f"{err.__class__.__name__}: {err}"}
     if not (categories.is_file() and listing.is_file() and images_dir.is_dir()):

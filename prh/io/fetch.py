@@ -267,11 +267,15 @@ class as_the_user:  # noqa: N801 (a context manager, named as a phrase)
 
 def fetch_places365(spec: dict) -> dict:
     """Places-365's archives for ``spec`` (a validated dataset entry), downloaded by torchvision into ``root``
-    and checked against torchvision's md5 sums; the manifest lists what was unpacked."""
+    and checked against torchvision's md5 sums, unless ``root`` holds the unpacked layout already (a copy
+    prepared by hand is used as it is); the manifest lists what is there."""
     from torchvision.datasets import Places365
 
-    root = Path(spec["root"])
-    Places365(str(root), split=spec["split"], small=spec["small"], download=True)
-    folder = root / f"{spec['split']}_{'256' if spec['small'] else 'large'}"
-    return {"kind": "places365", "root": str(root), "images": str(folder),
+    root, split = Path(spec["root"]), spec["split"]
+    folder = root / f"{split}_{'256' if spec['small'] else 'large'}"
+    lists = [root / "categories_places365.txt", root / f"places365_{split}.txt"]
+    present = folder.is_dir() and all(p.is_file() for p in lists)
+    if not present:
+        Places365(str(root), split=split, small=spec["small"], download=True)
+    return {"kind": "places365", "root": str(root), "images": str(folder), "downloaded": not present,
             "files": sum(1 for _ in folder.rglob("*.jpg"))}  # fmt: skip
