@@ -534,8 +534,16 @@ def refresh(path: str | Path, refs: list[Reference], provenance=None, api=None, 
     path = Path(path)
     from prh.io.fetch import as_the_user
 
+    if not path.exists():
+        return False
+    report = json.loads(path.read_text())
+    if report.get("references_hash") == references_hash(refs) and str(report.get("hub")) in (
+        "checked",
+        "no hub references",
+    ):
+        return False  # the common case, decided without importing huggingface_hub (every job's process parses this)
     with as_the_user():
-        if not path.exists() or not stale(json.loads(path.read_text()), refs, (hub or {}).get("offline", False)):
+        if not stale(report, refs, (hub or {}).get("offline", False)):
             return False
     with as_the_user():
         report = preflight_references(refs, api=api, hub=hub)

@@ -88,15 +88,16 @@ wildcard_constraints:
 # What reads the hub waits for preflight (ancient: a new report reruns nothing). Changed references are
 # checked again here, before planning: a bad one stops the run before any job.
 PREFLIGHT = ancient("results/preflight.json")
+HUB_REFERENCES = hub_references(config)
 refresh_preflight(
     "results/preflight.json",
-    hub_references(config),
+    HUB_REFERENCES,
     lambda: run_provenance(config, REPO),
     hub=config["hub"],
 )
 # The fetch stage (rules/fetch.smk) downloads each hub repository once, before the jobs that read it, which
 # read the cache only (HF_HUB_OFFLINE=1); preflight and fetch ask the hub as the user set it.
-FETCH = fetch_targets(config)
+FETCH = fetch_targets(config, HUB_REFERENCES)
 jobs_read_the_cache(config["hub"]["cache"])
 
 

@@ -230,7 +230,7 @@ def test_openwebtext_corpus_from_a_local_copy(tmp_path):
 def test_openwebtext_is_read_from_its_parquet_files_not_its_loading_script(tmp_path, monkeypatch):
     """The repo layout of Skylion007/openwebtext at the pinned commit: a loading script beside the parquet
     upload. datasets (>= 4) refuses the script, which is how every paper lm_score job failed; the corpus now
-    streams the pinned parquet files with the parquet builder, in file order."""
+    streams the pinned parquet files with the parquet builder, in file order, from the fetch stage's copy."""
     import datasets
     import polars as pl
 
@@ -251,7 +251,12 @@ def test_openwebtext_is_read_from_its_parquet_files_not_its_loading_script(tmp_p
     assert corpora.hub_files("a/b", "refs/convert/parquet", ["x.parquet"]) == [
         "hf://datasets/a/b@refs%2Fconvert%2Fparquet/x.parquet"
     ]
-    monkeypatch.setattr(corpora, "hub_files", lambda id, revision, files: [str(repo / f) for f in files])
+    # A job reads the fetch stage's snapshot in the hub cache (huggingface_hub's layout), never the hub.
+    cache = tmp_path / "hub-cache"
+    snapshot = cache / "datasets--Skylion007--openwebtext" / "snapshots" / hub["revision"]
+    snapshot.parent.mkdir(parents=True)
+    repo.rename(snapshot)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     assert corpora.load_corpus("openwebtext", max_bytes=30, corpus_hub=hub) == "First document.\n\nSecond one."[:30]
 
 

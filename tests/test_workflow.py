@@ -556,15 +556,18 @@ def test_every_rule_depends_on_exactly_the_modules_it_imports(tmp_path, script_i
     """Each rule's jobs declare as inputs every prh module its script loads,
     found independently by importing it in a fresh interpreter (the declared list also has the modules that
     functions import when called), and no model code unless the rule runs a model; so editing a module reruns
-    the rules that use it. The two test configs and the published preset (with its export) together have a job
-    of every rule."""
+    the rules that use it. The two test configs, the published preset (with its export) and a hub model's fetch
+    together have a job of every rule."""
     from conftest import REPO, ladder_config
 
     declared = _declared_modules(tiny_config(), tmp_path / "tiny")
     published = yaml.safe_load((REPO / "configs" / "published.yaml").read_text())
+    hub = tiny_config()  # a hub model: its fetch job
+    hub["models"].append({"name": "bert-hub", "modality": "language", "source": "huggingface", "id": "org/bert"})
     for other in (
         _declared_modules(ladder_config(), tmp_path / "ladder"),
         _declared_modules(published, tmp_path / "published", "all", "results/export/wit1024"),
+        _declared_modules(hub, tmp_path / "hub", "results/fetch/models/bert-hub.json"),
     ):
         for rule, modules in other.items():
             assert declared.setdefault(rule, modules) == modules, rule

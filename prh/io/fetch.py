@@ -207,13 +207,12 @@ def fetch_job(target: dict, report_path: str | Path, hub: dict, output: str | Pa
     return manifest
 
 
-def fetch_targets(config: dict, refs: list | None = None) -> dict[str, dict]:
+def fetch_targets(config: dict, refs: list) -> dict[str, dict]:
     """What the fetch stage downloads for a validated config, by target name (the reference's config path with
     names for indices: ``models/{model}``, ``datasets/{dataset}``, ``probes/tasks/{task}``,
     ``downstream/tasks/{task}``, ``lm_score/corpus_hub``, ``colour/images``, ``density/summaries/model``):
-    each hub repository (``kind: hub``, its preflight ``key``) and each Places-365 archive torchvision
-    downloads (``kind: places365``)."""
-    from prh.preflight import references
+    each hub repository of ``refs`` (preflight's ``references``; ``kind: hub``, its ``key``) and each
+    Places-365 archive torchvision downloads (``kind: places365``)."""
 
     def target(where: tuple) -> str:
         node, parts = config, []
@@ -223,7 +222,7 @@ def fetch_targets(config: dict, refs: list | None = None) -> dict[str, dict]:
         return "/".join(parts)
 
     found = {}
-    for ref in references(config) if refs is None else refs:
+    for ref in refs:
         if ref.kind in ("model", "dataset") or (ref.kind == "timm" and ref.pretrained):
             found[target(ref.where)] = {"kind": "hub", "key": ref.key}
     for i, d in enumerate(config["datasets"]):
