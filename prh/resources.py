@@ -18,6 +18,7 @@ SHARD_MB = 10000  # loading straight to the GPUs, the host holds about one safet
 THROUGHPUT = 25e12  # FLOP/s
 BASE_MINUTES = 30  # start-up, loading the weights from the hub cache, writing the store
 VOCAB_BOUND = 256_000  # the largest vocabulary of the paper's LLMs (Gemma's), for a model that does not give its own
+DOWNSTREAM_BATCH = (32, 160)  # a downstream_score batch: 32 HellaSwag context-ending pairs of at most ~160 tokens
 
 
 def weight_bytes(parameters: float, dtype: str) -> int:

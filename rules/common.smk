@@ -20,6 +20,7 @@ from prh.preflight import references as hub_references
 from prh.preflight import preflight_job
 from prh.preflight import refresh as refresh_preflight
 from prh.resources import (
+    DOWNSTREAM_BATCH,
     job_tokens,
     logits_bytes,
     model_job,
@@ -123,8 +124,12 @@ def model_resources(rule, spec_of=lambda wildcards: MODELS[wildcards.model]):
     defaults = {"mem_mb": 6000, "gpu": embedding["gpus"], "runtime": 240}
     # a features model's jobs read a file: no model, no GPU
     precomputed = {"mem_mb": 4000, "gpu": 0, "runtime": 30}
-    scoring = config["lm_score"] if rule == "lm_score" else None
-    logits = logits_bytes(scoring["batch_size"], scoring["context"]) if scoring else 0
+    # scoring jobs hold a batch's logits over the whole vocabulary
+    lm = config["lm_score"]
+    logits = {
+        "lm_score": logits_bytes(lm["batch_size"], lm["context"]),
+        "downstream_score": logits_bytes(*DOWNSTREAM_BATCH),
+    }.get(rule, 0)
 
     def sized(wildcards, input):
         spec = spec_of(wildcards)
