@@ -427,3 +427,43 @@ def test_torch_path_equals_numpy_path(name):
     numpy_scores = layer_scores(metric, Xs, Ys, device="cpu", **params)
     torch_scores = layer_scores(metric, Xs, Ys, device="torch-cpu", **params)
     np.testing.assert_allclose(torch_scores, numpy_scores, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_measure_gives_one_for_a_rank_deficient_layer_against_itself(dtype):
+    """A layer of rank 3, 5 or 8 (N = 512, D = 64) against itself: 1 for every measure, by its definition
+    and by the batched path the pair jobs run. SVCCA with dims = 10 keeps the directions the layer has (before,
+    the ones past its rank were rounding divided by near-zero eigenvalues: 0.42, 0.56, 0.83)."""
+    from prh.metrics.definitions import svcca
+    from prh.metrics.layerwise import METRICS, LayerStates
+
+    rng = np.random.default_rng(0)
+    for rank in (3, 5, 8):
+        X = (rng.standard_normal((512, rank)) @ rng.standard_normal((rank, 64))).astype(dtype)
+        states = LayerStates([X])
+        for name, metric in METRICS.items():
+            assert metric.pairwise(X, X, **metric.defaults) == pytest.approx(1.0, abs=1e-6), (name, rank)
+            batched = metric.layerwise(states, states, **metric.defaults)[0, 0]
+            assert batched == pytest.approx(1.0, abs=1e-6), (name, rank)
+    assert svcca(X, X[:, ::-1].copy(), dims=10) == pytest.approx(1.0)  # the same space, columns reordered
+
+
+def test_the_unbiased_hsic_is_written_once():
+    """Every path reaches HSIC_1 through definitions.unbiased_hsic: its normalisation appears once in prh/, and
+    the function equals Song et al.'s eq. 5 computed by hand on a 5 × 5 example."""
+    import re
+    from pathlib import Path
+
+    from prh.metrics.definitions import unbiased_hsic
+
+    source = "".join(p.read_text() for p in (Path(__file__).parents[1] / "prh").rglob("*.py"))
+    assert len(re.findall(r"\(n - 1\) \* \(n - 2\)", source)) == 1
+    K = np.array([[9, 1, 2, 0, 1], [1, 9, 3, 1, 0], [2, 3, 9, 2, 2], [0, 1, 2, 9, 1], [1, 0, 2, 1, 9]], float)
+    L = np.array([[5, 2, 0, 1, 1], [2, 5, 1, 0, 2], [0, 1, 5, 3, 1], [1, 0, 3, 5, 0], [1, 2, 1, 0, 5]], float)
+    Kt, Lt = K - np.diag(np.diag(K)), L - np.diag(np.diag(L))
+    by_hand = (np.trace(Kt @ Lt) + Kt.sum() * Lt.sum() / (4 * 3) - 2 * np.ones(5) @ Kt @ Lt @ np.ones(5) / 3) / (5 * 2)
+    trace, sums, rows = float((Kt * Lt).sum()), float(Kt.sum() * Lt.sum()), float(Kt.sum(1) @ Lt.sum(1))
+    assert unbiased_hsic(trace, sums, rows, 5) == pytest.approx(by_hand, abs=1e-12)
+    # by hand: row sums of K~ (4, 5, 9, 4, 4) and of L~ (4, 5, 5, 4, 4); tr(K~L~) = 2 · 14 over the upper pairs
+    assert (trace, sums, rows) == (28.0, 26.0 * 22.0, 118.0)
+    assert by_hand == pytest.approx((28 + 572 / 12 - 2 * 118 / 3) / 10) == pytest.approx(-0.3)

@@ -177,8 +177,15 @@ def test_bits_per_byte_by_hand(local_llama):
             prefix = torch.tensor([sequence[window_start : t + 1]])
             log_probs = torch.log_softmax(model(input_ids=prefix).logits[0, -1], dim=-1)
             nats -= log_probs[ids[t]].item()
-    assert result["tokens"] == len(ids) and result["bytes"] == len(text.encode("utf-8")) > len(text)
-    assert result["bits_per_byte"] == pytest.approx(nats / math.log(2) / result["bytes"], rel=1e-5)
+    n_bytes = len(text.encode("utf-8"))  # 73 bytes, 69 characters: four letters take two bytes each
+    assert (n_bytes, len(text)) == (73, 69)
+    assert result["tokens"] == len(ids) and result["bytes"] == n_bytes
+    assert result["bits_per_byte"] == pytest.approx(nats / math.log(2) / n_bytes, rel=1e-5)
+    # Three bytes a character: dividing by characters would be off by a factor of three.
+    kanji = "東京の空は青い。" * 3
+    scored = bits_per_byte(model, tokenizer, kanji, context=context, batch_size=2)
+    assert scored["bytes"] == len(kanji.encode("utf-8")) == 3 * len(kanji)
+    assert scored["bits_per_byte"] == pytest.approx(scored["bits"] / (3 * len(kanji)), rel=1e-12)
     assert 10_000 <= len(corpus_pydoc(10_000).encode("utf-8")) + 3 and corpus_pydoc(50) == corpus_pydoc(50)
 
 

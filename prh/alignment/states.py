@@ -320,9 +320,10 @@ def _streamed_states(features_path, parts, q, mode, normalize, knn_method, block
             data["knn_values"].append(values)
             ties.append(neighbours.tied_samples(starts, parts["k"]))
         if parts["dims"]:
-            data["svd"].append(d.svd_directions(layer, parts["dims"]))
+            data["svd"].append(d.svd_directions(layer, parts["dims"], precision))
             if counts is not None:
-                half_svd.append(_half_svd(counts, lambda rows, a=layer: d.svd_directions(a[rows], parts["dims"])[None]))
+                directions = lambda rows, a=layer: d.svd_directions(a[rows], parts["dims"], precision)[None]  # noqa: E731
+                half_svd.append(_half_svd(counts, directions))
         if parts["bases"]:
             bases.append(d.orthonormal_basis(layer, precision))
     for i, searched in enumerate(depths):  # a later layer's resamples reached deeper: one depth for all

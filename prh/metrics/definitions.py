@@ -468,25 +468,32 @@ def cka(X: np.ndarray, Y: np.ndarray, kernel_kind: str = "linear", sigma: float 
     return _ratio(hsic(K, L), hsic(K, K), hsic(L, L))
 
 
-def hsic_unbiased(K: np.ndarray, L: np.ndarray) -> float:
-    """Unbiased HSIC estimator of Song et al. (2012), eq. 5: with K~, L~ the kernels with zeroed diagonals,
-    [tr(K~ L~) + 1'K~1 1'L~1 / ((n-1)(n-2)) - 2 1'K~L~1 / (n-2)] / (n (n-3))."""
-    n = len(K)
+def unbiased_hsic(trace, sums, rows, n: int):
+    """The unbiased HSIC estimator of Song et al. (2012), eq. 5, from its sufficient statistics of the kernels
+    with zeroed diagonals K~, L~: ``trace`` = tr(K~L~), ``sums`` = 1ᵀK~1 · 1ᵀL~1 and ``rows`` = 1ᵀK~L~1 (numbers,
+    or arrays that broadcast): [tr(K~L~) + 1ᵀK~1 1ᵀL~1 / ((n−1)(n−2)) − 2 1ᵀK~L~1 / (n−2)] / (n(n−3)). Every
+    path that computes the unbiased HSIC (dense, batched over layers, sparse, weighted resamples, streamed)
+    gathers its statistics its own way and calls this."""
     if n < 4:
         raise ValueError(f"the unbiased HSIC needs at least 4 samples, got {n}")
+    return (trace + sums / ((n - 1) * (n - 2)) - 2.0 * rows / (n - 2)) / (n * (n - 3))
+
+
+def hsic_unbiased(K: np.ndarray, L: np.ndarray) -> float:
+    """Unbiased HSIC (``unbiased_hsic``) of two kernel matrices, its statistics as written: with K~, L~ the
+    kernels with zeroed diagonals, tr(K~ L~), 1ᵀK~1 · 1ᵀL~1 and 1ᵀK~L~1."""
+    n = len(K)
     Kt, Lt = K.copy(), L.copy()
     np.fill_diagonal(Kt, 0.0)
     np.fill_diagonal(Lt, 0.0)
-    value = np.trace(Kt @ Lt) + Kt.sum() * Lt.sum() / ((n - 1) * (n - 2)) - 2.0 * (Kt @ Lt).sum() / (n - 2)
-    return float(value / (n * (n - 3)))
+    return float(unbiased_hsic(np.trace(Kt @ Lt), Kt.sum() * Lt.sum(), (Kt @ Lt).sum(), n))
 
 
 def hsic_unbiased_fast(K: np.ndarray, L: np.ndarray) -> float:
     """``hsic_unbiased`` for symmetric K and L in O(n^2): tr(K~L~) = <K~, L~> and 1'K~L~1 = (K~1)·(L~1)."""
     n = len(K)
     Kt, Lt = K - np.diag(np.diag(K)), L - np.diag(np.diag(L))
-    value = (Kt * Lt).sum() + Kt.sum() * Lt.sum() / ((n - 1) * (n - 2)) - 2.0 * Kt.sum(1) @ Lt.sum(1) / (n - 2)
-    return float(value / (n * (n - 3)))
+    return float(unbiased_hsic((Kt * Lt).sum(), Kt.sum() * Lt.sum(), Kt.sum(1) @ Lt.sum(1), n))
 
 
 @dense
@@ -581,12 +588,15 @@ def cknna(X: np.ndarray, Y: np.ndarray, k: int = 10, variant: str = "paper") -> 
 # --- SVCCA -------------------------------------------------------------------------------------------
 
 
-def svd_directions(X: np.ndarray, dims: int) -> np.ndarray:
+def svd_directions(X: np.ndarray, dims: int, precision=None) -> np.ndarray:
     """Top ``dims`` left singular vectors (N, dims) of X with every feature centred and scaled to unit
     variance. Exact and deterministic up to signs (which no score depends on): the top eigenvectors of the
-    smaller of XᵀX and XXᵀ (LAPACK's subset eigensolver, about 3x faster than a full SVD here)."""
+    smaller of XᵀX and XXᵀ (LAPACK's subset eigensolver, about 3x faster than a full SVD here). A direction
+    past X's numerical rank (σ at or below ``orthonormal_basis``'s tolerance at the stored ``precision``) is
+    no direction of X: its column is zero, and ``svcca`` counts only the others."""
     from scipy.linalg import eigh
 
+    eps = np.finfo(stored_precision(X, precision)).eps
     X = np.asarray(X, dtype=np.float64)
     X = X - X.mean(axis=0)
     X = X / (X.std(axis=0) + 1e-8)
@@ -597,15 +607,27 @@ def svd_directions(X: np.ndarray, dims: int) -> np.ndarray:
         values, vectors = eigh(X.T @ X, subset_by_index=[width - dims, width - 1])
         U = X @ vectors / np.sqrt(np.maximum(values, np.finfo(float).tiny))
     else:
-        _, U = eigh(X @ X.T, subset_by_index=[n - dims, n - 1])
+        values, U = eigh(X @ X.T, subset_by_index=[n - dims, n - 1])
+    sigma = np.sqrt(np.maximum(values, 0.0))
+    tolerance = max(eps * np.linalg.norm(X), sigma.max(initial=0.0) * max(n, width) * np.finfo(np.float64).eps)
+    U[:, sigma <= tolerance] = 0.0
     return U[:, ::-1]
+
+
+def direction_rank(U: np.ndarray) -> np.ndarray:
+    """How many of ``svd_directions``' columns are directions (unit norm, not zeroed), over the last two axes:
+    (..., N, dims) -> (...)."""
+    return (np.linalg.norm(U, axis=-2) > 0.5).sum(axis=-1)
 
 
 def svcca(X: np.ndarray, Y: np.ndarray, dims: int = 10) -> float:
     """SVCCA (Raghu et al. 2017): reduce each representation to its top ``dims`` singular directions, then
-    average the ``dims`` canonical correlations between the two subspaces. The directions are orthonormal
-    and centred, so the canonical correlations are exactly the singular values of U_Xᵀ U_Y (no iterative
-    CCA, no noise: deterministic). The authors' code uses a randomised low-rank SVD and sklearn's CCA.
+    average the canonical correlations between the two subspaces. The directions are orthonormal and
+    centred, so the canonical correlations are exactly the singular values of U_Xᵀ U_Y (no iterative CCA, no
+    noise: deterministic). A representation whose numerical rank r is below ``dims`` keeps its r directions
+    (as CCA keeps rank X), and the mean is over the min(r_X, r_Y) canonical correlations the two subspaces
+    have, so a layer against itself gives 1. The authors' code uses a randomised low-rank SVD and sklearn's
+    CCA.
 
     Parameters
     ----------
@@ -623,7 +645,15 @@ def svcca(X: np.ndarray, Y: np.ndarray, dims: int = 10) -> float:
     """
     _check_paired(X, Y)
     Ux, Uy = svd_directions(X, dims), svd_directions(Y, dims)
-    return float(np.linalg.svd(Ux.T @ Uy, compute_uv=False).mean())
+    return float(svcca_of_directions(Ux, Uy))
+
+
+def svcca_of_directions(Ux: np.ndarray, Uy: np.ndarray) -> np.ndarray:
+    """``svcca`` from ``svd_directions`` (..., N, dims) of each side: the canonical correlations' sum over
+    min(r_X, r_Y), the directions the two have (0 where one has none)."""
+    values = np.linalg.svd(np.swapaxes(Ux, -1, -2) @ Uy, compute_uv=False).sum(axis=-1)
+    count = np.minimum(direction_rank(Ux), direction_rank(Uy))
+    return np.where(count > 0, values / np.maximum(count, 1), 0.0)
 
 
 # --- measures of the 2026 re-analysis (Gröger, Wen & Brbić): Procrustes, RSA, RV, CCA, PWCCA -------------

@@ -416,13 +416,13 @@ class LayerStates:
                 f"{self.source}: SVCCA's directions on this run's half-samples are not stored; rerun its "
                 "alignment_state job with the run's bootstrap settings"
             )
-        return np.stack([d.svd_directions(a[sample], dims) for a in self.layers])
+        return np.stack([d.svd_directions(a[sample], dims, self.precision) for a in self.layers])
 
     def svd(self, dims: int) -> np.ndarray:
-        """(L, N, dims) top singular directions of the standardised features."""
+        """(L, N, dims) top singular directions of the standardised features (zero past a layer's rank)."""
         return self._memo(
             ("svd", dims),
-            lambda: np.stack([d.svd_directions(a, dims) for a in self.layers]),
+            lambda: np.stack([d.svd_directions(a, dims, self.precision) for a in self.layers]),
             lambda parent: parent[:, self._perm],
         )
 
@@ -535,7 +535,7 @@ def _unbiased_hsic_matrix(sx: LayerStates, sy: LayerStates) -> np.ndarray:
     trace = sx.gram_products(sy) - dx @ dy.T
     sums = np.outer(tx - dx.sum(axis=1), ty - dy.sum(axis=1))
     rows = (rx - dx) @ (ry - dy).T
-    return (trace + sums / ((n - 1) * (n - 2)) - 2.0 * rows / (n - 2)) / (n * (n - 3))
+    return d.unbiased_hsic(trace, sums, rows, n)
 
 
 def _unbiased_cka(sx: LayerStates, sy: LayerStates) -> np.ndarray:
@@ -547,8 +547,7 @@ def _sparse_hsic_unbiased(A, B) -> float:
     n = A.shape[0]
     trace = A.multiply(B.T).sum()
     ones = np.asarray(A.sum(axis=0)).ravel() @ np.asarray(B.sum(axis=1)).ravel()
-    value = trace + A.sum() * B.sum() / ((n - 1) * (n - 2)) - 2.0 * ones / (n - 2)
-    return float(value / (n * (n - 3)))
+    return float(d.unbiased_hsic(trace, A.sum() * B.sum(), ones, n))
 
 
 def _cknna_terms(sx: LayerStates, sy: LayerStates, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -587,7 +586,9 @@ def _svcca(sx: LayerStates, sy: LayerStates, dims: int) -> np.ndarray:
     flat_x = np.moveaxis(ux, 1, 0).reshape(sx.n, -1)  # (N, Lx * dims)
     flat_y = np.moveaxis(uy, 1, 0).reshape(sy.n, -1)
     cross = (flat_x.T @ flat_y).reshape(len(sx), dims, len(sy), dims).transpose(0, 2, 1, 3)
-    return np.linalg.svd(cross, compute_uv=False).mean(axis=-1)
+    values = np.linalg.svd(cross, compute_uv=False).sum(axis=-1)
+    count = np.minimum.outer(d.direction_rank(ux), d.direction_rank(uy))  # the directions both have
+    return np.where(count > 0, values / np.maximum(count, 1), 0.0)
 
 
 def _standard_ranks(gram: np.ndarray) -> np.ndarray:

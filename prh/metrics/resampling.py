@@ -235,12 +235,12 @@ def _hsic(pair: Resample, unbiased: bool, kernel: str = "linear", sigma: float =
         trace = products - (w * d1) @ d2.T
         sums = np.outer(t1 - d1 @ w, t2 - d2 @ w)
         rows = (w * (r1 - d1)) @ (r2 - d2).T
-        return (trace + sums / ((n - 1) * (n - 2)) - 2.0 * rows / (n - 2)) / (n * (n - 3))
+        return d.unbiased_hsic(trace, sums, rows, n)
 
     def unbiased_self(squares, d1, r1, t1):  # the diagonal of unbiased(⟨K_a, K_b⟩, ...) without the cross terms
         trace = squares - (w * d1 * d1).sum(axis=1)
         rows = (w * (r1 - d1) ** 2).sum(axis=1)
-        return (trace + (t1 - d1 @ w) ** 2 / ((n - 1) * (n - 2)) - 2.0 * rows / (n - 2)) / (n * (n - 3))
+        return d.unbiased_hsic(trace, (t1 - d1 @ w) ** 2, rows, n)
 
     cross = unbiased(both, dx, dy, rx, ry, tx, ty)
     return cross, unbiased_self(sx, dx, rx, tx), unbiased_self(sy, dy, ry, ty)

@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from prh.metrics import definitions as d
+
 Reader = Callable[[int, int, int], np.ndarray]  # (layer, start, stop) -> prepared rows, float64
 
 
@@ -41,15 +43,14 @@ def _pair_statistics(read_x: Reader, a: int, read_y: Reader, b: int, n: int, chu
 
 
 def _hsic_pair(s: dict, n: int) -> tuple[float, float]:
-    """(<HKH, HLH>, n(n−3) · HSIC_1(K, L)) from the pair's statistics."""
+    """(<HKH, HLH>, HSIC_1(K, L)) from the pair's statistics."""
     C, sx, sy = s["C"], s["sx"], s["sy"]
     centred = C - np.outer(sx, sy) / n
     biased = float((centred * centred).sum())
     trace = float((C * C).sum()) - s["dd"]
     totals = (sx @ sx - s["dx"]) * (sy @ sy - s["dy"])
     rows = float(sx @ C @ sy) - sx @ s["vx"] - sy @ s["vy"] + s["dd"]
-    unbiased = trace + totals / ((n - 1) * (n - 2)) - 2.0 * rows / (n - 2)
-    return biased, unbiased
+    return biased, float(d.unbiased_hsic(trace, totals, rows, n))
 
 
 def cka_from_readers(read_x: Reader, lx: int, read_y: Reader, ly: int, n: int, chunk: int = 4096) -> dict:
