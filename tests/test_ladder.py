@@ -573,3 +573,47 @@ def test_summary_levels_are_written_by_the_instruct_model(ladder_run):
         assert record["words"] == n and record["decoding"] == "greedy" and f"about {n} words" in record["prompt"]
         assert record["check"]["mean_words"] == pytest.approx(table["words"].mean())
         assert all(" is " in d or " are " in d for d in table["dense"])  # the positions level: where each group is
+
+
+_TRAIN_BOTH = """
+import hashlib, json, sys, tempfile
+from pathlib import Path
+import numpy as np
+from prh.data.shapes import caption_scene, render_scene, sample_scene
+from prh.experiments.ladder.language import train_language
+from prh.experiments.ladder.vision import train_vision
+scenes = [sample_scene(0, i) for i in range(96)]
+out = Path(tempfile.mkdtemp())
+train_vision(np.stack([render_scene(s) for s in scenes]), scenes, run="v", arch="resnet18", width=16,
+             depth=[1, 1, 1, 1], attributes=["count", "shape", "colour"], input_size=64, steps=10, checkpoints=[10],
+             out_dirs=[out / "v"], validation=16, batch_size=16, lr=0.002, seed=0, threads=1)
+texts = [caption_scene(sample_scene(0, i)) for i in range(300)]
+train_language(texts, run="g", width=64, layers=2, context=64, vocab_size=300, steps=20, checkpoints=[20],
+               out_dirs=[out / "g"], validation=32, batch_size=16, lr=0.003, seed=0, threads=1)
+digests = {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.rglob("*.safetensors"))}
+kernels = json.loads((out / "v" / "training.json").read_text())["kernels"]
+print(json.dumps({"digests": digests, "kernels": kernels}))
+"""
+
+
+def test_training_gives_the_same_weights_under_every_instruction_set():
+    """One vision and one language rung trained in two processes, one free to use the machine's widest
+    kernels, one told to use AVX2's (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA: what an AVX2-only CPU runs): the
+    same checkpoints byte for byte, and the kernel path they were held to in their provenance. (On this
+    AVX-512 machine the two gave different weights, both rungs, before training fixed its kernels.)"""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    results = []
+    for capability, isa in ((None, None), ("avx2", "AVX2")):  # the machine's widest kernels, then AVX2's
+        env = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")}
+        env |= {"ATEN_CPU_CAPABILITY": capability, "ONEDNN_MAX_CPU_ISA": isa} if capability else {}
+        done = subprocess.run([sys.executable, "-c", _TRAIN_BOTH], capture_output=True, text=True, env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert len(results[0]["digests"]) == 2 and results[0]["digests"] == results[1]["digests"]
+    assert results[0]["kernels"] == results[1]["kernels"] == {
+        "cpu_capability": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"
+    }  # fmt: skip

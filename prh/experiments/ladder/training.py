@@ -7,7 +7,9 @@ evaluation dataset uses (alignment datasets use ``[seed, i]``, probe tasks the s
 scene Z is stored beside its caption. The last ``validation`` scenes of the set are held out for the curves.
 
 Training is seeded and bitwise deterministic on the CPU (deterministic algorithms, a fixed thread count,
-batches drawn from a seeded generator). A loss that turns NaN or Inf stops the job naming the step and the
+batches drawn from a seeded generator), and the same on every x86 CPU with AVX2: torch's own kernels, oneDNN's
+and MKL's are held to their AVX2 code paths (``KERNELS``), which an AVX-512 CPU would otherwise leave for
+wider vectors that sum in another order. A loss that turns NaN or Inf stops the job naming the step and the
 loss; checkpoints appear at their paths complete or not at all.
 """
 
@@ -23,8 +25,31 @@ import torch
 from prh.io.workflow import atomic_path
 
 
+# One kernel path for every x86 CPU with AVX2 (read by torch, oneDNN and MKL at their first computation):
+# training the same rung with ATEN_CPU_CAPABILITY=avx512 or =avx2 otherwise gives different weights.
+KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}
+
+
+def fixed_kernels() -> dict:
+    """Hold torch, oneDNN and MKL to ``KERNELS`` for this process (before its first tensor computation, as
+    the trainers call it) and return the kernel path in force, for the checkpoints' provenance. Raises
+    RuntimeError where torch already chose another (a computation ran first)."""
+    import logging
+    import os
+    import platform
+
+    os.environ.update(KERNELS)
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability not in ("AVX2", "DEFAULT"):  # DEFAULT: a CPU without AVX2, which has no AVX2 path to hold
+        raise RuntimeError(f"torch's CPU kernels were chosen ({capability}) before training could fix them")
+    logging.getLogger("prh").info("kernels: %s on %s (%s)", capability, platform.processor() or "?", KERNELS)
+    return {"cpu_capability": capability, **KERNELS}
+
+
 def deterministic(seed: int, threads: int) -> torch.Generator:
-    """Seed everything, fix the thread count and insist on deterministic kernels; the batch generator."""
+    """Seed everything, fix the kernel path (``fixed_kernels``) and the thread count and insist on
+    deterministic kernels; the batch generator."""
+    fixed_kernels()
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
@@ -86,6 +111,7 @@ def write_checkpoint(folder: str | Path, provenance: dict, *savers: Callable) ->
     """A checkpoint folder written atomically: what each of ``savers`` writes into it (a model's or a
     tokenizer's ``save_pretrained``, timm's ``save_for_hf``), and the run's ``training.json``
     (``provenance``)."""
+    provenance = provenance | {"kernels": fixed_kernels()}
     with atomic_path(folder) as tmp:
         for save in savers:
             save(tmp)
