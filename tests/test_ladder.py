@@ -590,7 +590,8 @@ train_vision(np.stack([render_scene(s) for s in scenes]), scenes, run="v", arch=
 texts = [caption_scene(sample_scene(0, i)) for i in range(300)]
 train_language(texts, run="g", width=64, layers=2, context=64, vocab_size=300, steps=20, checkpoints=[20],
                out_dirs=[out / "g"], validation=32, batch_size=16, lr=0.003, seed=0, threads=1)
-digests = {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.rglob("*.safetensors"))}
+weights = sorted(out.rglob("*.safetensors"))
+digests = {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in weights}
 kernels = json.loads((out / "v" / "training.json").read_text())["kernels"]
 print(json.dumps({"digests": digests, "kernels": kernels}))
 """

@@ -24,7 +24,6 @@ import torch
 
 from prh.io.workflow import atomic_path
 
-
 # One kernel path for every x86 CPU with AVX2 (read by torch, oneDNN and MKL at their first computation):
 # training the same rung with ATEN_CPU_CAPABILITY=avx512 or =avx2 otherwise gives different weights.
 KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}
