@@ -250,6 +250,12 @@ def pair_files(wildcards):
     ]
 
 
+# Datasets with trends (two models or more): their tables feed the results page.
+TREND_DATASETS = [
+    dataset for dataset, models in DATASET_MODELS.items() if len(models) >= 2
+]
+# Tables an experiment adds to the results page ({"family": path}: the ladder's families).
+RESULT_TABLES = {}
 # Each experiment's rules file (rules/<experiment>.smk) adds its final outputs here.
 EXPERIMENT_OUTPUTS = []
 
@@ -295,14 +301,15 @@ def all_outputs(with_costs=True):
         outputs += [f"{figures}/competence_alignment.png"]
         if len(RUNNABLE_VISION) >= 3:
             outputs.append(f"{figures}/model_umap.png")
-    for dataset, models in DATASET_MODELS.items():
-        if len(models) < 2:
-            continue
+    for dataset in TREND_DATASETS:
+        models = DATASET_MODELS[dataset]
         figures = f"results/figures/{dataset}"
         outputs.append(f"results/trends/{dataset}.parquet")
         outputs.append(f"{figures}/trend_calibration.png")
         if WORLD in models:
             outputs.append(f"{figures}/world_alignment.png")
+    if TREND_DATASETS:
+        outputs.append("results/results.md")
     outputs += EXPERIMENT_OUTPUTS
     if with_costs:
         outputs += ["results/job_costs.parquet", "results/figures/job_costs.png"]

@@ -21,6 +21,46 @@ rule resolved_config:
         "../scripts/report/write_config.py"
 
 
+rule results_page:
+    """What the run showed, written from its trend tables with the commit and the machine: never typed."""
+    input:
+        trends=expand("results/trends/{dataset}.parquet", dataset=TREND_DATASETS),
+        controls=expand(
+            "results/trends/{dataset}_controls.parquet", dataset=TREND_DATASETS
+        ),
+        families=list(RESULT_TABLES.values()),
+        probes=(
+            ["results/probes/accuracy.parquet", "results/probes/competence.parquet"]
+            if PROBE_TASKS and RUNNABLE_VISION
+            else []
+        ),
+        code=library_of("report/results_page.py"),
+    output:
+        report(
+            "results/results.md",
+            caption="../report/results_page.rst",
+            category="Run",
+            labels={"page": "what this run showed"},
+        ),
+    log:
+        "logs/results_page.log",
+    benchmark:
+        "logs/benchmarks/results_page.tsv"
+    conda:
+        "../envs/prh.yaml"
+    params:
+        metric=TREND_METRIC,
+        datasets=TREND_DATASETS,
+        families=list(RESULT_TABLES),
+        # the probes' positive control: pretrained models against the random initialisations
+        pretrained=[
+            m for m in RUNNABLE_VISION if m not in LADDER.rungs and m not in CONTROLS
+        ],
+        random=[m for m in RUNNABLE_VISION if CONTROLS.get(m) == "random"],
+    script:
+        "../scripts/report/results_page.py"
+
+
 rule job_costs:
     """Wall time and peak memory of every job, from the benchmark files, in a table and a figure."""
     input:

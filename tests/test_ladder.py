@@ -618,3 +618,36 @@ def test_training_gives_the_same_weights_under_every_instruction_set():
     assert results[0]["kernels"] == results[1]["kernels"] == {
         "cpu_capability": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"
     }  # fmt: skip
+
+
+def test_the_results_page_is_written_from_the_runs_tables(ladder_run):
+    """results/results.md of the ladder run: the commit and the machine it ran on, each trend once with its x and
+    y and the ρ, p and interval its table holds (formatted here from the table, independently), the positive
+    control's check; and the note where two trends share models, ρ and p."""
+    import subprocess
+
+    import polars as pl
+    from conftest import REPO
+
+    from prh.analysis.results_page import machine, results_page
+
+    page = (ladder_run / "results" / "results.md").read_text()
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    assert f"commit `{commit.strip()[:12]}`" in page and machine() in page
+    trends = pl.read_parquet(ladder_run / "results" / "trends" / "tiny.parquet")
+    rows = trends.filter((pl.col("metric") == "mutual_knn") & (pl.col("score") == "raw")).to_dicts()
+    assert {r["trend"] for r in rows} >= {"fig2", "fig3", "world_vision", "world_language"}
+    stated = [r for r in rows if r["n"] >= 3]
+    assert stated  # at least one trend has a ρ to state
+    for row in rows:
+        line = next(x for x in page.splitlines() if f"(`{row['trend']}`)" in x)
+        assert f"| {row['x']} | {row['y']} | {row['n']} (" in line
+        if row in stated:
+            assert f"| {row['rho']:.2f} | {row['p_value']:.3g} | [{row['ci_low']:.2f}, {row['ci_high']:.2f}]" in line
+    assert "## Families" in page and "**tiny/cnn-steps**" in page
+    assert page.count("(`fig3`)") == 1 and "- positive control enc-" in page
+    # Two trends over the same models whose ρ and p agree are said to share their ranks.
+    same = trends.filter(pl.col("trend") == "fig3").with_columns(trend=pl.lit("world_language"), y=pl.lit("to Z"))
+    both = pl.concat([trends.filter(pl.col("trend") == "fig3"), same])
+    text = results_page({"tiny": (both, None)}, "mutual_knn", {"git_commit": "abc"})
+    assert "Same models and ρ as `fig3`: another y, the same ranks." in text.splitlines()[-1]

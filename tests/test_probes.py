@@ -94,6 +94,7 @@ def test_solved_and_competence_by_hand():
             "task": ["a", "a", "a", "b", "b", "b"],
             "model": ["m1", "m2", "m3", "m1", "m2", "m3"],
             "test_accuracy": [0.90, 0.72, 0.71, 0.50, 0.60, 0.30],
+            "test_correct": [[True] * k + [False] * (100 - k) for k in (90, 72, 71, 50, 60, 30)],
         }
     )
     # task a: best 0.90, threshold 0.72 -> m1, m2 solve it; task b: best 0.60, threshold 0.48 -> m1, m2.
@@ -288,3 +289,50 @@ def test_a_vtab_task_with_one_split_is_carved_into_disjoint_parts(tmp_path):
     assert record["carved"] and record["fit_split"] == "test"
     again = build_probe_task(tmp_path / "again", spec | {"fit_split": "test", "max_test": 10})
     assert again["fingerprint"] == record["fingerprint"]
+
+
+def test_competence_intervals_resample_the_test_items():
+    """Competence's interval: each task's test items drawn again with replacement (the same draw for every
+    model), which models solve it found again in each draw. A model right on every item of both tasks solves
+    both in every draw ([1, 1]); one wrong on all solves none ([0, 0]); two near-equal models flip: their
+    intervals span the values a flip gives. Checked against a loop over the same draws, one model at a time."""
+    rng = np.random.default_rng(1)
+    correct = {("a", "best"): np.ones(50, bool), ("a", "none"): np.zeros(50, bool),
+               ("a", "near"): rng.random(50) < 0.85, ("b", "best"): np.ones(40, bool),
+               ("b", "none"): np.zeros(40, bool), ("b", "near"): rng.random(40) < 0.75}  # fmt: skip
+    accuracy = pl.DataFrame(
+        [
+            {"task": t, "model": m, "test_accuracy": float(c.mean()), "test_correct": c.tolist()}
+            for (t, m), c in correct.items()
+        ]
+    )
+    table = competence(accuracy, 0.8, resamples=200, seed=3)
+    bounds = {r["model"]: (r["competence_low"], r["competence_high"]) for r in table.to_dicts()}
+    assert bounds["best"] == (1.0, 1.0) and bounds["none"] == (0.0, 0.0)
+    # by a loop: the same draws (numpy's generator seeded [seed, task index]) and the solved rule
+    per_draw = np.zeros(200)
+    for t, task in enumerate(("a", "b")):
+        n = len(correct[(task, "best")])
+        draws = np.random.default_rng([3, t]).integers(0, n, (200, n))
+        for r in range(200):
+            scores = {m: correct[(task, m)][draws[r]].mean() for m in ("best", "none", "near")}
+            per_draw[r] += scores["near"] >= 0.8 * max(scores.values()) - 1e-12
+    expected = np.quantile(per_draw / 2, [0.025, 0.975])
+    assert bounds["near"] == pytest.approx(tuple(expected))
+    assert bounds["near"][0] < bounds["near"][1]  # it solves a task in some draws, not in others
+
+
+def test_the_results_page_states_the_probes_positive_control():
+    """The results page says, per task, whether each pretrained model beats the best random initialisation,
+    with each accuracy's 95 % half-width 1.96 · sqrt(p (1 − p) / n) computed here by hand."""
+    from prh.analysis.results_page import probe_lines
+
+    rows = [("digits", "lite0", 45), ("digits", "cnn-s0", 30), ("digits", "cnn-s1", 35),
+            ("mnist", "lite0", 20), ("mnist", "cnn-s0", 40), ("mnist", "cnn-s1", 10)]  # fmt: skip
+    accuracy = pl.DataFrame([{"task": t, "model": m, "test_accuracy": k / 50,
+                              "test_correct": [True] * k + [False] * (50 - k)} for t, m, k in rows])  # fmt: skip
+    table = competence(accuracy, resamples=50)
+    lines = probe_lines(accuracy, table, ["lite0"], ["cnn-s0", "cnn-s1"])
+    half = {k: 1.96 * np.sqrt(k / 50 * (1 - k / 50) / 50) for k in (45, 35, 20, 40)}
+    assert f"- digits (50 test items): lite0 0.900 ± {half[45]:.3f} beats cnn-s1 0.700 ± {half[35]:.3f}" in lines
+    assert f"- mnist (50 test items): lite0 0.400 ± {half[20]:.3f} does NOT beat cnn-s0 0.800 ± {half[40]:.3f}" in lines

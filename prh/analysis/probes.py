@@ -72,11 +72,14 @@ def probe_layers(layers, labels, splits, Cs, *, layer: str = "last", max_iter: i
     X = np.asarray(layers[index], dtype=np.float64)
     fit = parts["train"] | parts["val"]
     fitted = _fit(X[fit], labels[fit], C, max_iter, seed)
+    scaler, model = fitted
+    correct = model.predict(scaler.transform(X[parts["test"]])) == labels[parts["test"]]
     return {
         "layer": index,
         "C": C,
         "val_accuracy": val_accuracy,
-        "test_accuracy": _accuracy(fitted, X[parts["test"]], labels[parts["test"]]),
+        "test_accuracy": float(np.mean(correct)),
+        "test_correct": [bool(c) for c in correct],  # per test item, in the task's order: for intervals
         "n_train": int(parts["train"].sum()),
         "n_val": int(parts["val"].sum()),
         "n_test": int(parts["test"].sum()),
@@ -95,10 +98,18 @@ def solved(accuracy: pl.DataFrame, fraction: float = SOLVED_FRACTION) -> pl.Data
     )
 
 
-def competence(accuracy: pl.DataFrame, solved_fraction: float = SOLVED_FRACTION) -> pl.DataFrame:
+def competence(
+    accuracy: pl.DataFrame,
+    solved_fraction: float = SOLVED_FRACTION,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> pl.DataFrame:
     """Per model: tasks solved (``solved`` at ``solved_fraction``), tasks probed, competence (the fraction
-    solved) and mean test accuracy."""
-    return (
+    solved), mean test accuracy, and competence's ``level`` interval (``competence_low``, ``competence_high``)
+    over ``resamples`` bootstrap resamples of each task's test items (the same items for every model, so
+    the best model of a task, and which models solve it, are found again in each resample)."""
+    table = (
         solved(accuracy, solved_fraction)
         .group_by("model", maintain_order=True)
         .agg(
@@ -108,6 +119,18 @@ def competence(accuracy: pl.DataFrame, solved_fraction: float = SOLVED_FRACTION)
         )
         .with_columns(competence=pl.col("tasks_solved") / pl.col("tasks"))
     )
+    models = table["model"].to_list()
+    solved_counts = np.zeros((resamples, len(models)))
+    for t, task in enumerate(accuracy["task"].unique(maintain_order=True).to_list()):
+        rows = accuracy.filter(pl.col("task") == task)
+        order = [models.index(m) for m in rows["model"].to_list()]
+        correct = np.array(rows["test_correct"].to_list(), dtype=np.float64)  # (models of the task, test items)
+        draws = np.random.default_rng([seed, t]).integers(0, correct.shape[1], (resamples, correct.shape[1]))
+        scores = correct[:, draws].mean(axis=2).T  # (resamples, models)
+        solved_counts[:, order] += scores >= solved_fraction * scores.max(axis=1, keepdims=True) - 1e-12
+    values = solved_counts / table["tasks"].to_numpy()
+    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    return table.with_columns(competence_low=pl.Series(low), competence_high=pl.Series(high))
 
 
 def competence_bins(competence_values, bins: int) -> np.ndarray:

@@ -13,12 +13,19 @@ from prh.plots.style import save, title, ylabel
 
 
 def plot_competence_alignment(
-    binned: dict, path: str | Path, metric: str, n_tasks: int, trends=None, layers: str = "last"
+    binned: dict,
+    path: str | Path,
+    metric: str,
+    n_tasks: int,
+    trends=None,
+    layers: str = "last",
+    competence=None,
 ) -> None:
     """Fig. 2 (left): mean alignment of the model pairs inside each competence bin, with standard errors, one
     panel per score in ``binned`` (``raw`` and ``calibrated`` -> ``prh.analysis.probes.binned_alignment`` table); bins
     that hold a single model (no pair) are marked on the axis. ``trends``: the run's trends table, whose
-    ``fig2`` rows title the panels."""
+    ``fig2`` rows title the panels and give each model's point (its mean alignment to the other trained
+    models), drawn with its competence interval from ``competence`` (``prh.analysis.probes.competence``)."""
     from prh.analysis.trends import describe, trend_row
 
     fig, axes = plt.subplots(1, len(binned), figsize=(5.5 * len(binned), 4), squeeze=False, layout="constrained")
@@ -40,6 +47,17 @@ def plot_competence_alignment(
         layer_text = f"{layers} layer{'s' if layers == 'best' else ''}"
         ylabel(ax, f"intra-bin alignment ({metric}, {layer_text}{', calibrated' if score != 'raw' else ''})")
         trend = trend_row(trends, "fig2", metric, score) if trends is not None else None
+        if trend is not None and competence is not None:
+            bounds = {r["model"]: r for r in competence.to_dicts()}
+            x, y = 100 * np.array(trend["x_values"]), np.array(trend["y_values"])
+            low = np.array([100 * bounds[m]["competence_low"] for m in trend["models"]])
+            high = np.array([100 * bounds[m]["competence_high"] for m in trend["models"]])
+            drawn = np.isfinite(y)  # a control's y is its mean alignment to the trained models: none, none
+            if drawn.any():
+                ax.errorbar(x[drawn], y[drawn], xerr=[(x - low)[drawn], (high - x)[drawn]], fmt="s", ms=4,
+                            color="gray", alpha=0.6, capsize=2,
+                            label="each model: competence, 95% interval over test items")  # fmt: skip
+                ax.legend(fontsize=7, loc="lower right")
         title(ax, f"{score} scores: {describe(trend)}")
     fig.suptitle("Fig. 2; mean alignment within competence bins, and the trend of each model's mean alignment")
     save(fig, path)

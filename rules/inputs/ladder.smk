@@ -48,3 +48,9 @@ for dataset, models in DATASET_MODELS.items():
             f"results/figures/{dataset}/family_{family}.png"
             for family in LADDER.families
         )
+        RESULT_TABLES.update(
+            {
+                f"{dataset}/{family}": f"results/families/{dataset}/{family}.parquet"
+                for family in LADDER.families
+            }
+        )

@@ -18,4 +18,4 @@ with logged(snakemake.log[0]) as log:
             log.info("%s scores: models %s, competence %s\n%s", score, names, values, binned[score])
     trends = pl.read_parquet(snakemake.input.trends)
     n_tasks = int(competence["tasks"].max())
-    plot_competence_alignment(binned, snakemake.output[0], p.metric, n_tasks, trends, p.layers)
+    plot_competence_alignment(binned, snakemake.output[0], p.metric, n_tasks, trends, p.layers, competence)
