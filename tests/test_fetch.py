@@ -70,6 +70,10 @@ def test_a_cold_cache_gets_exactly_the_files_preflight_listed_at_its_commit(onli
         assert (folder / name).read_bytes() == (model_folder / name).read_bytes()
     with pytest.raises(FileNotFoundError, match="is not in the hub cache .*fetch stage"):
         snapshot_folder(REPO, "v2", "model", cache)
+    # A revision that is a branch with slashes (refs/convert/parquet) is found by its name too.
+    with recorded_hub(repos={f"models/{REPO}": model_folder}) as endpoint:
+        fetch(entry | {"revision": "refs/convert/parquet"}, cache, endpoint=endpoint)
+    assert snapshot_folder(REPO, "refs/convert/parquet", "model", cache) == folder
 
 
 def test_an_interrupted_transfer_resumes_and_is_whole(online, model_folder, tmp_path):

@@ -177,9 +177,9 @@ def fetch(entry: dict, cache: str | Path, offline: bool = False, token: str | No
             _remove(snapshot, name)
         if damaged:
             snapshot = download()
-        refs = repo_folder(cache, repo_id, repo_type) / "refs"
-        refs.mkdir(parents=True, exist_ok=True)
-        (refs / revision).write_text(entry["sha"])  # the jobs find the commit by the config's revision
+        ref = repo_folder(cache, repo_id, repo_type) / "refs" / revision  # a branch may hold slashes
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        ref.write_text(entry["sha"])  # the jobs find the commit by the config's revision
     problems = [p for name, size in sorted(files.items()) if (p := file_problem(snapshot, name, size))]
     if problems:
         raise FetchError(f"{where}: " + "; ".join(problems))
