@@ -1,7 +1,7 @@
 """The fetch stage: every hub repository a run reads, downloaded once, before any job that reads it, into the
 hub cache the config names (``hub.cache``, else huggingface_hub's ``HF_HUB_CACHE``), and verified file by file.
 
-A fetch job downloads exactly the files preflight listed for its reference (``files``: name → size; a model's
+A fetch job downloads exactly the files preflight listed for its reference (``fetch``: name → size; a model's
 weights in one format with its configs and tokenizer, a dataset's files of the splits the run reads) at the
 commit preflight resolved, with ``huggingface_hub.snapshot_download`` (resumable: an interrupted file goes on
 from its ``.incomplete`` part). Every file is then checked against its size and against the hash the cache
@@ -149,7 +149,7 @@ def _remove(snapshot: Path, name: str) -> None:
 # ---------------------------------------------------------------------------------------------- fetching
 def fetch(entry: dict, cache: str | Path, offline: bool = False, token: str | None = None,
           endpoint: str | None = None) -> dict:  # fmt: skip
-    """Download one preflight entry's ``files`` at its resolved commit (``sha``) into ``cache`` and verify
+    """Download one preflight entry's files (``fetch``) at its resolved commit (``sha``) into ``cache`` and verify
     them; ``offline``: verify the cache only. Returns the manifest (repository, commit, snapshot folder, files
     and their sizes). Raises FetchError naming the repository and every file that cannot be had whole."""
     from huggingface_hub import snapshot_download
@@ -166,10 +166,9 @@ def fetch(entry: dict, cache: str | Path, offline: bool = False, token: str | No
         if not entry.get("sha"):
             raise FetchError(f"{where}: preflight resolved no commit for it; run the preflight with hub access")
 
-        def download(force: bool = False) -> Path:
+        def download() -> Path:
             return Path(snapshot_download(repo_id, repo_type=repo_type, revision=entry["sha"], cache_dir=cache,
-                                          allow_patterns=sorted(files), token=token, endpoint=endpoint,
-                                          force_download=force))  # fmt: skip
+                                          allow_patterns=sorted(files), token=token, endpoint=endpoint))  # fmt: skip
 
         snapshot = download()
         damaged = [name for name, size in files.items() if file_problem(snapshot, name, size)]
