@@ -336,3 +336,28 @@ def test_the_results_page_states_the_probes_positive_control():
     half = {k: 1.96 * np.sqrt(k / 50 * (1 - k / 50) / 50) for k in (45, 35, 20, 40)}
     assert f"- digits (50 test items): lite0 0.900 ± {half[45]:.3f} beats cnn-s1 0.700 ± {half[35]:.3f}" in lines
     assert f"- mnist (50 test items): lite0 0.400 ± {half[20]:.3f} does NOT beat cnn-s0 0.800 ± {half[40]:.3f}" in lines
+
+
+def test_offline_full_probe_tasks_measure_accuracy_to_a_standard_error_of_0_02():
+    """configs/offline-full.yaml: every probe task has at least 625 test items (the splits its builder
+    assigns), so a test accuracy's standard error sqrt(p (1 − p) / n) is at most 0.02 whatever p; the
+    default's 24 test items a task give up to 0.10 (its time budget; the results page states them)."""
+    from pathlib import Path
+
+    import yaml
+    from snakemake.utils import update_config
+
+    from prh.config import validate_config
+    from prh.data.probe_tasks import assign_splits
+
+    repo = Path(__file__).parents[1]
+    available = {"digits": 1797, "mnist": 5000}
+    for name, worst in (("configs/offline-full.yaml", 0.02), ("config.yaml", 0.11)):
+        config = yaml.safe_load((repo / "config.yaml").read_text())
+        if name != "config.yaml":
+            update_config(config, yaml.safe_load((repo / name).read_text()))  # as snakemake --configfile
+        for task in validate_config(config)["probes"]["tasks"]:
+            n = task.get("size") or available[task["kind"]]
+            tests = int((assign_splits(n, task["train"], task["val"], task["seed"]) == "test").sum())
+            assert np.sqrt(0.25 / tests) <= worst, (name, task["name"], tests)
+    assert np.sqrt(0.25 / 24) == pytest.approx(0.102, abs=1e-3)
