@@ -237,6 +237,7 @@ def test_adding_a_rung_plans_only_its_jobs(ladder_run):
         ("aggregate_alignment", "results/alignment/tiny/alignment.nc"),
         ("competence", "results/probes/accuracy.parquet"),
         ("trends", "results/trends/tiny.parquet"),
+        ("results_page", "results/results.md"),  # the results page reads the trends
         ("plot_trend_calibration", "results/figures/tiny/trend_calibration.png"),
         ("plot_alignment_summary", "results/figures/tiny/best_alignment.png"),
         ("plot_cross_modal_metrics", "results/figures/tiny/cross_modal_metrics.png"),
@@ -284,6 +285,7 @@ def test_switching_fig3s_corpus_scores_nothing_again(ladder_run):
     jobs = plan_with(ladder_run, lambda c: c["lm_score"].update(corpus="pydoc"))
     expected = {
         ("trends", "results/trends/tiny.parquet"),
+        ("results_page", "results/results.md"),  # the results page reads the trends
         ("plot_trend_calibration", "results/figures/tiny/trend_calibration.png"),
         ("plot_alignment_versus_lm_score", "results/figures/tiny/alignment_versus_lm_score.png"),
         ("plot_competence_alignment", "results/figures/tiny/competence_alignment.png"),

@@ -248,6 +248,7 @@ def test_adding_a_model_plans_only_its_jobs(run):
             ("align_pair", "results/alignment/tiny/pairs/effnet-test/vit-test.nc"),
             ("aggregate_alignment", "results/alignment/tiny/alignment.nc"),
             ("trends", "results/trends/tiny.parquet"),
+            ("results_page", "results/results.md"),  # the results page reads the trends
             ("plot_trend_calibration", "results/figures/tiny/trend_calibration.png"),
             ("embed_probe_tasks", "results/features/probes/digits/effnet-test.zarr"),
             ("probe", "results/probes/models/effnet-test.parquet"),
@@ -293,6 +294,7 @@ def test_removing_a_model_reruns_the_aggregate_and_its_readers_only(run):
             ("cknna_versus_k", "results/alignment/tiny/cknna_versus_k.nc"),
             ("competence", "results/probes/accuracy.parquet"),
             ("trends", "results/trends/tiny.parquet"),
+            ("results_page", "results/results.md"),  # the results page reads the trends
         ]
     )
 
@@ -318,6 +320,7 @@ def test_changing_a_models_entry_reruns_that_model_and_what_reads_it(run):
             ("metric_variants", "results/alignment/tiny/metric_variants.nc"),
             ("competence", "results/probes/accuracy.parquet"),
             ("trends", "results/trends/tiny.parquet"),
+            ("results_page", "results/results.md"),  # the results page reads the trends
             ("plot_layer_matrices", "results/figures/tiny/layers/minilm/resnet-test.png"),
             ("plot_metric_variants", "results/figures/tiny/metric_variants.png"),
             ("plot_model_umap", "results/figures/tiny/model_umap.png"),
@@ -337,6 +340,7 @@ def test_changing_a_probes_key_reruns_the_probes_and_their_readers_only(run):
         + [
             ("competence", "results/probes/accuracy.parquet"),
             ("trends", "results/trends/tiny.parquet"),
+            ("results_page", "results/results.md"),  # the results page reads the trends
             ("plot_model_umap", "results/figures/tiny/model_umap.png"),
         ]
     )  # fmt: skip
@@ -393,6 +397,7 @@ def test_adding_a_probe_task_plans_only_its_jobs(run):
         + [
             ("competence", "results/probes/accuracy.parquet"),
             ("trends", "results/trends/tiny.parquet"),  # competence is on Fig. 2 and in the trends table
+            ("results_page", "results/results.md"),  # the results page reads the trends
             ("plot_trend_calibration", "results/figures/tiny/trend_calibration.png"),
             ("plot_competence_alignment", "results/figures/tiny/competence_alignment.png"),
             ("plot_alignment_versus_lm_score", "results/figures/tiny/alignment_versus_lm_score.png"),
@@ -424,6 +429,7 @@ def test_adding_an_image_only_dataset_plans_its_vision_jobs_only(run, tmp_path):
             ("align_pair", "results/alignment/places/pairs/resnet-test/vit-test.nc"),
             ("aggregate_alignment", "results/alignment/places/alignment.nc"),
             ("trends", "results/trends/places.parquet"),
+            ("results_page", "results/results.md"),  # the results page reads the trends
             ("plot_trend_calibration", "results/figures/places/trend_calibration.png"),
             ("plot_alignment_summary", "results/figures/places/best_alignment.png"),
             ("metric_variants", "results/alignment/places/metric_variants.nc"),
@@ -461,7 +467,7 @@ def test_changing_the_dataset_size_reruns_everything_downstream(run):
     # The probe tasks do not depend on the alignment dataset: their probes stay; Fig. 2 is redrawn.
     assert rules == sorted(
         ["dataset"] + ["embed"] * 4 + ["alignment_state"] * 4 + ["align_pair"] * 6
-        + ["aggregate_alignment", "cknna_versus_k", "job_costs", "trends", "plot_trend_calibration"]
+        + ["aggregate_alignment", "cknna_versus_k", "job_costs", "trends", "results_page", "plot_trend_calibration"]
         + ["plot_alignment_summary", "plot_cross_modal_metrics", "plot_cknna_versus_k"]
         + ["metric_variants", "plot_metric_variants"]
         + ["plot_layer_matrices"] * 3 + ["plot_alignment_versus_lm_score", "all"]
