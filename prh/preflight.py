@@ -545,7 +545,6 @@ def refresh(path: str | Path, refs: list[Reference], provenance=None, api=None, 
     with as_the_user():
         if not stale(report, refs, (hub or {}).get("offline", False)):
             return False
-    with as_the_user():
         report = preflight_references(refs, api=api, hub=hub)
     write_report(path, report, provenance() if callable(provenance) else provenance)  # provenance: made on demand
     return True

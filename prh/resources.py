@@ -33,7 +33,7 @@ def gpus_needed(weights: int, gpu_memory_gb: float) -> int:
 
 def logits_bytes(batch: int, context: int, vocab: int = VOCAB_BOUND) -> int:
     """The float32 logits of one scored batch and their log-softmax: ``2 · batch · context · vocab · 4`` bytes,
-    on the GPU that holds the output layer (8.4 GB for Gemma's vocabulary at batch 4 × 2,048 tokens)."""
+    on the GPU that holds the output layer (16.8 GB for Gemma's vocabulary at batch 4 × 2,048 tokens)."""
     return 2 * batch * context * vocab * 4
 
 

@@ -33,9 +33,14 @@ def _fit(X: np.ndarray, y: np.ndarray, C: float, max_iter: int, seed: int):
     return scaler, model
 
 
-def _accuracy(fitted, X: np.ndarray, y: np.ndarray) -> float:
+def _correct(fitted, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Whether the fitted probe labels each sample right."""
     scaler, model = fitted
-    return float(np.mean(model.predict(scaler.transform(X)) == y))
+    return model.predict(scaler.transform(X)) == y
+
+
+def _accuracy(fitted, X: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(_correct(fitted, X, y)))
 
 
 def select_c(train, val, Cs, *, max_iter: int = 1000, seed: int = 0) -> tuple[float, float, list[float]]:
@@ -72,8 +77,7 @@ def probe_layers(layers, labels, splits, Cs, *, layer: str = "last", max_iter: i
     X = np.asarray(layers[index], dtype=np.float64)
     fit = parts["train"] | parts["val"]
     fitted = _fit(X[fit], labels[fit], C, max_iter, seed)
-    scaler, model = fitted
-    correct = model.predict(scaler.transform(X[parts["test"]])) == labels[parts["test"]]
+    correct = _correct(fitted, X[parts["test"]], labels[parts["test"]])
     return {
         "layer": index,
         "C": C,

@@ -38,11 +38,16 @@ def fixed_kernels() -> dict:
     import platform
 
     os.environ.update(KERNELS)
-    capability = torch.backends.cpu.get_cpu_capability()
-    if capability not in ("AVX2", "DEFAULT"):  # DEFAULT: a CPU without AVX2, which has no AVX2 path to hold
-        raise RuntimeError(f"torch's CPU kernels were chosen ({capability}) before training could fix them")
-    logging.getLogger("prh").info("kernels: %s on %s (%s)", capability, platform.processor() or "?", KERNELS)
-    return {"cpu_capability": capability, **KERNELS}
+    path = kernel_path()
+    if path["cpu_capability"] not in ("AVX2", "DEFAULT"):  # DEFAULT: a CPU without AVX2 has no AVX2 path to hold
+        raise RuntimeError(f"torch's CPU kernels were chosen ({path['cpu_capability']}) before training could fix them")
+    logging.getLogger("prh").info("kernels: %s on %s", path, platform.processor() or "?")
+    return path
+
+
+def kernel_path() -> dict:
+    """The kernel path this process computes with: torch's CPU capability and ``KERNELS``."""
+    return {"cpu_capability": torch.backends.cpu.get_cpu_capability(), **KERNELS}
 
 
 def deterministic(seed: int, threads: int) -> torch.Generator:
@@ -110,7 +115,7 @@ def write_checkpoint(folder: str | Path, provenance: dict, *savers: Callable) ->
     """A checkpoint folder written atomically: what each of ``savers`` writes into it (a model's or a
     tokenizer's ``save_pretrained``, timm's ``save_for_hf``), and the run's ``training.json``
     (``provenance``)."""
-    provenance = provenance | {"kernels": fixed_kernels()}
+    provenance = provenance | {"kernels": kernel_path()}
     with atomic_path(folder) as tmp:
         for save in savers:
             save(tmp)
