@@ -64,3 +64,39 @@ def test_library_modules_follow_imports_to_the_package_inits(tmp_path):
     script.write_text("import numpy\nfrom pkg.b import f\n")
     found = library_modules(script, tmp_path, package="pkg", start=tmp_path)
     assert found == sorted(str(Path(p)) for p in ("pkg/__init__.py", "pkg/b.py", "pkg/sub/__init__.py", "pkg/sub/a.py"))
+
+
+ALLOCATE = """
+import resource, sys
+import numpy as np
+from prh.io.workflow import logged
+def churn():
+    start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(20):
+        block = np.ones(8 * 2**20)  # 64 MB, past glibc's largest mmap threshold (32 MB)
+        del block
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start
+if sys.argv[1] == "job":
+    with logged(sys.argv[2]):
+        churn()
+        print(churn(), file=sys.__stdout__)
+else:
+    churn()
+    print(churn())
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="glibc's malloc: Linux")
+def test_a_job_reuses_freed_memory_instead_of_faulting_it_in_again(tmp_path):
+    """A 64 MB array allocated and freed 20 times: with glibc's defaults each one is a fresh mmap whose 16,384
+    pages fault in again; inside a job's ``logged`` block the freed heap is reused and almost nothing faults."""
+    import subprocess
+    import sys
+
+    def faults(*mode):
+        done = subprocess.run([sys.executable, "-c", ALLOCATE, *mode], capture_output=True, text=True, check=True)
+        return int(done.stdout)
+
+    default, job = faults("plain"), faults("job", str(tmp_path / "job.log"))
+    assert default > 20 * 16_384 / 512  # at least one fault per 2 MB huge page of every block
+    assert job * 20 < default, (default, job)

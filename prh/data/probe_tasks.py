@@ -185,9 +185,6 @@ def vtab_task(out_dir: str | Path, spec: dict) -> dict:
     test_rows = _subset(
         len(test_table), min(len(test_table), spec.get("max_test") or len(test_table)), spec["seed"], name
     )
-    parts = [(train_table.select(fit_rows.tolist()), fit_splits), (test_table.select(test_rows.tolist()), None)]
-    size = n_fit + len(test_rows)
-
     image_column, label_column = spec["image_column"], spec["label_column"]
     parts = [(train_table.select(fit_rows.tolist()), fit_splits), (test_table.select(test_rows.tolist()), None)]
     size = n_fit + len(test_rows)
