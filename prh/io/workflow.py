@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import shutil
+import time
 import traceback
 from pathlib import Path
 
@@ -37,21 +38,43 @@ def reuse_freed_memory() -> bool:
     return bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)) and bool(mallopt(_M_MMAP_MAX, 0))
 
 
+def process_age() -> float | None:
+    """Seconds since this process started (Linux ``/proc``; None elsewhere): with ``time.process_time()`` at
+    the same moment, what a job spent starting up (interpreter, imports) before its work."""
+    try:
+        started = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])  # field 22, in ticks
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    return max(uptime - started / os.sysconf("SC_CLK_TCK"), 0.0)
+
+
+# The lines ``logged`` writes first and last; benchmarks/workflow_bench.py reads them from every job's log.
+STARTUP_LINE = "start-up: %.3f s wall, %.3f s CPU"
+WORK_LINE = "work: %.3f s wall, %.3f s CPU"
+
+
 @contextlib.contextmanager
 def logged(log_path: str | Path):
     """Send stdout, stderr (tqdm bars included) and ``logging`` to ``log_path`` for the body of the block;
     an exception is written there with its traceback before it propagates. Every job's script runs in this
-    block, so it also sets the allocator up for a job (``reuse_freed_memory``)."""
+    block, so it also sets the allocator up for a job (``reuse_freed_memory``) and logs how long the process
+    took to start (its imports) and how long the work in the block took (``STARTUP_LINE``, ``WORK_LINE``)."""
+    age, cpu, wall = process_age(), time.process_time(), time.perf_counter()
     reuse_freed_memory()
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w", buffering=1) as log:
         logging.basicConfig(stream=log, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
+        logger = logging.getLogger("prh")
+        if age is not None:
+            logger.info(STARTUP_LINE, age, cpu)
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             try:
-                yield logging.getLogger("prh")
+                yield logger
             except BaseException:
                 traceback.print_exc(file=log)
                 raise
+        logger.info(WORK_LINE, time.perf_counter() - wall, time.process_time() - cpu)
 
 
 @contextlib.contextmanager
