@@ -100,3 +100,26 @@ def test_a_job_reuses_freed_memory_instead_of_faulting_it_in_again(tmp_path):
     default, job = faults("plain"), faults("job", str(tmp_path / "job.log"))
     assert default > 20 * 16_384 / 512  # at least one fault per 2 MB huge page of every block
     assert job * 20 < default, (default, job)
+
+
+def test_a_snakemake_job_ends_with_its_logged_block_and_a_library_call_does_not(tmp_path):
+    """In a Snakemake job (``snakemake`` in ``__main__``) the process exits 0 when the block ends, its log
+    whole (start-up and work lines); anywhere else the caller goes on after the block."""
+    import subprocess
+    import sys
+
+    job = f"""
+import snakemake.iocontainers as io
+snakemake = object.__new__(io.Snakemake)
+from prh.io.workflow import logged
+with logged({str(tmp_path / "job.log")!r}) as log:
+    log.info("inside")
+print("after the block")
+"""
+    done = subprocess.run([sys.executable, "-c", job], capture_output=True, text=True)
+    assert done.returncode == 0 and "after the block" not in done.stdout, done.stderr
+    lines = (tmp_path / "job.log").read_text().splitlines()
+    assert "start-up:" in lines[0] and "inside" in lines[1] and "work:" in lines[2]
+    library = job.replace("snakemake = ", "not_a_job = ")
+    done = subprocess.run([sys.executable, "-c", library], capture_output=True, text=True)
+    assert done.returncode == 0 and "after the block" in done.stdout, done.stderr

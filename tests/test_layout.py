@@ -105,3 +105,14 @@ def test_every_rules_file_has_its_scripts_folder():
         text = (REPO / "rules" / f"{topic}.smk").read_text()
         for script in (REPO / "scripts" / topic).glob("*.py"):
             assert f'"../scripts/{topic}/{script.name}"' in text, script
+
+
+def test_every_script_ends_in_its_logged_block():
+    """A job's process ends when its ``logged`` block does (``prh.io.workflow._exit_now`` skips the teardown),
+    so nothing may follow that block: each script's last statement is ``with logged(...)``."""
+    scripts = sorted((REPO / "scripts").glob("*/*.py"))
+    assert len(scripts) > 40
+    for script in scripts:
+        last = ast.parse(script.read_text()).body[-1]
+        assert isinstance(last, ast.With), script
+        assert ast.unparse(last.items[0].context_expr).startswith("logged("), script
