@@ -518,12 +518,13 @@ def stale(report: dict, refs: list[Reference], offline: bool = False) -> bool:
     return hub.startswith("skipped") or (hub.startswith("cache:") and hub_offline_reason(offline) is None)
 
 
-def refresh(path: str | Path, refs: list[Reference], provenance=None, api=None, hub: dict | None = None) -> bool:
-    """Check the references again when ``path`` holds a report made for other references (a model added, a
-    revision changed), before the workflow plans any job; raises ``PreflightError`` naming every problem.
-    A report checked in the cache (``hub.offline``, ``HF_HUB_OFFLINE``) is checked on the hub once neither is
-    set; ``hub``: the config's ``hub`` section.
-    Returns whether it checked. A missing report is left to the preflight job.
+def renewed_report(path: str | Path, refs: list[Reference], api=None, hub: dict | None = None) -> dict | None:
+    """The report ``path`` should hold now, when the one it holds was made for other references (a model
+    added, a revision changed); None when it still answers for them, or is missing (the preflight job makes
+    the first). Raises ``PreflightError`` naming every problem. A report checked in the cache
+    (``hub.offline``, ``HF_HUB_OFFLINE``) is checked on the hub once neither is set; ``hub``: the config's
+    ``hub`` section. Writes nothing: rules/common.smk checks while it plans (a dry run too) and writes the
+    report when the run starts (``onstart``, which dry runs skip).
 
     Why not rerun the job: a job whose result other jobs read as ``ancient`` and that must run again while
     that result exists makes Snakemake's planner (9.x, ``DAG.update_needrun``) mask everything downstream
@@ -531,23 +532,30 @@ def refresh(path: str | Path, refs: list[Reference], provenance=None, api=None, 
     missing its own output: the new model's jobs would wait for a second invocation."""
     import json
 
-    path = Path(path)
     from prh.io.fetch import as_the_user
 
+    path = Path(path)
     if not path.exists():
-        return False
+        return None
     report = json.loads(path.read_text())
     if report.get("references_hash") == references_hash(refs) and str(report.get("hub")) in (
         "checked",
         "no hub references",
     ):
-        return False  # the common case, decided without importing huggingface_hub (every job's process parses this)
+        return None  # the common case, decided without importing huggingface_hub (every job's process parses this)
     with as_the_user():
         if not stale(report, refs, (hub or {}).get("offline", False)):
-            return False
-        report = preflight_references(refs, api=api, hub=hub)
-    write_report(path, report, provenance() if callable(provenance) else provenance)  # provenance: made on demand
-    return True
+            return None
+        return preflight_references(refs, api=api, hub=hub)
+
+
+def refresh(path: str | Path, refs: list[Reference], provenance=None, api=None, hub: dict | None = None) -> bool:
+    """``renewed_report`` written to ``path`` (with ``provenance``, or what calling it gives) when there is
+    one; returns whether it wrote."""
+    report = renewed_report(path, refs, api=api, hub=hub)
+    if report is not None:
+        write_report(path, report, provenance() if callable(provenance) else provenance)
+    return report is not None
 
 
 def pin_config(config: dict, validated: dict, report: dict) -> dict:

@@ -18,7 +18,7 @@ from prh.experiments.ladder.rungs import (
 )  # not snakemake's expand
 from prh.preflight import references as hub_references
 from prh.preflight import preflight_job
-from prh.preflight import refresh as refresh_preflight
+from prh.preflight import renewed_report, write_report
 from prh.resources import (
     DOWNSTREAM_BATCH,
     job_tokens,
@@ -87,15 +87,24 @@ wildcard_constraints:
 
 
 # What reads the hub waits for preflight (ancient: a new report reruns nothing). Changed references are
-# checked again here, before planning: a bad one stops the run before any job.
+# checked again while planning (a bad one stops even a dry run) and the new report is written when a run
+# starts, before any job: a dry run writes nothing.
 PREFLIGHT = ancient("results/preflight.json")
 HUB_REFERENCES = hub_references(config)
-refresh_preflight(
-    "results/preflight.json",
-    HUB_REFERENCES,
-    lambda: run_provenance(config, REPO),
-    hub=config["hub"],
+RENEWED_PREFLIGHT = renewed_report(
+    "results/preflight.json", HUB_REFERENCES, hub=config["hub"]
 )
+
+
+onstart:
+    if RENEWED_PREFLIGHT is not None:
+        write_report(
+            "results/preflight.json",
+            RENEWED_PREFLIGHT,
+            run_provenance(config, REPO),
+        )
+
+
 # The fetch stage (rules/fetch.smk) downloads each hub repository once, before the jobs that read it, which
 # read the cache only (HF_HUB_OFFLINE=1); preflight and fetch ask the hub as the user set it.
 FETCH = fetch_targets(config, HUB_REFERENCES)

@@ -7,7 +7,8 @@ rule preflight:
     """Every hub reference and local path of the run, resolved with metadata calls only, before any model
     job: one error names every problem; results/preflight.json records the commits and sizes it resolved.
     It runs when that file is missing; when the references change, rules/common.smk checks them again
-    before planning (prh.preflight.refresh), so no params, code input or script makes this job rerun.
+    while planning and writes the new report when a run starts (prh.preflight.renewed_report), so no params, code
+    input or script makes this job rerun.
     """
     output:
         "results/preflight.json",

@@ -192,7 +192,7 @@ def test_preflight_runs_first_and_a_bad_reference_stops_every_model_job(tmp_path
 
 
 def test_a_report_is_checked_again_when_its_references_change_or_the_hub_comes_back(hub, monkeypatch, tmp_path):
-    """refresh (run while the workflow plans): nothing for an unchanged report; a new model is checked and
+    """refresh (renewed_report, then written): nothing for an unchanged report; a new model is checked and
     written; a report made under HF_HUB_OFFLINE is checked against the hub once that is unset; a problem
     raises and leaves the last good report."""
     from huggingface_hub import constants

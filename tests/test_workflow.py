@@ -213,8 +213,9 @@ def test_preflight_run_again_replans_nothing_else(run):
 
 def test_new_references_are_checked_before_planning(run):
     """A model added to a finished run: its references are checked while the workflow plans (no preflight
-    job, nothing else replanned, results/preflight.json lists it); a timm id that does not exist stops the
-    plan itself with the error naming it, and nothing is planned or lost."""
+    job, nothing else replanned); a timm id that does not exist stops the plan itself with the error naming
+    it, and nothing is planned or lost. A dry run writes nothing; the run writes the new report
+    (results/preflight.json lists the model) before its first job."""
     report = run / "results" / "preflight.json"
     bad = {"name": "bad-net", "modality": "vision", "source": "timm", "id": "no_such_net", "pretrained": False}
     config = tiny_config()
@@ -230,9 +231,12 @@ def test_new_references_are_checked_before_planning(run):
         write_config(run, config)
         rules = {rule for rule, _ in planned_jobs(run)}
         assert "preflight" not in rules and "embed" in rules
+        assert report.read_text() == before  # a dry run writes nothing
+        snakemake(run, "results/config.yaml")  # a real run: the config it used, and first the new report
         assert "models[4] (model 'effnet-test')" in {e["key"] for e in json.loads(report.read_text())["references"]}
     finally:
         write_config(run, tiny_config())
+        snakemake(run, "results/config.yaml")  # the finished run's config again
 
 
 def test_adding_a_model_plans_only_its_jobs(run):
