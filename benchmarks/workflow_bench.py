@@ -47,10 +47,12 @@ def copy_repository(dest: Path) -> None:
     """The repository's tracked files as they are in the working tree (uncommitted edits included)."""
     files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
     for name in filter(None, files.decode().split("\0")):
-        src = REPO / name
-        if src.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
+        src, out = REPO / name, dest / name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_symlink():  # scripts/<topic>/prh: links stay links
+            out.symlink_to(os.readlink(src))
+        elif src.is_file():
+            shutil.copy2(src, out)
 
 
 def job_lines(workdir: Path) -> dict[str, list[float]]:

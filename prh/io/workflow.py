@@ -76,8 +76,7 @@ def logged(log_path: str | Path):
                 traceback.print_exc(file=log)
                 raise
         logger.info(WORK_LINE, time.perf_counter() - wall, time.process_time() - cpu)
-        logging.shutdown()
-    if _a_snakemake_job():
+    if _a_snakemake_job():  # the log file is closed, so written out
         _exit_now()
 
 
