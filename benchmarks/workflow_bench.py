@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from prh.analysis.results_page import machine
+
 REPO = Path(__file__).resolve().parents[1]
 
 # Snakemake in a child process that reports its own CPU (not its jobs') when it exits.
@@ -110,7 +112,7 @@ def main() -> None:
     rows = breakdown(wall, args.cores, children.children_user + children.children_system,
                      snakemake["user"] + snakemake["system"], jobs)  # fmt: skip
     print(f"cold run: {wall:.0f} s wall ({wall / 60:.1f} min) on {args.cores} cores, {n_jobs} jobs, "
-          f"{jobs['work'][2]} of them logged; CPU: {platform_cpu()}")  # fmt: skip
+          f"{jobs['work'][2]} of them logged; {machine()}")  # fmt: skip
     print(f"{'part':<40} {'core-s':>8} {'share':>6}")
     for name, value, share in rows:
         print(f"{name:<40} {value:>8.0f} {share:>6.1%}")
@@ -118,18 +120,6 @@ def main() -> None:
     print(f"start-up per job: {per_job:.2f} s CPU; Snakemake per job: {rows[2][1] / max(n_jobs, 1):.2f} s CPU")
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def platform_cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

@@ -489,7 +489,7 @@ def preflight(config: dict, root: str | Path = ".", api=None, token: str | None 
 def preflight_job(config: dict, output: str | Path, log: str | Path, provenance: dict) -> None:
     """The preflight job: ``preflight`` the run's references and write the report (the rule runs this in
     Snakemake's own process, as ``run:``, so that no script file's date can make it rerun and mask every job
-    that waits for the report; see ``refresh``)."""
+    that waits for the report; see ``renewed_report``)."""
     from prh.io.fetch import as_the_user
     from prh.io.workflow import logged
 
@@ -547,15 +547,6 @@ def renewed_report(path: str | Path, refs: list[Reference], api=None, hub: dict 
         if not stale(report, refs, (hub or {}).get("offline", False)):
             return None
         return preflight_references(refs, api=api, hub=hub)
-
-
-def refresh(path: str | Path, refs: list[Reference], provenance=None, api=None, hub: dict | None = None) -> bool:
-    """``renewed_report`` written to ``path`` (with ``provenance``, or what calling it gives) when there is
-    one; returns whether it wrote."""
-    report = renewed_report(path, refs, api=api, hub=hub)
-    if report is not None:
-        write_report(path, report, provenance() if callable(provenance) else provenance)
-    return report is not None
 
 
 def pin_config(config: dict, validated: dict, report: dict) -> dict:

@@ -192,12 +192,18 @@ def test_preflight_runs_first_and_a_bad_reference_stops_every_model_job(tmp_path
 
 
 def test_a_report_is_checked_again_when_its_references_change_or_the_hub_comes_back(hub, monkeypatch, tmp_path):
-    """refresh (renewed_report, then written): nothing for an unchanged report; a new model is checked and
-    written; a report made under HF_HUB_OFFLINE is checked against the hub once that is unset; a problem
+    """renewed_report, written as a run's onstart writes it: nothing for an unchanged report; a new model is
+    checked and written; a report made under HF_HUB_OFFLINE is checked against the hub once that is unset; a problem
     raises and leaves the last good report."""
     from huggingface_hub import constants
 
-    from prh.preflight import references_hash, refresh, write_report
+    from prh.preflight import references_hash, renewed_report, write_report
+
+    def refresh(path, refs, api):  # rules/common.smk: checked while planning, written when the run starts
+        report = renewed_report(path, refs, api=api)
+        if report is not None:
+            write_report(path, report)
+        return report is not None
 
     path = tmp_path / "preflight.json"
     config = _paper_like()

@@ -582,7 +582,7 @@ def test_every_rule_depends_on_exactly_the_modules_it_imports(tmp_path, script_i
         for rule, modules in other.items():
             assert declared.setdefault(rule, modules) == modules, rule
     # preflight declares no code: a rerun while its report exists would hide jobs from the planner
-    # (prh.preflight.refresh); changed references are checked again while planning instead
+    # (prh.preflight.renewed_report); changed references are checked again while planning instead
     assert "preflight" not in declared and "preflight" not in script_imports
     assert set(script_imports) <= set(declared)  # every rule has a job in one of the three configs
     for rule, imports in script_imports.items():
