@@ -20,7 +20,7 @@ pipeline: $(STAMP)
 	$(VENV)/bin/snakemake --profile profiles/local --cores all
 
 test: lint docs
-	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile --durations=10
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

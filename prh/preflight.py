@@ -228,6 +228,9 @@ def check_timm(ref: Reference) -> tuple[list[str], Reference | None]:
         close = get_close_matches(arch, timm.list_models(), n=3, cutoff=0.85)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         return [f"{ref.key}: '{ref.id}' is not a timm architecture{hint}"], None
+    unreadable = _timm_layers_problem(arch)
+    if unreadable:
+        return [f"{ref.key}: {unreadable}"], None
     if not ref.pretrained:
         return [], None
     if ref.id not in timm.list_pretrained(ref.id) and not ("." not in ref.id and timm.list_pretrained(f"{arch}.*")):
@@ -238,6 +241,26 @@ def check_timm(ref: Reference) -> tuple[list[str], Reference | None]:
     if not hub_id:
         return [], None
     return [], Reference(ref.key, "model", hub_id, "main", where=ref.where)
+
+
+def _timm_layers_problem(arch: str) -> str | None:
+    """Why the workflow cannot read the layers of a timm architecture (``timm_layer_source``), from the model
+    built on the meta device (no memory, no weights); None when it can, or when it cannot be built so here."""
+    import timm
+    import torch
+
+    from prh.models.loading import timm_layer_source
+
+    try:
+        with torch.device("meta"):
+            model = timm.create_model(arch, pretrained=False)
+    except Exception:  # the embedding job builds it for real and checks again
+        return None
+    try:
+        timm_layer_source(model)
+    except ValueError as err:
+        return str(err)
+    return None
 
 
 # ---------------------------------------------------------------------------------------------- hub

@@ -3,15 +3,17 @@ leave every other finished output in place. (An image that fails to decode: test
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from conftest import REPRODUCIBLE, digests, snakemake, tiny_config, write_config
+from conftest import REPO, REPRODUCIBLE, digests, snakemake, tiny_config, write_config
 
-from prh.io.features import FeatureStoreError, FeatureWriter, check_store, read_layers
+from prh.alignment.states import open_state
+from prh.io.features import FeatureStoreError, FeatureWriter, check_store, layer_reader, read_layers
 
 pytestmark = pytest.mark.workflow
 
@@ -27,8 +29,18 @@ def test_truncated_store_names_the_file(tmp_path, tiny_run):
     chunk = max((p for p in (store / "features").rglob("*") if p.is_file() and p.name != "zarr.json"),
                 key=lambda p: p.stat().st_size)  # fmt: skip
     chunk.write_bytes(chunk.read_bytes()[: chunk.stat().st_size // 2])
-    with pytest.raises(FeatureStoreError, match=f"{store}: cannot be read .*corrupt or truncated"):
+    damaged = f"{store}: array 'features' cannot be read .*damaged.* delete it and rerun the job that writes it"
+    with pytest.raises(FeatureStoreError, match=damaged):
         read_layers(store)
+    read, widths, n = layer_reader(store)  # the pair jobs' reader above the dense limit: the same one error
+    with pytest.raises(FeatureStoreError, match=damaged) as error:
+        [read(i) for i in range(len(widths))]
+    assert error.value.__cause__ is None and error.value.__suppress_context__  # one error, no chained traceback
+    state = shutil.copytree(tiny_run / "results/states/tiny/vit-test.zarr", tmp_path / "state.zarr")
+    chunk = max((p for p in state.rglob("*") if p.is_file() and p.name != "zarr.json"), key=lambda p: p.stat().st_size)
+    chunk.write_bytes(chunk.read_bytes()[: chunk.stat().st_size // 2])
+    with pytest.raises(FeatureStoreError, match=f"{state}: array '{chunk.relative_to(state).parts[0]}' cannot be read"):
+        open_state(state)
 
 
 def test_store_without_its_final_attributes_is_incomplete(tmp_path):
@@ -118,24 +130,51 @@ def test_a_broken_store_fails_its_jobs_and_leaves_every_other_output(tmp_path, t
             "results/features/tiny/vit-test.zarr",
             "results/states/tiny/vit-test.zarr",
             "logs/states/tiny/vit-test.log",
-            "results/features/tiny/vit-test.zarr: cannot be read",
+            "results/features/tiny/vit-test.zarr: array 'width' cannot be read",
         ),
         (
             "results/states/tiny/minilm.zarr",
             "results/alignment/tiny/pairs/minilm/resnet-test.nc",
             "logs/align/tiny/minilm/resnet-test.log",
-            "results/states/tiny/minilm.zarr: cannot be read as a state store",
+            "results/states/tiny/minilm.zarr: array '",
         ),
     ]:
         for chunk in (p for p in (run / store).rglob("*") if p.is_file() and p.name != "zarr.json"):
             chunk.write_bytes(b"garbage")
         before = {path: digests(run / path) for path in REPRODUCIBLE}
-        result = snakemake(run, target, "--force", check=False)
+        result = snakemake(run, target, "--force", "--show-failed-logs", check=False)
         assert result.returncode != 0
-        assert message in (run / log).read_text()
+        assert (run / log).read_text().count(message) == 1  # once in the log, which Snakemake shows once
+        assert (result.stdout + result.stderr).count(message) == 1, result.stderr[-3000:]
         after = {path: digests(run / path) for path in REPRODUCIBLE if (run / path).exists()}
         if target.startswith("results/alignment"):
             before["results/alignment"].pop(target.removeprefix("results/"))
         else:  # Snakemake removes the output of a failed job
             before["results/states"] = {k: v for k, v in before["results/states"].items() if "vit-test" not in k}
         assert after == before
+
+
+def test_the_store_check_names_each_damaged_store_and_the_jobs_that_remake_it(tmp_path, tiny_run):
+    """``python -m prh.io.integrity`` reads every store of a run end to end: a sound run passes; with one chunk
+    of a features store and one of a state store truncated (which no dry run notices), it exits 1 naming
+    both stores and their arrays, and lists the jobs that write them and what reads them."""
+    shutil.copytree(tiny_run, tmp_path / "run", symlinks=True)
+    run = tmp_path / "run"
+    write_config(run, tiny_config())
+    check = [sys.executable, "-m", "prh.io.integrity", str(run), "--snakefile", str(REPO / "Snakefile")]
+    sound = subprocess.run(check, capture_output=True, text=True)
+    assert sound.returncode == 0 and "no damaged store" in sound.stdout, sound.stdout + sound.stderr
+    for store in ("results/features/tiny/vit-test.zarr", "results/states/tiny/minilm.zarr"):
+        chunk = max((p for p in (run / store).rglob("*") if p.is_file() and "zarr.json" not in p.name),
+                    key=lambda p: p.stat().st_size)  # fmt: skip
+        chunk.write_bytes(chunk.read_bytes()[: chunk.stat().st_size // 2])
+    assert "Nothing to be done" in snakemake(run, "--dry-run").stdout  # Snakemake compares times, not contents
+    damaged = subprocess.run(check, capture_output=True, text=True)
+    assert damaged.returncode == 1, damaged.stdout + damaged.stderr
+    out = damaged.stdout
+    assert f"{run}/results/features/tiny/vit-test.zarr: array 'features' cannot be read" in out
+    assert re.search(rf"{run}/results/states/tiny/minilm.zarr: array '\w+' cannot be read", out)
+    assert "2 of " in out and "  embed: results/features/tiny/vit-test.zarr" in out
+    assert "  alignment_state: results/states/tiny/minilm.zarr" in out
+    assert "  align_pair: results/alignment/tiny/pairs/minilm/resnet-test.nc" in out
+    assert "  embed: results/features/tiny/minilm.zarr" not in out  # a sound store's job is not remade

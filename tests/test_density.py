@@ -6,7 +6,9 @@ import pytest
 import xarray as xr
 
 from prh.data.shapes import Scene, SceneObject, caption_scene, sample_scene
-from prh.experiments.density.levels import LEVELS, density_summary, describe, level_alignment, write_level
+from prh.experiments.density.alignment import level_alignment
+from prh.experiments.density.figures import density_summary
+from prh.experiments.density.levels import LEVELS, describe, write_level
 
 BIG = SceneObject("square", "blue", "large", x=40, y=30, radius=40, rotation=0)  # top left
 C1 = SceneObject("circle", "red", "small", x=100, y=120, radius=15, rotation=0)

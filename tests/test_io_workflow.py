@@ -123,3 +123,26 @@ print("after the block")
     library = job.replace("snakemake = ", "not_a_job = ")
     done = subprocess.run([sys.executable, "-c", library], capture_output=True, text=True)
     assert done.returncode == 0 and "after the block" in done.stdout, done.stderr
+
+
+def test_a_failing_snakemake_job_prints_its_error_once_in_its_log(tmp_path):
+    """A job whose block raises exits 1 with the error written once, in its log, not printed again by Python
+    (Snakemake names the log and shows it with --show-failed-logs); a library call gets the exception."""
+    import subprocess
+    import sys
+
+    job = f"""
+import snakemake.iocontainers as io
+snakemake = object.__new__(io.Snakemake)
+from prh.io.features import FeatureStoreError
+from prh.io.workflow import logged
+with logged({str(tmp_path / "job.log")!r}):
+    raise FeatureStoreError("x.zarr: array 'features' cannot be read")
+"""
+    done = subprocess.run([sys.executable, "-c", job], capture_output=True, text=True)
+    assert done.returncode == 1 and "cannot be read" not in done.stdout + done.stderr, done.stderr
+    log = (tmp_path / "job.log").read_text()
+    assert log.count("x.zarr: array 'features' cannot be read") == 1 and "work:" not in log
+    library = job.replace("snakemake = ", "not_a_job = ")
+    done = subprocess.run([sys.executable, "-c", library], capture_output=True, text=True)
+    assert done.returncode == 1 and "FeatureStoreError: x.zarr" in done.stderr

@@ -310,7 +310,11 @@ EXPERIMENT_JOBS = {  # what editing an experiment's module replans in the finish
     "experiments/downstream/figures.py": ("", {"plot_downstream": 2}),
     "experiments/colour/figures.py": ("", {"plot_colours": 1}),
     "experiments/density/figures.py": ("", {"plot_caption_density": 1}),
+    "experiments/density/alignment.py": ("", {"density_alignment": 4, "plot_caption_density": 1}),
 }  # fmt: skip
+
+MODEL_RULES = {"train_vision", "train_language", "train_encoder", "embed", "embed_texts", "embed_probe_tasks",
+               "density_captions", "density_summaries"}  # fmt: skip
 
 
 def _plan_after_editing(ladder_run, tmp_path, module: str) -> list[tuple[str, str]]:
@@ -351,6 +355,20 @@ def test_editing_an_experiments_module_replans_only_its_jobs(ladder_run, tmp_pat
     texts, expected = EXPERIMENT_JOBS[module]
     assert Counter(rule for rule, _ in jobs) == Counter(expected | {"job_costs": 1})
     assert all(output.startswith(texts) for rule, output in jobs if rule == "embed_texts")
+
+
+@pytest.mark.parametrize("module", ["metrics/kernels.py", "metrics/layerwise.py"])
+def test_editing_the_metrics_replans_the_alignment_and_no_model_or_caption(ladder_run, tmp_path, module):
+    """The metrics' kernels are the states', the pairs' and the density levels' alignment code: an edit plans
+    those, and no training, no embedding (of the dataset, the probe tasks or the caption levels) and no
+    density caption or summary, whose modules do not import the metrics."""
+    from collections import Counter
+
+    counts = Counter(rule for rule, _ in _plan_after_editing(ladder_run, tmp_path, module))
+    assert not MODEL_RULES & set(counts), counts
+    models = len(CNN + GPT) + 3  # every rung, the narrow GPT, the encoder and the world
+    assert counts["alignment_state"] == models and counts["align_pair"] == models * (models - 1) // 2
+    assert counts["density_alignment"] == 4
 
 
 @pytest.mark.parametrize("module", ["analysis/lm_score.py", "experiments/ladder/language.py"])
@@ -571,7 +589,7 @@ def test_summary_levels_are_written_by_the_instruct_model(ladder_run):
         table = pl.read_parquet(path)
         record = json.loads(pl.read_parquet_metadata(path)["prh_provenance"])["summaries"]
         captions = pl.read_parquet(ladder_run / f"data/texts/density/tiny/{level}/samples.parquet")
-        assert captions["caption"].to_list() == table["summary"].to_list() and len(table) == 64
+        assert captions["caption"].to_list() == table["summary"].to_list() and len(table) == 32  # density.size
         assert record["words"] == n and record["decoding"] == "greedy" and f"about {n} words" in record["prompt"]
         assert record["check"]["mean_words"] == pytest.approx(table["words"].mean())
         assert all(" is " in d or " are " in d for d in table["dense"])  # the positions level: where each group is

@@ -282,3 +282,74 @@ def test_embedding_stage_with_a_static_model(tmp_path):
         (direct,) = load_backbone(wordllama, "cpu").embed(read_captions(tmp_path / "data"))
     assert stored.shape == (10, 256)
     np.testing.assert_allclose(stored, direct.float().numpy(), rtol=1e-6)
+
+
+# One architecture of each of 26 families, random weights. The first eight have no blocks, stages or layer1-4
+# to hook (seven were refused before, HRNet read at its layer1 alone): timm's forward_intermediates gives theirs.
+INTERMEDIATES = ["regnetx_002", "swin_tiny_patch4_window7_224", "dla34", "vgg11", "densenet121", "inception_v3",
+                 "coat_lite_tiny", "hrnet_w18_small"]  # fmt: skip
+HOOKED = ["test_vit", "test_resnet", "test_convnext", "levit_128s", "mobilevitv2_050", "tinynet_e",
+          "mobilenetv3_small_050", "ghostnet_050", "poolformer_s12", "edgenext_xx_small",
+          "fastvit_t8", "tiny_vit_5m_224", "efficientvit_m0", "hgnetv2_b0", "ese_vovnet19b_slim_dw", "nf_resnet26",
+          "cspresnet50", "resmlp_12_224"]  # fmt: skip
+
+
+@pytest.mark.parametrize("arch", INTERMEDIATES + HOOKED)
+def test_every_timm_family_embeds_every_layer(arch):
+    """Two images through each architecture: one finite (2, D) array per layer, named, at least three
+    layers; a model without hookable blocks is read through forward_intermediates, each layer its feature
+    map averaged over space (checked against timm's own call on the last one)."""
+    from prh.models.loading import prepare_images, timm_layer_source
+
+    backbone = load_backbone(spec(name="m", modality="vision", source="timm", id=arch, pretrained=False), "cpu")
+    images = np.random.default_rng(0).integers(0, 255, size=(2, 48, 48, 3), dtype=np.uint8)
+    with torch.inference_mode():
+        layers = backbone.embed(images)
+    assert len(layers) == len(backbone.layer_names) >= 3 and len(set(backbone.layer_names)) == len(layers)
+    assert all(t.shape[0] == 2 and t.ndim == 2 and torch.isfinite(t).all() for t in layers)
+    source = timm_layer_source(backbone.module)
+    assert source == ("forward_intermediates" if arch in INTERMEDIATES else "hooks")
+    if source == "forward_intermediates":  # averaged over space, not over channels: each stage's own width
+        assert [t.shape[1] for t in layers] == [f["num_chs"] for f in backbone.module.feature_info]
+    if arch in ("regnetx_002", "swin_tiny_patch4_window7_224"):  # NCHW stages, and NHWC ones (Swin) permuted
+        import timm
+
+        cfg = timm.data.resolve_data_config({}, model=backbone.module)
+        pre = ImagePreprocessing(int(cfg["input_size"][-1]), float(cfg["crop_pct"]), tuple(cfg["mean"]),
+                                 tuple(cfg["std"]), cfg["interpolation"])  # fmt: skip
+        with torch.inference_mode():
+            maps = backbone.module.forward_intermediates(prepare_images(images, pre), intermediates_only=True)
+        assert torch.allclose(layers[-1], maps[-1].mean(dim=(2, 3)), atol=1e-6)
+        assert backbone.provenance["layers"] == "timm forward_intermediates"
+
+
+class _Flat(torch.nn.Module):
+    """An architecture with no blocks to hook and no forward_intermediates (none of timm's own lacks both)."""
+
+    def __init__(self, **_):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def test_a_timm_model_without_layers_to_read_is_refused_by_preflight_naming_it():
+    """Registered in timm's own registry, built by timm: preflight refuses it, naming the config key (so
+    before any job), and loading it names the model."""
+    import timm
+    from timm.models import register_model
+
+    from prh.preflight import Reference, check_timm
+
+    def prh_test_flat(pretrained=False, **kwargs):
+        return _Flat(**kwargs)
+
+    if not timm.is_model("prh_test_flat"):
+        register_model(prh_test_flat)
+    key = "models[0] (model 'flat')"
+    problems, _ = check_timm(Reference(key, "timm", "prh_test_flat", pretrained=False))
+    assert problems == [f"{key}: timm architecture _Flat offers no layers to read: no blocks, stages or layer1-4, "
+                        "and no forward_intermediates"]  # fmt: skip
+    with pytest.raises(RuntimeError, match=r"model 'flat' \(timm 'prh_test_flat'\) could not be loaded: timm arch"):
+        load_backbone(spec(name="flat", modality="vision", source="timm", id="prh_test_flat", pretrained=False))

@@ -383,13 +383,17 @@ def open_state(path: str | Path, device: str = "cpu") -> tuple[LayerStates, dict
     zarr alone: a pair job imports neither xarray nor pandas."""
     import zarr
 
+    from prh.io.features import FeatureStoreError, read_array
+
     try:
         with warnings.catch_warnings():  # Snakemake's .snakemake_timestamp in the store is not zarr's
             warnings.simplefilter("ignore", UserWarning)
             group = zarr.open_group(str(path), mode="r")
-            values = {name: array[...] for name, array in group.arrays()}
+            arrays = dict(group.arrays())
     except Exception as err:
-        raise ValueError(f"{path}: cannot be read as a state store ({err.__class__.__name__}: {err})") from err
+        message = f"{path}: cannot be opened as a state store ({err.__class__.__name__}: {err}); rerun its state job"
+        raise FeatureStoreError(message) from None
+    values = {name: read_array(path, array, name) for name, array in arrays.items()}
     attrs = {k: _decode(v) for k, v in group.attrs.items()}
     states = LayerStates.from_arrays(
         attrs["n_samples"],

@@ -118,8 +118,22 @@ class FeatureWriter:
 
 
 class FeatureStoreError(ValueError):
-    """A features store is missing, incomplete, corrupt, holds non-finite values, or does not match its
-    dataset; the message names the store (and the layer and sample where it applies)."""
+    """A features or state store is missing, incomplete, damaged, holds non-finite values, or does not match
+    its dataset; the message names the store (and the array, layer and sample where it applies) and what to do."""
+
+
+DAMAGED = "the store is damaged (a truncated or corrupt chunk): delete it and rerun the job that writes it"
+
+
+def read_array(path: str | Path, array, name: str, selection=...) -> np.ndarray:
+    """``array[selection]`` of the store at ``path``, or one ``FeatureStoreError`` naming the store, the array
+    and what to do (zarr's own error, a codec's "Zstd decompression error", names neither)."""
+    try:
+        return array[selection]
+    except Exception as err:
+        raise FeatureStoreError(
+            f"{path}: array '{name}' cannot be read ({err.__class__.__name__}: {err}); {DAMAGED}"
+        ) from None
 
 
 def open_features(path: str | Path):
@@ -142,39 +156,38 @@ def _open_group(path: str | Path) -> zarr.Group:
             group = zarr.open_group(str(path), mode="r")
     except Exception as err:
         message = f"{path}: cannot be opened as a features store ({err.__class__.__name__}: {err})"
-        raise FeatureStoreError(message) from err
+        raise FeatureStoreError(message) from None
     if "model" not in group.attrs:
         raise FeatureStoreError(f"{path}: incomplete features store (its final attributes are missing); rerun its job")
     return group
 
 
+def _array(path: str | Path, group, name: str):
+    """The group's array ``name`` (its metadata read), or one ``FeatureStoreError`` naming store and array."""
+    try:
+        return group[name]
+    except Exception as err:
+        raise FeatureStoreError(
+            f"{path}: array '{name}' cannot be opened ({err.__class__.__name__}: {err}); {DAMAGED}"
+        ) from None
+
+
 def store_attrs(path: str | Path) -> dict:
     """The attributes (provenance, layer names) of a finished features store, plus its ``n_samples``."""
     group = _open_group(path)
-    try:
-        n = int(group["features"].shape[1])
-    except Exception as err:
-        raise FeatureStoreError(f"{path}: cannot be read ({err.__class__.__name__}: {err}); it is corrupt") from err
-    return dict(group.attrs) | {"n_samples": n}
+    return dict(group.attrs) | {"n_samples": int(_array(path, group, "features").shape[1])}
 
 
 def store_dtype(path: str | Path) -> np.dtype:
     """The dtype a store holds its features in (float32 or float16): the precision they can resolve."""
-    return np.dtype(_open_group(path)["features"].dtype)
+    return np.dtype(_array(path, _open_group(path), "features").dtype)
 
 
 def read_layers(path: str | Path, dtype=np.float64) -> list[np.ndarray]:
     """Every layer of a store as a list of (N, D_l) arrays, padding removed, cast to ``dtype``. Raises
     ``FeatureStoreError`` for a store that cannot be read or holds NaN/Inf (naming layer and sample)."""
     group = _open_group(path)
-    try:
-        widths = group["width"][:]
-        data = group["features"][:]
-    except Exception as err:
-        raise FeatureStoreError(
-            f"{path}: cannot be read ({err.__class__.__name__}: {err}); the store is corrupt or truncated: "
-            f"delete it and rerun the job that writes it"
-        ) from err
+    widths, data = (read_array(path, _array(path, group, name), name) for name in ("width", "features"))
     layers = [np.ascontiguousarray(data[i, :, :w], dtype=dtype) for i, w in enumerate(widths)]
     for i, layer in enumerate(layers):
         finite = np.isfinite(layer).all(axis=1)
@@ -191,10 +204,13 @@ def layer_reader(path: str | Path):
     """Read one layer, or a range of its samples, at a time: ``read(i, start=0, stop=None)`` gives a (rows, D_i)
     array in the stored dtype, padding removed. Returns ``(read, widths, n_samples)``."""
     group = _open_group(path)
-    features, widths = group["features"], [int(w) for w in group["width"][:]]
+    features = _array(path, group, "features")
+    widths = [int(w) for w in read_array(path, _array(path, group, "width"), "width")]
 
     def read(i: int, start: int = 0, stop: int | None = None) -> np.ndarray:
-        return np.ascontiguousarray(features[i, start:stop, : widths[i]])
+        return np.ascontiguousarray(
+            read_array(path, features, "features", (i, slice(start, stop), slice(0, widths[i])))
+        )
 
     return read, widths, int(features.shape[1])
 

@@ -58,11 +58,14 @@ WORK_LINE = "work: %.3f s wall, %.3f s CPU"
 @contextlib.contextmanager
 def logged(log_path: str | Path):
     """Send stdout, stderr (tqdm bars included) and ``logging`` to ``log_path`` for the body of the block;
-    an exception is written there with its traceback before it propagates. Every job's script runs in this
-    block, so it also sets the allocator up for a job (``reuse_freed_memory``) and logs how long the process
-    took to start (its imports) and how long the work in the block took (``STARTUP_LINE``, ``WORK_LINE``)."""
+    an exception is written there with its traceback. Every job's script runs in this block, so it also sets
+    the allocator up for a job (``reuse_freed_memory``) and logs how long the process took to start (its
+    imports) and how long the work in the block took (``STARTUP_LINE``, ``WORK_LINE``). A Snakemake job then
+    exits, with status 1 after an exception, which is printed once, in its log (Snakemake names the log, and
+    shows it with ``--show-failed-logs``); in a library call the exception propagates."""
     age, cpu, wall = process_age(), time.process_time(), time.perf_counter()
     reuse_freed_memory()
+    job, status = _a_snakemake_job(), 0
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w", buffering=1) as log:
         logging.basicConfig(stream=log, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
@@ -74,10 +77,13 @@ def logged(log_path: str | Path):
                 yield logger
             except BaseException:
                 traceback.print_exc(file=log)
-                raise
-        logger.info(WORK_LINE, time.perf_counter() - wall, time.process_time() - cpu)
-    if _a_snakemake_job():  # the log file is closed, so written out
-        _exit_now()
+                if not job:
+                    raise
+                status = 1
+        if not status:
+            logger.info(WORK_LINE, time.perf_counter() - wall, time.process_time() - cpu)
+    if job:  # the log file is closed, so written out
+        _exit_now(status)
 
 
 def _a_snakemake_job() -> bool:
@@ -88,12 +94,13 @@ def _a_snakemake_job() -> bool:
     return (kind.__module__, kind.__name__) == ("snakemake.iocontainers", "Snakemake")
 
 
-def _exit_now() -> None:
-    """End a job whose outputs are written: skip the interpreter's teardown (finalising torch, numba, zarr and
-    their thousands of modules), which took a heavy job 1.5–2 s of CPU and did nothing a job needs."""
+def _exit_now(status: int = 0) -> None:
+    """End a job whose outputs are written (or whose error is logged): skip the interpreter's teardown
+    (finalising torch, numba, zarr and their thousands of modules), which took a heavy job 1.5–2 s of CPU and
+    did nothing a job needs, and, after an error, Python's second printing of it."""
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(status)
 
 
 @contextlib.contextmanager

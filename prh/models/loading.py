@@ -173,16 +173,58 @@ def _vision_backbone(
     return Backbone(spec["name"], "vision", module, names, embed, provenance)
 
 
-def _timm_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The per-block modules of a timm model: ViT ``blocks``, else ``stages``, else ResNet ``layerN``."""
+def _timm_layers(model: nn.Module) -> list[tuple[str, nn.Module]] | None:
+    """The per-block modules of a timm model that are hooked, as since the first release (so their stored
+    features stay valid): ViT ``blocks``, else ``stages``, else ResNet ``layerN``; each block a module with a
+    forward of its own. None for any other architecture: its layers are timm's ``forward_intermediates``."""
     for attr in ("blocks", "stages"):
         container = getattr(model, attr, None)
         if isinstance(container, (nn.Sequential, nn.ModuleList)) and len(container) > 0:
+            if any(isinstance(m, nn.ModuleList) for m in container):  # a list has no forward: nothing to hook
+                return None
             return [(f"{attr}.{i}", m) for i, m in enumerate(container)]
-    resnet = [(n, getattr(model, n)) for n in ("layer1", "layer2", "layer3", "layer4") if hasattr(model, n)]
-    if resnet:
-        return resnet
-    raise ValueError(f"cannot find the blocks of timm model {type(model).__name__}")
+    resnet = [(n, getattr(model, n, None)) for n in ("layer1", "layer2", "layer3", "layer4")]
+    return resnet if all(isinstance(m, nn.Module) for _, m in resnet) else None  # HRNet has a layer1 alone
+
+
+def timm_layer_source(model: nn.Module) -> str:
+    """Where a timm model's layers come from: ``hooks`` (``_timm_layers``) or ``forward_intermediates``
+    (timm's own API, every feature stage, NCHW). Raises ValueError for an architecture that offers neither."""
+    if _timm_layers(model) is not None:
+        return "hooks"
+    if callable(getattr(model, "forward_intermediates", None)):
+        return "forward_intermediates"
+    raise ValueError(
+        f"timm architecture {type(model).__name__} offers no layers to read: no blocks, stages or layer1-4, "
+        "and no forward_intermediates"
+    )
+
+
+def _intermediates_backbone(spec, model, pre, pooling, provenance, device) -> Backbone:
+    """A timm model read through ``forward_intermediates(x, intermediates_only=True)``: every feature stage as
+    an NCHW map (timm's format, whatever the model's inner layout, Swin's NHWC included), averaged over space.
+    Layers are named by ``feature_info``'s modules where there is one name per stage."""
+    if pooling != "avg":
+        raise ValueError(
+            f"model '{spec['name']}': pooling '{pooling}' does not apply to the feature maps of "
+            f"{type(model).__name__} (read through forward_intermediates); use 'avg'"
+        )
+    dtype = COMPUTE_DTYPES[spec["compute_dtype"]]
+    model.to(device=device, dtype=dtype)
+
+    def embed(images: np.ndarray) -> list[torch.Tensor]:
+        x = prepare_images(images, pre).to(device=device, dtype=dtype)
+        return [pool_activation(out, "avg") for out in model.forward_intermediates(x, intermediates_only=True)]
+
+    modules = [str(f["module"]) for f in getattr(model, "feature_info", None) or []]  # one per stage it returns
+    if not modules:
+        with torch.inference_mode():  # one image of noise gives the number of stages
+            blank = torch.zeros(1, 3, pre.input_size, pre.input_size, device=device, dtype=dtype)
+            modules = [f"stage.{i}" for i in range(len(model.forward_intermediates(blank, intermediates_only=True)))]
+    names = modules if len(set(modules)) == len(modules) else [f"stage.{i}" for i in range(len(modules))]
+    provenance |= {"pooling": "avg", "input_size": pre.input_size, "crop_pct": pre.crop_pct,
+                   "layers": "timm forward_intermediates"}  # fmt: skip
+    return Backbone(spec["name"], "vision", model, names, embed, provenance)
 
 
 def checkpoint_revision(path: str | Path) -> str:
@@ -219,9 +261,11 @@ def load_timm(spec: dict, device: str = "cpu") -> Backbone:
         std=tuple(cfg["std"]),
         interpolation=cfg.get("interpolation", "bicubic"),
     )
+    source = timm_layer_source(model)  # load_backbone names the model of an error
     pooling = spec["pooling"]
     if pooling == "auto":
-        pooling = "cls" if getattr(model, "cls_token", None) is not None else "avg"
+        hooked_tokens = source == "hooks" and getattr(model, "cls_token", None) is not None
+        pooling = "cls" if hooked_tokens else "avg"
     provenance = {
         "source": "timm",
         "id": spec.get("id") or spec["path"],
@@ -230,8 +274,9 @@ def load_timm(spec: dict, device: str = "cpu") -> Backbone:
         "revision": checkpoint_revision(spec["path"]) if spec.get("path") else f"timm=={timm.__version__}",
         "parameters": _count_parameters(model),
     }
-    layers = _timm_layers(model)
-    return _vision_backbone(spec, model, layers, pre, pooling, model.forward_features, provenance, device)
+    if source == "forward_intermediates":
+        return _intermediates_backbone(spec, model, pre, pooling, provenance, device)
+    return _vision_backbone(spec, model, _timm_layers(model), pre, pooling, model.forward_features, provenance, device)
 
 
 def load_efficientnet_lite(spec: dict, device: str = "cpu") -> Backbone:

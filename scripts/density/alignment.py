@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from prh.experiments.density.levels import level_alignment
+from prh.experiments.density.alignment import level_alignment
 from prh.io.netcdf import write_netcdf
 from prh.io.provenance import script_provenance
 from prh.io.workflow import logged

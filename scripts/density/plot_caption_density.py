@@ -1,8 +1,7 @@
 import polars as pl
 import xarray as xr
 
-from prh.experiments.density.figures import plot_caption_density
-from prh.experiments.density.levels import density_summary
+from prh.experiments.density.figures import density_summary, plot_caption_density
 from prh.io.provenance import script_provenance
 from prh.io.workflow import logged, write_table
 

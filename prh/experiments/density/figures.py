@@ -30,3 +30,23 @@ def plot_caption_density(summary, path) -> None:
     fig.suptitle(f"{first['vision_models']} vision × {first['language_models']} language models; "
                  "bars: ± s.d. over language models", fontsize=8)  # fmt: skip
     save(fig, path)
+
+
+def density_summary(levels: list) -> list[dict]:
+    """Fig. 9's numbers from the levels' ``level_alignment`` Datasets, in level order: per metric and level,
+    the mean caption length, the mean score over vision × language pairs and its standard deviation over
+    language models (of each language model's mean over the vision models)."""
+    rows = []
+    for ds in levels:
+        for metric in ds["metric"].values:
+            per_language = ds["score"].sel(metric=metric).mean("vision").values
+            rows.append({
+                "metric": str(metric),
+                "level": ds.attrs["level"],
+                "words": float(ds["words"]),
+                "mean": float(ds["score"].sel(metric=metric).mean()),
+                "std": float(per_language.std(ddof=1)) if len(per_language) > 1 else float("nan"),
+                "language_models": len(per_language),
+                "vision_models": int(ds.sizes["vision"]),
+            })  # fmt: skip
+    return rows
