@@ -75,7 +75,9 @@ rule density_alignment:
     resources:
         mem_mb=4000,
     params:
-        **settings_of("prh/experiments/density/alignment.py:level_alignment", ALIGNMENT)
+        **settings_of(
+            "prh/experiments/density/alignment.py:level_alignment", ALIGNMENT
+        )
         | {"metrics": {m: ALIGNMENT["metrics"][m] for m in DENSITY["metrics"]}},
         vision=DENSITY_VISION,
         language=DENSITY_LANGUAGE,
