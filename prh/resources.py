@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 
+from prh.io.workflow import dry_run_jobs
+
 BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 HEADROOM = 1.2  # activations of a batch, the CUDA context, allocator fragmentation
 HOST_BASE_MB = 8000  # interpreter, torch, tokenizer, one batch of inputs
@@ -139,22 +141,6 @@ def stage_estimates(config: dict, tokens: dict | None = None) -> list[dict]:
             hours += job["gpu"] * 2 * spec["params"] * tokens[rule] / THROUGHPUT / 3600
         rows.append({"stage": rule, "jobs": len(members), "gpu_hours": hours})
     return rows
-
-
-def dry_run_jobs(text: str) -> list[dict]:
-    """The jobs a ``snakemake --dry-run`` printed: rule, wildcards, input, threads and resources of each."""
-    import re
-
-    jobs = []
-    for block in re.split(r"\n(?=[ \t]*(?:\[[^\]]+\]\n|rule |localrule ))", text):  # grouped jobs are indented
-        rule = re.search(r"^\s*(?:local)?rule (\w+):", block, re.M)
-        if not rule:
-            continue
-        fields = dict(re.findall(r"^\s+(\w+): (.*)$", block, re.M))
-        resources = dict(re.findall(r"(\w+)=([^,]+)", fields.get("resources", "")))
-        jobs.append({"rule": rule.group(1), "wildcards": fields.get("wildcards", ""), "input": fields.get("input", ""),
-                     "resources": resources, "threads": int(fields.get("threads", 1))})  # fmt: skip
-    return jobs
 
 
 def reservations(jobs: list[dict]) -> list[dict]:

@@ -10,11 +10,12 @@ the array that fails, and the jobs that would remake them (a dry run with ``--fo
 from __future__ import annotations
 
 import argparse
-import re
 import subprocess
 import sys
 import warnings
 from pathlib import Path
+
+from prh.io.workflow import dry_run_jobs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,9 +53,9 @@ def store_problem(path: str | Path) -> str | None:
     return None
 
 
-def damaged_stores(root: str | Path) -> dict[Path, str]:
-    """Store -> what is wrong with it, for every damaged store of the run (``store_problem``)."""
-    problems = {path: store_problem(path) for path in run_stores(root)}
+def damaged_stores(stores: list[Path]) -> dict[Path, str]:
+    """Store -> what is wrong with it, for every damaged one of ``stores`` (``store_problem``)."""
+    problems = {path: store_problem(path) for path in stores}
     return {path: problem for path, problem in problems.items() if problem}
 
 
@@ -67,7 +68,7 @@ def remaking_jobs(root: str | Path, stores: list[Path], snakefile: str | Path) -
     out = subprocess.run([*cmd, "--forcerun", *targets], capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"the dry run with --forcerun failed:\n{out.stderr[-3000:]}")
-    return re.findall(r"^(?:local)?rule (\w+):\n(?:.*\n)*?\s+output: ([^,\n]+)", out.stdout, re.M)
+    return [(job["rule"], job["output"]) for job in dry_run_jobs(out.stdout)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = Path(args.run).resolve()
     stores = run_stores(root)
-    damaged = damaged_stores(root)
+    damaged = damaged_stores(stores)
     if not damaged:
         print(f"{len(stores)} stores read end to end: no damaged store")
         return 0

@@ -103,6 +103,24 @@ def _exit_now(status: int = 0) -> None:
     os._exit(status)
 
 
+def dry_run_jobs(text: str) -> list[dict]:
+    """The jobs a ``snakemake --dry-run`` printed: rule, first output, wildcards, input, threads and resources
+    of each."""
+    import re
+
+    jobs = []
+    for block in re.split(r"\n(?=[ \t]*(?:\[[^\]]+\]\n|rule |localrule ))", text):  # grouped jobs are indented
+        rule = re.search(r"^\s*(?:local)?rule (\w+):", block, re.M)
+        if not rule:
+            continue
+        fields = dict(re.findall(r"^\s+(\w+): (.*)$", block, re.M))
+        resources = dict(re.findall(r"(\w+)=([^,]+)", fields.get("resources", "")))
+        jobs.append({"rule": rule.group(1), "output": fields.get("output", "").split(", ")[0],
+                     "wildcards": fields.get("wildcards", ""), "input": fields.get("input", ""),
+                     "resources": resources, "threads": int(fields.get("threads", 1))})  # fmt: skip
+    return jobs
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
     """Yield a temporary sibling of ``path`` to write to, a file or a folder (a Zarr store); it is renamed

@@ -187,10 +187,11 @@ def _timm_layers(model: nn.Module) -> list[tuple[str, nn.Module]] | None:
     return resnet if all(isinstance(m, nn.Module) for _, m in resnet) else None  # HRNet has a layer1 alone
 
 
-def timm_layer_source(model: nn.Module) -> str:
-    """Where a timm model's layers come from: ``hooks`` (``_timm_layers``) or ``forward_intermediates``
-    (timm's own API, every feature stage, NCHW). Raises ValueError for an architecture that offers neither."""
-    if _timm_layers(model) is not None:
+def timm_layer_source(model: nn.Module, hooked: list | None = None) -> str:
+    """Where a timm model's layers come from: ``hooks`` (``_timm_layers``, or ``hooked`` when already found)
+    or ``forward_intermediates`` (timm's own API, every feature stage, NCHW). Raises ValueError for an
+    architecture that offers neither."""
+    if (hooked if hooked is not None else _timm_layers(model)) is not None:
         return "hooks"
     if callable(getattr(model, "forward_intermediates", None)):
         return "forward_intermediates"
@@ -261,7 +262,8 @@ def load_timm(spec: dict, device: str = "cpu") -> Backbone:
         std=tuple(cfg["std"]),
         interpolation=cfg.get("interpolation", "bicubic"),
     )
-    source = timm_layer_source(model)  # load_backbone names the model of an error
+    layers = _timm_layers(model)
+    source = timm_layer_source(model, layers)  # load_backbone names the model of an error
     pooling = spec["pooling"]
     if pooling == "auto":
         hooked_tokens = source == "hooks" and getattr(model, "cls_token", None) is not None
@@ -276,7 +278,7 @@ def load_timm(spec: dict, device: str = "cpu") -> Backbone:
     }
     if source == "forward_intermediates":
         return _intermediates_backbone(spec, model, pre, pooling, provenance, device)
-    return _vision_backbone(spec, model, _timm_layers(model), pre, pooling, model.forward_features, provenance, device)
+    return _vision_backbone(spec, model, layers, pre, pooling, model.forward_features, provenance, device)
 
 
 def load_efficientnet_lite(spec: dict, device: str = "cpu") -> Backbone:
