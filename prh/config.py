@@ -60,7 +60,7 @@ def _where(config: dict, path) -> str:
 
 
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
-    return yaml.safe_load(Path(path).read_text())
+    return yaml.load(Path(path).read_text(), Loader=yaml.CSafeLoader)  # libyaml: the schema is read at every planning
 
 
 def validate_config(config: dict, schema: dict | None = None) -> dict:

@@ -31,6 +31,9 @@ from prh.resources import (
 from prh.io.fetch import fetch_targets, jobs_read_the_cache
 from prh.io.provenance import run_provenance, share_git_state
 from prh.io.workflow import library_modules, settings_of
+from prh.io.scheduler import one_pending_wakeup
+
+one_pending_wakeup()  # else the scheduler wakes once a second per finished job (prh/io/scheduler.py)
 
 REPO = Path(workflow.basedir)
 share_git_state(REPO)  # the jobs' provenance: git asked once per run, not twice per job

@@ -3,6 +3,7 @@ names of the function its job calls, and its code inputs from the imports of its
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,14 @@ def test_library_modules_follow_imports_to_the_package_inits(tmp_path):
     script.write_text("import numpy\nfrom pkg.b import f\n")
     found = library_modules(script, tmp_path, package="pkg", start=tmp_path)
     assert found == sorted(str(Path(p)) for p in ("pkg/__init__.py", "pkg/b.py", "pkg/sub/__init__.py", "pkg/sub/a.py"))
+
+    # Each file is parsed once per version (its mtime and size): a later edit of the same length is read again.
+    b = tmp_path / "pkg/b.py"
+    edited = b.stat().st_mtime_ns + 10**9
+    b.write_text("def f():\n    from pkg     import c\n")
+    os.utime(b, ns=(edited, edited))
+    found = library_modules(script, tmp_path, package="pkg", start=tmp_path)
+    assert found == ["pkg/__init__.py", "pkg/b.py", "pkg/c.py"]
 
 
 ALLOCATE = """
@@ -146,3 +155,35 @@ with logged({str(tmp_path / "job.log")!r}):
     library = job.replace("snakemake = ", "not_a_job = ")
     done = subprocess.run([sys.executable, "-c", library], capture_output=True, text=True)
     assert done.returncode == 1 and "FeatureStoreError: x.zarr" in done.stderr
+
+
+WAKEUPS = """
+{setup}
+rule all:
+    input: expand("out/{{i}}.txt", i=range(24))
+rule one:
+    output: "out/{{i}}.txt"
+    shell: "sleep 0.5; touch {{output}}"
+"""
+
+
+@pytest.mark.parametrize("bounded", [False, True])
+def test_the_scheduler_wakes_once_per_event_not_once_per_finished_job_each_second(tmp_path, bounded):
+    """24 jobs of half a second on 2 cores. Snakemake's loop wakes for each job event and once a timespan (1 s),
+    choosing jobs each time (``--verbose``: "Resources before job selection"); unbounded, each finished job adds
+    a wake-up a second. With ``one_pending_wakeup`` (which rules/common.smk applies) the passes are at most the
+    events plus the seconds; without it they grow with jobs x seconds."""
+    import subprocess
+    import sys
+    import time
+
+    setup = "from prh.io.scheduler import one_pending_wakeup\none_pending_wakeup()" if bounded else ""
+    (tmp_path / "Snakefile").write_text(WAKEUPS.format(setup=setup))
+    start = time.monotonic()
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--verbose", "-d", str(tmp_path), "all"]
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+    seconds = time.monotonic() - start
+    assert done.returncode == 0, done.stderr[-3000:]
+    passes = (done.stdout + done.stderr).count("Resources before job selection")
+    events = 2 * 25  # each job's start and end
+    assert (passes <= events + seconds) == bounded, (passes, seconds)

@@ -5,6 +5,7 @@ inputs (``library_modules``) and its settings (``settings_of``)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -163,8 +164,6 @@ def library_modules(
     editing any of them reruns exactly the rules whose scripts depend on it. Paths are relative to ``start``
     (the working directory) where the package lies inside it, so a project moved or copied with its
     ``.snakemake`` folder plans nothing; absolute otherwise (a workflow run from outside its folder)."""
-    import ast
-
     root = Path(root).resolve()
 
     def files_of(module: str) -> list[Path]:
@@ -183,21 +182,34 @@ def library_modules(
     seen: set[Path] = set()
     pending = [Path(script).resolve()]
     while pending:
-        tree = ast.parse(pending.pop().read_text())
-        for node in ast.walk(tree):  # function-level imports count too
-            if isinstance(node, ast.Import):
-                modules = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                modules = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-            else:
-                continue
-            for module in modules:
-                for path in files_of(module):
-                    if path not in seen:
-                        seen.add(path)
-                        pending.append(path)
+        for module in _imports(pending.pop()):
+            for path in files_of(module):
+                if path not in seen:
+                    seen.add(path)
+                    pending.append(path)
     start = Path(start or Path.cwd()).resolve()
     return sorted(str(p.relative_to(start)) if p.is_relative_to(start) else str(p) for p in seen)
+
+
+def _imports(path: Path) -> tuple[str, ...]:
+    """The modules a file imports, function-level imports included: ``import a.b`` gives ``a.b``, ``from a
+    import b`` gives ``a`` and ``a.b``. Parsed once per version of the file (planning asks for each module
+    once per rule that runs it)."""
+    stat = path.stat()
+    return _parsed_imports(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.cache
+def _parsed_imports(path: Path, mtime_ns: int, size: int) -> tuple[str, ...]:
+    import ast
+
+    modules = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+    return tuple(modules)
 
 
 def settings_of(function: str, *sections: dict, root: str | Path | None = None) -> dict:

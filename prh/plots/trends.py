@@ -8,7 +8,6 @@ from pathlib import Path
 import matplotlib
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import seaborn as sns  # noqa: E402
 import xarray as xr  # noqa: E402
 
 matplotlib.use("Agg")
@@ -87,6 +86,8 @@ def plot_world_alignment(trends, path: str | Path, metric: str) -> None:
 def plot_trend_calibration(trends, path: str | Path) -> None:
     """Does calibration change the story? For each trend (Fig. 2, Fig. 3, alignment to Z, scale) and metric, Spearman's
     ρ on the raw scores against ρ on the calibrated scores, with their bootstrap intervals."""
+    import seaborn as sns  # here, not at the top: its import (scipy.stats, pandas) is 0.6 s
+
     kinds = ("fig2", "fig3", "world_vision", "world_language", "size_vision", "size_language")
     kinds = [t for t in kinds if t in set(trends["trend"])]
     if "calibrated" not in set(trends["score"]) or not kinds:
