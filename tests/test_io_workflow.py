@@ -172,7 +172,8 @@ def test_the_scheduler_wakes_once_per_event_not_once_per_finished_job_each_secon
     """24 jobs of half a second on 2 cores. Snakemake's loop wakes for each job event and once a timespan (1 s),
     choosing jobs each time (``--verbose``: "Resources before job selection"); unbounded, each finished job adds
     a wake-up a second. With ``one_pending_wakeup`` (which rules/common.smk applies) the passes are at most the
-    events plus the seconds; without it they grow with jobs x seconds."""
+    events plus the seconds; without it they grow with jobs x seconds (when a Snakemake release stops doing
+    so, the unbounded case fails, and prh.io.scheduler can go)."""
     import subprocess
     import sys
     import time
