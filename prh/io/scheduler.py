@@ -3,10 +3,10 @@
 Snakemake 9's job scheduler ends every pass of its loop by starting a one-second timer that wakes the loop again
 (``JobScheduler._schedule_reevalutation``, for ``--max-jobs-per-timespan``, default ``100/1s``). A job's end
 wakes the loop as well, and that pass starts one more timer: the timers never merge, so after ``n`` jobs have
-finished the loop runs about ``n`` times a second, and each pass stats the inputs of every ready job. In the
-default run's 210 pair jobs that was 27,536 passes for 210 jobs, and the loop took about 10 % of the run's
-CPU (docs/benchmarks.md; upstream: snakemake/snakemake#3744 describes the loop running before the timespan has
-passed). ``one_pending_wakeup`` keeps at most one such timer at a time, so the loop still wakes once a
+finished the loop runs about ``n`` times a second, and each pass stats the inputs of every ready job. A forced
+rerun of the default run's 210 pair jobs made 27,536 passes, and Snakemake's process took 11-15 % of a cold
+run's CPU (docs/benchmarks.md; upstream, snakemake/snakemake#3744 describes the loop running before the
+timespan has passed). ``one_pending_wakeup`` keeps at most one such timer at a time, so the loop still wakes once a
 timespan for the rate limit and at once for every job event, as before.
 """
 
