@@ -9,6 +9,7 @@ from pathlib import Path
 import matplotlib
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import seaborn as sns  # noqa: E402
 import xarray as xr  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
@@ -20,8 +21,6 @@ from prh.plots.style import Q_LEVEL, footnote, grid, metric_params, not_signific
 def plot_best_alignment(ds: xr.Dataset, path: str | Path) -> None:
     """One heatmap per metric: the best score over layer pairs for every model pair (diagonal blank); pairs
     whose q-value is not below ``Q_LEVEL`` are crossed."""
-    import seaborn as sns  # here, not at the top: its import (scipy.stats, pandas) is 0.6 s
-
     labels = [f"{m} ({v})" for m, v in zip(ds["model_x"].values, ds["modality_x"].values)]
     n = len(labels)
     metrics = list(ds["metric"].values)
@@ -67,8 +66,6 @@ def plot_layer_matrices(pair: xr.Dataset, path: str | Path, rows: str = "x") -> 
 
 
 def _agreement_heatmap(ax, rho: np.ndarray, labels: list[str], title: str) -> None:
-    import seaborn as sns  # here, not at the top: its import (scipy.stats, pandas) is 0.6 s
-
     sns.heatmap(rho, annot=len(labels) <= 12, fmt=".2f", vmin=-1, vmax=1, cmap="RdBu_r", square=True, ax=ax,
                 xticklabels=labels, yticklabels=labels, cbar_kws={"label": "Spearman ρ"})  # fmt: skip
     ax.tick_params(labelsize=6)
@@ -146,8 +143,6 @@ def plot_cknna_versus_k(ds: xr.Dataset, path: str | Path) -> None:
     """Left: best CKNNA (mean over language models) of each vision model for each k, the models in order of
     size. Right: the same, centred on the smallest vision model and divided by the standard deviation over
     vision models, as Fig. 10."""
-    import seaborn as sns  # here, not at the top: its import (scipy.stats, pandas) is 0.6 s
-
     if "parameters" in ds:  # smallest first: the paper centres the curves on the smallest model
         ds = ds.isel(vision=np.argsort(ds["parameters"].values, kind="stable"))
     vision = list(ds["vision"].values)
