@@ -334,6 +334,39 @@ class _Flat(torch.nn.Module):
         return self.conv(x)
 
 
+class _Stages(torch.nn.Module):
+    """Two stages read through forward_intermediates, and no feature_info to name them."""
+
+    def __init__(self, **_):
+        super().__init__()
+        self.one, self.two = torch.nn.Conv2d(3, 4, 3, stride=2), torch.nn.Conv2d(4, 6, 3, stride=2)
+
+    def forward_intermediates(self, x, intermediates_only=True):
+        first = self.one(x)
+        return [first, self.two(first)]
+
+
+def test_stages_without_feature_info_are_named_by_position():
+    """forward_intermediates without feature_info: the stages are counted on one blank image and named
+    ``stage.i``; each is its map averaged over space."""
+    import timm
+    from timm.models import register_model
+
+    def prh_test_stages(pretrained=False, **kwargs):
+        return _Stages(**kwargs)
+
+    if not timm.is_model("prh_test_stages"):
+        register_model(prh_test_stages)
+    backbone = load_backbone(spec(name="s", modality="vision", source="timm", id="prh_test_stages", pretrained=False))
+    images = np.random.default_rng(0).integers(0, 255, size=(2, 48, 48, 3), dtype=np.uint8)
+    with torch.inference_mode():
+        layers = backbone.embed(images)
+        pre = ImagePreprocessing(backbone.provenance["input_size"], backbone.provenance["crop_pct"])
+        maps = backbone.module.forward_intermediates(prepare_images(images, pre))
+    assert backbone.layer_names == ["stage.0", "stage.1"] and [t.shape for t in layers] == [(2, 4), (2, 6)]
+    assert torch.allclose(layers[1], maps[1].mean(dim=(2, 3)))
+
+
 def test_a_timm_model_without_layers_to_read_is_refused_by_preflight_naming_it():
     """Registered in timm's own registry, built by timm: preflight refuses it, naming the config key (so
     before any job), and loading it names the model."""
